@@ -1,0 +1,1 @@
+"""Sources (synthetic corpus, FMA, audio folders, stem folders), triplets and the DataModule."""

@@ -1,0 +1,23 @@
+"""Exceptions with messages a user can act on (which file, what is wrong, what to do)."""
+
+from __future__ import annotations
+
+
+class MixrepError(Exception):
+    """Base class of every error mixrep raises on purpose."""
+
+
+class AudioReadError(MixrepError):
+    """An audio file could not be opened or decoded (corrupt, unsupported, unreadable)."""
+
+
+class DatasetError(MixrepError):
+    """A dataset root, metadata file or folder layout is missing or malformed."""
+
+
+class SeparationError(MixrepError):
+    """A source separator could not be loaded or run."""
+
+
+class CheckpointError(MixrepError):
+    """A checkpoint is missing, corrupt or of another kind."""
