@@ -1,0 +1,1 @@
+"""Source separation: the Separator protocol, Demucs, oracle stems and the on-disk stem cache."""
