@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(BIN)/mixrep data preview --source synth --out outputs/preview
+	PYTHON=$(BIN)/python bash scripts/demo.sh
 
 test: install
 	$(BIN)/python -m pytest -q

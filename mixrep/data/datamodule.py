@@ -1,0 +1,132 @@
+"""LightningDataModule serving triplets from any source (synthetic corpus, FMA, folders)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from mixrep.audio.augment import AugmentConfig
+from mixrep.constants import SAMPLE_RATE
+from mixrep.data.strategies import make_strategy
+from mixrep.data.tracks import Source
+from mixrep.data.triplets import EpochSampler, MelConfig, TripletDataset
+
+
+def _worker_init(_: int) -> None:
+    # Each worker decodes and computes features for whole items; intra-op threads only contend.
+    torch.set_num_threads(1)
+
+
+def build_source(source: str, root: str | Path | None = None, *, sample_rate: int = SAMPLE_RATE,
+                 synth_songs: int = 64, synth_song_seconds: float = 16.0, synth_seed: int = 0,
+                 fma_subset: str = "small", separator: str = "htdemucs", weights_path: str | None = None,
+                 cache_dir: str | Path | None = None, device: str | None = None,
+                 min_seconds: float | None = None) -> Source:
+    """Open a source by kind, wiring Demucs and the stem cache for sources of mixtures.
+
+    Args:
+        source: ``synth`` (built-in corpus, no files), ``stems`` (``<song>/<stem>.wav`` folders),
+            ``fma`` (FMA root with ``fma_metadata/`` and ``fma_<size>/``) or ``folder`` (any audio).
+        root: dataset root; unused for ``synth``.
+        cache_dir: where separated stems are stored (default ``<root>/.mixrep_stems``).
+        min_seconds: shorter tracks of file sources are skipped (the triplet data module passes
+            two clip lengths).
+    """
+    from mixrep.data.sources import open_source
+
+    if source == "synth":
+        return open_source("synth", sample_rate=sample_rate, num_songs=synth_songs, song_seconds=synth_song_seconds,
+                           seed=synth_seed)
+    stems = None
+    if source in ("fma", "folder"):
+        from mixrep.separation.cache import StemCache
+        from mixrep.separation.cached import CachedSeparation
+        from mixrep.separation.demucs import DemucsSeparator
+
+        if root is None:
+            raise ValueError(f"source {source!r} needs a root folder (--data.root)")
+        cache = StemCache(Path(cache_dir) if cache_dir else Path(root) / ".mixrep_stems")
+        stems = CachedSeparation(DemucsSeparator(separator, weights_path=weights_path, device=device), cache,
+                                 sample_rate=sample_rate)
+    options = {"subset": fma_subset} if source == "fma" else {}
+    if min_seconds is not None:
+        options["min_seconds"] = min_seconds
+    return open_source(source, root, sample_rate=sample_rate, stems=stems, **options)
+
+
+class TripletDataModule(L.LightningDataModule):
+    """Train/val triplet loaders with seeded, reproducible sampling.
+
+    Args:
+        source: ``synth``, ``stems``, ``fma`` or ``folder`` (see :func:`build_source`).
+        root: dataset root for file sources.
+        strategy: ``same_song``, ``same_chain`` or ``mixed`` (see :mod:`mixrep.data.strategies`).
+        same_chain_weight: share of ``same_chain`` items when ``strategy="mixed"``.
+        clip_seconds: clip length in seconds.
+        sample_rate: model sample rate in Hz.
+        n_mels, n_fft, hop_length: log-mel front end.
+        augment: style chains for negatives (and for ``same_chain`` pairs).
+        batch_size: triplets per batch.
+        num_workers: DataLoader worker processes.
+        items_per_epoch: training items per epoch (default: one per training track).
+        seed: seed of every random draw.
+    """
+
+    def __init__(self, source: str = "synth", root: str | None = None, strategy: str = "same_song",
+                 same_chain_weight: float = 0.5, clip_seconds: float = 4.0, sample_rate: int = SAMPLE_RATE,
+                 n_mels: int = 128, n_fft: int = 2048, hop_length: int = 512,
+                 augment: AugmentConfig | None = None, batch_size: int = 24, num_workers: int = 2,
+                 items_per_epoch: int | None = None, seed: int = 0, synth_songs: int = 64,
+                 synth_song_seconds: float = 16.0, fma_subset: str = "small", separator: str = "htdemucs",
+                 weights_path: str | None = None, cache_dir: str | None = None) -> None:
+        super().__init__()
+        self.augment = augment or AugmentConfig()
+        # Checkpoints hold plain builtins only (they load with torch.load(weights_only=True)).
+        self.save_hyperparameters(ignore=["augment"])
+        self.hparams["augment"] = self.augment.to_dict()
+        self.mel = MelConfig(n_mels=n_mels, n_fft=n_fft, hop_length=hop_length)
+        self._source: Source | None = None
+        self.train_set: TripletDataset | None = None
+        self.val_set: TripletDataset | None = None
+
+    @property
+    def source(self) -> Source:
+        if self._source is None:
+            h = self.hparams
+            self._source = build_source(
+                h.source, h.root, sample_rate=h.sample_rate, synth_songs=h.synth_songs,
+                synth_song_seconds=h.synth_song_seconds, synth_seed=h.seed, fma_subset=h.fma_subset,
+                separator=h.separator, weights_path=h.weights_path, cache_dir=h.cache_dir,
+                min_seconds=None if h.source == "synth" else 2 * h.clip_seconds)
+        return self._source
+
+    def make_dataset(self, split: str, seed_offset: int = 0) -> TripletDataset:
+        h = self.hparams
+        strategy = make_strategy(h.strategy, self.augment, h.same_chain_weight)
+        return TripletDataset(self.source, self.source.tracks(split), strategy, h.clip_seconds, self.mel,
+                              seed=h.seed + seed_offset)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None and stage in (None, "fit"):
+            self.train_set = self.make_dataset("train")
+        if self.val_set is None and stage in (None, "fit", "validate"):
+            self.val_set = self.make_dataset("val", seed_offset=1_000_003)
+
+    def _loader(self, dataset: TripletDataset, sampler) -> DataLoader:
+        workers = self.hparams.num_workers
+        return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=sampler, num_workers=workers,
+                          worker_init_fn=_worker_init, persistent_workers=workers > 0,
+                          pin_memory=torch.cuda.is_available(), drop_last=False)
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None, "call setup('fit') first"
+        size = self.hparams.items_per_epoch or len(self.train_set)
+        return self._loader(self.train_set, EpochSampler(size, seed=self.hparams.seed))
+
+    def val_dataloader(self) -> DataLoader:
+        assert self.val_set is not None, "call setup('validate') first"
+        # A fixed, unshuffled key range: every validation pass sees the same triplets.
+        return self._loader(self.val_set, range(len(self.val_set)))

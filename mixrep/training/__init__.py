@@ -1,0 +1,1 @@
+"""LightningModules, callbacks and the LightningCLI entry point (models live in mixrep.models)."""

@@ -1,0 +1,75 @@
+"""LightningCLI entry point: ``python -m mixrep.training.cli fit --config configs/demo.yaml``.
+
+``scripts/train.sh`` wraps it. The data module's front-end settings are linked into the model so
+checkpoints record exactly how inputs must be prepared.
+"""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+
+from mixrep.data.datamodule import TripletDataModule
+from mixrep.training.callbacks import StyleRetrievalEval
+from mixrep.training.contrastive import ContrastiveStyleModule
+
+LINKED = ("n_mels", "n_fft", "hop_length", "sample_rate", "clip_seconds", "seed")
+
+
+class MixrepCLI(LightningCLI):
+    """LightningCLI with linked front-end arguments and mixed precision on GPUs."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        for name in LINKED:
+            parser.link_arguments(f"data.{name}", f"model.{name}")
+        # Always-on callbacks, each configurable from YAML under its own key.
+        parser.add_lightning_class_args(StyleRetrievalEval, "style_eval")
+        parser.add_lightning_class_args(ModelCheckpoint, "best_checkpoint")
+        parser.add_lightning_class_args(ModelCheckpoint, "periodic_checkpoint")
+        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        parser.set_defaults({
+            "trainer.gradient_clip_val": 1.0,
+            "best_checkpoint.monitor": "val/map",
+            "best_checkpoint.mode": "max",
+            "best_checkpoint.save_last": True,
+            "best_checkpoint.filename": "best-epoch{epoch:02d}-map{val/map:.3f}",
+            "best_checkpoint.auto_insert_metric_name": False,
+            "periodic_checkpoint.every_n_epochs": 5,
+            "periodic_checkpoint.save_top_k": -1,
+            "periodic_checkpoint.filename": "epoch{epoch:02d}",
+            "periodic_checkpoint.auto_insert_metric_name": False,
+            "lr_monitor.logging_interval": "step",
+        })
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        trainer = config["trainer"]
+        if trainer.get("precision") in (None, "auto") and torch.cuda.is_available():
+            trainer["precision"] = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+    def after_fit(self) -> None:
+        trainer = self.trainer
+        if not trainer.is_global_zero:
+            return
+        checkpoint = trainer.checkpoint_callback
+        print("\ntraining finished")
+        if checkpoint is not None:
+            print(f"  best checkpoint: {checkpoint.best_model_path or '(none)'}"
+                  + (f" ({checkpoint.monitor} = {float(checkpoint.best_model_score):.4f})"
+                     if checkpoint.best_model_score is not None else ""))
+            print(f"  last checkpoint: {checkpoint.last_model_path or '(none)'}")
+        if trainer.logger is not None and trainer.logger.log_dir:
+            print(f"  logs: {trainer.logger.log_dir}")
+            print(f"  view them: tensorboard --logdir {trainer.logger.save_dir}")
+        if checkpoint is not None and checkpoint.best_model_path:
+            print(f"  evaluate: mixrep evaluate --checkpoint {checkpoint.best_model_path}")
+
+
+def main(args: list[str] | None = None) -> MixrepCLI:
+    return MixrepCLI(ContrastiveStyleModule, TripletDataModule, seed_everything_default=0,
+                     save_config_kwargs={"overwrite": True}, args=args)
+
+
+if __name__ == "__main__":
+    main()
