@@ -22,6 +22,7 @@ def _worker_init(_: int) -> None:
 
 def build_source(source: str, root: str | Path | None = None, *, sample_rate: int = SAMPLE_RATE,
                  synth_songs: int = 64, synth_song_seconds: float = 16.0, synth_seed: int = 0,
+                 synth_cache_songs: int = 16,
                  fma_subset: str = "small", separator: str = "htdemucs", weights_path: str | None = None,
                  cache_dir: str | Path | None = None, device: str | None = None,
                  min_seconds: float | None = None) -> Source:
@@ -31,6 +32,8 @@ def build_source(source: str, root: str | Path | None = None, *, sample_rate: in
         source: ``synth`` (built-in corpus, no files), ``stems`` (``<song>/<stem>.wav`` folders),
             ``fma`` (FMA root with ``fma_metadata/`` and ``fma_<size>/``) or ``folder`` (any audio).
         root: dataset root; unused for ``synth``.
+        synth_cache_songs: synthetic songs each process keeps in memory (LRU); songs outside it
+            are re-synthesised on access (~0.1 s each at 22.05 kHz).
         cache_dir: where separated stems are stored (default ``<root>/.mixrep_stems``).
         min_seconds: shorter tracks of file sources are skipped (the triplet data module passes
             two clip lengths).
@@ -39,7 +42,7 @@ def build_source(source: str, root: str | Path | None = None, *, sample_rate: in
 
     if source == "synth":
         return open_source("synth", sample_rate=sample_rate, num_songs=synth_songs, song_seconds=synth_song_seconds,
-                           seed=synth_seed)
+                           seed=synth_seed, cache_songs=synth_cache_songs)
     stems = None
     if source in ("fma", "folder"):
         from mixrep.separation.cache import StemCache
@@ -72,6 +75,8 @@ class TripletDataModule(L.LightningDataModule):
         batch_size: triplets per batch.
         num_workers: DataLoader worker processes.
         items_per_epoch: training items per epoch (default: one per training track).
+        synth_songs, synth_song_seconds, synth_cache_songs: size of the built-in corpus and how
+            many of its songs each process keeps in memory.
         seed: seed of every random draw.
     """
 
@@ -80,7 +85,8 @@ class TripletDataModule(L.LightningDataModule):
                  n_mels: int = 128, n_fft: int = 2048, hop_length: int = 512,
                  augment: AugmentConfig | None = None, batch_size: int = 24, num_workers: int = 2,
                  items_per_epoch: int | None = None, seed: int = 0, synth_songs: int = 64,
-                 synth_song_seconds: float = 16.0, fma_subset: str = "small", separator: str = "htdemucs",
+                 synth_song_seconds: float = 16.0, synth_cache_songs: int = 16, fma_subset: str = "small",
+                 separator: str = "htdemucs",
                  weights_path: str | None = None, cache_dir: str | None = None) -> None:
         super().__init__()
         self.augment = augment or AugmentConfig()
@@ -98,7 +104,8 @@ class TripletDataModule(L.LightningDataModule):
             h = self.hparams
             self._source = build_source(
                 h.source, h.root, sample_rate=h.sample_rate, synth_songs=h.synth_songs,
-                synth_song_seconds=h.synth_song_seconds, synth_seed=h.seed, fma_subset=h.fma_subset,
+                synth_song_seconds=h.synth_song_seconds, synth_seed=h.seed, synth_cache_songs=h.synth_cache_songs,
+                fma_subset=h.fma_subset,
                 separator=h.separator, weights_path=h.weights_path, cache_dir=h.cache_dir,
                 min_seconds=None if h.source == "synth" else 2 * h.clip_seconds)
         return self._source

@@ -1,0 +1,242 @@
+"""The mixing-style encoder: 8-channel stem log-mels + mix features -> one embedding per clip.
+
+Pipeline (every step is a plain ``nn.Module``; Lightning code lives in ``mixrep.training``):
+
+1. ``BatchNorm2d`` over the 8 stem channels (running statistics, so absolute levels between
+   clips are kept; only the global dB offset and scale of each stem channel are normalised);
+2. :class:`~mixrep.models.bandsplit.SubBandCNN`: overlapping mel sub-bands, per-band
+   ``Conv2D -> BatchNorm -> FiLM -> ReLU -> MaxPool -> Conv2D -> BatchNorm -> ReLU`` with separate
+   weights per band (grouped convolutions), mel axis of each band averaged -> per-frame vectors
+   (with FiLM, the first BatchNorm's affine parameters are the FiLM ones: conditional BN);
+3. FiLM ``(gamma, beta)`` for every band and channel of the first layer from the mix features
+   (:class:`~mixrep.models.film.FiLMGenerator`, which batch-normalises the raw features);
+4. temporal attention pooling (or mean pooling) over frames;
+5. projection MLP to ``embedding_dim``.
+
+:meth:`MixStyleEncoder.forward` returns the un-normalised projection (the contrastive loss
+normalises it); :meth:`MixStyleEncoder.embed` returns L2-normalised embeddings for retrieval.
+
+Shape:
+    mel: ``(batch, 8, n_mels, frames)`` log-mel, channels ``drums L, drums R, bass L, bass R,
+    other L, other R, vocals L, vocals R`` (``STEMS`` order, stereo interleaved per stem);
+    features: ``(batch, num_features)`` raw mix features; output ``(batch, embedding_dim)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mixrep.constants import CHANNELS, STEMS
+from mixrep.models.bandsplit import BandLayout, SubBandCNN
+from mixrep.models.film import FiLMGenerator
+from mixrep.models.pooling import AttentionPooling, MeanPooling
+
+INPUT_CHANNELS: int = len(STEMS) * CHANNELS
+"""Spectrogram channels the encoder takes: 4 stems x stereo = 8."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncoderConfig:
+    """Hyperparameters of :class:`MixStyleEncoder`.
+
+    Attributes:
+        num_features: length of the mix-feature vector (required; ignored without FiLM).
+        n_mels: mel bins of the input spectrogram.
+        band_size: mel bins per sub-band.
+        band_overlap: mel bins shared by neighbouring sub-bands.
+        channels: ``(first, second)`` convolution channels per sub-band.
+        embedding_dim: size of the output embedding.
+        use_film: condition the first layer on the mix features (ablation: ``False``).
+        band_split: split the mel axis into sub-bands (ablation: ``False`` = one band covering
+            every mel bin, so per-band channels are not multiplied by the band count).
+        pooling: ``"attention"`` (learned) or ``"mean"`` (ablation) over frames.
+        dropout: dropout probability inside the projection MLP.
+        pool_size: ``(mels, frames)`` max-pooling after the first layer.
+        film_hidden_dim: hidden width of the FiLM generator MLP.
+        attention_hidden_dim: hidden width of the attention scoring MLP.
+    """
+
+    num_features: int
+    n_mels: int = 128
+    band_size: int = 20
+    band_overlap: int = 10
+    channels: tuple[int, int] = (32, 64)
+    embedding_dim: int = 768
+    use_film: bool = True
+    band_split: bool = True
+    pooling: Literal["attention", "mean"] = "attention"
+    dropout: float = 0.1
+    pool_size: tuple[int, int] = (2, 2)
+    film_hidden_dim: int = 128
+    attention_hidden_dim: int = 128
+
+    def __post_init__(self) -> None:
+        if self.use_film and self.num_features < 1:
+            raise ValueError(
+                f"use_film=True needs num_features >= 1, got {self.num_features}: pass the "
+                f"length of the mix-feature vector, or set use_film=False"
+            )
+        if self.pooling not in ("attention", "mean"):
+            raise ValueError(f"pooling must be 'attention' or 'mean', got {self.pooling!r}")
+        if len(self.channels) != 2 or min(self.channels) < 1:
+            raise ValueError(
+                f"channels must be two positive ints (first, second), got {self.channels}"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @classmethod
+    def demo(cls, num_features: int, **overrides: object) -> EncoderConfig:
+        """CPU-sized encoder: 64 mels, channels (16, 32), 128-d embedding."""
+        return replace(
+            cls(num_features=num_features, n_mels=64, channels=(16, 32), embedding_dim=128),
+            **overrides,
+        )
+
+    @classmethod
+    def prototype(cls, num_features: int, **overrides: object) -> EncoderConfig:
+        """The prototype's size (GPU): 128 mels, channels (32, 64), 768-d embedding."""
+        return replace(cls(num_features=num_features), **overrides)
+
+    def band_layout(self) -> BandLayout:
+        """Sub-band positions; one band over all mels when ``band_split`` is off."""
+        if self.band_split:
+            return BandLayout(self.n_mels, self.band_size, self.band_overlap)
+        return BandLayout(self.n_mels, self.n_mels, 0)
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain dict (for checkpoints): ``EncoderConfig(**cfg.to_dict())`` rebuilds it."""
+        return asdict(self)
+
+
+class MixStyleEncoder(nn.Module):
+    """Band-split CNN with FiLM conditioning and temporal attention pooling.
+
+    Works for any clip length with at least :attr:`min_frames` frames (2 with the default
+    ``pool_size``); shorter inputs raise ``ValueError``. In training mode the BatchNorm layers
+    need more than one value per channel, i.e. a batch of 2 or more clips.
+
+    Args:
+        config: hyperparameters.
+
+    Shape:
+        mel: ``(batch, 8, n_mels, frames)``; features: ``(batch, num_features)`` ->
+        ``(batch, embedding_dim)``.
+    """
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        hidden_channels, out_channels = config.channels
+        self.input_norm = nn.BatchNorm2d(INPUT_CHANNELS)
+        self.cnn = SubBandCNN(
+            config.band_layout(),
+            in_channels=INPUT_CHANNELS,
+            hidden_channels=hidden_channels,
+            out_channels=out_channels,
+            pool_size=config.pool_size,
+            conditioned=config.use_film,
+        )
+        self.film = (
+            FiLMGenerator(config.num_features, self.cnn.film_channels, config.film_hidden_dim)
+            if config.use_film
+            else None
+        )
+        frame_dim = self.cnn.output_dim
+        self.pooling: AttentionPooling | MeanPooling = (
+            AttentionPooling(frame_dim, config.attention_hidden_dim)
+            if config.pooling == "attention"
+            else MeanPooling()
+        )
+        self.projection = nn.Sequential(
+            nn.Linear(frame_dim, config.embedding_dim),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.embedding_dim, config.embedding_dim),
+        )
+
+    @property
+    def min_frames(self) -> int:
+        """Fewest spectrogram frames a clip may have."""
+        return self.cnn.min_frames
+
+    @property
+    def n_bands(self) -> int:
+        """Number of mel sub-bands (1 when ``band_split`` is off)."""
+        return self.cnn.n_bands
+
+    def _check_inputs(self, mel: torch.Tensor, features: torch.Tensor | None) -> None:
+        cfg = self.config
+        if mel.ndim != 4 or mel.shape[1] != INPUT_CHANNELS or mel.shape[2] != cfg.n_mels:
+            raise ValueError(
+                f"mel must be (batch, {INPUT_CHANNELS} = stems x stereo, n_mels={cfg.n_mels}, "
+                f"frames), got shape {tuple(mel.shape)}"
+            )
+        if mel.shape[3] < self.min_frames:
+            raise ValueError(
+                f"clip has {mel.shape[3]} frames; the encoder needs at least {self.min_frames}: "
+                f"use a longer clip"
+            )
+        if not torch.isfinite(mel).all():
+            raise ValueError(
+                "mel contains NaN or infinite values: floor the power before the log "
+                "(e.g. 10 * log10(max(power, 1e-10)))"
+            )
+        if self.film is None:
+            return
+        if features is None:
+            raise ValueError("this encoder uses FiLM (use_film=True): pass the mix features")
+        if features.shape != (mel.shape[0], cfg.num_features):
+            raise ValueError(
+                f"features must be (batch={mel.shape[0]}, num_features={cfg.num_features}), "
+                f"got shape {tuple(features.shape)}"
+            )
+        if not torch.isfinite(features).all():
+            raise ValueError(
+                "mix features contain NaN or infinite values (e.g. -inf dB of a silent stem): "
+                "floor levels in the feature extractor"
+            )
+
+    def frame_features(
+        self, mel: torch.Tensor, features: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Per-frame band features before pooling.
+
+        Shape:
+            ``(batch, 8, n_mels, frames)`` -> ``(batch, frames // pool_size[1], n_bands *
+            channels[1])``.
+        """
+        self._check_inputs(mel, features)
+        x = self.input_norm(mel)
+        if self.film is None:
+            return self.cnn(x)
+        assert features is not None  # checked above
+        film_parameters = self.film(features)
+        return self.cnn(x, film_parameters.gamma, film_parameters.beta)
+
+    def frame_weights(
+        self, mel: torch.Tensor, features: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Pooling weight of every (pooled) frame, ``(batch, frames')``, summing to 1."""
+        return self.pooling.weights(self.frame_features(mel, features))
+
+    def forward(self, mel: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Un-normalised embeddings ``(batch, embedding_dim)``."""
+        return self.projection(self.pooling(self.frame_features(mel, features)))
+
+    def embed(self, mel: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """L2-normalised embeddings ``(batch, embedding_dim)`` (cosine similarity = dot product)."""
+        return F.normalize(self(mel, features), dim=-1)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+__all__ = ["INPUT_CHANNELS", "EncoderConfig", "MixStyleEncoder", "count_parameters"]

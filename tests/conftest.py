@@ -1,0 +1,49 @@
+"""Shared fixtures: a tiny trained style-encoder checkpoint (seconds to make on a CPU)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def tiny_fit_args(root: Path, *extra: str) -> list[str]:
+    """LightningCLI arguments for a very small run on the synthetic corpus, written under ``root``."""
+    return [
+        "fit", "--config", "configs/demo.yaml",
+        "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+        "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
+        "--trainer.enable_model_summary", "false",
+        "--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root),
+        "--data.synth_songs", "20", "--data.synth_song_seconds", "4", "--data.clip_seconds", "1.5",
+        "--data.n_mels", "32", "--data.n_fft", "1024", "--data.batch_size", "4", "--data.num_workers", "0",
+        "--model.channels", "[4, 8]", "--model.embedding_dim", "16", "--model.band_size", "8",
+        "--model.band_overlap", "4", "--model.warmup_steps", "1",
+        "--style_eval.num_songs", "2", "--style_eval.num_styles", "2",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, repo_root) -> Path:
+    """A checkpoint of a 2-step run: real format, tiny model (16-d embeddings, 32 mels)."""
+    from mixrep.training.cli import main
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    cwd = os.getcwd()
+    os.chdir(repo_root)
+    try:
+        cli = main(tiny_fit_args(root))
+    finally:
+        os.chdir(cwd)
+    path = Path(cli.trainer.checkpoint_callback.last_model_path)
+    assert path.is_file()
+    return path

@@ -1,0 +1,107 @@
+"""Training through LightningCLI: configs, fast_dev_run, resume, NaN guard, DDP."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mixrep.training.cli import MixrepCLI, main
+from mixrep.training.contrastive import CHECKPOINT_KIND, ContrastiveStyleModule
+from mixrep.data.datamodule import TripletDataModule
+from mixrep.data.synthetic import SynthConfig, SyntheticSource
+from tests.conftest import tiny_fit_args
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def in_repo(monkeypatch):
+    monkeypatch.chdir(REPO)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
+def test_every_config_instantiates(config):
+    cli = MixrepCLI(ContrastiveStyleModule, TripletDataModule, args=["--config", str(config)], run=False)
+    assert isinstance(cli.model, ContrastiveStyleModule)
+    # Front-end settings are linked from the data module into the model (and so into checkpoints).
+    for name in ("n_mels", "clip_seconds", "sample_rate", "hop_length"):
+        assert cli.model.hparams[name] == cli.datamodule.hparams[name]
+    assert cli.trainer.gradient_clip_val == 1.0
+
+
+def test_fma_config_mirrors_the_prototype():
+    cli = MixrepCLI(ContrastiveStyleModule, TripletDataModule, args=["--config", "configs/fma.yaml"], run=False)
+    data, model = cli.datamodule.hparams, cli.model.hparams
+    assert (data.batch_size, data.clip_seconds, data.n_mels, data.source) == (24, 10.0, 128, "fma")
+    assert (model.embedding_dim, model.lr, model.temperature) == (768, 2e-4, 0.1)
+    assert cli.datamodule.augment.gain.max_gain_db == 9.0 and cli.datamodule.augment.gain.prob == 0.5
+
+
+def test_fast_dev_run_on_cpu(tmp_path):
+    cli = main(tiny_fit_args(tmp_path, "--trainer.fast_dev_run", "2", "--trainer.accelerator", "cpu"))
+    metrics = cli.trainer.callback_metrics
+    assert torch.isfinite(metrics["train/loss"]) and 0.0 <= float(metrics["val/map"]) <= 1.0
+
+
+def test_checkpoint_describes_itself(tiny_checkpoint):
+    checkpoint = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
+    meta = checkpoint["mixrep"]
+    assert meta["kind"] == CHECKPOINT_KIND and len(meta["content_hash"]) == 16
+    assert meta["encoder_config"]["embedding_dim"] == 16 and meta["frontend"]["n_mels"] == 32
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_resume_continues_identically(tmp_path):
+    # The uninterrupted run also writes a checkpoint after every epoch; resuming a second run from
+    # the one of epoch 0 must end with the same weights, optimiser and schedule state.
+    straight = main(tiny_fit_args(tmp_path / "straight", "--trainer.max_epochs", "2",
+                                  "--periodic_checkpoint.every_n_epochs", "1"))
+    (midway,) = (tmp_path / "straight").rglob("epoch00.ckpt")
+    resumed = main(tiny_fit_args(tmp_path / "resumed", "--trainer.max_epochs", "2", "--ckpt_path", str(midway)))
+    assert resumed.trainer.global_step == straight.trainer.global_step == 4
+    a = _weights(Path(straight.trainer.checkpoint_callback.last_model_path))
+    b = _weights(Path(resumed.trainer.checkpoint_callback.last_model_path))
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_nan_loss_stops_the_run_without_writing_a_checkpoint(tmp_path, monkeypatch):
+    import mixrep.training.contrastive as contrastive
+
+    real = contrastive.info_nce
+
+    def poisoned(*args, **kwargs):
+        out = real(*args, **kwargs)
+        return type(out)(out.loss * float("nan"), out.accuracy, out.logits)
+
+    monkeypatch.setattr(contrastive, "info_nce", poisoned)
+    with pytest.raises(FloatingPointError, match=r"batch 0 .*track indices"):
+        main(tiny_fit_args(tmp_path))
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes(tmp_path):
+    args = tiny_fit_args(tmp_path, "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+                         "--trainer.strategy", "ddp", "--trainer.limit_train_batches", "1.0")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "mixrep.training.cli", *args], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "world_size: 2" in result.stderr + result.stdout or "GLOBAL_RANK: 1" in result.stderr + result.stdout
+    checkpoint = Path(next(tmp_path.rglob("last.ckpt")))
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    # The distributed sampler gives each process half of the training songs: 2 batches of 4 each
+    # instead of 4 batches in a single process.
+    train_songs = len(SyntheticSource(SynthConfig(num_songs=20, song_seconds=4.0)).tracks("train"))
+    assert state["global_step"] == math.ceil(train_songs / 2 / 4) == 2
