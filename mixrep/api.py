@@ -11,6 +11,7 @@ Embeddings are L2-normalised, so cosine similarity is a dot product.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from mixrep.audio.io import audio_duration, read_segment
 from mixrep.audio.mel import StemMelSpectrogram
 from mixrep.constants import AUDIO_EXTENSIONS, CHANNELS, STEMS
 from mixrep.errors import CheckpointError, DatasetError
+from mixrep.index.embedder import aggregate_clips
 from mixrep.models.encoder import EncoderConfig, MixStyleEncoder
 from mixrep.separation.base import Separator
 from mixrep.training.contrastive import CHECKPOINT_KIND, state_dict_hash
@@ -187,6 +189,24 @@ class StyleEncoder:
         mixes = np.stack([read_segment(path, float(t), seconds, self.sample_rate) for t in offsets])
         return self.embed_audio(mixes, self.sample_rate).numpy(), offsets
 
+    def embed_stems_clips(self, stem_paths: Sequence[str | Path], max_clips: int = 8) -> tuple[np.ndarray, np.ndarray]:
+        """Embed several clips of a pre-separated track: one audio file per stem, STEMS order.
+
+        Returns:
+            ``(clips, embedding_dim)`` float32 L2-normalised embeddings and the clip start times
+            in seconds ``(clips,)`` (no separation involved).
+        """
+        if len(stem_paths) != len(STEMS):
+            raise ValueError(f"expected {len(STEMS)} stem files ({', '.join(STEMS)}), got {len(stem_paths)}")
+        duration = min(audio_duration(p) for p in stem_paths)
+        if duration < MIN_CLIP_SECONDS:
+            raise ValueError(f"the stems {stem_paths[0]}... last {duration:.2f} s; at least {MIN_CLIP_SECONDS} s is needed")
+        offsets = self.clip_offsets(duration, max_clips)
+        seconds = min(self.clip_seconds, duration)
+        stems = np.stack([np.stack([read_segment(p, float(t), seconds, self.sample_rate) for p in stem_paths])
+                          for t in offsets])
+        return self.embed_stems(stems, self.sample_rate).numpy(), offsets
+
     def embed_stem_folder(self, folder: str | Path, max_clips: int = 8) -> np.ndarray:
         """One embedding ``(embedding_dim,)`` for a folder of stems (``drums.wav``, ``bass.flac``...),
         aggregated over clips like :meth:`embed_file`, with no separation."""
@@ -198,21 +218,9 @@ class StyleEncoder:
                 raise DatasetError(f"{folder} has no {stem} stem; expected {', '.join(f'{s}.wav' for s in STEMS)} "
                                    f"(any audio extension)")
             paths.append(found[0])
-        duration = min(audio_duration(p) for p in paths)
-        if duration < MIN_CLIP_SECONDS:
-            raise ValueError(f"the stems in {folder} last {duration:.2f} s; at least {MIN_CLIP_SECONDS} s is needed")
-        seconds = min(self.clip_seconds, duration)
-        stems = np.stack([np.stack([read_segment(p, float(t), seconds, self.sample_rate) for p in paths])
-                          for t in self.clip_offsets(duration, max_clips)])
-        return _mean_direction(self.embed_stems(stems, self.sample_rate).numpy())
+        return aggregate_clips(self.embed_stems_clips(paths, max_clips)[0])
 
     def embed_file(self, path: str | Path, max_clips: int = 8) -> np.ndarray:
         """One embedding ``(embedding_dim,)`` for a whole file: the L2-normalised mean of the
         embeddings of up to ``max_clips`` evenly spaced clips (:meth:`embed_file_clips`)."""
-        return _mean_direction(self.embed_file_clips(path, max_clips)[0])
-
-
-def _mean_direction(embeddings: np.ndarray) -> np.ndarray:
-    """L2-normalised mean of ``(clips, dim)`` unit vectors -> ``(dim,)``."""
-    mean = embeddings.mean(axis=0)
-    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+        return aggregate_clips(self.embed_file_clips(path, max_clips)[0])

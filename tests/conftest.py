@@ -47,3 +47,23 @@ def tiny_checkpoint(tmp_path_factory, repo_root) -> Path:
     path = Path(cli.trainer.checkpoint_callback.last_model_path)
     assert path.is_file()
     return path
+
+
+@pytest.fixture(scope="session")
+def style_checkpoint(tmp_path_factory, repo_root) -> Path:
+    """A checkpoint trained for 24 steps with the same_chain strategy: small, but it has learnt
+    to tell mixing styles apart (about a minute on a 2-core CPU)."""
+    from mixrep.training.cli import main
+
+    root = tmp_path_factory.mktemp("style_run")
+    cwd = os.getcwd()
+    os.chdir(repo_root)
+    try:
+        cli = main(tiny_fit_args(
+            root, "--data.sample_rate", "22050", "--data.n_fft", "512", "--data.hop_length", "256",
+            "--data.items_per_epoch", "384", "--data.batch_size", "16", "--trainer.limit_train_batches", "1.0",
+            "--model.channels", "[8, 16]", "--model.embedding_dim", "32", "--model.lr", "2e-3",
+            "--data.synth_songs", "40", "--data.synth_cache_songs", "40", "--data.strategy", "same_chain"))
+    finally:
+        os.chdir(cwd)
+    return Path(cli.trainer.checkpoint_callback.last_model_path)

@@ -25,7 +25,7 @@ def build_source(source: str, root: str | Path | None = None, *, sample_rate: in
                  synth_cache_songs: int = 16,
                  fma_subset: str = "small", separator: str = "htdemucs", weights_path: str | None = None,
                  cache_dir: str | Path | None = None, device: str | None = None,
-                 min_seconds: float | None = None) -> Source:
+                 min_seconds: float | None = None, stem_cache: bool = True) -> Source:
     """Open a source by kind, wiring Demucs and the stem cache for sources of mixtures.
 
     Args:
@@ -35,6 +35,7 @@ def build_source(source: str, root: str | Path | None = None, *, sample_rate: in
         synth_cache_songs: synthetic songs each process keeps in memory (LRU); songs outside it
             are re-synthesised on access (~0.1 s each at 22.05 kHz).
         cache_dir: where separated stems are stored (default ``<root>/.mixrep_stems``).
+        stem_cache: ``False`` separates every crop on the fly instead (no disk, much slower).
         min_seconds: shorter tracks of file sources are skipped (the triplet data module passes
             two clip lengths).
     """
@@ -46,14 +47,17 @@ def build_source(source: str, root: str | Path | None = None, *, sample_rate: in
     stems = None
     if source in ("fma", "folder"):
         from mixrep.separation.cache import StemCache
-        from mixrep.separation.cached import CachedSeparation
+        from mixrep.separation.cached import CachedSeparation, OnTheFlySeparation
         from mixrep.separation.demucs import DemucsSeparator
 
         if root is None:
             raise ValueError(f"source {source!r} needs a root folder (--data.root)")
-        cache = StemCache(Path(cache_dir) if cache_dir else Path(root) / ".mixrep_stems")
-        stems = CachedSeparation(DemucsSeparator(separator, weights_path=weights_path, device=device), cache,
-                                 sample_rate=sample_rate)
+        demucs = DemucsSeparator(separator, weights_path=weights_path, device=device)
+        if stem_cache:
+            cache = StemCache(Path(cache_dir) if cache_dir else Path(root) / ".mixrep_stems")
+            stems = CachedSeparation(demucs, cache, sample_rate=sample_rate)
+        else:
+            stems = OnTheFlySeparation(demucs, sample_rate=sample_rate)
     options = {"subset": fma_subset} if source == "fma" else {}
     if min_seconds is not None:
         options["min_seconds"] = min_seconds
@@ -78,6 +82,8 @@ class TripletDataModule(L.LightningDataModule):
         synth_songs, synth_song_seconds, synth_cache_songs: size of the built-in corpus and how
             many of its songs each process keeps in memory.
         seed: seed of every random draw.
+        fma_subset, separator, weights_path, cache_dir, stem_cache: file sources only: FMA size
+            subset, Demucs model name, local weights, stem-cache folder, cache on/off.
     """
 
     def __init__(self, source: str = "synth", root: str | None = None, strategy: str = "same_song",
@@ -87,7 +93,7 @@ class TripletDataModule(L.LightningDataModule):
                  items_per_epoch: int | None = None, seed: int = 0, synth_songs: int = 64,
                  synth_song_seconds: float = 16.0, synth_cache_songs: int = 16, fma_subset: str = "small",
                  separator: str = "htdemucs",
-                 weights_path: str | None = None, cache_dir: str | None = None) -> None:
+                 weights_path: str | None = None, cache_dir: str | None = None, stem_cache: bool = True) -> None:
         super().__init__()
         self.augment = augment or AugmentConfig()
         # Checkpoints hold plain builtins only (they load with torch.load(weights_only=True)).
@@ -107,7 +113,7 @@ class TripletDataModule(L.LightningDataModule):
                 synth_song_seconds=h.synth_song_seconds, synth_seed=h.seed, synth_cache_songs=h.synth_cache_songs,
                 fma_subset=h.fma_subset,
                 separator=h.separator, weights_path=h.weights_path, cache_dir=h.cache_dir,
-                min_seconds=None if h.source == "synth" else 2 * h.clip_seconds)
+                stem_cache=h.stem_cache, min_seconds=None if h.source == "synth" else 2 * h.clip_seconds)
         return self._source
 
     def make_dataset(self, split: str, seed_offset: int = 0) -> TripletDataset:

@@ -1,4 +1,5 @@
-"""Stems of mixture tracks through a separator and the on-disk :class:`~mixrep.separation.cache.StemCache`.
+"""Stems of mixture tracks through a separator: cached on disk (:class:`CachedSeparation`) or not
+(:class:`OnTheFlySeparation`).
 
 Each track is decoded and separated once, whole, the first time any span of it is asked for (or
 ahead of time with ``mixrep separate``); every crop after that is a slice of the cached memory map.
@@ -10,12 +11,54 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
-from mixrep.audio.io import check_sample_rate, num_samples, read_audio
+from mixrep.audio.io import check_sample_rate, num_samples, read_audio, read_segment
 from mixrep.constants import CHANNELS, SAMPLE_RATE, STEMS
 from mixrep.data.tracks import Track
 from mixrep.errors import DatasetError
 from mixrep.separation.base import Separator
 from mixrep.separation.cache import StemCache
+
+
+def separate_array(separator: Separator, mix: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Separate one mixture given at ``sample_rate``, resampling to and from the separator's rate.
+
+    Shape:
+        mix: ``(channels=2, samples)`` -> ``(stems=4, channels=2, samples)`` float32, same length.
+    """
+    length = mix.shape[-1]
+    separator_rate = separator.sample_rate
+    with torch.no_grad():
+        x = torch.from_numpy(np.ascontiguousarray(mix))[None]
+        if separator_rate != sample_rate:  # torchaudio both ways, so the length is exact
+            x = AF.resample(x, sample_rate, separator_rate)
+        stems = separator.separate(x)[0]
+        if separator_rate != sample_rate:
+            stems = AF.resample(stems, separator_rate, sample_rate)
+        stems = torch.nn.functional.pad(stems, (0, max(0, length - stems.shape[-1])))[..., :length]
+    stems = stems.float().cpu().numpy()
+    assert stems.shape[:2] == (len(STEMS), CHANNELS), (stems.shape, "(4, 2, samples)")
+    return stems
+
+
+class OnTheFlySeparation:
+    """A :class:`~mixrep.separation.base.TrackStems` that separates every requested span anew.
+
+    No disk is used: each crop decodes only its span of the mixture and runs the separator on
+    it (as the prototype did). Orders of magnitude slower than :class:`CachedSeparation` on a
+    CPU; useful on a GPU for a dataset read once, or when the disk for a cache is missing.
+    """
+
+    def __init__(self, separator: Separator, sample_rate: int = SAMPLE_RATE) -> None:
+        self.separator = separator
+        self.sample_rate = check_sample_rate(sample_rate)
+        self.name = separator.name
+
+    def read(self, track: Track, start_seconds: float, duration_seconds: float) -> np.ndarray:
+        if track.audio_path is None:
+            raise DatasetError(f"track {track.track_id} has no audio_path: OnTheFlySeparation separates mixture "
+                               f"files; read tracks with stem files through OracleStems")
+        mix = read_segment(track.audio_path, start_seconds, duration_seconds, self.sample_rate)
+        return separate_array(self.separator, mix, self.sample_rate)
 
 
 class CachedSeparation:
@@ -63,19 +106,7 @@ class CachedSeparation:
         mix = read_audio(self._path(track), self.sample_rate)
         if self.max_separate_seconds is not None:
             mix = mix[:, :num_samples(self.max_separate_seconds, self.sample_rate)]
-        length = mix.shape[-1]
-        separator_rate = self.separator.sample_rate
-        with torch.no_grad():
-            x = torch.from_numpy(np.ascontiguousarray(mix))[None]
-            if separator_rate != self.sample_rate:  # torchaudio both ways, so the length is exact
-                x = AF.resample(x, self.sample_rate, separator_rate)
-            stems = self.separator.separate(x)[0]
-            if separator_rate != self.sample_rate:
-                stems = AF.resample(stems, separator_rate, self.sample_rate)
-            stems = torch.nn.functional.pad(stems, (0, max(0, length - stems.shape[-1])))[..., :length]
-        stems = stems.float().cpu().numpy()
-        assert stems.shape[:2] == (len(STEMS), CHANNELS), (stems.shape, "(4, 2, samples)")
-        return stems
+        return separate_array(self.separator, mix, self.sample_rate)
 
     def ensure(self, track: Track) -> bool:
         """Separate and cache ``track`` unless it is cached; returns whether it separated."""

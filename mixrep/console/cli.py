@@ -1,0 +1,112 @@
+"""``mixrep console fit``: fit a differentiable mixing console to a mix from its stems."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mixrep.audio.io import read_audio, write_audio
+from mixrep.console.console import MixingConsole
+from mixrep.console.fit import FitConfig, fit, plot_spectrogram_error
+from mixrep.console.loss import MixLoss
+from mixrep.console.graph import DEFAULT_CHAIN
+from mixrep.constants import AUDIO_EXTENSIONS, SAMPLE_RATE
+from mixrep.errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    console = subparsers.add_parser("console", help="differentiable mixing console")
+    commands = console.add_subparsers(dest="console_command", required=True, metavar="COMMAND")
+    p = commands.add_parser("fit", help="fit console parameters so the stems' render matches a mix")
+    p.add_argument("--stems", type=Path, required=True, help="folder of dry track audio files")
+    p.add_argument("--mix", type=Path, required=True, help="target mix audio file")
+    p.add_argument("--groups", type=Path, help="JSON {group name: [file stem, ...]}; default one group")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--steps", type=int, default=1000, help="optimisation steps (seed: 12000)")
+    p.add_argument("--lr", type=float, default=0.01, help="AdamW learning rate")
+    p.add_argument("--crop-seconds", type=float, default=3.8)
+    p.add_argument("--warmup-seconds", type=float, default=1.0)
+    p.add_argument("--chain", default=DEFAULT_CHAIN, help="per-track chain letters (e c n s g d r)")
+    p.add_argument("--group-chain", default=None, help="per-group chain (default: --chain)")
+    p.add_argument("--sample-rate", type=int, default=SAMPLE_RATE)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run_fit)
+
+
+def read_stems_folder(folder: Path, sample_rate: int) -> tuple[list[str], np.ndarray]:
+    """All audio files of ``folder`` (sorted by name): ``(names, (tracks, 2, samples))``,
+    zero-padded to the longest file."""
+    if not folder.is_dir():
+        raise DatasetError(f"stems folder {folder} does not exist or is not a folder")
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in AUDIO_EXTENSIONS)
+    if not files:
+        raise DatasetError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {folder}")
+    names = [f.stem for f in files]
+    if len(set(names)) != len(names):
+        raise DatasetError(f"two stems in {folder} share a name without extension: {names}")
+    audio = [read_audio(f, sample_rate) for f in files]
+    length = max(a.shape[-1] for a in audio)
+    stems = np.stack([np.pad(a, ((0, 0), (0, length - a.shape[-1]))) for a in audio])
+    return names, stems
+
+
+def read_groups(path: Path | None) -> dict[str, list[str]] | None:
+    if path is None:
+        return None
+    try:
+        groups = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise DatasetError(f"cannot read groups JSON {path}: {e}") from e
+    if not isinstance(groups, dict) or not all(
+        isinstance(v, list) and all(isinstance(s, str) for s in v) for v in groups.values()
+    ):
+        raise DatasetError(f"{path} must map group names to lists of stem file names (no extension)")
+    return groups
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    names, stems_np = read_stems_folder(args.stems, args.sample_rate)
+    mix_np = read_audio(args.mix, args.sample_rate)
+    length = max(stems_np.shape[-1], mix_np.shape[-1])
+    if abs(stems_np.shape[-1] - mix_np.shape[-1]) > args.sample_rate:
+        log.warning("stems last %.2f s, mix %.2f s; zero-padding the shorter",
+                    stems_np.shape[-1] / args.sample_rate, mix_np.shape[-1] / args.sample_rate)
+    stems_np = np.pad(stems_np, ((0, 0), (0, 0), (0, length - stems_np.shape[-1])))
+    mix_np = np.pad(mix_np, ((0, 0), (0, length - mix_np.shape[-1])))
+    try:
+        console = MixingConsole.from_tracks(names, read_groups(args.groups), args.chain,
+                                            args.group_chain, args.sample_rate)
+    except ValueError as e:
+        raise DatasetError(f"cannot build the console for {args.stems}: {e}") from e
+    device = torch.device(args.device)
+    console.to(device)
+    stems = torch.from_numpy(stems_np).to(device)
+    mix = torch.from_numpy(mix_np).to(device)
+    config = FitConfig(steps=args.steps, learning_rate=args.lr, crop_seconds=args.crop_seconds,
+                       warmup_seconds=args.warmup_seconds, seed=args.seed,
+                       progress=not args.no_progress)
+    log.info("console: %d tracks, %d processors, %d nodes", len(names),
+             console.graph.num_processors(), console.graph.num_nodes)
+    result = fit(console, stems, mix, config)
+    rendered = console.render_long(stems)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_audio(args.out / "mix.wav", rendered.cpu().numpy(), args.sample_rate)
+    console.save_json(args.out / "parameters.json")
+    console.draw(args.out / "graph.png")
+    with torch.no_grad():
+        final = float(MixLoss(args.sample_rate).to(device)(rendered, mix))
+    plot_spectrogram_error(rendered, mix, args.out / "spectrogram_error.png", args.sample_rate,
+                           title=f"audio loss {final:.3f}")
+    (args.out / "losses.json").write_text(json.dumps({"train": result.losses, "final": final}))
+    print(f"audio loss {final:.4f}; wrote {args.out}/mix.wav, parameters.json, "
+          "spectrogram_error.png, graph.png")
+    return 0

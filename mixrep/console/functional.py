@@ -1,0 +1,506 @@
+"""Pure, differentiable audio processors of the mixing console (no state, no ``nn.Parameter``).
+
+Every function takes audio batched over graph nodes and the *unconstrained* (raw) parameters of
+each node, and maps raw parameters to physical ones itself; the mapping of each processor lives in
+exactly one place, its ``*_physical`` helper below, which the modules in
+:mod:`mixrep.console.processors` reuse for reporting.
+
+The processors follow appendix B of Lee et al., "Searching for music mixing graphs: a pruning
+approach", DAFx 2024 (the seed paper); deviations are stated where they occur.
+
+Shape:
+    Audio is ``(nodes, channels=2, samples)``. A raw parameter declared with size ``(k, ...)``
+    arrives as ``(nodes, k, ...)``.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import scipy.fft
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+LOG10_OVER_20 = math.log(10.0) / 20.0
+"""Multiply a gain in dB by this to get a natural-log amplitude gain (nepers)."""
+ENERGY_NP_TO_DB = 10.0 / math.log(10.0)
+"""Multiply a natural-log *energy* ratio by this to get dB (10 log10)."""
+LOG_EPS = 1e-10
+"""Floor of energies/norms before a log (-100 dB); keeps silence finite."""
+
+
+# --------------------------------------------------------------------------------------------
+# Convolution
+# --------------------------------------------------------------------------------------------
+@lru_cache(maxsize=256)
+def fast_fft_length(minimum: int) -> int:
+    """Smallest 5-smooth FFT length >= ``minimum`` (fast for pocketfft and cuFFT)."""
+    return int(scipy.fft.next_fast_len(int(minimum), real=True))
+
+
+def fft_convolve(x: Tensor, h: Tensor, center: int = 0) -> Tensor:
+    """Linear convolution via a single real FFT, cropped to the input length.
+
+    Computes ``y[n] = sum_k h[k] x[n + center - k]`` for ``0 <= n < L``: ``center`` is the index
+    of the kernel's zero lag (0 for causal kernels, ``(K - 1) / 2`` for zero-phase ones). The FFT
+    is the smallest fast length free of circular wrap-around on the kept span, no longer.
+
+    Args:
+        x: signals, ``(..., L)``.
+        h: kernels broadcastable against ``x`` except in the last axis, ``(..., K)``.
+        center: zero-lag index of ``h``, ``0 <= center < K``.
+
+    Shape:
+        ``(..., L)``, broadcast leading axes of ``x`` and ``h``.
+    """
+    length, taps = x.shape[-1], h.shape[-1]
+    if not 0 <= center < taps:
+        raise ValueError(f"center {center} outside the kernel of {taps} taps")
+    n_fft = fast_fft_length(max(length + taps - 1 - center, length + center))
+    spectrum = torch.fft.rfft(x, n=n_fft) * torch.fft.rfft(h, n=n_fft)
+    return torch.fft.irfft(spectrum, n=n_fft)[..., center : center + length]
+
+
+def zero_phase_fir(log_magnitude: Tensor) -> Tensor:
+    """Zero-phase, Hann-windowed FIR from a sampled log-magnitude response (seed eq. 12).
+
+    ``K`` log-magnitudes at bins ``k * sr / (2K - 1)`` give a symmetric FIR of ``2K - 1`` taps
+    whose zero lag sits at index ``K - 1``.
+
+    Args:
+        log_magnitude: natural-log magnitude per bin, ``(..., K)``.
+
+    Shape:
+        ``(..., 2K - 1)``.
+    """
+    bins = log_magnitude.shape[-1]
+    taps = 2 * bins - 1
+    fir = torch.fft.irfft(torch.exp(log_magnitude).to(_complex_of(log_magnitude)), n=taps)
+    fir = torch.roll(fir, bins - 1, dims=-1)
+    return fir * _hann(taps, log_magnitude.dtype, log_magnitude.device)
+
+
+def _complex_of(x: Tensor) -> torch.dtype:
+    return torch.complex128 if x.dtype == torch.float64 else torch.complex64
+
+
+@lru_cache(maxsize=64)
+def _hann_cpu(length: int, dtype: torch.dtype) -> Tensor:
+    return torch.hann_window(length, periodic=False, dtype=dtype)
+
+
+def _hann(length: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    return _hann_cpu(length, dtype).to(device)
+
+
+def dry_wet(dry: Tensor, wet: Tensor, weight: Tensor) -> Tensor:
+    """``weight * wet + (1 - weight) * dry`` (seed eq. 2).
+
+    Shape:
+        dry, wet: ``(nodes, 2, samples)``; weight: ``(nodes,)`` in ``[0, 1]``.
+    """
+    return torch.lerp(dry, wet, weight[:, None, None].to(dry.dtype))
+
+
+def mid(x: Tensor) -> Tensor:
+    """Mid channel ``(left + right) / 2``. Shape: ``(nodes, 2, samples)`` -> ``(nodes, 1, samples)``."""
+    return x.mean(dim=-2, keepdim=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Gain/panning and stereo imager
+# --------------------------------------------------------------------------------------------
+def gain_pan(x: Tensor, log_gain: Tensor) -> Tensor:
+    """Channel-wise gain ``exp(log_gain)`` (seed eq. 10).
+
+    Shape:
+        x: ``(nodes, 2, samples)``; log_gain: ``(nodes, 2)`` nepers per channel.
+    """
+    return x * torch.exp(log_gain)[..., None]
+
+
+def pan_to_log_gain(gain_db: Tensor, pan: Tensor) -> Tensor:
+    """Constant-power pan law mapped onto gain/panning's raw ``log_gain``.
+
+    ``left = g sqrt(2) cos(theta)``, ``right = g sqrt(2) sin(theta)``, ``theta = (pan + 1) pi / 4``,
+    so ``left^2 + right^2 = 2 g^2`` for every pan and centre (``pan = 0``) gives ``g`` per channel.
+
+    Args:
+        gain_db: overall gain ``20 log10 g``, ``(nodes,)``.
+        pan: ``-1`` hard left, ``0`` centre, ``+1`` hard right (``|pan| < 1`` keeps both channels
+            finite), ``(nodes,)``.
+
+    Shape:
+        ``(nodes, 2)``.
+    """
+    theta = (pan + 1.0) * (math.pi / 4.0)
+    base = gain_db * LOG10_OVER_20 + 0.5 * math.log(2.0)
+    return torch.stack([base + torch.log(torch.cos(theta)), base + torch.log(torch.sin(theta))], -1)
+
+
+def gain_pan_physical(log_gain: Tensor) -> dict[str, Tensor]:
+    """``gain_db`` (constant-power overall gain), ``pan`` in [-1, 1], and per-channel dB."""
+    gains = torch.exp(log_gain)
+    overall = torch.sqrt((gains**2).sum(-1) / 2.0)
+    theta = torch.atan2(gains[..., 1], gains[..., 0])
+    return {
+        "gain_db": 20.0 * torch.log10(overall),
+        "pan": theta * (4.0 / math.pi) - 1.0,
+        "left_gain_db": log_gain[..., 0] / LOG10_OVER_20,
+        "right_gain_db": log_gain[..., 1] / LOG10_OVER_20,
+    }
+
+
+def stereo_imager(x: Tensor, log_width: Tensor) -> Tensor:
+    """Scale the side channel by ``exp(log_width)`` (seed eq. 11).
+
+    ``left' = (l + r) / 2 + w (l - r) / 2`` and ``right' = (l + r) / 2 - w (l - r) / 2``.
+
+    Shape:
+        x: ``(nodes, 2, samples)``; log_width: ``(nodes, 1)``.
+    """
+    mid_signal = 0.5 * (x[:, 0] + x[:, 1])
+    side = 0.5 * torch.exp(log_width) * (x[:, 0] - x[:, 1])
+    return torch.stack([mid_signal + side, mid_signal - side], dim=1)
+
+
+def stereo_imager_physical(log_width: Tensor) -> dict[str, Tensor]:
+    """``width`` (side gain ratio; 0 mono, 1 unchanged) and ``width_db``."""
+    return {"width": torch.exp(log_width[..., 0]), "width_db": log_width[..., 0] / LOG10_OVER_20}
+
+
+# --------------------------------------------------------------------------------------------
+# Equaliser
+# --------------------------------------------------------------------------------------------
+def equalizer(x: Tensor, log_magnitude: Tensor) -> Tensor:
+    """Zero-phase FIR equaliser, the same FIR on both channels (seed eqs. 12-13).
+
+    Shape:
+        x: ``(nodes, 2, samples)``; log_magnitude: ``(nodes, K)`` (``K = 1024`` gives 2047 taps).
+    """
+    fir = zero_phase_fir(log_magnitude)[:, None, :]
+    return fft_convolve(x, fir, center=log_magnitude.shape[-1] - 1)
+
+
+def equalizer_physical(log_magnitude: Tensor) -> dict[str, Tensor]:
+    """``gain_db`` per bin; bin ``k`` sits at ``k * sample_rate / (2K - 1)`` Hz."""
+    return {"gain_db": log_magnitude / LOG10_OVER_20}
+
+
+# --------------------------------------------------------------------------------------------
+# Compressor and noise gate
+# --------------------------------------------------------------------------------------------
+def one_pole_fir(alpha: Tensor, taps: int) -> Tensor:
+    """Frequency-sampled FIR of the one-pole smoother ``g[n] = a g[n-1] + (1-a) e[n]`` (seed eq. 18).
+
+    Sampling ``(1 - a) / (1 - a z^-1)`` at ``taps`` points and inverting the DFT gives the
+    time-aliased impulse response, which in closed form is ``(1 - a) a^n / (1 - a^N)``,
+    ``0 <= n < N``: computed directly here (same values, no FFT), with DC gain exactly 1.
+
+    Shape:
+        alpha: ``(nodes,)`` in (0, 1) -> ``(nodes, taps)``.
+    """
+    n = torch.arange(taps, dtype=alpha.dtype, device=alpha.device)
+    log_alpha = torch.log(alpha)[:, None]
+    return (1.0 - alpha)[:, None] * torch.exp(n * log_alpha) / (-torch.expm1(taps * log_alpha))
+
+
+def log_energy_envelope(x: Tensor, alpha: Tensor, taps: int) -> Tensor:
+    """Natural log of the smoothed energy of the mid channel ``(l + r) / 2`` (seed eqs. 16-19).
+
+    Shape:
+        x: ``(nodes, 2, samples)``; alpha: ``(nodes,)`` -> ``(nodes, 1, samples)``.
+    """
+    energy = mid(x) ** 2
+    smoothed = fft_convolve(energy, one_pole_fir(alpha, taps)[:, None, :])
+    return torch.log(torch.clamp(smoothed, min=LOG_EPS))
+
+
+def compressor_curve(level: Tensor, threshold: Tensor, ratio: Tensor, knee: Tensor) -> Tensor:
+    """Static compressor curve with a quadratic knee (seed eqs. 20-21), in log-energy units.
+
+    Args:
+        level: input log energy ``G_u``.
+        threshold: ``T``; ratio: ``R >= 1``; knee: half knee width ``W > 0`` (all broadcastable).
+    """
+    above = threshold + (level - threshold) / ratio
+    middle = level + (1.0 / ratio - 1.0) * (level - threshold + knee) ** 2 / (4.0 * knee)
+    return torch.where(
+        level >= threshold + knee, above, torch.where(level >= threshold - knee, middle, level)
+    )
+
+
+def noise_gate_curve(level: Tensor, threshold: Tensor, ratio: Tensor, knee: Tensor) -> Tensor:
+    """Static downward-expander curve with a quadratic knee (seed eq. 23), log-energy units.
+
+    Below ``T - W`` the level falls ``R`` times faster than the input: ``T + R (G_u - T)``.
+    """
+    below = threshold + ratio * (level - threshold)
+    middle = level + (1.0 - ratio) * (level - threshold - knee) ** 2 / (4.0 * knee)
+    return torch.where(
+        level >= threshold + knee, level, torch.where(level >= threshold - knee, middle, below)
+    )
+
+
+def _dynamics(x: Tensor, z_alpha, log_threshold, log_ratio, log_knee, taps: int, curve) -> Tensor:
+    alpha = torch.sigmoid(z_alpha[:, 0])
+    level = log_energy_envelope(x, alpha, taps)
+    threshold = log_threshold[:, :, None]
+    ratio = 1.0 + torch.exp(log_ratio)[:, :, None]
+    knee = torch.exp(log_knee)[:, :, None]
+    # Deviation from seed eq. 22 (exp(G_y - G_u)): the curve lives in log *energy*, so the
+    # amplitude gain is its square root; the steady-state output level then follows the curve.
+    return x * torch.exp(0.5 * (curve(level, threshold, ratio, knee) - level))
+
+
+def compressor(
+    x: Tensor, z_alpha: Tensor, log_threshold: Tensor, log_ratio: Tensor, log_knee: Tensor, taps: int
+) -> Tensor:
+    """Feed-forward compressor on the mid-channel energy envelope (seed appendix B.5).
+
+    Raw parameters (each ``(nodes, 1)``): ``alpha = sigmoid(z_alpha)`` smoothing coefficient;
+    ``T = log_threshold`` (natural-log energy, ``threshold_db = 4.343 T``); ratio
+    ``R = 1 + exp(log_ratio)``; half knee ``W = exp(log_knee)`` (log energy).
+
+    Shape:
+        x: ``(nodes, 2, samples)`` -> same.
+    """
+    return _dynamics(x, z_alpha, log_threshold, log_ratio, log_knee, taps, compressor_curve)
+
+
+def noise_gate(
+    x: Tensor, z_alpha: Tensor, log_threshold: Tensor, log_ratio: Tensor, log_knee: Tensor, taps: int
+) -> Tensor:
+    """Noise gate (downward expander), the compressor with seed eq. 23's curve (appendix B.6).
+
+    Shape:
+        x: ``(nodes, 2, samples)`` -> same; parameters as :func:`compressor`.
+    """
+    return _dynamics(x, z_alpha, log_threshold, log_ratio, log_knee, taps, noise_gate_curve)
+
+
+def dynamics_physical(
+    z_alpha: Tensor, log_threshold: Tensor, log_ratio: Tensor, log_knee: Tensor, sample_rate: int
+) -> dict[str, Tensor]:
+    """``time_constant_ms`` of the smoother, ``threshold_db`` (mid mean-square level re full
+    scale), ``ratio``, and ``knee_db`` (full knee width)."""
+    alpha = torch.sigmoid(z_alpha[..., 0])
+    return {
+        "time_constant_ms": -1000.0 / (sample_rate * torch.log(alpha)),
+        "threshold_db": log_threshold[..., 0] * ENERGY_NP_TO_DB,
+        "ratio": 1.0 + torch.exp(log_ratio[..., 0]),
+        "knee_db": 2.0 * torch.exp(log_knee[..., 0]) * ENERGY_NP_TO_DB,
+    }
+
+
+def dynamics_raw(
+    time_constant_ms: Tensor, threshold_db: Tensor, ratio: Tensor, knee_db: Tensor, sample_rate: int
+) -> dict[str, Tensor]:
+    """Inverse of :func:`dynamics_physical` (each input ``(nodes,)``, outputs ``(nodes, 1)``)."""
+    alpha = torch.exp(-1000.0 / (sample_rate * time_constant_ms))
+    return {
+        "z_alpha": torch.logit(alpha)[..., None],
+        "log_threshold": (threshold_db / ENERGY_NP_TO_DB)[..., None],
+        "log_ratio": torch.log(ratio - 1.0)[..., None],
+        "log_knee": torch.log(knee_db / (2.0 * ENERGY_NP_TO_DB))[..., None],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Multitap delay
+# --------------------------------------------------------------------------------------------
+class _SurrogateGradient(torch.autograd.Function):
+    """Identity forward; backward normalises the complex gradient and pulls ``|z|`` to 1 (eq. 26)."""
+
+    @staticmethod
+    def forward(ctx, z: Tensor, gamma: float) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(z)
+        ctx.gamma = gamma
+        return z.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        (z,) = ctx.saved_tensors
+        grad_norm = torch.sqrt((grad**2).sum(-1, keepdim=True) + 1e-30)
+        z_norm = torch.sqrt((z**2).sum(-1, keepdim=True) + 1e-30)
+        unit_grad = torch.where(grad_norm > 1e-20, grad / grad_norm, torch.zeros_like(grad))
+        return unit_grad + ctx.gamma * (z_norm - 1.0) * z / z_norm, None
+
+
+def delay_samples(z_delay: Tensor, slot_samples: int) -> Tensor:
+    """Continuous delay inside each slot from the surrogate sinusoid ``z = re + j im``.
+
+    ``z = r exp(-j 2 pi d / S)`` puts the soft impulse at ``d`` samples (``0 <= d < S``).
+
+    Shape:
+        ``(..., 2)`` -> ``(...)`` in samples.
+    """
+    angle = torch.atan2(z_delay[..., 1], z_delay[..., 0])
+    return torch.remainder(-angle, 2.0 * math.pi) * (slot_samples / (2.0 * math.pi))
+
+
+def multitap_delay_fir(
+    z_delay: Tensor, log_magnitude: Tensor, slot_samples: int, gamma: float = 0.01,
+    surrogate_gradient: bool = True,
+) -> Tensor:
+    """Multitap delay FIR per channel (seed eqs. 24-26), zero lag at index ``(taps - 1) / 2``.
+
+    Tap ``m`` of a channel is a hard impulse at ``m * S + round(d_m)`` filtered by its own
+    zero-phase FIR (``2B - 1`` taps from ``B`` log-magnitudes). The delay ``d_m`` gets its gradient
+    from the surrogate damped sinusoid ``irfft(z^k)`` by the straight-through trick, and with
+    ``surrogate_gradient`` that gradient is normalised and regularised towards ``|z| = 1``
+    (strength ``gamma``) as in eq. 26.
+
+    Args:
+        z_delay: ``(nodes, 2, M, 2)`` real/imaginary parts per channel and tap.
+        log_magnitude: ``(nodes, 2, M, B)`` per-tap EQ log-magnitudes.
+        slot_samples: ``S``, samples per tap slot.
+
+    Shape:
+        ``(nodes, 2, M * S + 2B - 2)``.
+    """
+    nodes, channels, n_taps, _ = z_delay.shape
+    tap_fir = zero_phase_fir(log_magnitude)  # (nodes, 2, M, 2B - 1)
+    fir_taps = tap_fir.shape[-1]
+    total = n_taps * slot_samples + fir_taps - 1
+    # Hard kernel: every tap FIR scattered at its integer delay (exact, no FFT).
+    hard_index = torch.round(delay_samples(z_delay.detach(), slot_samples)).long() % slot_samples
+    slot_start = torch.arange(n_taps, device=z_delay.device) * slot_samples
+    positions = (slot_start + hard_index)[..., None] + torch.arange(fir_taps, device=z_delay.device)
+    kernel = tap_fir.new_zeros(nodes, channels, total).scatter_add(
+        -1, positions.reshape(nodes, channels, -1), tap_fir.reshape(nodes, channels, -1)
+    )
+    if not (z_delay.requires_grad and torch.is_grad_enabled()):
+        return kernel
+    # Straight-through: the same kernel built from surrogate damped sinusoids (tap FIRs detached,
+    # they already get their exact gradient above) contributes only its gradient w.r.t. z.
+    if surrogate_gradient:
+        z_delay = _SurrogateGradient.apply(z_delay, gamma)
+    k = torch.arange(slot_samples // 2 + 1, dtype=z_delay.dtype, device=z_delay.device)
+    radius = torch.sqrt((z_delay**2).sum(-1) + 1e-30)[..., None]
+    angle = torch.atan2(z_delay[..., 1], z_delay[..., 0])[..., None]
+    soft = torch.fft.irfft(torch.polar(radius**k, k * angle), n=slot_samples)  # (nodes, 2, M, S)
+    n_fft = fast_fft_length(slot_samples + fir_taps - 1)
+    slots = torch.fft.irfft(
+        torch.fft.rfft(soft, n=n_fft) * torch.fft.rfft(tap_fir.detach(), n=n_fft), n=n_fft
+    )[..., : slot_samples + fir_taps - 1]
+    # Overlap-add the slots (stride S, length S + 2B - 2) into one kernel.
+    heads = slots[..., :slot_samples].reshape(nodes, channels, n_taps * slot_samples)
+    tails = F.pad(slots[..., slot_samples:], (0, 2 * slot_samples - slots.shape[-1]))
+    tails = tails.reshape(nodes, channels, n_taps * slot_samples)
+    surrogate = (F.pad(heads, (0, slot_samples))[..., :total]
+                 + F.pad(tails, (slot_samples, 0))[..., :total])
+    return kernel + (surrogate - surrogate.detach())
+
+
+def multitap_delay(
+    x: Tensor, z_delay: Tensor, log_magnitude: Tensor, slot_samples: int, gamma: float = 0.01,
+    surrogate_gradient: bool = True,
+) -> Tensor:
+    """Apply :func:`multitap_delay_fir` channel-wise (wet signal only: echoes, no dry path).
+
+    Shape:
+        x: ``(nodes, 2, samples)`` -> same.
+    """
+    fir = multitap_delay_fir(z_delay, log_magnitude, slot_samples, gamma, surrogate_gradient)
+    return fft_convolve(x, fir, center=log_magnitude.shape[-1] - 1)
+
+
+def delay_physical(z_delay: Tensor, log_magnitude: Tensor, slot_samples: int, sample_rate: int):
+    """``delay_ms`` of every tap from the start of the signal (``(…, 2, M)``), ``tap_gain_db``
+    (mean of the tap's EQ curve in dB, ``(…, 2, M)``), the per-tap EQ curve ``tap_eq_db``
+    (``(…, 2, M, B)``), and the surrogate radius ``z_radius``."""
+    n_taps = z_delay.shape[-2]
+    slot_start = torch.arange(n_taps, dtype=z_delay.dtype, device=z_delay.device) * slot_samples
+    hard = torch.round(delay_samples(z_delay, slot_samples)) % slot_samples
+    tap_eq_db = log_magnitude / LOG10_OVER_20
+    return {
+        "delay_ms": (slot_start + hard) * (1000.0 / sample_rate),
+        "tap_gain_db": tap_eq_db.mean(-1),
+        "tap_eq_db": tap_eq_db,
+        "z_radius": torch.sqrt((z_delay**2).sum(-1)),
+    }
+
+
+def delay_raw(delay_ms: Tensor, z_radius: Tensor, slot_samples: int, sample_rate: int) -> Tensor:
+    """Surrogate ``z_delay`` ``(..., 2)`` placing each tap at ``delay_ms`` (taken modulo its slot)."""
+    within = torch.remainder(torch.round(delay_ms * sample_rate / 1000.0), slot_samples)
+    angle = -2.0 * math.pi * within / slot_samples
+    return torch.stack([z_radius * torch.cos(angle), z_radius * torch.sin(angle)], -1)
+
+
+# --------------------------------------------------------------------------------------------
+# Reverb
+# --------------------------------------------------------------------------------------------
+def reverb_decay(delta_log_magnitude: Tensor) -> Tensor:
+    """Log-magnitude decay per STFT frame, ``-softplus(raw) < 0`` (a reverb always decays)."""
+    return -F.softplus(delta_log_magnitude)
+
+
+def filtered_noise_reverb_ir(
+    noise_stft: Tensor, init_log_magnitude: Tensor, delta_log_magnitude: Tensor,
+    n_fft: int, hop_length: int, ir_samples: int,
+) -> Tensor:
+    """Stereo impulse response from mid/side noise shaped by a decaying STFT mask (eqs. 14-15).
+
+    ``M[k, m] = exp(H0[k] + m * Hd[k])`` with ``Hd = -softplus(delta_log_magnitude)``; the
+    masked mid/side noise is inverted by iSTFT and converted to stereo as ``l = m + s``,
+    ``r = m - s``.
+
+    Args:
+        noise_stft: fixed mid/side noise STFT, ``(2, n_fft // 2 + 1, frames)`` complex.
+        init_log_magnitude, delta_log_magnitude: ``(nodes, 2, n_fft // 2 + 1)``.
+
+    Shape:
+        ``(nodes, 2, ir_samples)``.
+    """
+    frames = noise_stft.shape[-1]
+    m = torch.arange(frames, dtype=init_log_magnitude.dtype, device=init_log_magnitude.device)
+    log_mask = init_log_magnitude[..., None] + reverb_decay(delta_log_magnitude)[..., None] * m
+    shaped = noise_stft * torch.exp(log_mask)  # (nodes, 2, bins, frames)
+    nodes = shaped.shape[0]
+    window = torch.hann_window(n_fft, dtype=init_log_magnitude.dtype, device=shaped.device)
+    ir = torch.istft(
+        shaped.reshape(nodes * 2, *shaped.shape[-2:]), n_fft, hop_length, window=window,
+        length=ir_samples,
+    ).reshape(nodes, 2, ir_samples)
+    return torch.stack([ir[:, 0] + ir[:, 1], ir[:, 0] - ir[:, 1]], dim=1)
+
+
+def reverb(
+    x: Tensor, noise_stft: Tensor, init_log_magnitude: Tensor, delta_log_magnitude: Tensor,
+    n_fft: int, hop_length: int, ir_samples: int,
+) -> Tensor:
+    """Filtered-noise mid/side reverb, channel-wise convolution (seed appendix B.4).
+
+    Shape:
+        x: ``(nodes, 2, samples)`` -> same.
+    """
+    ir = filtered_noise_reverb_ir(
+        noise_stft, init_log_magnitude, delta_log_magnitude, n_fft, hop_length, ir_samples
+    )
+    return fft_convolve(x, ir)
+
+
+def reverb_physical(
+    init_log_magnitude: Tensor, delta_log_magnitude: Tensor, hop_length: int, sample_rate: int
+) -> dict[str, Tensor]:
+    """``initial_db`` of the mask and ``rt60_seconds`` (time for a 60 dB decay), per mid/side
+    channel and STFT bin ``k * sample_rate / n_fft`` Hz."""
+    decay_per_second = -reverb_decay(delta_log_magnitude) * (sample_rate / hop_length)
+    return {
+        "initial_db": init_log_magnitude / LOG10_OVER_20,
+        "rt60_seconds": math.log(1000.0) / decay_per_second,
+    }
+
+
+def reverb_raw(
+    initial_db: Tensor, rt60_seconds: Tensor, hop_length: int, sample_rate: int
+) -> dict[str, Tensor]:
+    """Inverse of :func:`reverb_physical`."""
+    decay = math.log(1000.0) / (rt60_seconds * (sample_rate / hop_length))
+    # inverse softplus: log(exp(d) - 1), written stably
+    delta = decay + torch.log(-torch.expm1(-decay))
+    return {"init_log_magnitude": initial_db * LOG10_OVER_20, "delta_log_magnitude": delta}

@@ -1,0 +1,29 @@
+"""Shared helpers for the console tests: small processors at a low sample rate."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mixrep.console.graph import DRY_WET, PROCESSOR_TYPES, MixingGraph
+from mixrep.console.processors import make_processors
+
+TEST_RATE = 8000
+SMALL = dict(reverb={"ir_seconds": 0.25}, delay={"taps": 4, "slot_ms": 50.0},
+             compressor={"envelope_seconds": 0.1}, noisegate={"envelope_seconds": 0.1})
+
+
+@pytest.fixture(scope="session")
+def small_processors():
+    return make_processors(TEST_RATE, **SMALL)
+
+
+def random_params(graph: MixingGraph, processors, seed: int = 0, dtype=torch.float32):
+    """Random raw parameters and dry/wet logits for every processor node of ``graph``."""
+    gen = torch.Generator().manual_seed(seed)
+    params = {}
+    for t, n in graph.type_counts().items():
+        if t in PROCESSOR_TYPES:
+            params[t] = processors[t].random_parameters(n, gen, dtype=dtype)
+            params[t][DRY_WET] = torch.randn(n, generator=gen, dtype=torch.float64).to(dtype)
+    return params
