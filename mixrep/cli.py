@@ -52,7 +52,7 @@ def run_embed(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mixrep", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mixrep", description="mixrep: mixing-style representations of music")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
