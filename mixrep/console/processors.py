@@ -224,35 +224,31 @@ class _Dynamics(Processor):
     def history_samples(self) -> int:
         return self.envelope_taps - 1
 
+    def forward(self, x: Tensor, z_alpha: Tensor, log_threshold: Tensor, log_ratio: Tensor,
+                log_knee: Tensor) -> Tensor:
+        self.check_parameters(x, dict(z_alpha=z_alpha, log_threshold=log_threshold,
+                                      log_ratio=log_ratio, log_knee=log_knee))
+        return self.function(x, z_alpha, log_threshold, log_ratio, log_knee, self.envelope_taps)
+
 
 class Compressor(_Dynamics):
     """Compressor with a one-pole (FIR-approximated) energy envelope and quadratic knee (B.5)."""
 
     type_name, chain_letter = "compressor", "c"
+    function = staticmethod(Fn.compressor)
 
     def parameter_specs(self) -> dict[str, ParamSpec]:
         return self._specs(threshold_db=-20.0, ratio=2.0)
-
-    def forward(self, x: Tensor, z_alpha: Tensor, log_threshold: Tensor, log_ratio: Tensor,
-                log_knee: Tensor) -> Tensor:
-        self.check_parameters(x, dict(z_alpha=z_alpha, log_threshold=log_threshold,
-                                      log_ratio=log_ratio, log_knee=log_knee))
-        return Fn.compressor(x, z_alpha, log_threshold, log_ratio, log_knee, self.envelope_taps)
 
 
 class NoiseGate(_Dynamics):
     """Noise gate (downward expander) sharing the compressor's envelope (B.6)."""
 
     type_name, chain_letter = "noisegate", "n"
+    function = staticmethod(Fn.noise_gate)
 
     def parameter_specs(self) -> dict[str, ParamSpec]:
         return self._specs(threshold_db=-60.0, ratio=2.0)
-
-    def forward(self, x: Tensor, z_alpha: Tensor, log_threshold: Tensor, log_ratio: Tensor,
-                log_knee: Tensor) -> Tensor:
-        self.check_parameters(x, dict(z_alpha=z_alpha, log_threshold=log_threshold,
-                                      log_ratio=log_ratio, log_knee=log_knee))
-        return Fn.noise_gate(x, z_alpha, log_threshold, log_ratio, log_knee, self.envelope_taps)
 
 
 class MultitapDelay(Processor):
