@@ -22,7 +22,7 @@ def tiny_fit_args(root: Path, *extra: str) -> list[str]:
         "--data.n_mels", "32", "--data.n_fft", "1024", "--data.batch_size", "4", "--data.num_workers", "0",
         "--model.channels", "[4, 8]", "--model.embedding_dim", "16", "--model.band_size", "8",
         "--model.band_overlap", "4", "--model.warmup_steps", "1",
-        "--style_eval.num_songs", "2", "--style_eval.num_styles", "2",
+        "--style_eval.num_songs", "2", "--style_eval.num_styles", "2", "--data.items_per_epoch", "16",
         *extra,
     ]
 
@@ -35,7 +35,7 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, repo_root) -> Path:
     """A checkpoint of a 2-step run: real format, tiny model (16-d embeddings, 32 mels)."""
-    from mixrep.training.cli import main
+    from mixrep.training.cli import last_checkpoint_path, main
 
     root = tmp_path_factory.mktemp("tiny_run")
     cwd = os.getcwd()
@@ -44,7 +44,7 @@ def tiny_checkpoint(tmp_path_factory, repo_root) -> Path:
         cli = main(tiny_fit_args(root))
     finally:
         os.chdir(cwd)
-    path = Path(cli.trainer.checkpoint_callback.last_model_path)
+    path = Path(last_checkpoint_path(cli.trainer))
     assert path.is_file()
     return path
 
@@ -53,7 +53,7 @@ def tiny_checkpoint(tmp_path_factory, repo_root) -> Path:
 def style_checkpoint(tmp_path_factory, repo_root) -> Path:
     """A checkpoint trained for 24 steps with the same_chain strategy: small, but it has learnt
     to tell mixing styles apart (about a minute on a 2-core CPU)."""
-    from mixrep.training.cli import main
+    from mixrep.training.cli import last_checkpoint_path, main
 
     root = tmp_path_factory.mktemp("style_run")
     cwd = os.getcwd()
@@ -66,4 +66,4 @@ def style_checkpoint(tmp_path_factory, repo_root) -> Path:
             "--data.synth_songs", "40", "--data.synth_cache_songs", "40", "--data.strategy", "same_chain"))
     finally:
         os.chdir(cwd)
-    return Path(cli.trainer.checkpoint_callback.last_model_path)
+    return Path(last_checkpoint_path(cli.trainer))

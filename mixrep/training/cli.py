@@ -26,13 +26,19 @@ class MixrepCLI(LightningCLI):
         # Always-on callbacks, each configurable from YAML under its own key.
         parser.add_lightning_class_args(StyleRetrievalEval, "style_eval")
         parser.add_lightning_class_args(ModelCheckpoint, "best_checkpoint")
+        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
         parser.add_lightning_class_args(ModelCheckpoint, "periodic_checkpoint")
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({
             "trainer.gradient_clip_val": 1.0,
             "best_checkpoint.monitor": "val/map",
             "best_checkpoint.mode": "max",
-            "best_checkpoint.save_last": True,
+            # Lightning writes `save_last` copies only when that callback saved a top-k file, so
+            # "last" is its own callback: the single newest checkpoint, rewritten every epoch.
+            "last_checkpoint.filename": "last",
+            "last_checkpoint.save_top_k": 1,
+            "last_checkpoint.every_n_epochs": 1,
+            "last_checkpoint.enable_version_counter": False,
             "best_checkpoint.filename": "best-epoch{epoch:02d}-map{val/map:.3f}",
             "best_checkpoint.auto_insert_metric_name": False,
             "periodic_checkpoint.every_n_epochs": 5,
@@ -58,12 +64,20 @@ class MixrepCLI(LightningCLI):
             print(f"  best checkpoint: {checkpoint.best_model_path or '(none)'}"
                   + (f" ({checkpoint.monitor} = {float(checkpoint.best_model_score):.4f})"
                      if checkpoint.best_model_score is not None else ""))
-            print(f"  last checkpoint: {checkpoint.last_model_path or '(none)'}")
+            print(f"  last checkpoint: {last_checkpoint_path(trainer) or '(none)'}")
         if trainer.logger is not None and trainer.logger.log_dir:
             print(f"  logs: {trainer.logger.log_dir}")
             print(f"  view them: tensorboard --logdir {trainer.logger.save_dir}")
         if checkpoint is not None and checkpoint.best_model_path:
             print(f"  evaluate: mixrep evaluate --checkpoint {checkpoint.best_model_path}")
+
+
+def last_checkpoint_path(trainer) -> str:
+    """Path of the newest checkpoint written by the ``last_checkpoint`` callback ('' if none)."""
+    for callback in trainer.checkpoint_callbacks:
+        if callback.filename == "last" and callback.monitor is None:
+            return callback.best_model_path
+    return ""
 
 
 def main(args: list[str] | None = None) -> MixrepCLI:

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mixrep.training.cli import MixrepCLI, main
+from mixrep.training.cli import MixrepCLI, last_checkpoint_path, main
 from mixrep.training.contrastive import CHECKPOINT_KIND, ContrastiveStyleModule
 from mixrep.data.datamodule import TripletDataModule
-from mixrep.data.synthetic import SynthConfig, SyntheticSource
 from tests.conftest import tiny_fit_args
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,6 +49,15 @@ def test_fast_dev_run_on_cpu(tmp_path):
     assert torch.isfinite(metrics["train/loss"]) and 0.0 <= float(metrics["val/map"]) <= 1.0
 
 
+def test_last_checkpoint_is_rewritten_every_epoch_best_only_on_improvement(tmp_path):
+    cli = main(tiny_fit_args(tmp_path, "--trainer.max_epochs", "3"))
+    last = torch.load(last_checkpoint_path(cli.trainer), map_location="cpu", weights_only=True)
+    assert last["global_step"] == cli.trainer.global_step == 6
+    best = cli.trainer.checkpoint_callback
+    assert best.monitor == "val/map" and Path(best.best_model_path).is_file()
+    assert torch.load(best.best_model_path, weights_only=True)["global_step"] in (2, 4, 6)
+
+
 def test_checkpoint_describes_itself(tiny_checkpoint):
     checkpoint = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
     meta = checkpoint["mixrep"]
@@ -64,13 +72,14 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 def test_resume_continues_identically(tmp_path):
     # The uninterrupted run also writes a checkpoint after every epoch; resuming a second run from
     # the one of epoch 0 must end with the same weights, optimiser and schedule state.
+    # (Two ModelCheckpoints with equal settings cannot share a trainer: "last" saves every 2 here.)
     straight = main(tiny_fit_args(tmp_path / "straight", "--trainer.max_epochs", "2",
-                                  "--periodic_checkpoint.every_n_epochs", "1"))
+                                  "--periodic_checkpoint.every_n_epochs", "1", "--last_checkpoint.every_n_epochs", "2"))
     (midway,) = (tmp_path / "straight").rglob("epoch00.ckpt")
     resumed = main(tiny_fit_args(tmp_path / "resumed", "--trainer.max_epochs", "2", "--ckpt_path", str(midway)))
     assert resumed.trainer.global_step == straight.trainer.global_step == 4
-    a = _weights(Path(straight.trainer.checkpoint_callback.last_model_path))
-    b = _weights(Path(resumed.trainer.checkpoint_callback.last_model_path))
+    a = _weights(Path(last_checkpoint_path(straight.trainer)))
+    b = _weights(Path(last_checkpoint_path(resumed.trainer)))
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
 
@@ -101,7 +110,6 @@ def test_ddp_with_two_cpu_processes(tmp_path):
     assert "world_size: 2" in result.stderr + result.stdout or "GLOBAL_RANK: 1" in result.stderr + result.stdout
     checkpoint = Path(next(tmp_path.rglob("last.ckpt")))
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    # The distributed sampler gives each process half of the training songs: 2 batches of 4 each
-    # instead of 4 batches in a single process.
-    train_songs = len(SyntheticSource(SynthConfig(num_songs=20, song_seconds=4.0)).tracks("train"))
-    assert state["global_step"] == math.ceil(train_songs / 2 / 4) == 2
+    # The distributed sampler gives each process half of the 16 items of an epoch: 2 batches of 4
+    # each instead of 4 batches in a single process.
+    assert state["global_step"] == math.ceil(16 / 2 / 4) == 2
