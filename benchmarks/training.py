@@ -31,13 +31,13 @@ from dataclasses import dataclass
 
 import torch
 
-from mixrep.constants import SAMPLE_RATE
+from mixrep.audio.features import num_features
 from mixrep.models.encoder import INPUT_CHANNELS, EncoderConfig, MixStyleEncoder, count_parameters
 from mixrep.training.losses import info_nce
 
 HOP_LENGTH = 512
-NUM_FEATURES = 32
-"""Mix-feature vector length used here; it only changes the FiLM generator's first layer."""
+NUM_FEATURES = num_features()
+"""Length of the real mix-feature vector (it only sizes the FiLM generator's first layer)."""
 
 
 @dataclass(frozen=True)
@@ -49,17 +49,19 @@ class BenchConfig:
     clip_seconds: float
     batch: int
     default_steps: int
+    sample_rate: int
 
     @property
     def frames(self) -> int:
-        """Frames of a centred STFT with hop 512 at 44.1 kHz: ``1 + samples // hop``."""
-        return 1 + int(round(self.clip_seconds * SAMPLE_RATE)) // HOP_LENGTH
+        """Frames of a centred STFT with hop 512: ``1 + samples // hop``."""
+        return 1 + int(round(self.clip_seconds * self.sample_rate)) // HOP_LENGTH
 
 
 CONFIGS: dict[str, BenchConfig] = {
-    "demo": BenchConfig("demo", EncoderConfig.demo(NUM_FEATURES), 3.0, 16, default_steps=5),
+    # configs/demo.yaml: 22.05 kHz, 3 s clips, 64 mels, batch 16; configs/fma.yaml: the prototype.
+    "demo": BenchConfig("demo", EncoderConfig.demo(NUM_FEATURES), 3.0, 16, default_steps=5, sample_rate=22_050),
     "prototype": BenchConfig(
-        "prototype", EncoderConfig.prototype(NUM_FEATURES), 10.0, 24, default_steps=1
+        "prototype", EncoderConfig.prototype(NUM_FEATURES), 10.0, 24, default_steps=1, sample_rate=44_100
     ),
 }
 
