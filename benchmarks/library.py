@@ -1,6 +1,7 @@
 """Tracks per second of ``index build`` over the synthetic corpus written as stem folders.
 
-Each track is cut into up to 8 clips, embedded from its ground-truth stems (no separation),
+Each track (four FLAC stems at the encoder's sample rate) is cut into up to 8 clips, embedded from
+its ground-truth stems (no separation),
 committed to SQLite and added to FAISS. Uses ``--checkpoint`` if given, else a freshly
 initialised demo-size encoder (weights do not change the cost).
 Run: ``python benchmarks/library.py [--songs 48] [--checkpoint CKPT]``.
@@ -37,7 +38,9 @@ def main() -> None:
         torch.manual_seed(0)
         encoder = StyleEncoder(MixStyleEncoder(config), frontend, model_hash="untrained-demo")
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = write_corpus(Path(tmp) / "corpus", SynthConfig(num_songs=args.songs, song_seconds=args.song_seconds))
+        # Written at the encoder's rate: the figure is the index build, not resampling on read.
+        corpus = write_corpus(Path(tmp) / "corpus", SynthConfig(num_songs=args.songs, song_seconds=args.song_seconds,
+                                                                sample_rate=encoder.sample_rate))
         source = open_source("stems", corpus, sample_rate=encoder.sample_rate, min_seconds=1.0)
         start = time.perf_counter()
         report = build_library_index(encoder, source, Path(tmp) / "index", progress=False)
