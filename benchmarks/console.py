@@ -12,7 +12,6 @@ lengths, kernels' FFTs included): how close rendering runs to its arithmetic flo
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch

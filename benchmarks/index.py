@@ -87,7 +87,7 @@ def main() -> None:
         perm = rng.permutation(len(real))
         datasets.append(("real", real[perm[args.queries:]], real[perm[: args.queries]]))
     for n in args.sizes:
-        datasets.append((f"clustered", None, n))
+        datasets.append(("clustered", None, n))
     for kind, lib, extra in datasets:
         if lib is None:
             n = extra

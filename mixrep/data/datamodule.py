@@ -130,8 +130,12 @@ class TripletDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: TripletDataset, sampler) -> DataLoader:
         workers = self.hparams.num_workers
+        # A cache miss separates inside the worker; CUDA cannot be used in a forked process, so
+        # workers that may run Demucs on the GPU are spawned instead.
+        separates_on_gpu = self.hparams.source in ("fma", "folder") and torch.cuda.is_available()
         return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=sampler, num_workers=workers,
                           worker_init_fn=_worker_init, persistent_workers=workers > 0,
+                          multiprocessing_context="spawn" if workers > 0 and separates_on_gpu else None,
                           pin_memory=torch.cuda.is_available(), drop_last=False)
 
     def train_dataloader(self) -> DataLoader:

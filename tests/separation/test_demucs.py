@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 import urllib.error
 
-import numpy as np
 import pytest
 import torch
 from conftest import TINY_RATE, GainModel, save_demucs_package, tiny_htdemucs
