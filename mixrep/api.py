@@ -64,7 +64,8 @@ class StyleEncoder:
     """
 
     def __init__(self, encoder: MixStyleEncoder, frontend: dict, model_hash: str, device: torch.device | str | None = None,
-                 separator: Separator | None = None, separator_name: str = "htdemucs") -> None:
+                 separator: Separator | None = None, separator_name: str = "htdemucs",
+                 separator_weights: str | None = None) -> None:
         self.device = torch.device(device) if device is not None else default_device()
         self.encoder = encoder.to(self.device).eval()
         self.sample_rate = int(frontend["sample_rate"])
@@ -75,6 +76,7 @@ class StyleEncoder:
         self.embedding_dim = encoder.config.embedding_dim
         self._separator = separator
         self.separator_name = separator_name
+        self.separator_weights = separator_weights
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: torch.device | str | None = None,
@@ -107,7 +109,7 @@ class StyleEncoder:
         encoder.load_state_dict(weights)
         data = checkpoint.get("datamodule_hyper_parameters", {})
         return cls(encoder, meta["frontend"], meta["content_hash"], device=device, separator=separator,
-                   separator_name=data.get("separator", "htdemucs"))
+                   separator_name=data.get("separator", "htdemucs"), separator_weights=data.get("weights_path"))
 
     @property
     def separator(self) -> Separator:
@@ -115,7 +117,8 @@ class StyleEncoder:
         if self._separator is None:
             from mixrep.separation.demucs import DemucsSeparator
 
-            self._separator = DemucsSeparator(self.separator_name, device=str(self.device))
+            self._separator = DemucsSeparator(self.separator_name, weights_path=self.separator_weights,
+                                              device=str(self.device))
         return self._separator
 
     def _check_stems(self, stems: torch.Tensor, sample_rate: int) -> torch.Tensor:

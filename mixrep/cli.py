@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except MixrepError as e:
+    except (MixrepError, ValueError) as e:  # the API's checks on user input raise these
+        if args.verbose:
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
 

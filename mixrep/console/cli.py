@@ -21,6 +21,10 @@ from mixrep.errors import DatasetError
 log = logging.getLogger(__name__)
 
 
+LENGTH_TOLERANCE_SECONDS = 0.1
+"""Stems and mix may differ in length by this much (encoder padding); more means another edit."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     console = subparsers.add_parser("console", help="differentiable mixing console")
     commands = console.add_subparsers(dest="console_command", required=True, metavar="COMMAND")
@@ -43,8 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def read_stems_folder(folder: Path, sample_rate: int) -> tuple[list[str], np.ndarray]:
-    """All audio files of ``folder`` (sorted by name): ``(names, (tracks, 2, samples))``,
-    zero-padded to the longest file."""
+    """All audio files of ``folder`` (sorted by name): ``(names, (tracks, 2, samples))``.
+
+    Raises:
+        DatasetError: no such folder, no audio in it, or stems whose lengths differ by more than
+            ``LENGTH_TOLERANCE_SECONDS`` (shorter ones within it are zero-padded).
+    """
     if not folder.is_dir():
         raise DatasetError(f"stems folder {folder} does not exist or is not a folder")
     files = sorted(f for f in folder.iterdir() if f.suffix.lower() in AUDIO_EXTENSIONS)
@@ -55,6 +63,10 @@ def read_stems_folder(folder: Path, sample_rate: int) -> tuple[list[str], np.nda
         raise DatasetError(f"two stems in {folder} share a name without extension: {names}")
     audio = [read_audio(f, sample_rate) for f in files]
     length = max(a.shape[-1] for a in audio)
+    short = [f.name for f, a in zip(files, audio) if (length - a.shape[-1]) / sample_rate > LENGTH_TOLERANCE_SECONDS]
+    if short:
+        raise DatasetError(f"stems in {folder} differ in length: {', '.join(short)} are more than "
+                           f"{LENGTH_TOLERANCE_SECONDS} s shorter than the longest ({length / sample_rate:.2f} s)")
     stems = np.stack([np.pad(a, ((0, 0), (0, length - a.shape[-1]))) for a in audio])
     return names, stems
 
@@ -74,12 +86,16 @@ def read_groups(path: Path | None) -> dict[str, list[str]] | None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
+    if args.crop_seconds <= args.warmup_seconds:
+        raise DatasetError(f"--crop-seconds {args.crop_seconds} must exceed --warmup-seconds {args.warmup_seconds}: "
+                           "the loss is computed on the crop after the warm-up")
     names, stems_np = read_stems_folder(args.stems, args.sample_rate)
     mix_np = read_audio(args.mix, args.sample_rate)
+    seconds = stems_np.shape[-1] / args.sample_rate, mix_np.shape[-1] / args.sample_rate
+    if abs(seconds[0] - seconds[1]) > LENGTH_TOLERANCE_SECONDS:
+        raise DatasetError(f"the stems in {args.stems} last {seconds[0]:.2f} s but the mix {args.mix} lasts "
+                           f"{seconds[1]:.2f} s: they must come from the same edit (trim or pad them to one length)")
     length = max(stems_np.shape[-1], mix_np.shape[-1])
-    if abs(stems_np.shape[-1] - mix_np.shape[-1]) > args.sample_rate:
-        log.warning("stems last %.2f s, mix %.2f s; zero-padding the shorter",
-                    stems_np.shape[-1] / args.sample_rate, mix_np.shape[-1] / args.sample_rate)
     stems_np = np.pad(stems_np, ((0, 0), (0, 0), (0, length - stems_np.shape[-1])))
     mix_np = np.pad(mix_np, ((0, 0), (0, length - mix_np.shape[-1])))
     try:
@@ -87,6 +103,9 @@ def run_fit(args: argparse.Namespace) -> int:
                                             args.group_chain, args.sample_rate)
     except ValueError as e:
         raise DatasetError(f"cannot build the console for {args.stems}: {e}") from e
+    if min(seconds) < args.crop_seconds:
+        raise DatasetError(f"{args.mix} lasts {seconds[1]:.2f} s, shorter than one {args.crop_seconds} s training "
+                           f"crop: lower --crop-seconds (and --warmup-seconds) or use longer audio")
     device = torch.device(args.device)
     console.to(device)
     stems = torch.from_numpy(stems_np).to(device)

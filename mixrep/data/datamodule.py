@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import lightning as L
@@ -18,6 +19,9 @@ from mixrep.data.triplets import EpochSampler, MelConfig, TripletDataset
 def _worker_init(_: int) -> None:
     # Each worker decodes and computes features for whole items; intra-op threads only contend.
     torch.set_num_threads(1)
+    if torch.cuda.is_available():
+        # Spawned workers start on cuda:0; under DDP, separate on this process's own GPU.
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
 
 
 def build_source(source: str, root: str | Path | None = None, *, sample_rate: int = SAMPLE_RATE,

@@ -3,7 +3,9 @@
 Sampling is reproducible and independent of worker assignment: item ``key`` draws everything
 (clip offsets, chains, partner songs) from ``np.random.default_rng([seed, key])``, and the track is
 ``key % num_tracks``. :class:`EpochSampler` yields ``epoch * num_tracks + permutation`` so each
-epoch sees fresh crops and chains while any run with the same seed sees the same ones.
+epoch sees fresh crops and chains while any run with the same seed sees the same ones. One
+exception: a track found unreadable is remembered per process (DataLoader worker), so once a
+dataset has bad tracks, which replacement an item gets can depend on the worker layout.
 """
 
 from __future__ import annotations
@@ -38,6 +40,14 @@ class MelConfig:
 
 class SilentClipError(MixrepError):
     """No non-silent clip could be found in a track."""
+
+
+class TrackFailed(MixrepError):
+    """Reading one track failed; ``track_id`` names it (it may be a partner, not the anchor)."""
+
+    def __init__(self, track_id: str, cause: Exception) -> None:
+        super().__init__(f"track {track_id}: {cause}")
+        self.track_id = track_id
 
 
 def rms_db(audio: np.ndarray) -> float:
@@ -90,31 +100,40 @@ class TripletDataset(Dataset):
         return len(self.tracks)
 
     def read_clips(self, track: Track, rng: np.random.Generator, count: int = 1) -> list[np.ndarray]:
-        """``count`` non-overlapping, non-silent clips of ``track`` (see :class:`ClipReader`)."""
-        for _ in range(8):
-            if count == 1:
-                starts = (float(rng.uniform(0.0, track.duration_seconds - self.clip_seconds)),)
-            else:
-                starts = non_overlapping_starts(track.duration_seconds, self.clip_seconds, rng)
-            clips = [self.source.read_stems(track, start, self.clip_seconds) for start in starts]
-            if all(rms_db(clip.sum(axis=0)) > SILENCE_RMS_DB for clip in clips):
-                return clips
-        raise SilentClipError(f"track {track.track_id}: 8 random clips were silent (below {SILENCE_RMS_DB} dBFS)")
+        """``count`` non-overlapping, non-silent clips of ``track`` (see :class:`ClipReader`).
+
+        Raises:
+            TrackFailed: the track is unreadable, always silent, or was skipped before.
+        """
+        if track.track_id in self.skipped_tracks:
+            raise TrackFailed(track.track_id, MixrepError("skipped earlier in this process"))
+        try:
+            for _ in range(8):
+                if count == 1:
+                    starts = (float(rng.uniform(0.0, track.duration_seconds - self.clip_seconds)),)
+                else:
+                    starts = non_overlapping_starts(track.duration_seconds, self.clip_seconds, rng)
+                clips = [self.source.read_stems(track, start, self.clip_seconds) for start in starts]
+                if all(rms_db(clip.sum(axis=0)) > SILENCE_RMS_DB for clip in clips):
+                    return clips
+            raise SilentClipError(f"8 random clips were silent (below {SILENCE_RMS_DB} dBFS)")
+        except MixrepError as e:
+            raise TrackFailed(track.track_id, e) from e
 
     def draw(self, key: int) -> TripletStems:
         """Raw stems of item ``key``, skipping unreadable or silent tracks."""
         rng = np.random.default_rng([self.seed, key])
         index = key % len(self.tracks)
         for _ in range(self.max_retries):
-            track = self.tracks[index]
-            if track.track_id not in self.skipped_tracks:
-                try:
-                    triplet = self.strategy.draw(self.tracks, index, self.read_clips, rng, self.sample_rate)
-                    triplet.info["track_index"] = index
-                    return triplet
-                except MixrepError as e:
-                    self.skipped_tracks.add(track.track_id)
-                    log.warning("skipping track %s: %s", track.track_id, e)
+            try:
+                triplet = self.strategy.draw(self.tracks, index, self.read_clips, rng, self.sample_rate)
+                triplet.info["track_index"] = index
+                return triplet
+            except TrackFailed as e:
+                # The failing track may be the anchor or a partner song: skip that one.
+                if e.track_id not in self.skipped_tracks:
+                    self.skipped_tracks.add(e.track_id)
+                    log.warning("skipping %s", e)
             index = int(rng.integers(len(self.tracks)))
         raise DatasetError(f"{self.max_retries} tracks in a row were unreadable or silent "
                            f"(last: {self.tracks[index].track_id}); check the dataset and the logs")

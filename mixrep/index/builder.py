@@ -118,7 +118,9 @@ def build_library_index(
                 if record is not None:
                     done.append(record)
                 if len(done) + len(new_skips) >= batch_tracks or n == len(todo):
-                    store.commit(done, new_skips, [replace[r.path] for r in done if r.path in replace])
+                    # A changed file is replaced whether it re-embedded or now fails (no stale vectors).
+                    changed = [r.path for r in done] + [str(s.path) for s in new_skips]
+                    store.commit(done, new_skips, [replace[p] for p in changed if p in replace])
                     report.embedded += len(done)
                     report.skipped += new_skips
                     done, new_skips = [], []

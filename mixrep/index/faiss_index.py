@@ -242,8 +242,11 @@ class StyleIndex:
             self._index = self._new_faiss("hnsw", None)
             self._index.add_with_ids(vectors[keep], all_ids[keep])
             return len(present)
-        # IVF with a hash-table direct map only removes by explicit id array
-        removed = self._index.remove_ids(faiss.IDSelectorArray(ids.size, faiss.swig_ptr(ids)))
+        # IVF with a hash-table direct map only removes by explicit id array; elsewhere a hashed
+        # batch selector keeps removal linear in the index size (IDSelectorArray scans the array).
+        selector = (faiss.IDSelectorArray(ids.size, faiss.swig_ptr(ids)) if self.index_type == "ivf"
+                    else faiss.IDSelectorBatch(ids.size, faiss.swig_ptr(ids)))
+        removed = self._index.remove_ids(selector)
         if removed != ids.size:
             raise MixrepError(f"FAISS removed {removed} vectors instead of {ids.size}; the index is inconsistent")
         for t in present:

@@ -197,7 +197,11 @@ class LibraryIndex:
         unknown = [int(t) for t in track_ids if int(t) not in found]
         if unknown:
             raise MixrepError(f"no track with id {unknown} in the index {self.index_dir} (see `mixrep index info`)")
-        hits = self.search_embeddings([found[int(t)] for t in track_ids], k, [[int(t)] for t in track_ids])
+        # Like file queries, an id query never returns its own track nor a byte-identical copy.
+        records = self.store.get_tracks([int(t) for t in track_ids])
+        excludes = [sorted({int(t), *self.store.find(records[int(t)].path, records[int(t)].content_sha1)})
+                    for t in track_ids]
+        hits = self.search_embeddings([found[int(t)] for t in track_ids], k, excludes)
         return [QueryResult(f"id:{t}", h) for t, h in zip(track_ids, hits)]
 
     # ------------------------------------------------------------------ info

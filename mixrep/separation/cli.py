@@ -66,6 +66,10 @@ def run_separate(args: argparse.Namespace) -> int:
                 cached += 1
         except AudioReadError as e:
             failed.skip(track.audio_path or track.track_id, "corrupt", str(e))
+        except SeparationError as e:
+            if separator._model is None:  # the model itself could not be loaded: stop here
+                raise
+            failed.skip(track.audio_path or track.track_id, "separation", str(e))
         bar.set_postfix(new=separated, cached=cached, skipped=len(failed), refresh=False)
     bar.close()
     elapsed = time.perf_counter() - started

@@ -80,6 +80,7 @@ class ContrastiveStyleModule(L.LightningModule):
         return tuple(self.all_gather(t, sync_grads=True).flatten(0, 1) for t in tensors)
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # Dropout is a function of (seed, step): a resumed run continues identically.
         torch.manual_seed(self.hparams.seed * 1_000_003 + self.global_step)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

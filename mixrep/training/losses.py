@@ -78,7 +78,9 @@ def info_nce(
     dtype = torch.promote_types(anchor.dtype, torch.float32)  # float16/bfloat16 -> float32
     a, p, n = (F.normalize(x.to(dtype), dim=-1) for x in (anchor, positive, negative))
     keys = torch.cat([p, n, a], dim=0)  # (3B, dim)
-    logits = (a @ keys.T) / temperature  # (B, 3B)
+    # Autocast would run the matmul in bf16/fp16 again: keep the logits in float32.
+    with torch.autocast(device_type=anchor.device.type, enabled=False):
+        logits = (a @ keys.T) / temperature  # (B, 3B)
     rows = torch.arange(batch, device=anchor.device)
     self_mask = torch.zeros_like(logits, dtype=torch.bool)
     self_mask[rows, 2 * batch + rows] = True

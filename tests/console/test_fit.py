@@ -109,3 +109,25 @@ def test_fit_rejects_mismatched_mix():
     console = MixingConsole.from_tracks(["a"], chain="g", group_chain="", sample_rate=RATE)
     with pytest.raises(ValueError, match="does not match stems"):
         fit(console, torch.zeros(1, 2, 100), torch.zeros(2, 50))
+
+
+@pytest.mark.parametrize("case, message", [
+    ("mix_length", "must come from the same edit"),
+    ("stem_length", "differ in length: b.wav"),
+    ("short", "shorter than one 3.8 s training crop"),
+    ("crop", "must exceed --warmup-seconds"),
+])
+def test_cli_refuses_inconsistent_audio_clearly(tmp_path, capsys, case, message):
+    stem_dir = tmp_path / "stems"
+    seconds = 1.0 if case == "short" else 5.0
+    write_audio(stem_dir / "a.wav", np.zeros((2, int(seconds * RATE)), np.float32), RATE)
+    write_audio(stem_dir / "b.wav", np.zeros((2, int((seconds - (1 if case == "stem_length" else 0)) * RATE)),
+                                              np.float32), RATE)
+    mix_seconds = seconds + (2.0 if case == "mix_length" else 0.0)
+    mix = write_audio(tmp_path / "mix.wav", np.zeros((2, int(mix_seconds * RATE)), np.float32), RATE)
+    extra = ["--crop-seconds", "1", "--warmup-seconds", "1"] if case == "crop" else []
+    code = cli.main(["console", "fit", "--stems", str(stem_dir), "--mix", str(mix), "--out", str(tmp_path / "o"),
+                     "--sample-rate", str(RATE), "--no-progress", *extra])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

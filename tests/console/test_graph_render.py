@@ -15,7 +15,7 @@ from mixrep.console.graph import (
 )
 from mixrep.console.render import BatchedRenderer, dependency_span, render_one_by_one, schedule
 
-from conftest import SMALL, TEST_RATE, random_params
+from tests.console.conftest import SMALL, TEST_RATE, random_params
 
 
 def _longest_path_nodes(graph: MixingGraph) -> int:

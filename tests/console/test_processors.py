@@ -13,7 +13,7 @@ from mixrep.console.processors import (
     make_processors,
 )
 
-from conftest import SMALL, TEST_RATE
+from tests.console.conftest import SMALL, TEST_RATE
 
 SEED_SIZES = {
     "eq": {"log_magnitude": (1024,)},

@@ -22,7 +22,7 @@ from mixrep.data.synthetic import SynthConfig, SyntheticSource, synthesize_song,
 from mixrep.data.tracks import Source
 from mixrep.errors import AudioReadError, DatasetError, SeparationError
 
-from conftest import FIXTURE_RATE, MIN_SECONDS, MixtureAsOther, tone
+from tests.data.conftest import FIXTURE_RATE, MIN_SECONDS, MixtureAsOther, tone
 
 OTHER = STEMS.index("other")
 

@@ -235,3 +235,21 @@ def test_cli_build_search_info_remove(library, embedder, tmp_path, monkeypatch, 
     with LibraryIndex.open(idx) as index:
         assert len(index.style_index) == 28 and not index.store.find(str(query))
         assert index.style_index.config == IndexConfig(index_type="ivf", mode="clip", nlist=8, nprobe=4)
+
+
+def test_id_query_skips_byte_identical_copies_and_changed_broken_files_drop_out(embedder, tmp_path):
+    lib = tmp_path / "lib"
+    for i in range(4):
+        write_audio(lib / f"t{i}.wav", render_track(i, STYLES[i]), 16_000)
+    (lib / "t0_copy.wav").write_bytes((lib / "t0.wav").read_bytes())
+    build_library_index(embedder, lib, tmp_path / "idx", progress=False)
+    with LibraryIndex.open(tmp_path / "idx") as index:
+        own = index.store.find(str((lib / "t0.wav").resolve()))[0]
+        ranked = [Path(h.path).name for h in index.search_ids([own], k=4)[0].hits]
+    assert "t0.wav" not in ranked and "t0_copy.wav" not in ranked and len(ranked) == 3
+    # t1 changes and can no longer be decoded: its old vectors must not stay searchable.
+    (lib / "t1.wav").write_bytes(b"not audio any more")
+    report = build_library_index(embedder, lib, tmp_path / "idx", progress=False)
+    assert report.tracks_in_index == 4 and [Path(s.path).name for s in report.skipped] == ["t1.wav"]
+    with LibraryIndex.open(tmp_path / "idx") as index:
+        assert index.store.find(str((lib / "t1.wav").resolve())) == []

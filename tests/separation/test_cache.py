@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import tiny_htdemucs
+from tests.separation.conftest import tiny_htdemucs
 
 from mixrep.data.tracks import Track
 from mixrep.errors import DatasetError, SeparationError

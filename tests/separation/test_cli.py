@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import noise, save_demucs_package, tiny_htdemucs
+from tests.separation.conftest import noise, save_demucs_package, tiny_htdemucs
 
 import mixrep.cli
 from mixrep.audio.io import write_audio

@@ -7,7 +7,7 @@ import urllib.error
 
 import pytest
 import torch
-from conftest import TINY_RATE, GainModel, save_demucs_package, tiny_htdemucs
+from tests.separation.conftest import TINY_RATE, GainModel, save_demucs_package, tiny_htdemucs
 
 from mixrep.errors import SeparationError
 from mixrep.separation.base import Separator

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import TINY_RATE, GainModel
+from tests.separation.conftest import TINY_RATE, GainModel
 from mixrep.data.tracks import Track
 from mixrep.errors import DatasetError
 from mixrep.separation.cache import StemCache
