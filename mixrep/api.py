@@ -87,7 +87,12 @@ class StyleEncoder:
             CheckpointError: missing, corrupt, of another kind, or weights that do not match
                 their recorded hash.
         """
-        checkpoint = load_checkpoint(path)
+        return cls.from_loaded(load_checkpoint(path), path, device, separator)
+
+    @classmethod
+    def from_loaded(cls, checkpoint: dict, path: str | Path, device: torch.device | str | None = None,
+                    separator: Separator | None = None) -> StyleEncoder:
+        """Like :meth:`from_checkpoint`, from a dict :func:`load_checkpoint` already read from ``path``."""
         meta = checkpoint["mixrep"]
         config_dict = dict(meta["encoder_config"])
         known = set(EncoderConfig.__dataclass_fields__)
@@ -177,6 +182,12 @@ class StyleEncoder:
             return np.array([max(0.0, (duration_seconds - self.clip_seconds) / 2)])
         return np.linspace(0.0, duration_seconds - self.clip_seconds, clips)
 
+    def _clip_plan(self, duration_seconds: float, max_clips: int, what: str) -> tuple[np.ndarray, float]:
+        """Clip start times (s) and clip length (s) for a track, refusing tracks under 1 s."""
+        if duration_seconds < MIN_CLIP_SECONDS:
+            raise ValueError(f"{what} lasts {duration_seconds:.2f} s; at least {MIN_CLIP_SECONDS} s is needed")
+        return self.clip_offsets(duration_seconds, max_clips), min(self.clip_seconds, duration_seconds)
+
     def embed_file_clips(self, path: str | Path, max_clips: int = 8) -> tuple[np.ndarray, np.ndarray]:
         """Embed several clips of one audio file (a mixture; separated with :attr:`separator`).
 
@@ -184,11 +195,7 @@ class StyleEncoder:
             ``(clips, embedding_dim)`` float32 L2-normalised embeddings and the clip start times
             in seconds ``(clips,)``.
         """
-        duration = audio_duration(path)
-        if duration < MIN_CLIP_SECONDS:
-            raise ValueError(f"{path} lasts {duration:.2f} s; at least {MIN_CLIP_SECONDS} s is needed")
-        offsets = self.clip_offsets(duration, max_clips)
-        seconds = min(self.clip_seconds, duration)
+        offsets, seconds = self._clip_plan(audio_duration(path), max_clips, str(path))
         mixes = np.stack([read_segment(path, float(t), seconds, self.sample_rate) for t in offsets])
         return self.embed_audio(mixes, self.sample_rate).numpy(), offsets
 
@@ -201,11 +208,8 @@ class StyleEncoder:
         """
         if len(stem_paths) != len(STEMS):
             raise ValueError(f"expected {len(STEMS)} stem files ({', '.join(STEMS)}), got {len(stem_paths)}")
-        duration = min(audio_duration(p) for p in stem_paths)
-        if duration < MIN_CLIP_SECONDS:
-            raise ValueError(f"the stems {stem_paths[0]}... last {duration:.2f} s; at least {MIN_CLIP_SECONDS} s is needed")
-        offsets = self.clip_offsets(duration, max_clips)
-        seconds = min(self.clip_seconds, duration)
+        offsets, seconds = self._clip_plan(min(audio_duration(p) for p in stem_paths), max_clips,
+                                           f"the stems {stem_paths[0]}...")
         stems = np.stack([np.stack([read_segment(p, float(t), seconds, self.sample_rate) for p in stem_paths])
                           for t in offsets])
         return self.embed_stems(stems, self.sample_rate).numpy(), offsets

@@ -22,9 +22,9 @@ from mixrep.models.encoder import MixStyleEncoder
 from mixrep.training.callbacks import embed_style_set
 
 
-def source_from_checkpoint(path: str | Path) -> tuple[Source, AugmentConfig]:
-    """Re-open the data source (and augmentation config) a checkpoint was trained on."""
-    data = dict(load_checkpoint(path).get("datamodule_hyper_parameters", {}))
+def source_from_checkpoint(checkpoint: dict) -> tuple[Source, AugmentConfig]:
+    """Re-open the data source (and augmentation config) a loaded checkpoint was trained on."""
+    data = dict(checkpoint.get("datamodule_hyper_parameters", {}))
     augment = AugmentConfig.from_dict(data.pop("augment", None) or {})
     keys = ("sample_rate", "synth_songs", "synth_song_seconds", "fma_subset", "separator", "weights_path", "cache_dir")
     options = {k: data[k] for k in keys if k in data}
@@ -50,10 +50,11 @@ def evaluate_checkpoint(path: str | Path, *, source: Source | None = None, split
                         ) -> dict[str, StyleRetrievalScores]:
     """Build the style-retrieval set from the checkpoint's own data source (or ``source``) and
     score the checkpoint and the baselines on it."""
-    encoder = StyleEncoder.from_checkpoint(path, device=device)
-    trained_source, augment = source_from_checkpoint(path)
+    checkpoint = load_checkpoint(path)  # read once: it also holds the optimizer state
+    encoder = StyleEncoder.from_loaded(checkpoint, path, device=device)
+    trained_source, augment = source_from_checkpoint(checkpoint)
     source = source or trained_source
-    frontend = load_checkpoint(path)["mixrep"]["frontend"]
+    frontend = checkpoint["mixrep"]["frontend"]
     style_set = build_style_set(source, split=split, num_songs=num_songs, num_styles=num_styles,
                                 clip_seconds=frontend["clip_seconds"], n_mels=frontend["n_mels"],
                                 n_fft=frontend["n_fft"], hop_length=frontend["hop_length"], augment=augment, seed=seed)
