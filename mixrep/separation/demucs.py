@@ -6,10 +6,16 @@ Weights come from one of three places:
   When the legacy download of every model of the bag is already in torch hub's checkpoint folder,
   it is loaded from there directly, which avoids the HuggingFace hub's network retries offline;
 * ``weights_path``: a ``.th`` package written by ``demucs.states`` (class, arguments and state,
-  e.g. a downloaded ``955717e8-8726e21a.th``; a ``-<sha256 prefix>`` suffix is verified), a
-  ``.safetensors`` file in demucs' HuggingFace export format, or a folder used as a demucs model
-  repository (``<name>.yaml`` bags and ``<signature>.th`` files, like ``python -m demucs --repo``);
+  e.g. a downloaded ``955717e8-8726e21a.th``), a ``.safetensors`` file in demucs' HuggingFace
+  export format, or a folder used as a demucs model repository (``<name>.yaml`` bags and
+  ``<signature>.th`` files, like ``python -m demucs --repo``);
 * ``model``: an already built ``HTDemucs``/``HDemucs``/``Demucs``/``BagOfModels``.
+
+A ``.th`` package is a pickle, and unpickling runs code stored in the file: load packages only from
+trusted sources. :func:`read_package` first verifies the ``-<sha256 prefix>`` checksum a file name
+carries (``955717e8-8726e21a.th``, as demucs releases and ``save_with_checksum`` name them), before
+anything is unpickled, then reads with ``torch.load(weights_only=True)`` allowing only demucs' model
+classes; only a package holding other objects is unpickled in full, with a warning.
 
 The model is loaded lazily, on the first :meth:`DemucsSeparator.separate`: :attr:`DemucsSeparator.name`
 (the stem-cache key) is computed from the weights' identity without building the network, so a
@@ -21,9 +27,12 @@ Shape:
 
 from __future__ import annotations
 
+import fractions
 import hashlib
 import logging
 import os
+import pickle
+import re
 import threading
 from pathlib import Path
 
@@ -48,11 +57,15 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-def _remote_files(model_name: str) -> list[tuple[str, str]]:
-    """``(url, file name)`` of every legacy download of a pretrained name; ``[]`` if unknown."""
+def remote_model_urls() -> dict[str, str]:
+    """``signature -> url`` of every legacy download demucs lists (its ``remote/files.txt``).
+
+    The list's format: ``# comment`` lines, ``root: <folder>/`` lines that set the folder of the
+    files after them, and ``<signature>-<sha256 prefix>.th`` file names.
+    """
     from demucs.pretrained import REMOTE_ROOT
 
-    files: dict[str, str] = {}  # signature -> url
+    urls: dict[str, str] = {}
     root = ""
     for line in (REMOTE_ROOT / "files.txt").read_text().splitlines():
         line = line.strip()
@@ -61,12 +74,70 @@ def _remote_files(model_name: str) -> list[tuple[str, str]]:
         if line.startswith("root:"):
             root = line.split(":", 1)[1].strip()
         else:
-            files[line.split("-", 1)[0]] = DEMUCS_ROOT_URL + root + line
+            urls[line.split("-", 1)[0]] = DEMUCS_ROOT_URL + root + line
+    return urls
+
+
+def _remote_files(model_name: str) -> list[tuple[str, str]]:
+    """``(url, file name)`` of every legacy download of a pretrained name; ``[]`` if unknown."""
+    from demucs.pretrained import REMOTE_ROOT
+
+    urls = remote_model_urls()
     bag = REMOTE_ROOT / f"{model_name}.yaml"
     signatures = yaml.safe_load(bag.read_text())["models"] if bag.is_file() else [model_name]
-    if not all(sig in files for sig in signatures):
+    if not all(sig in urls for sig in signatures):
         return []
-    return [(files[sig], files[sig].rsplit("/", 1)[1]) for sig in signatures]
+    return [(urls[sig], urls[sig].rsplit("/", 1)[1]) for sig in signatures]
+
+
+def name_checksum(path: Path) -> str | None:
+    """The sha256 prefix a package's name carries (``<signature>-<hex>.th``), or ``None``."""
+    if "-" not in path.stem:
+        return None
+    suffix = path.stem.rsplit("-", 1)[1].lower()
+    return suffix if re.fullmatch(r"[0-9a-f]{8,64}", suffix) else None
+
+
+def _safe_globals() -> list:
+    """What a demucs package may hold besides tensors and plain containers: its model classes."""
+    from demucs.demucs import Demucs
+    from demucs.hdemucs import HDemucs
+    from demucs.htdemucs import HTDemucs
+
+    return [Demucs, HDemucs, HTDemucs, fractions.Fraction]
+
+
+def read_package(path: Path) -> dict:
+    """Read a demucs ``.th`` package (``klass``, ``args``, ``kwargs``, ``state``) as safely as it allows.
+
+    The checksum in the file name, if any, is verified before anything is unpickled. Then the file
+    is read with ``weights_only=True``, allowing demucs' model classes only; a package that holds
+    other objects is unpickled in full, which runs code stored in it, after a warning: Demucs
+    packages are pickles to be loaded only from trusted sources.
+
+    Raises:
+        SeparationError: the checksum does not match, or the file is not a readable package.
+    """
+    checksum = name_checksum(path)
+    if checksum is not None:
+        actual = _sha256([path], include_names=False)[:len(checksum)]
+        if actual != checksum:
+            raise SeparationError(
+                f"Invalid checksum for Demucs weights {path}: its name says sha256 {checksum}..., the file's is "
+                f"{actual}...; the file is damaged or not what its name says. Nothing was loaded from it: "
+                f"download it again from a trusted source.")
+    try:
+        with torch.serialization.safe_globals(_safe_globals()):
+            package = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        log.warning("Demucs weights %s hold objects beyond demucs' model classes (%s); unpickling the file in "
+                    "full, which runs code stored in it: load weights only from trusted sources",
+                    path, str(e).splitlines()[0])
+        package = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(package, dict) or not {"klass", "args", "kwargs", "state"} <= set(package):
+        raise SeparationError(f"{path} is not a Demucs package (a dict with klass, args, kwargs and state, as "
+                              f"demucs.states writes); pass a .th file written by demucs or a .safetensors export")
+    return package
 
 
 def torch_hub_checkpoints() -> Path:
@@ -74,10 +145,12 @@ def torch_hub_checkpoints() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def _sha256(paths: list[Path]) -> str:
+def _sha256(paths: list[Path], include_names: bool = True) -> str:
+    """sha256 of the files' bytes in order (each preceded by its name unless ``include_names`` is off)."""
     digest = hashlib.sha256()
     for path in paths:
-        digest.update(path.name.encode())
+        if include_names:
+            digest.update(path.name.encode())
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
@@ -116,7 +189,6 @@ def missing_weights_message(model_name: str, cause: BaseException | None = None)
     else:
         lines.append(f"  2. pass a local .th/.safetensors file or a demucs model folder as weights_path= / "
                      f"--weights PATH ({model_name!r} has no legacy download URL).")
-    lines.append("  3. or skip separation: use a source that has stems (`--source stems` / OracleStems).")
     return "\n".join(lines)
 
 
@@ -214,8 +286,7 @@ class DemucsSeparator:
         path = self.weights_path
         try:
             if path is not None and path.suffix == ".th":
-                package = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
-                return int(package["kwargs"].get("samplerate", 44_100))
+                return int(read_package(path)["kwargs"].get("samplerate", 44_100))
             if path is not None and path.suffix == ".safetensors":
                 import json
 
@@ -223,6 +294,8 @@ class DemucsSeparator:
 
                 with safe_open(str(path), framework="pt") as f:
                     return int(json.loads(f.metadata()["kwargs"]).get("samplerate", 44_100))
+        except SeparationError:
+            raise
         except Exception as e:
             raise SeparationError(f"cannot read Demucs weights {path}: {e}. Expected a demucs package "
                                   f"(.th written by demucs.states, or .safetensors).") from e
@@ -277,15 +350,14 @@ class DemucsSeparator:
 
     def _load_cached_remote(self) -> torch.nn.Module:
         """Load a pretrained name from torch hub's cache without trying the HuggingFace hub first."""
-        from demucs.pretrained import REMOTE_ROOT, _parse_remote_files
+        from demucs.pretrained import REMOTE_ROOT
         from demucs.repo import AnyModelRepo, BagOnlyRepo, RemoteRepo
 
-        model_repo = RemoteRepo(_parse_remote_files(REMOTE_ROOT / "files.txt"))
+        model_repo = RemoteRepo(remote_model_urls())
         return AnyModelRepo(model_repo, BagOnlyRepo(REMOTE_ROOT, model_repo)).get_model(self.model_name)
 
     def _load_local(self, path: Path) -> torch.nn.Module:
         from demucs.pretrained import get_model
-        from demucs.repo import check_checksum
         from demucs.states import load_model
 
         try:
@@ -295,9 +367,9 @@ class DemucsSeparator:
                 from demucs.hf import load_safetensors_model
 
                 return load_safetensors_model(path)
-            if "-" in path.stem:  # <signature>-<sha256 prefix>.th, as released and as save_with_checksum writes
-                check_checksum(path, path.stem.rsplit("-", 1)[1])
-            return load_model(path)
+            return load_model(read_package(path))
+        except SeparationError:
+            raise
         except SystemExit as e:
             raise SeparationError(f"demucs refused to load {path} (see the message above)") from e
         except Exception as e:
