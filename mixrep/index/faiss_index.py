@@ -362,8 +362,7 @@ class StyleIndex:
         """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        previous = _read_manifest(path) if (path / MANIFEST).exists() else None
-        generation = (previous["generation"] + 1) if previous else 1
+        generation = _last_generation(path) + 1
         vectors_name = f"vectors-{generation:06d}.faiss"
         fd, tmp = tempfile.mkstemp(prefix=".vectors.", suffix=".tmp", dir=path)
         os.close(fd)
@@ -399,25 +398,31 @@ class StyleIndex:
             CheckpointError: no manifest, an unknown format, or a missing/corrupt vector file.
         """
         path = Path(path)
-        for attempt in range(3):  # a concurrent save may delete the file an old manifest names
-            manifest = _read_manifest(path)
-            if (path / manifest["vectors_file"]).exists() or attempt == 2:
-                break
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise CheckpointError(
-                f"{path / MANIFEST} has format version {manifest.get('format_version')}, this mixrep reads "
-                f"{FORMAT_VERSION}: rebuild the index"
-            )
-        index = cls(manifest["embedding_dim"], manifest["model_hash"], IndexConfig(**manifest["config"]))
-        vectors_path = path / manifest["vectors_file"]
+        try:
+            for attempt in range(3):  # a concurrent save may delete the file an old manifest names
+                manifest = _read_manifest(path)
+                if (path / manifest["vectors_file"]).exists() or attempt == 2:
+                    break
+            if manifest.get("format_version") != FORMAT_VERSION:
+                raise CheckpointError(
+                    f"{path / MANIFEST} has format version {manifest.get('format_version')}, this mixrep reads "
+                    f"{FORMAT_VERSION}: rebuild the index"
+                )
+            index = cls(manifest["embedding_dim"], manifest["model_hash"], IndexConfig(**manifest["config"]))
+            vectors_path = path / manifest["vectors_file"]
+            index._trained_vectors = int(manifest.get("trained_vectors", 0))
+            index.extra = dict(manifest.get("extra", {}))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise CheckpointError(f"{path / MANIFEST} is incomplete or malformed ({type(e).__name__}: {e})") from e
         try:
             index._index = faiss.read_index(str(vectors_path))
         except RuntimeError as e:
             raise CheckpointError(f"cannot read FAISS index {vectors_path}: {e}") from e
+        if index._index.d != index.embedding_dim:
+            raise CheckpointError(f"FAISS index {vectors_path} holds {index._index.d}-d vectors, its manifest says "
+                                  f"{index.embedding_dim}")
         if isinstance(index._index, faiss.IndexIVF):
             index._index.set_direct_map_type(faiss.DirectMap.Hashtable)
-        index._trained_vectors = int(manifest.get("trained_vectors", 0))
-        index.extra = dict(manifest.get("extra", {}))
         index._count(index._all_vector_ids())
         return index
 
@@ -576,13 +581,25 @@ class StyleIndex:
             self.config = replace(self.config, ef_search=ef_search)
 
 
+def _last_generation(path: Path) -> int:
+    """Highest generation the folder's manifest or vector files name (0 for none); a damaged
+    manifest is not an obstacle to saving a new one."""
+    numbers = [int(p.stem.split("-", 1)[1]) for p in path.glob("vectors-*.faiss") if p.stem.split("-", 1)[1].isdigit()]
+    try:
+        numbers.append(int(_read_manifest(path)["generation"]))
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        pass
+    return max(numbers, default=0)
+
+
 def _read_manifest(path: Path) -> dict:
     try:
         return json.loads((path / MANIFEST).read_text())
     except FileNotFoundError as e:
         raise CheckpointError(f"no style index in {path}: {MANIFEST} is missing (build one with `mixrep index build`)") from e
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path / MANIFEST} is corrupt ({e}); rebuild the index") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path / MANIFEST} is corrupt ({e}); `mixrep index build` re-derives it from the "
+                              f"metadata store") from e
 
 
 def _fsync(path: str | os.PathLike) -> None:

@@ -5,7 +5,11 @@ offsets, the encoder hash and the per-clip embeddings (float32 BLOB). The FAISS 
 from these rows (see :mod:`mixrep.index.library_index`), so a build killed between a SQLite commit
 and an index save loses nothing and duplicates nothing: the next run re-derives the index.
 
-The database runs in WAL mode: any number of readers work while one writer commits.
+The database runs in WAL mode: any number of readers work while one writer commits. Each store
+gets a random ``store_id`` when it is created; a FAISS index records the id of the store it was
+derived from, so a store deleted and recreated (ids 1..N reused by other tracks) is never paired
+with the old vectors. A damaged database file raises :class:`StoreError` naming the file, what
+SQLite found and what to do, never a raw ``sqlite3`` traceback.
 
 Shape:
     ``TrackRecord.embeddings`` is ``(clips, embedding_dim)`` float32 and
@@ -14,18 +18,21 @@ Shape:
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import sqlite3
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 import numpy as np
 
-from mixrep.errors import CheckpointError
+from mixrep.errors import CheckpointError, MixrepError
 from mixrep.index.embedder import check_embedder_matches
 
 SCHEMA_VERSION = 1
@@ -88,13 +95,57 @@ class TrackRecord:
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A library file that could not be embedded, with a short ``kind`` and the reason."""
+    """A library file that could not be embedded, with a short ``kind`` and the reason.
+
+    Attributes:
+        path: the file (or stems folder, or a source's label for it).
+        kind: ``corrupt``, ``short``, ``silent``, ``unreadable``, ``separation``, ``failed``... (see
+            :data:`mixrep.index.builder.RETRY_KINDS` for those a rebuild retries).
+        reason: what went wrong, for people.
+        size_bytes, mtime_ns: the file's state when it failed (a changed file is retried).
+        stage: ``embed`` (the build tried the file) or ``listing`` (the library's source dropped it
+            before the build saw it: a song folder missing a stem, a corrupt header...).
+    """
 
     path: str
     kind: str
     reason: str
     size_bytes: int = 0
     mtime_ns: int = 0
+    stage: str = "embed"
+
+
+class FileState(NamedTuple):
+    """What the store knows of one library path: a track (``track_id``) or a skip (``kind``)."""
+
+    size_bytes: int
+    mtime_ns: int
+    track_id: int | None
+    kind: str | None
+
+
+class StoreError(MixrepError):
+    """The metadata store cannot be used: damaged, not a mixrep store, or locked for too long."""
+
+
+def _guarded(method):
+    """Turn ``sqlite3.DatabaseError`` raised by a store method into a :class:`StoreError`."""
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def generator(self, *args, **kwargs):
+            try:
+                yield from method(self, *args, **kwargs)
+            except sqlite3.DatabaseError as e:
+                raise self._store_error(e) from e
+        return generator
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            raise self._store_error(e) from e
+    return wrapper
 
 
 class MetadataStore:
@@ -110,7 +161,18 @@ class MetadataStore:
         if readonly and not self.path.exists():
             raise CheckpointError(f"no metadata store at {self.path}: build the index with `mixrep index build`")
         uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
-        self._db = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
+        try:
+            self._db = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
+        except sqlite3.DatabaseError as e:
+            raise self._store_error(e) from e
+        try:
+            self._open(readonly)
+        except BaseException:
+            self._db.close()
+            raise
+
+    @_guarded
+    def _open(self, readonly: bool) -> None:
         self._db.execute("PRAGMA busy_timeout = 60000")
         if not readonly:
             self._db.execute("PRAGMA journal_mode = WAL")
@@ -118,9 +180,26 @@ class MetadataStore:
             self._db.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
             if self.get_meta("schema_version") is None:
                 self.set_meta({"schema_version": str(SCHEMA_VERSION), "generation": "0"})
+            if self.get_meta("store_id") is None:  # new store (or one written before store ids)
+                self.set_meta({"store_id": uuid.uuid4().hex})
         version = self.get_meta("schema_version")
         if version != str(SCHEMA_VERSION):
             raise CheckpointError(f"{self.path} has schema version {version}, expected {SCHEMA_VERSION}: rebuild it")
+
+    def _store_error(self, error: sqlite3.DatabaseError) -> StoreError:
+        """A :class:`StoreError` saying which file, what SQLite found and what to do."""
+        message = str(error)
+        if "locked" in message or "busy" in message:
+            return StoreError(f"the index store {self.path} stayed locked by another process for 60 s ({message}); "
+                              "wait for the other build or merge to finish and retry")
+        if "unable to open" in message or "readonly" in message:
+            return StoreError(f"cannot open the index store {self.path} ({message}); check that the folder "
+                              "exists and that you may write to it")
+        return StoreError(
+            f"the index store {self.path} is damaged or not a mixrep index store (SQLite: {message}). It holds "
+            f"the tracks and their embeddings (the FAISS files are derived from it), so it cannot be repaired "
+            f"from them: restore {self.path.name} from a backup, or move {self.path.parent} aside and rebuild "
+            f"the index with `mixrep index build`.")
 
     def close(self) -> None:
         self._db.close()
@@ -133,10 +212,12 @@ class MetadataStore:
 
     # ------------------------------------------------------------------ meta
 
+    @_guarded
     def get_meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
+    @_guarded
     def set_meta(self, values: dict[str, str]) -> None:
         """Set string values in the ``meta`` table (one transaction)."""
         with self._transaction():
@@ -163,12 +244,18 @@ class MetadataStore:
         value = self.get_meta("embedding_dim")
         return None if value is None else int(value)
 
+    @property
+    def store_id(self) -> str | None:
+        """Random id given to the store when it was created (``None``: a store read-only since before ids)."""
+        return self.get_meta("store_id")
+
     def generation(self) -> int:
         """A counter bumped by every commit that adds or removes tracks."""
         return int(self.get_meta("generation") or 0)
 
     # ------------------------------------------------------------------ writes
 
+    @_guarded
     def commit(self, tracks: Iterable[TrackRecord] = (), skipped: Iterable[SkippedFile] = (),
                replace_ids: Iterable[int] = ()) -> list[int]:
         """Insert tracks and skipped files in one transaction; returns the new track ids.
@@ -200,6 +287,7 @@ class MetadataStore:
             self._bump_generation()
         return new_ids
 
+    @_guarded
     def remove(self, track_ids: Iterable[int]) -> list[int]:
         """Delete tracks by id; returns the ids that existed."""
         ids = [int(i) for i in track_ids]
@@ -217,20 +305,23 @@ class MetadataStore:
 
     # ------------------------------------------------------------------ reads
 
+    @_guarded
     def track_ids(self) -> np.ndarray:
         """Sorted ids of all tracks, ``(tracks,)`` int64."""
         rows = self._db.execute("SELECT id FROM tracks ORDER BY id").fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
-    def file_states(self) -> dict[str, tuple[int, int, int | None]]:
-        """``path -> (size_bytes, mtime_ns, track_id or None if skipped)`` of everything seen."""
-        out: dict[str, tuple[int, int, int | None]] = {}
-        for path, size, mtime in self._db.execute("SELECT path, size_bytes, mtime_ns FROM skipped"):
-            out[path] = (size, mtime, None)
+    @_guarded
+    def file_states(self) -> dict[str, FileState]:
+        """The :class:`FileState` of every path a build embedded or skipped."""
+        out: dict[str, FileState] = {}
+        for path, size, mtime, kind in self._db.execute("SELECT path, size_bytes, mtime_ns, kind FROM skipped"):
+            out[path] = FileState(size, mtime, None, kind)
         for path, size, mtime, tid in self._db.execute("SELECT path, size_bytes, mtime_ns, id FROM tracks"):
-            out[path] = (size, mtime, tid)
+            out[path] = FileState(size, mtime, tid, None)
         return out
 
+    @_guarded
     def iter_embeddings(self, track_ids: Iterable[int] | None = None,
                         batch: int = 2048) -> Iterator[tuple[list[int], list[np.ndarray]]]:
         """Yield ``(ids, [(clips, dim) arrays])`` in batches, for all tracks or the given ids."""
@@ -248,6 +339,7 @@ class MetadataStore:
                 yield ([r[0] for r in chunk],
                        [np.frombuffer(r[2], dtype=np.float32).reshape(r[1], dim) for r in chunk])
 
+    @_guarded
     def get_tracks(self, track_ids: Iterable[int], with_embeddings: bool = False) -> dict[int, TrackRecord]:
         """Records of the given ids (missing ids are absent from the result)."""
         out = {}
@@ -261,12 +353,14 @@ class MetadataStore:
                 out[row[0]] = self._record(row)
         return out
 
+    @_guarded
     def find(self, path: str | None = None, content_sha1: str | None = None) -> list[int]:
         """Ids of tracks at ``path`` or with the given content hash."""
         rows = self._db.execute("SELECT id FROM tracks WHERE path = ? OR content_sha1 = ?",
                                 (path, content_sha1)).fetchall()
         return sorted(r[0] for r in rows)
 
+    @_guarded
     def ids_for_paths(self, paths: Iterable[str]) -> dict[str, int]:
         out = {}
         for p in paths:
@@ -275,6 +369,7 @@ class MetadataStore:
                 out[p] = row[0]
         return out
 
+    @_guarded
     def iter_records(self, batch: int = 1024) -> Iterator[TrackRecord]:
         """Every track with its embeddings, by id."""
         cursor = self._db.execute(
@@ -283,14 +378,27 @@ class MetadataStore:
         for chunk in iter(lambda: cursor.fetchmany(batch), []):
             yield from (self._record(r) for r in chunk)
 
+    @_guarded
     def skipped(self) -> list[SkippedFile]:
+        """Files builds skipped and songs the library's source dropped while listing, by path."""
         rows = self._db.execute("SELECT path, kind, reason, size_bytes, mtime_ns FROM skipped ORDER BY path")
-        return [SkippedFile(*r) for r in rows]
+        return sorted([SkippedFile(*r) for r in rows] + self.listing_skips(), key=lambda s: s.path)
 
+    def listing_skips(self) -> list[SkippedFile]:
+        """What the last build's source dropped while listing (``stage == "listing"``)."""
+        entries = json.loads(self.get_meta("listing_skipped") or "[]")
+        return [SkippedFile(path, kind, reason, stage="listing") for path, kind, reason in entries]
+
+    def set_listing_skips(self, skips: Iterable[SkippedFile]) -> None:
+        """Replace the listing skips (a build from a source lists the whole library again)."""
+        entries = sorted({(s.path, s.kind, s.reason) for s in skips})
+        self.set_meta({"listing_skipped": json.dumps(entries)})
+
+    @_guarded
     def counts(self) -> dict:
-        """Tracks, clip vectors and skipped files by kind."""
+        """Tracks, clip vectors and skipped files (embedding and listing skips) by kind."""
         tracks, clips = self._db.execute("SELECT COUNT(*), COALESCE(SUM(num_clips), 0) FROM tracks").fetchone()
-        skipped = Counter(k for (k,) in self._db.execute("SELECT kind FROM skipped"))
+        skipped = Counter(s.kind for s in self.skipped())
         return {"tracks": int(tracks), "clips": int(clips), "skipped": int(sum(skipped.values())),
                 "skipped_by_kind": dict(skipped)}
 
