@@ -24,7 +24,10 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def register_embed(subparsers: argparse._SubParsersAction) -> None:
-    embed = subparsers.add_parser("embed", help="embed audio files or stem folders with a trained encoder")
+    embed = subparsers.add_parser(
+        "embed", help="embed audio files or stem folders with a trained encoder",
+        description="Embed each input; an input that cannot be embedded is skipped and reported, the others "
+                    "are written (exit status 1 when some were skipped). Silent inputs are embedded with a warning.")
     embed.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
                        help="audio files (mixtures, separated with Demucs) or, with --stems, stem folders")
     embed.add_argument("--checkpoint", type=Path, required=True)
@@ -40,15 +43,26 @@ def run_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
     from mixrep.api import StyleEncoder
+    from mixrep.index.embedder import aggregate_clips
+    from mixrep.index.queries import embed_inputs
 
     encoder = StyleEncoder.from_checkpoint(args.checkpoint, device=args.device)
-    vectors = [encoder.embed_stem_folder(path, args.max_clips) if args.stems else encoder.embed_file(path, args.max_clips)
-               for path in args.inputs]
+    results = embed_inputs(encoder, args.inputs, args.stems, max_clips=args.max_clips,
+                           stems_hint="Or, with pre-separated stems, embed stems folders: `mixrep embed --stems`.")
+    done = [r for r in results if r.error is None]
+    for r in results:
+        if r.error is not None:
+            print(f"skipped {r.path}: {r.error}", file=sys.stderr)
+    if not done:
+        raise MixrepError(f"none of the {len(results)} inputs could be embedded (see above); nothing written")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out, embeddings=np.stack(vectors).astype(np.float32),
-             paths=np.array([str(p) for p in args.inputs]), model_hash=encoder.model_hash)
-    print(f"wrote {len(vectors)} embeddings of size {encoder.embedding_dim} to {args.out} (model {encoder.model_hash})")
-    return 0
+    np.savez(args.out, embeddings=np.stack([aggregate_clips(r.embeddings) for r in done]).astype(np.float32),
+             paths=np.array([str(r.path) for r in done]), silent=np.array([r.silent for r in done]),
+             model_hash=encoder.model_hash)
+    skipped = len(results) - len(done)
+    print(f"wrote {len(done)} embeddings of size {encoder.embedding_dim} to {args.out} (model {encoder.model_hash})"
+          + (f"; {skipped} inputs skipped" if skipped else ""))
+    return 1 if skipped else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

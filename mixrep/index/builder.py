@@ -5,6 +5,18 @@ batches of ``batch_tracks`` (one transaction each) and saving the FAISS index at
 ``save_every_seconds`` and at the end. Killed at any point, the next run skips exactly the
 committed tracks (and the files committed as skipped), re-embeds the uncommitted ones, and
 reconciles the FAISS index with the store (see :mod:`mixrep.index.library_index`).
+
+What stops a build and what is skipped:
+    Problems of the setup stop the build before the first file, with one error: an empty library
+    folder, another encoder's index, a separator that cannot load (missing Demucs weights), an
+    encoder that cannot embed the stems a library holds, or (caught after the fact) the first
+    :data:`MAX_FAILURES_BEFORE_FIRST_SUCCESS` files all failing for reasons that are not about
+    them. Every problem of one file is a skip, listed and counted (see
+    :mod:`mixrep.index.screening` for the kinds): too short, silent (unless ``include_silent``),
+    corrupt, unreadable, failing to separate or to embed. Skips whose reason was not the file
+    (:data:`~mixrep.index.screening.RETRY_KINDS`) are retried by the next build; the others only
+    once the file changes (or with ``retry_skipped``). Songs a source drops while listing are
+    recorded too, so the report and ``index info`` show them.
 """
 
 from __future__ import annotations
@@ -19,15 +31,23 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from mixrep.audio.io import audio_duration
+from mixrep.constants import MIN_EMBED_SECONDS
 from mixrep.errors import MixrepError
-from mixrep.index.embedder import Embedder, check_clip_embeddings
+from mixrep.index.embedder import Embedder, check_clip_embeddings, load_separator
 from mixrep.index.faiss_index import IndexConfig
-from mixrep.index.library import LibraryItem, file_sha1, select_shard, source_items, walk_library
+from mixrep.index.library import LibraryItem, file_sha1, list_library, select_shard
 from mixrep.index.library_index import LibraryIndex, write_lock
-from mixrep.index.store import STORE_NAME, MetadataStore, SkippedFile, TrackRecord
+from mixrep.index.screening import RETRY_KINDS, classify_failure, screen_track
+from mixrep.index.store import STORE_NAME, FileState, MetadataStore, SkippedFile, TrackRecord
 
 log = logging.getLogger(__name__)
+
+MAX_FAILURES_BEFORE_FIRST_SUCCESS = 20
+"""A build whose first this-many files all fail to separate or embed (no file embedded yet) stops:
+that is a broken setup, not a library of broken files."""
+
+STEMS_HINT = ("Or, with pre-separated stems, index those instead of the mixtures: "
+              "`mixrep index build --source stems --library STEMS_ROOT` (<song>/drums.wav, bass.wav, ...).")
 
 
 @dataclass
@@ -36,10 +56,12 @@ class BuildReport:
 
     Attributes:
         shard: ``(index, count)`` of this build.
-        library_items: files in this shard of the library.
-        already_indexed: of those, tracks (or skips) committed by earlier runs.
+        library_items: tracks (files, or songs of a stems library) in this shard of the library.
+        already_indexed: of those, tracks (or skips) committed by earlier runs and not retried.
         embedded: tracks embedded and committed by this run.
-        skipped: files this run could not embed (path, kind, reason).
+        skipped: files this run tried and could not embed (path, kind, reason).
+        retried: files skipped by an earlier run that this run tried again.
+        dropped: songs the library's source dropped while listing (not in ``library_items``).
         tracks_in_index: tracks in the index after the run.
         elapsed_seconds: wall time of the run.
     """
@@ -49,6 +71,8 @@ class BuildReport:
     already_indexed: int
     embedded: int
     skipped: list[SkippedFile] = field(default_factory=list)
+    retried: int = 0
+    dropped: list[SkippedFile] = field(default_factory=list)
     tracks_in_index: int = 0
     elapsed_seconds: float = 0.0
 
@@ -67,6 +91,9 @@ def build_library_index(
     batch_tracks: int = 16,
     save_every_seconds: float = 60.0,
     progress: bool = True,
+    min_seconds: float = MIN_EMBED_SECONDS,
+    include_silent: bool = False,
+    retry_skipped: bool = False,
 ) -> BuildReport:
     """Embed a library into ``index_dir`` (created, or continued where a previous run stopped).
 
@@ -79,44 +106,55 @@ def build_library_index(
         batch_tracks: tracks per SQLite transaction (work lost to a kill is at most one batch).
         save_every_seconds: interval of the periodic FAISS saves.
         progress: show a tqdm bar (tracks/s and ETA).
+        min_seconds: shorter tracks are skipped (``short``).
+        include_silent: index silent tracks too (with a warning) instead of skipping them; files
+            skipped as silent by earlier runs are retried.
+        retry_skipped: try every file recorded as skipped again, changed or not.
 
     Returns:
         A :class:`BuildReport`; skipped files are also logged and kept in the store.
 
     Raises:
         CheckpointError: ``index_dir`` holds embeddings of another encoder.
-        MixrepError: another process is writing the index.
+        DatasetError: a library path does not exist or a library folder holds no audio.
+        SeparationError: the embedder's separator cannot be loaded (before any file is embedded).
+        MixrepError: another process is writing the index; the encoder cannot embed the
+            library's stems; the first files all failed to embed (see module docs).
     """
     started = time.monotonic()
     index_dir = Path(index_dir)
-    items = library_items(library)
-    items = select_shard(items, shard)
+    listing = list_library(library)
+    items = select_shard(listing.items, shard)
+    retry = set(RETRY_KINDS) | ({"silent"} if include_silent else set())
     with write_lock(index_dir):
         with MetadataStore(index_dir / STORE_NAME) as store:
             store.bind_encoder(embedder.model_hash, embedder.embedding_dim)
             store.set_meta({"shard": f"{shard[0]}/{shard[1]}"})
             if config is not None:
                 store.set_meta({"index_config": json.dumps(asdict(config))})
-            states = store.file_states()
-            todo, replace = [], {}
-            for item in items:
-                size, mtime = _stat(item)
-                state = states.get(str(item.path))
-                if state is not None and state[:2] == (size, mtime):
-                    continue
-                if state is not None and state[2] is not None:
-                    replace[str(item.path)] = state[2]  # changed since embedded: re-embed
-                todo.append(item)
-            report = BuildReport(shard, len(items), len(items) - len(todo), 0)
+            if listing.from_source:
+                store.set_listing_skips(listing.dropped)
+            todo, replace, retried = _plan(items, store.file_states(), retry, retry_skipped)
+            _check_embedder_ready(embedder, todo)
+            report = BuildReport(shard, len(items), len(items) - len(todo), 0, retried=retried,
+                                 dropped=listing.dropped)
             last_save = time.monotonic()
             index: LibraryIndex | None = None  # opened at the first periodic save
             done: list[TrackRecord] = []
             new_skips: list[SkippedFile] = []
+            failures = 0  # files that failed for reasons not about them, while none embedded yet
             bar = tqdm(todo, unit="track", disable=not progress, desc=f"index {index_dir.name}", smoothing=0.1)
             for n, item in enumerate(bar, start=1):
-                record = _embed(embedder, item, new_skips)
+                record = _embed(embedder, item, new_skips, min_seconds, include_silent)
                 if record is not None:
                     done.append(record)
+                elif new_skips[-1].kind in ("separation", "failed") and report.embedded + len(done) == 0:
+                    failures += 1
+                    if failures >= MAX_FAILURES_BEFORE_FIRST_SUCCESS:
+                        raise MixrepError(
+                            f"the first {failures} files of {index_dir} all failed to embed, e.g. "
+                            f"{new_skips[-1].path}: {new_skips[-1].reason}. That is a problem of the encoder or its "
+                            f"setup, not of the files; fix it and run the build again (these files will be retried).")
                 if len(done) + len(new_skips) >= batch_tracks or n == len(todo):
                     # A changed file is replaced whether it re-embedded or now fails (no stale vectors).
                     changed = [r.path for r in done] + [str(s.path) for s in new_skips]
@@ -136,10 +174,40 @@ def build_library_index(
             index.save()
             report.tracks_in_index = len(index.style_index)
     report.elapsed_seconds = time.monotonic() - started
-    if report.skipped:
-        log.warning("%d files skipped:\n%s", len(report.skipped),
-                    "\n".join(f"  {s.path}: {s.kind}: {s.reason}" for s in report.skipped))
+    left_out = report.skipped + report.dropped
+    if left_out:
+        log.warning("%d tracks left out:\n%s", len(left_out),
+                    "\n".join(f"  {s.path}: {s.kind}: {s.reason}" for s in left_out))
     return report
+
+
+def _plan(items: Sequence[LibraryItem], states: dict[str, FileState], retry_kinds: set[str],
+          retry_all: bool) -> tuple[list[LibraryItem], dict[str, int], int]:
+    """``(items to embed, path -> id of the stale track to replace, skips retried)``."""
+    todo, replace, retried = [], {}, 0
+    for item in items:
+        state = states.get(str(item.path))
+        if state is None:
+            todo.append(item)
+            continue
+        skipped = state.track_id is None
+        if skipped and (retry_all or state.kind in retry_kinds):
+            retried += 1
+        elif (state.size_bytes, state.mtime_ns) == _stat(item):
+            continue
+        elif not skipped:
+            replace[str(item.path)] = state.track_id  # changed since embedded: re-embed
+        todo.append(item)
+    return todo, replace, retried
+
+
+def _check_embedder_ready(embedder: Embedder, todo: Sequence[LibraryItem]) -> None:
+    """Stop before the first file if the embedder cannot handle this library at all."""
+    if any(item.stem_paths for item in todo) and not hasattr(embedder, "embed_stems_clips"):
+        raise MixrepError("this library holds pre-separated stems but the encoder has no embed_stems_clips; "
+                          "index the mixtures instead")
+    if any(not item.stem_paths for item in todo):
+        load_separator(embedder, STEMS_HINT)
 
 
 def merge_indexes(partial_dirs: Sequence[str | os.PathLike], index_dir: str | os.PathLike,
@@ -157,6 +225,7 @@ def merge_indexes(partial_dirs: Sequence[str | os.PathLike], index_dir: str | os
     """
     index_dir = Path(index_dir)
     copied = duplicates = 0
+    dropped: dict[str, SkippedFile] = {}  # listing skips of the partials (each lists the whole library)
     with write_lock(index_dir):
         with MetadataStore(index_dir / STORE_NAME) as out:
             for partial in map(Path, partial_dirs):
@@ -167,7 +236,7 @@ def merge_indexes(partial_dirs: Sequence[str | os.PathLike], index_dir: str | os
                     out.bind_encoder(src.model_hash, src.embedding_dim)
                     if config is None and src.get_meta("index_config") and out.get_meta("index_config") is None:
                         out.set_meta({"index_config": src.get_meta("index_config")})
-                    known = {p for p, state in out.file_states().items() if state[2] is not None}
+                    known = {p for p, state in out.file_states().items() if state.track_id is not None}
                     batch: list[TrackRecord] = []
                     for record in src.iter_records():
                         if record.path in known:
@@ -178,8 +247,11 @@ def merge_indexes(partial_dirs: Sequence[str | os.PathLike], index_dir: str | os
                             out.commit(batch)
                             copied += len(batch)
                             batch = []
-                    out.commit(batch, [s for s in src.skipped() if s.path not in known])
+                    out.commit(batch, [s for s in src.skipped() if s.path not in known and s.stage == "embed"])
                     copied += len(batch)
+                    dropped.update({s.path: s for s in src.listing_skips()})
+            if dropped:
+                out.set_listing_skips([*out.listing_skips(), *dropped.values()])
             if config is not None:
                 out.set_meta({"index_config": json.dumps(asdict(config))})
         tracks = _sync_and_save(index_dir, config)
@@ -192,13 +264,6 @@ def add_files(embedder: Embedder, paths: Sequence[str | os.PathLike], index_dir:
     if not (Path(index_dir) / STORE_NAME).exists():
         raise MixrepError(f"no index at {index_dir}: create it with `mixrep index build`")
     return build_library_index(embedder, paths, index_dir, **kwargs)
-
-
-def library_items(library) -> list[LibraryItem]:
-    """Items of a folder/file/list of them, or of a ``Source`` object (anything with ``tracks()``)."""
-    if hasattr(library, "tracks") and callable(library.tracks):
-        return source_items(library)
-    return walk_library(library)
 
 
 def _sync_and_save(index_dir: Path, config: IndexConfig | None) -> int:
@@ -217,25 +282,24 @@ def _stat(item: LibraryItem) -> tuple[int, int]:
     return sum(s.st_size for s in stats), max(s.st_mtime_ns for s in stats)
 
 
-def _embed(embedder: Embedder, item: LibraryItem, skips: list[SkippedFile]) -> TrackRecord | None:
-    """Embed one item; on a bad file append a :class:`SkippedFile` and return ``None``."""
+def _embed(embedder: Embedder, item: LibraryItem, skips: list[SkippedFile], min_seconds: float,
+           include_silent: bool) -> TrackRecord | None:
+    """Embed one item; on any problem of the file append a :class:`SkippedFile` and return ``None``.
+
+    The embedder's output is checked outside the per-file net: a malformed output is a bug of the
+    embedder and stops the build.
+    """
     size, mtime = _stat(item)
     files = list(item.stem_paths or (item.path,))
     try:
-        if item.stem_paths:
-            if not hasattr(embedder, "embed_stems_clips"):
-                skips.append(SkippedFile(str(item.path), "unsupported",
-                                         "the encoder has no embed_stems_clips for pre-separated stems", size, mtime))
-                return None
-            embeddings, offsets = embedder.embed_stems_clips(files)
-        else:
-            embeddings, offsets = embedder.embed_file_clips(item.path)
-        duration = audio_duration(files[0])
+        duration = screen_track(files, min_seconds, include_silent)
+        embeddings, offsets = (embedder.embed_stems_clips(files) if item.stem_paths
+                               else embedder.embed_file_clips(item.path))
         sha1 = file_sha1(files)
-    except (MixrepError, OSError) as e:
-        kind = "unreadable" if isinstance(e, OSError) else "corrupt"
-        skips.append(SkippedFile(str(item.path), kind, str(e), size, mtime))
-        log.debug("skipping %s: %s", item.path, e)
+    except Exception as e:  # every per-file failure is a skip; KeyboardInterrupt & co. are not Exceptions
+        kind, reason = classify_failure(e)
+        skips.append(SkippedFile(str(item.path), kind, reason, size, mtime))
+        log.debug("skipping %s: %s: %s", item.path, kind, reason)
         return None
     embeddings, offsets = check_clip_embeddings(embeddings, offsets, embedder.embedding_dim, item.path)
     return TrackRecord(path=str(item.path), duration_seconds=duration, size_bytes=size, mtime_ns=mtime,

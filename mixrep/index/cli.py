@@ -9,6 +9,7 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from mixrep.constants import SILENCE_RMS_DB
 from mixrep.errors import MixrepError
 from mixrep.index.builder import add_files, build_library_index, merge_indexes
 from mixrep.index.faiss_index import CLIP_REDUCTIONS, INDEX_TYPES, MODES, IndexConfig
@@ -38,12 +39,14 @@ def register(subparsers) -> None:
     _add_config_args(build)
     build.add_argument("--batch-tracks", type=int, default=16, help="tracks per SQLite commit")
     build.add_argument("--save-every", type=float, default=60.0, help="seconds between index saves")
+    _add_skip_args(build)
     build.set_defaults(func=_cmd_build)
 
     add = sub.add_parser("add", help="add files or folders to an index")
     add.add_argument("--checkpoint", required=True)
     add.add_argument("--index", required=True)
     add.add_argument("paths", nargs="+")
+    _add_skip_args(add)
     add.set_defaults(func=_cmd_add)
 
     remove = sub.add_parser("remove", help="remove tracks by id or path")
@@ -78,6 +81,15 @@ def register(subparsers) -> None:
     search.set_defaults(func=_cmd_search)
 
 
+def _add_skip_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--include-silent", action="store_true",
+                        help=f"index silent tracks too (at or below {SILENCE_RMS_DB:g} dBFS RMS; skipped by default, "
+                             "their embeddings match unrelated tracks)")
+    parser.add_argument("--retry-skipped", action="store_true",
+                        help="try every file recorded as skipped again, even unchanged ones (skips whose reason was "
+                             "not the file, e.g. a separator failure, are always retried)")
+
+
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index-type", choices=INDEX_TYPES, default=None,
                         help="exact 'flat', approximate 'ivf'/'hnsw', or 'auto' (ivf above --exact-threshold)")
@@ -109,31 +121,40 @@ def _library(args):
         raise MixrepError(f"--source {args.source} takes one --library root, got {len(args.library)}")
     from mixrep.data.sources import open_source
 
-    return open_source(args.source, args.library[0])
+    # The build itself skips (and records) tracks too short to embed; the source's default minimum
+    # is the training one.
+    return open_source(args.source, args.library[0], min_seconds=0.0)
 
 
-def _print_build(report) -> None:
-    print(f"shard {report.shard[0]}/{report.shard[1]}: {report.library_items} library files, "
-          f"{report.already_indexed} already indexed, {report.embedded} embedded "
-          f"({report.tracks_per_second:.2f} tracks/s), {len(report.skipped)} skipped; "
+def _print_build(report, unit: str = "files") -> None:
+    dropped = f" ({len(report.dropped)} more dropped while listing)" if report.dropped else ""
+    retried = f", {report.retried} skipped before and retried" if report.retried else ""
+    print(f"shard {report.shard[0]}/{report.shard[1]}: {report.library_items} library {unit}{dropped}, "
+          f"{report.already_indexed} already indexed{retried}, {report.embedded} embedded "
+          f"({report.tracks_per_second:.2f} tracks/s), {len(report.skipped) + len(report.dropped)} skipped; "
           f"{report.tracks_in_index} tracks in the index")
-    if report.skipped:
-        print("skipped files:")
-        for s in report.skipped:
-            print(f"  {s.path}  [{s.kind}] {s.reason}")
+    if report.skipped or report.dropped:
+        print(f"skipped {unit}:")
+        for s in sorted(report.skipped + report.dropped, key=lambda s: s.path):
+            print(f"  {s.path}  [{s.kind}{', while listing' if s.stage == 'listing' else ''}] {s.reason}")
+
+
+def _skip_options(args) -> dict:
+    return {"include_silent": args.include_silent, "retry_skipped": args.retry_skipped}
 
 
 def _cmd_build(args) -> int:
     index_dir = Path(args.index)
     report = build_library_index(load_embedder(args.checkpoint), _library(args), index_dir,
                                  shard=parse_shard(args.shard), config=_config(args, index_dir),
-                                 batch_tracks=args.batch_tracks, save_every_seconds=args.save_every)
-    _print_build(report)
+                                 batch_tracks=args.batch_tracks, save_every_seconds=args.save_every,
+                                 **_skip_options(args))
+    _print_build(report, "songs" if args.source == "stems" else "files")
     return 0
 
 
 def _cmd_add(args) -> int:
-    _print_build(add_files(load_embedder(args.checkpoint), args.paths, args.index))
+    _print_build(add_files(load_embedder(args.checkpoint), args.paths, args.index, **_skip_options(args)))
     return 0
 
 
@@ -167,7 +188,7 @@ def _cmd_info(args) -> int:
     for key, value in info.items():
         print(f"{key:>22}: {value}")
     for s in skipped:
-        print(f"{'skipped':>22}: {s['path']} [{s['kind']}]")
+        print(f"{'skipped':>22}: {s['path']} [{s['kind']}{', while listing' if s['stage'] == 'listing' else ''}]")
     return 0
 
 
@@ -190,16 +211,26 @@ def _cmd_search(args) -> int:
             if not args.checkpoint:
                 raise MixrepError("file queries need --checkpoint (the encoder that built the index)")
             results = index.search_files(load_embedder(args.checkpoint), queries, args.k, stems=args.stems)
+    failed = [r for r in results if r.error]
     if args.json:
-        print(json.dumps([{"query": r.query, "results": [asdict(h) for h in r.hits]} for r in results], indent=2))
+        print(json.dumps([{"query": r.query, "results": [asdict(h) for h in r.hits], "error": r.error,
+                           "silent": r.silent} for r in results], indent=2))
     else:
         for r in results:
-            print(_table(r))
-    return 0
+            if not r.error:
+                print(_table(r))
+    for r in failed:
+        print(f"skipped query {r.query}: {r.error}", file=sys.stderr)
+    if failed and len(failed) == len(results):
+        raise MixrepError(f"none of the {len(results)} queries could be embedded (see above)")
+    return 1 if failed else 0
 
 
 def _table(result: QueryResult) -> str:
-    lines = [f"query: {result.query}", f"{'rank':>4}  {'score':>6}  {'duration':>8}  path"]
+    lines = [f"query: {result.query}"]
+    if result.silent:
+        lines.append("  warning: the query is silent; these matches are meaningless")
+    lines.append(f"{'rank':>4}  {'score':>6}  {'duration':>8}  path")
     for h in result.hits:
         minutes, seconds = divmod(h.duration_seconds, 60)
         lines.append(f"{h.rank:>4}  {h.score:6.3f}  {int(minutes):>5d}:{seconds:04.1f}  {h.path}")

@@ -16,7 +16,7 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from mixrep.errors import CheckpointError
+from mixrep.errors import CheckpointError, SeparationError
 
 NORM_TOLERANCE = 1e-3
 """Largest accepted deviation of an embedding's L2 norm from 1."""
@@ -29,6 +29,10 @@ class Embedder(Protocol):
     Attributes:
         embedding_dim: size of one embedding.
         model_hash: content hash of the encoder checkpoint; an index refuses other encoders.
+
+    An embedder that separates mixtures may expose the separator as ``separator`` with a
+    ``load()`` method: builds and searches of mixtures call :func:`load_separator` first, so a
+    separator that cannot load is one error before the first file, not a failure of each file.
     """
 
     embedding_dim: int
@@ -132,3 +136,21 @@ def check_embedder_matches(
             f"but the checkpoint given is {embedder_hash} (embedding size {embedder_dim}); "
             "query with the checkpoint that built the index, or rebuild the index with this one"
         )
+
+
+def load_separator(embedder: Embedder, stems_hint: str) -> None:
+    """Load the separator ``embedder`` uses for mixtures now, if it has one (``embedder.separator.load()``).
+
+    Args:
+        stems_hint: a line added to the error saying how to do without separation here (use
+            pre-separated stems), e.g. ``"or index stems folders: mixrep index build --source stems"``.
+
+    Raises:
+        SeparationError: the separator cannot be built or loaded (missing weights...).
+    """
+    try:
+        load = getattr(getattr(embedder, "separator", None), "load", None)
+        if callable(load):
+            load()
+    except SeparationError as e:
+        raise SeparationError(f"{e}\n{stems_hint}") from e

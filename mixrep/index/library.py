@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from mixrep.constants import AUDIO_EXTENSIONS
+from mixrep.constants import AUDIO_EXTENSIONS, STEMS
 from mixrep.errors import DatasetError
+from mixrep.index.store import SkippedFile
 
 
 @dataclass(frozen=True)
@@ -34,16 +35,70 @@ class LibraryItem:
     tags: dict = field(default_factory=dict, compare=False, hash=False)
 
 
-def is_audio_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS
+@dataclass(frozen=True)
+class LibraryListing:
+    """What a library holds: the items to embed and what its source dropped while listing.
+
+    Attributes:
+        items: the tracks, sorted by path.
+        dropped: songs a source left out before any embedding (a folder missing a stem, a corrupt
+            header...), one entry per song; empty for folders walked by :func:`walk_library`.
+        from_source: listed through a ``Source`` (whose listing replaces the recorded drops).
+    """
+
+    items: list[LibraryItem]
+    dropped: list[SkippedFile] = field(default_factory=list)
+    from_source: bool = False
+
+
+def list_library(library) -> LibraryListing:
+    """Items of a folder, a file, a list of them, or a ``Source`` object (anything with ``tracks()``)."""
+    if hasattr(library, "tracks") and callable(library.tracks):
+        return LibraryListing(source_items(library), source_drops(library), from_source=True)
+    return LibraryListing(walk_library(library))
+
+
+def audio_file_argument(path: str | os.PathLike, stems_option: str = "--stems") -> Path:
+    """``path`` if it is a file; a folder or a missing path gets an error saying what to pass instead.
+
+    Raises:
+        DatasetError: ``path`` is a folder (stems folders need ``stems_option``) or does not exist.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DatasetError(f"{path} is a folder, not an audio file: a folder of stems "
+                           f"({', '.join(f'{s}.wav' for s in STEMS)}, any audio extension) needs {stems_option}; "
+                           f"a folder of songs is a library (`mixrep index build --library {path}`)")
+    if not path.exists():
+        raise DatasetError(f"{path} does not exist")
+    return path
+
+
+def stem_files_of(folder: str | os.PathLike) -> list[Path]:
+    """The stem files of a stems folder, in :data:`mixrep.constants.STEMS` order.
+
+    Raises:
+        DatasetError: ``folder`` is not a folder, or lacks a stem.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder} is not a folder of stems ({', '.join(f'{s}.wav' for s in STEMS)}): "
+                           f"{'give an audio file without --stems' if folder.is_file() else 'it does not exist'}")
+    files = []
+    for stem in STEMS:
+        matches = [folder / f"{stem}{ext}" for ext in AUDIO_EXTENSIONS if (folder / f"{stem}{ext}").is_file()]
+        if not matches:
+            raise DatasetError(f"stems folder {folder} has no {stem} file ({stem}.wav, {stem}.flac, ...)")
+        files.append(matches[0])
+    return files
 
 
 def walk_library(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[LibraryItem]:
     """Audio files under folders (recursive, hidden entries skipped) and explicit files, sorted by path.
 
     Raises:
-        DatasetError: a path does not exist, or a file has an extension other than
-            :data:`mixrep.constants.AUDIO_EXTENSIONS`.
+        DatasetError: a path does not exist, a folder holds no audio file, or a file has an
+            extension other than :data:`mixrep.constants.AUDIO_EXTENSIONS`.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -51,12 +106,17 @@ def walk_library(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list
     for given in map(Path, paths):
         if given.is_dir():
             root = given.resolve()
+            found = 0
             for dirpath, dirnames, filenames in os.walk(root):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 for name in filenames:
                     file = Path(dirpath) / name
                     if not name.startswith(".") and file.suffix.lower() in AUDIO_EXTENSIONS:
                         items.setdefault(file, LibraryItem(file.relative_to(root).as_posix(), file))
+                        found += 1
+            if not found:
+                raise DatasetError(f"library folder {given} holds no audio files ({', '.join(AUDIO_EXTENSIONS)}, "
+                                   f"hidden files ignored): point --library at a folder of songs")
         elif given.is_file():
             if given.suffix.lower() not in AUDIO_EXTENSIONS:
                 raise DatasetError(f"{given} is not an audio file mixrep reads ({', '.join(AUDIO_EXTENSIONS)})")
@@ -80,6 +140,24 @@ def source_items(source) -> list[LibraryItem]:
             raise DatasetError(f"track {track.track_id} of source {source.name} has neither audio nor stems")
         items.append(LibraryItem(str(track.track_id), path, stems, dict(track.metadata)))
     return sorted(items, key=lambda i: str(i.path))
+
+
+def source_drops(source) -> list[SkippedFile]:
+    """What ``source`` dropped while listing (``source.skipped``), one :class:`SkippedFile` per song.
+
+    A stems source probes each stem file and records each bad one; they are grouped here under
+    their song folder, so a song counts once.
+    """
+    by_song: dict[str, list[tuple[str, str, str]]] = {}
+    for label, kind, reason in source.skipped.entries:
+        path = Path(label)
+        song = path.parent if path.suffix.lower() in AUDIO_EXTENSIONS and path.stem.lower() in STEMS else path
+        by_song.setdefault(str(song), []).append((path.name, kind, reason))
+    drops = []
+    for song, entries in by_song.items():
+        reason = entries[0][2] if len(entries) == 1 else "; ".join(f"{name}: {reason}" for name, _, reason in entries)
+        drops.append(SkippedFile(song, entries[0][1], reason, stage="listing"))
+    return sorted(drops, key=lambda s: s.path)
 
 
 def shard_of(key: str, num_shards: int) -> int:

@@ -11,6 +11,12 @@ Opening compares the store's generation with the one the manifest was saved at; 
 reconciled with the store: vectors of tracks the store no longer has are removed, tracks the
 index lacks are added from their stored embeddings. So the index never holds a duplicate or
 misses a committed track.
+
+The FAISS index is only ever derived from the store, so it is rebuilt from the stored vectors
+(with a warning) whenever it cannot be trusted: a damaged or missing ``manifest.json`` or vector
+file, or a manifest saved from another store (the manifest records the ``store_id`` of the store
+it was derived from; a deleted and recreated store reuses track ids 1..N for other tracks). A
+writer (``index build``) then saves the rebuilt index; a reader rebuilds it in memory.
 """
 
 from __future__ import annotations
@@ -26,15 +32,16 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from mixrep.errors import MixrepError
-from mixrep.index.embedder import Embedder, check_clip_embeddings
+from mixrep.errors import CheckpointError, MixrepError
+from mixrep.index.embedder import Embedder
 from mixrep.index.faiss_index import MANIFEST, IndexConfig, StyleIndex
-from mixrep.index.library import file_sha1
+from mixrep.index.queries import embed_inputs
 from mixrep.index.store import STORE_NAME, MetadataStore
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".write.lock"
+SEARCH_STEMS_HINT = "Or, with pre-separated stems, query with a stems folder: `mixrep search --stems`."
 
 
 @dataclass(frozen=True)
@@ -51,10 +58,20 @@ class Hit:
 
 @dataclass(frozen=True)
 class QueryResult:
-    """The hits of one query (``query`` is a path or ``id:<track id>``)."""
+    """The hits of one query.
+
+    Attributes:
+        query: the query's path, or ``id:<track id>``.
+        hits: ranked library tracks (empty when ``error`` is set).
+        error: why the query could not be embedded (unreadable, too short, a folder without
+            stems...), or ``None``.
+        silent: the query is silent (see :mod:`mixrep.index.screening`): its hits are meaningless.
+    """
 
     query: str
     hits: list[Hit]
+    error: str | None = None
+    silent: bool = False
 
 
 @contextmanager
@@ -99,14 +116,19 @@ class LibraryIndex:
         index_dir = Path(index_dir)
         store = MetadataStore(index_dir / STORE_NAME, readonly=readonly)
         if store.model_hash is None:
+            store.close()
             raise MixrepError(f"the index {index_dir} holds no tracks yet: run `mixrep index build`")
-        saved = StyleIndex.load(index_dir) if (index_dir / MANIFEST).exists() else None
-        wanted = config or (saved.config if saved else _stored_config(store))
-        if saved is None or saved.config != wanted or saved.model_hash != store.model_hash:
-            saved = StyleIndex(store.embedding_dim, store.model_hash, wanted)
-        index = cls(index_dir, store, saved)
-        if saved.extra.get("store_generation") != store.generation():
-            index.sync()
+        try:
+            saved = _load_derived(index_dir, store, readonly)
+            wanted = config or (saved.config if saved else _stored_config(store))
+            if saved is None or saved.config != wanted or saved.model_hash != store.model_hash:
+                saved = StyleIndex(store.embedding_dim, store.model_hash, wanted)
+            index = cls(index_dir, store, saved)
+            if saved.extra.get("store_generation") != store.generation():
+                index.sync()
+        except BaseException:
+            store.close()
+            raise
         return index
 
     def close(self) -> None:
@@ -137,6 +159,7 @@ class LibraryIndex:
         else:
             self.style_index.add(ids, embeddings)
         self.style_index.extra["store_generation"] = generation
+        self.style_index.extra["store_id"] = self.store.store_id
         if extra.size or missing.size:
             log.info("index %s reconciled with its store: %d added, %d removed", self.index_dir,
                      missing.size, extra.size)
@@ -169,25 +192,22 @@ class LibraryIndex:
         """Embed query files (or stems folders with ``stems=True``) and rank the library.
 
         A query that is itself in the library (same path, or same bytes elsewhere) is never
-        returned.
+        returned. A query that cannot be embedded (unreadable, too short, a folder given without
+        ``stems``...) gets a result with ``error`` set and no hits; the others are still searched.
+        A silent query is searched but flagged (``silent``) and warned about.
+
+        Raises:
+            CheckpointError: ``embedder`` is not the encoder that built the index.
+            SeparationError: the embedder's separator cannot be loaded (file queries).
+            MixrepError: ``stems`` with an encoder that cannot embed stems.
         """
         self.check_embedder(embedder)
-        queries, excludes = [], []
-        for path in map(Path, paths):
-            if stems:
-                if not hasattr(embedder, "embed_stems_clips"):
-                    raise MixrepError("this encoder cannot embed pre-separated stems (no embed_stems_clips); "
-                                      "query with the mixture instead of --stems")
-                stem_files = stem_files_of(path)
-                emb, offsets = embedder.embed_stems_clips(stem_files)
-            else:
-                stem_files = [path]
-                emb, offsets = embedder.embed_file_clips(path)
-            emb, _ = check_clip_embeddings(emb, offsets, self.style_index.embedding_dim, path)
-            queries.append(emb)
-            excludes.append(self.store.find(str(path.resolve()), file_sha1(stem_files)))
-        hits = self.search_embeddings(queries, k, excludes)
-        return [QueryResult(str(p), h) for p, h in zip(paths, hits)]
+        queries = embed_inputs(embedder, paths, stems, SEARCH_STEMS_HINT)
+        found = [q for q in queries if q.error is None]
+        excludes = [self.store.find(str(q.path.resolve()), q.content_sha1) for q in found]
+        hits = iter(self.search_embeddings([q.embeddings for q in found], k, excludes) if found else [])
+        return [QueryResult(str(q.path), [], error=q.error) if q.error is not None
+                else QueryResult(str(q.path), next(hits), silent=q.silent) for q in queries]
 
     def search_ids(self, track_ids: Sequence[int], k: int = 10) -> list[QueryResult]:
         """Rank the library against tracks already in it (their stored clip embeddings)."""
@@ -232,17 +252,26 @@ class LibraryIndex:
         return removed
 
 
-def stem_files_of(folder: Path) -> list[Path]:
-    """The stem files of a stems folder, in :data:`mixrep.constants.STEMS` order."""
-    from mixrep.constants import AUDIO_EXTENSIONS, STEMS
-
-    files = []
-    for stem in STEMS:
-        matches = [folder / f"{stem}{ext}" for ext in AUDIO_EXTENSIONS if (folder / f"{stem}{ext}").is_file()]
-        if not matches:
-            raise MixrepError(f"stems folder {folder} has no {stem} file ({stem}.wav, {stem}.flac, ...)")
-        files.append(matches[0])
-    return files
+def _load_derived(index_dir: Path, store: MetadataStore, readonly: bool) -> StyleIndex | None:
+    """The saved FAISS index if it can be trusted to be derived from ``store``, else ``None`` (rebuild)."""
+    if not (index_dir / MANIFEST).exists():
+        return None
+    then = "rebuilding it in memory (run `mixrep index build` to save it)" if readonly else "rebuilding it"
+    try:
+        saved = StyleIndex.load(index_dir)
+    except CheckpointError as e:
+        log.warning("the FAISS index of %s is damaged (%s); %s from the metadata store", index_dir, e, then)
+        return None
+    recorded = saved.extra.get("store_id")
+    if recorded != store.store_id:  # equal (None) only for a read-only store that predates store ids
+        if recorded is None:
+            log.warning("the FAISS index of %s records no store id (saved by an older mixrep); %s from the metadata "
+                        "store", index_dir, then)
+        else:
+            log.warning("the FAISS index of %s was derived from another metadata store (store id %s, the store's is "
+                        "%s: it was recreated); %s from the current store", index_dir, recorded, store.store_id, then)
+        return None
+    return saved
 
 
 def _stored_config(store: MetadataStore) -> IndexConfig:
