@@ -136,7 +136,7 @@ def _guarded(method):
             try:
                 yield from method(self, *args, **kwargs)
             except sqlite3.DatabaseError as e:
-                raise self._store_error(e) from e
+                raise self._store_error(str(e)) from e
         return generator
 
     @functools.wraps(method)
@@ -144,7 +144,7 @@ def _guarded(method):
         try:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as e:
-            raise self._store_error(e) from e
+            raise self._store_error(str(e)) from e
     return wrapper
 
 
@@ -161,19 +161,23 @@ class MetadataStore:
         if readonly and not self.path.exists():
             raise CheckpointError(f"no metadata store at {self.path}: build the index with `mixrep index build`")
         uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
+        existing = self.path.is_file() and self.path.stat().st_size > 0
         try:
             self._db = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
         except sqlite3.DatabaseError as e:
-            raise self._store_error(e) from e
+            raise self._store_error(str(e)) from e
         try:
-            self._open(readonly)
+            self._open(readonly, existing)
         except BaseException:
             self._db.close()
             raise
 
     @_guarded
-    def _open(self, readonly: bool) -> None:
+    def _open(self, readonly: bool, existing: bool) -> None:
         self._db.execute("PRAGMA busy_timeout = 60000")
+        tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if existing and "meta" not in tables:  # never write our tables into a damaged or foreign database
+            raise self._store_error("no such table: meta")
         if not readonly:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")  # durable against process kills
@@ -186,9 +190,8 @@ class MetadataStore:
         if version != str(SCHEMA_VERSION):
             raise CheckpointError(f"{self.path} has schema version {version}, expected {SCHEMA_VERSION}: rebuild it")
 
-    def _store_error(self, error: sqlite3.DatabaseError) -> StoreError:
-        """A :class:`StoreError` saying which file, what SQLite found and what to do."""
-        message = str(error)
+    def _store_error(self, message: str) -> StoreError:
+        """A :class:`StoreError` saying which file, what SQLite found (``message``) and what to do."""
         if "locked" in message or "busy" in message:
             return StoreError(f"the index store {self.path} stayed locked by another process for 60 s ({message}); "
                               "wait for the other build or merge to finish and retry")

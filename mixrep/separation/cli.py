@@ -26,7 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--subset", default="small", help="FMA subset: small, medium, large, full (fma only)")
     parser.add_argument("--model", default="htdemucs", help="pretrained Demucs name (default htdemucs)")
     parser.add_argument("--weights", type=Path, default=None,
-                        help="local Demucs weights: .th/.safetensors file or a folder of demucs models")
+                        help="local Demucs weights: .th/.safetensors file or a folder of demucs models. A .th "
+                             "package is a pickle, which can run code when loaded: use only files from trusted "
+                             "sources. The checksum in a <signature>-<sha256 prefix>.th name is verified before "
+                             "anything is unpickled, and the file is read with weights_only when it allows")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1...")
     parser.add_argument("--sample-rate", type=int, default=SAMPLE_RATE, help="rate of the cached stems in Hz")
     parser.add_argument("--max-seconds", type=float, default=None,

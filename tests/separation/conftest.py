@@ -14,13 +14,31 @@ from mixrep.audio.io import write_audio
 TINY_RATE = 8_000
 
 
-def tiny_htdemucs(sources=("drums", "bass", "other", "vocals"), seed: int = 0) -> nn.Module:
-    """A randomly initialised HTDemucs small enough to separate 3 s in ~0.1 s on a CPU core."""
+def tiny_htdemucs(sources=("drums", "bass", "other", "vocals"), seed: int = 0, samplerate: int = TINY_RATE) -> nn.Module:
+    """A randomly initialised HTDemucs small enough to separate 3 s in ~0.1 s on a CPU core (at 8 kHz)."""
     from demucs.htdemucs import HTDemucs
 
     torch.manual_seed(seed)
     return HTDemucs(sources=list(sources), channels=4, depth=2, t_layers=1, t_heads=1, nfft=256, dconv_comp=2,
-                    segment=2, samplerate=TINY_RATE).eval()
+                    segment=2, samplerate=samplerate).eval()
+
+
+def offline_demucs(monkeypatch, hub_dir, model: nn.Module | None = None) -> list[str]:
+    """Make ``demucs.pretrained.get_model`` behave as on a machine without network and without
+    cached weights (or, given ``model``, as once the weights are installed); returns the names asked for."""
+    import urllib.error
+
+    calls: list[str] = []
+
+    def get_model(name, repo=None):
+        calls.append(name)
+        if model is None:
+            raise urllib.error.URLError("[Errno -2] Name or service not known")
+        return model
+
+    monkeypatch.setattr("demucs.pretrained.get_model", get_model)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub_dir))
+    return calls
 
 
 def save_demucs_package(model, path):

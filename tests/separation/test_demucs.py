@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import builtins
+import io
+import logging
 import pickle
-import urllib.error
 
 import pytest
 import torch
-from tests.separation.conftest import TINY_RATE, GainModel, save_demucs_package, tiny_htdemucs
+from tests.separation.conftest import TINY_RATE, GainModel, offline_demucs, save_demucs_package, tiny_htdemucs
 
 from mixrep.errors import SeparationError
 from mixrep.separation.base import Separator
-from mixrep.separation.demucs import DemucsSeparator
+from mixrep.separation.demucs import DemucsSeparator, remote_model_urls
 
 
 def test_tiny_htdemucs_returns_finite_stems_at_the_input_rate_band_limited_by_the_model_rate():
@@ -70,14 +72,7 @@ def test_local_th_weights_load_lazily_verify_their_checksum_and_separate_like_th
 
 
 def test_missing_weights_offline_explain_how_to_get_them(monkeypatch, tmp_path):
-    calls = []
-
-    def offline_get_model(name, repo=None):
-        calls.append(name)
-        raise urllib.error.URLError("[Errno -2] Name or service not known")
-
-    monkeypatch.setattr("demucs.pretrained.get_model", offline_get_model)
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    calls = offline_demucs(monkeypatch, tmp_path / "hub")
     separator = DemucsSeparator("htdemucs")
     assert isinstance(separator, Separator) and separator.sample_rate == 44_100
     assert calls == [] and separator.name.startswith("demucs-htdemucs-")  # a warm cache needs no weights
@@ -95,3 +90,62 @@ def test_missing_weights_offline_explain_how_to_get_them(monkeypatch, tmp_path):
 def test_missing_weights_file_is_named(tmp_path):
     with pytest.raises(SeparationError, match=r"nope\.th do not exist"):
         DemucsSeparator(weights_path=tmp_path / "nope.th")
+
+
+class Payload:
+    """Unpickling this creates ``marker``: stands for any code a pickle can run."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return builtins.open, (self.marker, "w")
+
+
+def write_package(path, content) -> None:
+    buffer = io.BytesIO()
+    torch.save(content, buffer)
+    path.write_bytes(buffer.getvalue())
+
+
+def test_a_th_with_a_wrong_checksum_is_refused_before_it_is_unpickled(tmp_path):
+    marker = tmp_path / "unpickled"
+    package = {"klass": Payload(marker), "args": [], "kwargs": {}, "state": {}}
+    evil = tmp_path / "955717e8-deadbeef.th"  # a released-looking name whose checksum the bytes do not have
+    write_package(evil, package)
+    with pytest.raises(SeparationError, match=r"Invalid checksum.*Nothing was loaded"):
+        DemucsSeparator("htdemucs", weights_path=evil)
+    assert not marker.exists()
+
+
+class Note:
+    """A harmless object outside demucs' model classes."""
+
+
+def test_a_package_beyond_demucs_classes_is_unpickled_only_with_a_warning(tmp_path, caplog):
+    path = save_demucs_package(tiny_htdemucs(seed=6), tmp_path / "tiny.th")
+    package = torch.load(path, weights_only=False)
+    package["note"] = Note()
+    unnamed = tmp_path / "custom.th"  # no checksum in the name: nothing to verify
+    write_package(unnamed, package)
+    with caplog.at_level(logging.WARNING, logger="mixrep.separation.demucs"):
+        DemucsSeparator("tiny", weights_path=unnamed).load()
+    assert "unpickling the file in full, which runs code stored in it" in caplog.text
+
+
+def test_a_demucs_package_is_read_with_weights_only(tmp_path, caplog, monkeypatch):
+    path = save_demucs_package(tiny_htdemucs(seed=5), tmp_path / "tiny.th")
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(k.get("weights_only")) or real_load(*a, **k))
+    with caplog.at_level(logging.WARNING, logger="mixrep.separation.demucs"):
+        separator = DemucsSeparator("tiny", weights_path=path).load()
+    assert separator.sample_rate == TINY_RATE and loads == [True, True]  # rate at construction, then the model
+    assert "unpickling the file in full" not in caplog.text
+
+
+def test_the_remote_file_list_is_parsed_without_demucs_private_helpers():
+    urls = remote_model_urls()
+    assert urls["955717e8"] == "https://dl.fbaipublicfiles.com/demucs/hybrid_transformer/955717e8-8726e21a.th"
+    assert urls["0d19c1c6"].startswith("https://dl.fbaipublicfiles.com/demucs/mdx_final/0d19c1c6-")
+    assert len(urls) > 20 and all(url.endswith(".th") for url in urls.values())
