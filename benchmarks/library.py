@@ -2,7 +2,8 @@
 
 Each track (four FLAC stems at the encoder's sample rate) is cut into up to 8 clips, embedded from
 its ground-truth stems (no separation),
-committed to SQLite and added to FAISS. Uses ``--checkpoint`` if given, else a freshly
+committed to SQLite and added to FAISS; the share of the per-track screening (duration check and
+silence probe) is measured after the build, on the same tracks. Uses ``--checkpoint`` if given, else a freshly
 initialised demo-size encoder (weights do not change the cost).
 Run: ``python benchmarks/library.py [--songs 48] [--checkpoint CKPT]``.
 """
@@ -20,6 +21,7 @@ from mixrep.api import StyleEncoder
 from mixrep.data.sources import open_source
 from mixrep.data.synthetic import SynthConfig, write_corpus
 from mixrep.index.builder import build_library_index
+from mixrep.index.screening import screen_track
 from mixrep.models.encoder import MixStyleEncoder
 
 from embedding import SIZES
@@ -45,11 +47,17 @@ def main() -> None:
         start = time.perf_counter()
         report = build_library_index(encoder, source, Path(tmp) / "index", progress=False)
         seconds = time.perf_counter() - start
+        start = time.perf_counter()  # the build's per-track checks alone: header read + silence probe
+        for track in source.tracks():
+            screen_track(track.stem_paths)
+        screen_seconds = time.perf_counter() - start
     print(f"index build: {report.tracks_in_index} tracks of {args.song_seconds:g} s "
           f"(clips of {encoder.clip_seconds:g} s at {encoder.sample_rate} Hz, stems given) in {seconds:.1f} s")
     print(f"{'tracks/s':>9s} {'clips/s':>9s}")
     clips = report.tracks_in_index * min(8, int(args.song_seconds // encoder.clip_seconds))
     print(f"{report.tracks_in_index / seconds:9.2f} {clips / seconds:9.2f}")
+    print(f"screening (duration + silence probe): {1000 * screen_seconds / len(source.tracks()):.1f} ms/track, "
+          f"{100 * screen_seconds / seconds:.1f}% of the build time")
 
 
 if __name__ == "__main__":

@@ -58,16 +58,16 @@ def list_library(library) -> LibraryListing:
     return LibraryListing(walk_library(library))
 
 
-def audio_file_argument(path: str | os.PathLike, stems_option: str = "--stems") -> Path:
+def audio_file_argument(path: str | os.PathLike) -> Path:
     """``path`` if it is a file; a folder or a missing path gets an error saying what to pass instead.
 
     Raises:
-        DatasetError: ``path`` is a folder (stems folders need ``stems_option``) or does not exist.
+        DatasetError: ``path`` is a folder (a stems folder needs ``--stems``) or does not exist.
     """
     path = Path(path)
     if path.is_dir():
         raise DatasetError(f"{path} is a folder, not an audio file: a folder of stems "
-                           f"({', '.join(f'{s}.wav' for s in STEMS)}, any audio extension) needs {stems_option}; "
+                           f"({', '.join(f'{s}.wav' for s in STEMS)}, any audio extension) needs --stems; "
                            f"a folder of songs is a library (`mixrep index build --library {path}`)")
     if not path.exists():
         raise DatasetError(f"{path} does not exist")

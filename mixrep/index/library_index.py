@@ -254,9 +254,11 @@ class LibraryIndex:
 
 def _load_derived(index_dir: Path, store: MetadataStore, readonly: bool) -> StyleIndex | None:
     """The saved FAISS index if it can be trusted to be derived from ``store``, else ``None`` (rebuild)."""
-    if not (index_dir / MANIFEST).exists():
-        return None
     then = "rebuilding it in memory (run `mixrep index build` to save it)" if readonly else "rebuilding it"
+    if not (index_dir / MANIFEST).exists():
+        if any(index_dir.glob("vectors-*.faiss")):  # saved before, its manifest lost since
+            log.warning("the FAISS index of %s has no %s; %s from the metadata store", index_dir, MANIFEST, then)
+        return None
     try:
         saved = StyleIndex.load(index_dir)
     except CheckpointError as e:

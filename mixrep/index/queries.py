@@ -97,5 +97,5 @@ def embed_inputs(embedder: Embedder, paths: Sequence[str | os.PathLike], stems: 
 
 def _failed(path: Path, error: Exception, files: Sequence[Path] = ()) -> EmbeddedInput:
     kind, reason = classify_failure(error)
-    log.warning("skipping %s (%s): %s", path, kind, reason)
+    log.debug("cannot embed %s (%s): %s", path, kind, reason)  # the caller reports ``error``
     return EmbeddedInput(path, list(files), error=f"{kind}: {reason}")
