@@ -30,6 +30,7 @@ Shape:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -509,3 +510,35 @@ def _read_groups(path: Path) -> dict[str, str]:
     if bad:
         raise DatasetError(f"{path}: unknown stem classes {bad}; use one of {', '.join(STEMS)}")
     return groups
+
+
+MULTITRACK_KINDS: tuple[str, ...] = ("slakh", "medleydb", "moisesdb", "tracks", "soundfont")
+"""Source kinds of :func:`~mixrep.data.sources.open_source` that are multitracks."""
+
+
+def open_multitrack_source(kind: str, root: str | Path | None, sample_rate: int = SAMPLE_RATE, **options):
+    """Build a multitrack source by kind (``open_source`` delegates here).
+
+    ``soundfont``: an existing rendered corpus at ``root`` is opened as it is; given a
+    ``soundfont=``, ``midi_dir=`` or :class:`~mixrep.data.soundfont.SoundfontCorpusConfig` fields (or
+    no corpus at ``root`` yet), what is missing is rendered first, with the synthetic corpus as
+    the fallback where no soundfont is available (see :func:`~mixrep.data.soundfont.open_soundfont_corpus`).
+    """
+    classes = {"slakh": SlakhSource, "medleydb": MedleyDBSource, "moisesdb": MoisesDBSource, "tracks": TrackFolderSource}
+    if kind in classes:
+        return classes[kind](root, sample_rate=sample_rate, **options)
+    if kind != "soundfont":
+        raise ValueError(f"unknown multitrack source kind {kind!r}; use one of {MULTITRACK_KINDS}")
+    from mixrep.data.soundfont import SoundfontCorpusConfig, SoundfontSource, open_soundfont_corpus
+
+    fields = {f.name for f in dataclasses.fields(SoundfontCorpusConfig)}
+    config_options = {k: options.pop(k) for k in list(options) if k in fields}
+    soundfont, midi_dir = options.pop("soundfont", None), options.pop("midi_dir", None)
+    rendered = root is not None and any(Path(root).glob("*/song.json"))
+    if rendered and not config_options and soundfont is None and midi_dir is None:
+        return SoundfontSource(root, sample_rate=sample_rate, **options)
+    try:
+        config = SoundfontCorpusConfig(sample_rate=sample_rate, **config_options)
+    except (TypeError, ValueError) as e:
+        raise DatasetError(f"cannot build the soundfont corpus: {e}") from e
+    return open_soundfont_corpus(root, config, soundfont, midi_dir, sample_rate=sample_rate, **options)
