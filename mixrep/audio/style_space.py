@@ -450,11 +450,13 @@ def sample_mix_style(config: MixStyleConfig, rng: np.random.Generator, names: Se
     Args:
         config: the ranges.
         rng: the only source of randomness (same seed, same style).
-        names: strip names, unique (track names such as ``kick``, or the stem classes).
+        names: strip names (track names such as ``kick``, and/or the stem classes); repeats are
+            drawn once.
     """
     config.validate()
-    if len(set(names)) != len(names) or not names:
-        raise ValueError(f"strip names must be unique and non-empty, got {list(names)}")
+    names = list(dict.fromkeys(names))  # a track named like its stem class (``bass``) shares that strip
+    if not names:
+        raise ValueError("a mix style needs at least one strip name")
     delay = None
     if rng.random() < config.delay.prob:
         delay = DelayBus(uniform(rng, config.delay.delay_seconds_range), uniform(rng, config.delay.feedback_range))
@@ -524,19 +526,19 @@ def _render_strip(audio: np.ndarray, strip: ChannelStrip, sample_rate: int) -> n
 
 def _bus_returns(sends: np.ndarray, style: MixStyle, sample_rate: int, delay: bool) -> np.ndarray:
     """Return of the delay (``delay=True``) or reverb bus for each stem's sends. ``(4, 2, n) -> same``."""
+    if delay:
+        # The delay treats channels independently: all stems' sends in one 8-channel call.
+        plugin = pedalboard.Delay(delay_seconds=style.delay.delay_seconds, feedback=style.delay.feedback, mix=1.0)
+        return plugin(sends.reshape(-1, sends.shape[-1]), sample_rate).reshape(sends.shape)
     out = np.zeros_like(sends)
+    r = style.reverb
     for s, send in enumerate(sends):
-        if not send.any():
-            continue
-        if delay:
-            plugin = pedalboard.Delay(delay_seconds=style.delay.delay_seconds, feedback=style.delay.feedback, mix=1.0)
-        else:
-            r = style.reverb
-            # JUCE's Freeverb: wet_level scales the wet path by 3 x wet_level (x the width mix); the
-            # dry path is off, so the bus return is the reverb alone.
+        if send.any():
+            # JUCE's Freeverb scales the wet path by 3 x wet_level; the dry path is off, so the bus
+            # return is the reverb alone (a fresh plugin per stem: no state carried between them).
             plugin = pedalboard.Reverb(room_size=r.room_size, damping=r.damping, width=r.width,
                                        wet_level=1.0 / 3.0, dry_level=0.0)
-        out[s] = plugin(send, sample_rate)
+            out[s] = plugin(send, sample_rate)
     return out
 
 

@@ -131,8 +131,10 @@ def test_config_is_settable_from_plain_dicts_and_rejects_bad_values():
         MixStyleConfig.from_dict({"delay": {"feedback_range": [0.0, 1.0]}})
     with pytest.raises(ValueError, match="unknown"):
         MixStyleConfig.from_dict({"compresor": {}})
-    with pytest.raises(ValueError, match="unique"):
-        sample_mix_style(MixStyleConfig(), np.random.default_rng(0), names=("bass", "bass"))
+    assert list(sample_mix_style(MixStyleConfig(), np.random.default_rng(0), names=(*STEMS, "kick", "bass")).strips) == [
+        *STEMS, "kick"]
+    with pytest.raises(ValueError, match="at least one strip"):
+        sample_mix_style(MixStyleConfig(), np.random.default_rng(0), names=())
 
 
 # ----------------------------------------------------------------------------- loudness and invariances
