@@ -440,7 +440,8 @@ class MoisesDBSource(FileMultitrackSource):
 # ----------------------------------------------------------------------------- plain folders
 
 NAME_RULES: tuple[tuple[str, str], ...] = (
-    (r"kick|snare|hi-?hats?|hh|toms?|cymbals?|overheads?|\boh\b|drums?|perc|clap|shaker|ride|crash|bass.?drum|\bbd\b|808", "drums"),
+    (r"kick|snare|hi-?hats?|hh|toms?|cymbals?|overheads?|\boh\b|drums?|perc|clap|shaker|ride|crash"
+     r"|bass.?drum|\bbd\b|808", "drums"),
     (r"bass", "bass"),
     (r"vox|vocals?|\bvoc\b|singer|choir|\bbvs?\b|backing|rap", "vocals"),
     (r"other|guitar|gtr|piano|keys|synth|pad|organ|strings?|brass|horns?|sax|flute|lead|chords?|arp|pluck", "other"),

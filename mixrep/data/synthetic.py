@@ -690,19 +690,18 @@ class SyntheticSource:
             raise ValueError(f"unknown split {split!r}; use one of {SPLITS}")
         return [t for t in self._tracks if split is None or t.split == split]
 
-    def _song(self, track: Track) -> SynthSong:
+    def _index(self, track: Track) -> int:
         if not track.track_id.startswith("synth-"):
             raise DatasetError(f"track {track.track_id!r} is not a song of the synthetic corpus (ids look like synth-0007)")
-        return self.corpus[int(track.track_id.split("-", 1)[1])]
+        return int(track.track_id.split("-", 1)[1])
 
     def multitrack(self, track: Track) -> Multitrack:
-        """The song's tracks: kick, snare, hats, bass, chords, lead (:data:`TRACKS`)."""
-        self._song(track)  # validates the id without synthesising (cached) twice
-        return synth_multitrack(int(track.track_id.split("-", 1)[1]))
+        """The song's tracks: kick, snare, hats, bass, chords, lead (:data:`TRACKS`); nothing is synthesised."""
+        return synth_multitrack(self._index(track))
 
     def read_tracks(self, track: Track, start_seconds: float, duration_seconds: float) -> np.ndarray:
         """Slice ``(tracks=6, channels=2, samples)`` from the generated song, zero-padded past its end."""
-        return slice_span(self._song(track).tracks, start_seconds, duration_seconds, self.sample_rate)
+        return slice_span(self.corpus[self._index(track)].tracks, start_seconds, duration_seconds, self.sample_rate)
 
     def read_stems(self, track: Track, start_seconds: float, duration_seconds: float) -> np.ndarray:
         """Slice ``(stems=4, channels=2, samples)`` from the generated song, zero-padded past its end."""
