@@ -297,3 +297,16 @@ def test_track_level_styles_fall_back_to_the_stem_class_strip():
         render_mix(tracks, MixStyle({"kick": ChannelStrip()}), RATE, ("kick", "kick", "piano"), ("drums", "drums", "other"))
     with pytest.raises(ValueError, match="unknown stem class"):
         render_mix(tracks, style, RATE, ("a", "b", "c"), ("drums", "guitar", "other"))
+
+
+def test_config_is_settable_from_yaml_through_jsonargparse(tmp_path):
+    from jsonargparse import ArgumentParser
+
+    (tmp_path / "style.yaml").write_text("style:\n  loudness_lufs: -16.0\n  eq:\n    peaks: 3\n    q_range: [1.0, 2.0]\n")
+    parser = ArgumentParser()
+    parser.add_argument("--config", action="config")
+    parser.add_argument("--style", type=MixStyleConfig, default=MixStyleConfig())
+    config = parser.instantiate(parser.parse_args(["--config", str(tmp_path / "style.yaml")])).style
+    assert isinstance(config, MixStyleConfig)
+    assert config.loudness_lufs == -16.0 and config.eq.peaks == 3 and config.eq.q_range == (1.0, 2.0)
+    assert config.reverb == MixStyleConfig().reverb
