@@ -1,12 +1,16 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
-# Each creates .venv (Python >= 3.10) and installs mixrep into it on first use.
+# Each creates .venv (Python >= 3.10) and installs mixrep into it on first use, after the system
+# packages of the soundfont corpus (FluidSynth, GM soundfonts; apt-get as root, else a message).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test bench clean
+.PHONY: install system-deps demo test bench clean
 
-install: $(VENV)/.installed
+install: system-deps $(VENV)/.installed
+
+system-deps:
+	@bash scripts/install_system_deps.sh
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

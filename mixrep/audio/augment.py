@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 import pedalboard
-import scipy.signal
 
 from mixrep.audio.io import check_sample_rate
+from mixrep.audio.primitives import butterworth, dataclass_from_dict, log_uniform, stereo_width, uniform
 from mixrep.constants import CHANNELS, STEMS
 from mixrep.errors import MixrepError
 
@@ -167,16 +167,7 @@ class AugmentConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AugmentConfig:
         """Inverse of :meth:`to_dict`; missing fields keep their defaults."""
-        defaults = cls()
-        kwargs: dict[str, Any] = {}
-        for name, value in data.items():
-            default = getattr(defaults, name)
-            if dataclasses.is_dataclass(default):
-                fields = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
-                kwargs[name] = dataclasses.replace(default, **fields)
-            else:
-                kwargs[name] = value
-        return cls(**kwargs)
+        return dataclass_from_dict(cls, data)
 
 
 _EFFECTS = ("gain", "eq", "bandwidth", "compressor", "saturation", "delay", "reverb", "width")
@@ -225,14 +216,6 @@ class StyleChain:
         return StyleChain(tuple(stems))
 
 
-def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
-    return float(rng.uniform(bounds[0], bounds[1]))
-
-
-def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
-    return float(np.exp(rng.uniform(np.log(bounds[0]), np.log(bounds[1]))))
-
-
 def _forced_gain_db(config: AugmentConfig, rng: np.random.Generator) -> float:
     magnitude = rng.uniform(config.min_gain_db, max(config.gain.max_gain_db, config.min_gain_db))
     return float(magnitude if rng.random() < 0.5 else -magnitude)
@@ -241,43 +224,43 @@ def _forced_gain_db(config: AugmentConfig, rng: np.random.Generator) -> float:
 def _sample_stem(config: AugmentConfig, rng: np.random.Generator) -> StemChain:
     moves: dict[str, Any] = {}
     if rng.random() < config.gain.prob:
-        moves["gain_db"] = _uniform(rng, (-config.gain.max_gain_db, config.gain.max_gain_db))
+        moves["gain_db"] = uniform(rng, (-config.gain.max_gain_db, config.gain.max_gain_db))
     if rng.random() < config.eq.prob:
         moves["eq"] = {
-            "low_gain_db": _uniform(rng, (-config.eq.max_gain_db, config.eq.max_gain_db)),
-            "high_gain_db": _uniform(rng, (-config.eq.max_gain_db, config.eq.max_gain_db)),
+            "low_gain_db": uniform(rng, (-config.eq.max_gain_db, config.eq.max_gain_db)),
+            "high_gain_db": uniform(rng, (-config.eq.max_gain_db, config.eq.max_gain_db)),
             "low_cutoff_hz": config.eq.low_cutoff_hz,
             "high_cutoff_hz": config.eq.high_cutoff_hz,
         }
     if rng.random() < config.bandwidth.prob:
         moves["bandwidth"] = {
-            "highpass_hz": _log_uniform(rng, config.bandwidth.highpass_hz_range),
-            "lowpass_hz": _log_uniform(rng, config.bandwidth.lowpass_hz_range),
+            "highpass_hz": log_uniform(rng, config.bandwidth.highpass_hz_range),
+            "lowpass_hz": log_uniform(rng, config.bandwidth.lowpass_hz_range),
             "order": config.bandwidth.order,
         }
     if rng.random() < config.compressor.prob:
         moves["compressor"] = {
-            "threshold_db": _uniform(rng, config.compressor.threshold_db_range),
-            "ratio": _uniform(rng, config.compressor.ratio_range),
-            "attack_ms": _log_uniform(rng, config.compressor.attack_ms_range),
-            "release_ms": _log_uniform(rng, config.compressor.release_ms_range),
+            "threshold_db": uniform(rng, config.compressor.threshold_db_range),
+            "ratio": uniform(rng, config.compressor.ratio_range),
+            "attack_ms": log_uniform(rng, config.compressor.attack_ms_range),
+            "release_ms": log_uniform(rng, config.compressor.release_ms_range),
         }
     if rng.random() < config.saturation.prob:
-        moves["saturation"] = {"drive_db": _uniform(rng, config.saturation.drive_db_range)}
+        moves["saturation"] = {"drive_db": uniform(rng, config.saturation.drive_db_range)}
     if rng.random() < config.delay.prob:
         moves["delay"] = {
-            "delay_seconds": _uniform(rng, config.delay.delay_seconds_range),
-            "feedback": _uniform(rng, config.delay.feedback_range),
-            "mix": _uniform(rng, config.delay.mix_range),
+            "delay_seconds": uniform(rng, config.delay.delay_seconds_range),
+            "feedback": uniform(rng, config.delay.feedback_range),
+            "mix": uniform(rng, config.delay.mix_range),
         }
     if rng.random() < config.reverb.prob:
         moves["reverb"] = {
-            "room_size": _uniform(rng, config.reverb.room_size_range),
-            "damping": _uniform(rng, config.reverb.damping_range),
-            "wet_level": _uniform(rng, config.reverb.wet_level_range),
+            "room_size": uniform(rng, config.reverb.room_size_range),
+            "damping": uniform(rng, config.reverb.damping_range),
+            "wet_level": uniform(rng, config.reverb.wet_level_range),
         }
     if rng.random() < config.width.prob:
-        moves["width"] = _uniform(rng, config.width.width_range)
+        moves["width"] = uniform(rng, config.width.width_range)
     return StemChain(**moves)
 
 
@@ -327,23 +310,14 @@ def _space_plugins(stem: StemChain) -> list[pedalboard.Plugin]:
     return plugins
 
 
-def _bandwidth(audio: np.ndarray, params: dict[str, float], sample_rate: int) -> np.ndarray:
-    """Butterworth band-pass (pedalboard's HP/LP filters are only first order, 6 dB/octave)."""
-    nyquist_hz = sample_rate / 2.0
-    lowpass_hz = min(params["lowpass_hz"], 0.95 * nyquist_hz)
-    highpass_hz = min(params["highpass_hz"], 0.5 * lowpass_hz)
-    sos = scipy.signal.butter(
-        int(params["order"]), [highpass_hz, lowpass_hz], btype="bandpass", fs=sample_rate, output="sos"
-    )
-    return scipy.signal.sosfilt(sos.astype(np.float32), audio, axis=-1).astype(np.float32, copy=False)
-
-
 def _apply_stem(audio: np.ndarray, stem: StemChain, sample_rate: int) -> np.ndarray:
     eq = _eq_plugins(stem)
     if eq:
         audio = pedalboard.Pedalboard(eq)(audio, sample_rate)
     if stem.bandwidth is not None:
-        audio = _bandwidth(audio, stem.bandwidth, sample_rate)
+        # Butterworth band-pass (pedalboard's HP/LP filters are only first order, 6 dB/octave).
+        b = stem.bandwidth
+        audio = butterworth(audio, sample_rate, b["highpass_hz"], b["lowpass_hz"], int(b["order"]))
     compressor = _compressor_plugins(stem)
     if compressor:
         audio = pedalboard.Pedalboard(compressor)(audio, sample_rate)
@@ -355,9 +329,7 @@ def _apply_stem(audio: np.ndarray, stem: StemChain, sample_rate: int) -> np.ndar
     if space:
         audio = pedalboard.Pedalboard(space)(audio, sample_rate)
     if stem.width is not None:
-        mid = (audio[0] + audio[1]) / 2.0
-        side = (audio[0] - audio[1]) / 2.0 * stem.width
-        audio = np.stack([mid + side, mid - side])
+        audio = stereo_width(audio, stem.width)
     if stem.gain_db != 0.0:
         audio = audio * np.float32(10.0 ** (stem.gain_db / 20.0))
     return np.asarray(audio, dtype=np.float32)

@@ -1,4 +1,4 @@
-"""``mixrep corpus synth`` and ``mixrep data preview``."""
+"""``mixrep corpus synth``, ``mixrep corpus soundfont``, ``mixrep corpus soundfonts`` and ``mixrep data preview``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    corpus = subparsers.add_parser("corpus", help="the built-in synthetic multitrack corpus")
+    corpus = subparsers.add_parser("corpus", help="build corpora: the synthetic one, or a soundfont-rendered one")
     corpus_sub = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
     synth = corpus_sub.add_parser("synth", help="write the synthetic corpus as stem folders + metadata.json")
     synth.add_argument("--out", type=Path, required=True, help="output folder")
@@ -18,6 +18,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--song-seconds", type=float, default=16.0, help="length of each song in seconds")
     synth.add_argument("--sample-rate", type=int, default=44_100)
     synth.set_defaults(func=run_corpus_synth)
+
+    sf = corpus_sub.add_parser(
+        "soundfont", help="render songs track by track with a General-MIDI soundfont (FluidSynth); resumable",
+        description="Render the generator's songs (and any MIDI files) to dry per-instrument tracks with a GM "
+                    "soundfont: <out>/<song>/<track>.flac + song.json. Cached: a second run renders only what is "
+                    "missing, a killed run keeps every finished song.")
+    sf.add_argument("--out", type=Path, required=True, help="corpus folder")
+    sf.add_argument("--soundfont", type=Path, default=None,
+                    help="an .sf2/.sf3 file (default: the first installed, see `mixrep corpus soundfonts`)")
+    sf.add_argument("--songs", type=int, default=64, help="generated songs (default 64; 0 = MIDI files only)")
+    sf.add_argument("--seed", type=int, default=0, help="song i plays the notes of synthetic song i of this seed")
+    sf.add_argument("--song-seconds", type=float, default=16.0, help="length of each generated song in seconds")
+    sf.add_argument("--sample-rate", type=int, default=44_100)
+    sf.add_argument("--midi", type=Path, default=None, help="a MIDI file or a folder of them (e.g. Lakh MIDI), "
+                    "one track per channel and program")
+    sf.add_argument("--midi-max-seconds", type=float, default=60.0, help="MIDI files are rendered up to this length")
+    sf.add_argument("--vocal-lead-probability", type=float, default=0.5,
+                    help="share of generated songs whose lead is a voice program (stem vocals)")
+    sf.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sf.set_defaults(func=run_corpus_soundfont)
+
+    listing = corpus_sub.add_parser("soundfonts", help="list the General-MIDI soundfonts installed here")
+    listing.set_defaults(func=run_corpus_soundfonts)
 
     data = subparsers.add_parser("data", help="inspect the triplet pipeline")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -42,6 +65,36 @@ def run_corpus_synth(args: argparse.Namespace) -> int:
                          sample_rate=args.sample_rate)
     out = write_corpus(args.out, config)
     print(f"wrote {args.songs} songs of {args.song_seconds:g} s to {out} (stems/<song>/<stem>.flac, metadata.json)")
+    return 0
+
+
+def run_corpus_soundfont(args: argparse.Namespace) -> int:
+    from mixrep.data.soundfont import SoundfontCorpusConfig, render_corpus
+
+    config = SoundfontCorpusConfig(num_songs=args.songs, seed=args.seed, song_seconds=args.song_seconds,
+                                   sample_rate=args.sample_rate, midi_max_seconds=args.midi_max_seconds,
+                                   vocal_lead_probability=args.vocal_lead_probability)
+    report = render_corpus(args.out, config, args.soundfont, args.midi, progress=not args.no_progress)
+    disk_mb = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file()) / 1e6
+    print(f"{report.summary()}; soundfont {report.soundfont}; {disk_mb:.1f} MB on disk")
+    for where, kind, reason in report.skipped.entries[:10]:
+        print(f"  skipped {where} ({kind}): {reason}")
+    if len(report.skipped) > 10:
+        print(f"  ... and {len(report.skipped) - 10} more")
+    return 0
+
+
+def run_corpus_soundfonts(args: argparse.Namespace) -> int:
+    from mixrep.audio.soundfont import SYSTEM_PACKAGES, default_soundfont, installed_soundfonts
+
+    installed = installed_soundfonts()
+    if not installed:
+        print(f"no General-MIDI soundfont installed; as root: apt-get install {' '.join(SYSTEM_PACKAGES)}")
+        return 1
+    default = default_soundfont()
+    for path in installed:
+        mark = " (default)" if default is not None and path == default.resolve() else ""
+        print(f"{path}  {path.stat().st_size / 1e6:.1f} MB{mark}")
     return 0
 
 

@@ -511,7 +511,7 @@ def _read_manifest(root: Path) -> dict[str, dict]:
     return songs if isinstance(songs, dict) else {}
 
 
-SOURCE_KINDS: tuple[str, ...] = ("synth", "fma", "folder", "stems")
+SOURCE_KINDS: tuple[str, ...] = ("synth", "fma", "folder", "stems", "slakh", "medleydb", "moisesdb", "tracks", "soundfont")
 
 
 def open_source(
@@ -526,8 +526,9 @@ def open_source(
 
     Args:
         kind: ``synth`` (the embedded corpus; ``options`` are :class:`~mixrep.data.synthetic.SynthConfig`
-            fields plus ``val_fraction``/``test_fraction``/``cache_songs``), ``fma``, ``folder`` or
-            ``stems``.
+            fields plus ``val_fraction``/``test_fraction``/``cache_songs``), ``fma``, ``folder``,
+            ``stems``, or a multitrack kind: ``slakh``, ``medleydb``, ``moisesdb``, ``tracks``,
+            ``soundfont`` (see :func:`~mixrep.data.multitrack_sources.open_multitrack_source`).
         root: data folder (not used by ``synth``).
         sample_rate: rate in Hz of the stems the source returns.
         stems: stems reader for sources of mixtures (``fma``, ``folder``).
@@ -557,4 +558,8 @@ def open_source(
         return cls(root, stems=stems, sample_rate=sample_rate, **options)
     if kind == "stems":
         return StemsFolderSource(root, sample_rate=sample_rate, **options)
+    if kind in SOURCE_KINDS:  # the multitrack layouts and the soundfont corpus
+        from mixrep.data.multitrack_sources import open_multitrack_source
+
+        return open_multitrack_source(kind, root, sample_rate=sample_rate, **options)
     raise ValueError(f"unknown source kind {kind!r}; use one of {SOURCE_KINDS}")

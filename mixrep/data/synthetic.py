@@ -1,4 +1,4 @@
-"""The embedded default corpus: songs of four stereo stems synthesised from a seed.
+"""The embedded default corpus: multitrack songs synthesised from a seed.
 
 Every song is generated with numpy alone, in the spirit of DDSP (Engel et al., "DDSP:
 Differentiable Digital Signal Processing", ICLR 2020): melodic parts are *harmonic oscillators*
@@ -12,14 +12,19 @@ that sets the timbre) and percussive parts are *filtered noise* plus pitched dec
 - vocals: a sung-like lead: legato melody with glide, delayed vibrato, per-note vowel formants
   weighting the harmonics, and a little breath noise.
 
-Each song draws its own tempo, key, scale, chord progression, rhythm patterns, timbres,
-arrangement (sections where parts drop out) and stereo placement (pan, width, level), so songs
-differ in their own baseline mix. A song depends on ``(config, index)`` only, never on the order
-of generation.
+The notes come from :func:`mixrep.data.score.compose_song` (tempo, key, scale, chord
+progression, rhythm patterns, arrangement: the same songs the soundfont corpus renders with sampled
+instruments); this module draws each song's timbres and its baseline placement (pan, width, level
+per stem), so songs differ in their own baseline mix. A song depends on ``(config, index)`` only,
+never on the order of generation.
+
+Tracks. A song is a multitrack of :data:`TRACKS`: ``kick``, ``snare``, ``hats`` (drums), ``bass``,
+``chords`` (other) and ``lead`` (vocals), each already placed in the stereo field, so the tracks of
+a stem class sum to that stem exactly.
 
 Shape:
-    ``SynthSong.stems`` is ``(stems=4, channels=2, samples)`` float32 in
-    :data:`~mixrep.constants.STEMS` order, ``samples = round(song_seconds * sample_rate)``.
+    ``SynthSong.tracks`` is ``(tracks=6, channels=2, samples)`` and ``SynthSong.stems``
+    ``(stems=4, channels=2, samples)``, float32, ``samples = round(song_seconds * sample_rate)``.
 """
 
 from __future__ import annotations
@@ -29,36 +34,20 @@ import json
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 from scipy import signal
 
 from mixrep.audio.io import check_sample_rate, write_audio
+from mixrep.audio.primitives import pan_gains
+from mixrep.audio.stems import sum_to_stems
 from mixrep.constants import SAMPLE_RATE, STEMS
+from mixrep.data.multitrack import InstrumentTrack, Multitrack, slice_span
+from mixrep.data.score import Note, Part, Score, compose_song
 from mixrep.data.tracks import SPLITS, SkipLog, Track
 from mixrep.errors import DatasetError
-
-NOTE_NAMES: tuple[str, ...] = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-
-SCALES: dict[str, tuple[int, ...]] = {
-    "major": (0, 2, 4, 5, 7, 9, 11),
-    "natural_minor": (0, 2, 3, 5, 7, 8, 10),
-    "dorian": (0, 2, 3, 5, 7, 9, 10),
-    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
-    "harmonic_minor": (0, 2, 3, 5, 7, 8, 11),
-}
-"""Seven-note scales as semitone offsets from the tonic (chords are stacked scale thirds)."""
-
-PROGRESSIONS: tuple[tuple[int, ...], ...] = (
-    (0, 4, 5, 3),  # I V vi IV
-    (0, 5, 3, 4),  # I vi IV V
-    (5, 3, 0, 4),  # vi IV I V
-    (0, 3, 4, 4),  # I IV V V
-    (0, 6, 5, 4),  # I vii vi V
-    (0, 3, 0, 4),  # I IV I V
-)
-"""Chord progressions as 0-based scale degrees, one chord per bar, repeated."""
 
 VOWEL_FORMANTS_HZ: dict[str, tuple[float, float, float]] = {
     "a": (730.0, 1090.0, 2440.0),
@@ -69,7 +58,13 @@ VOWEL_FORMANTS_HZ: dict[str, tuple[float, float, float]] = {
 }
 """First three formants in Hz (Peterson & Barney 1952 averages) used to weight vocal harmonics."""
 
-STEPS_PER_BAR = 16  # 4/4 on a sixteenth-note grid
+TRACKS: tuple[tuple[str, str], ...] = (
+    ("kick", "drums"), ("snare", "drums"), ("hats", "drums"), ("bass", "bass"), ("chords", "other"), ("lead", "vocals"),
+)
+"""``(track name, stem class)`` of every synthetic song, in track order."""
+
+ROLE_STEMS: dict[str, str] = {"drums": "drums", "bass": "bass", "chords": "other", "lead": "vocals"}
+"""Stem class of each arrangement role of :mod:`mixrep.data.score` in the synthetic corpus."""
 
 
 @dataclass(frozen=True)
@@ -118,17 +113,22 @@ class SynthSong:
 
     Attributes:
         song_id: ``synth-NNNN`` (the index, zero-padded).
-        stems: ``(stems=4, channels=2, samples)`` float32 in STEMS order.
+        tracks: ``(tracks, channels=2, samples)`` float32, in :data:`TRACKS` order.
         metadata: JSON-serialisable description (tempo_bpm, key, scale, seed, sections, placement...).
     """
 
     song_id: str
-    stems: np.ndarray
+    tracks: np.ndarray
     metadata: dict = field(default_factory=dict)
+
+    @cached_property
+    def stems(self) -> np.ndarray:
+        """``(stems=4, channels=2, samples)``: the tracks summed by stem class."""
+        return sum_to_stems(self.tracks, [stem for _, stem in TRACKS])
 
     @property
     def mix(self) -> np.ndarray:
-        """The baseline mixture, ``(channels=2, samples)``: the sum of the stems."""
+        """The baseline mixture, ``(channels=2, samples)``: the sum of the tracks."""
         return self.stems.sum(axis=0)
 
 
@@ -339,12 +339,6 @@ def _render_line(
     return out
 
 
-def _pan_gains(pan: float) -> tuple[float, float]:
-    """Constant-power pan law; ``pan`` in [-1 (left), 1 (right)], centre = -3 dB per side."""
-    angle = (float(np.clip(pan, -1.0, 1.0)) + 1.0) * np.pi / 4.0
-    return math.cos(angle), math.sin(angle)
-
-
 def _place(mono: np.ndarray, pan: float, width: float, delay_samples: int) -> np.ndarray:
     """Stereo placement of a mono source: mid/side widening with a delayed copy, then panning.
 
@@ -357,7 +351,7 @@ def _place(mono: np.ndarray, pan: float, width: float, delay_samples: int) -> np
     side = np.zeros_like(mono)
     if width > 0 and delay_samples > 0:
         side[delay_samples:] = width * mono[:-delay_samples]
-    left, right = _pan_gains(pan)
+    left, right = pan_gains(pan)
     return np.stack([left * (mono + side), right * (mono - side)])
 
 
@@ -366,74 +360,18 @@ def _place(mono: np.ndarray, pan: float, width: float, delay_samples: int) -> np
 # ----------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Grid:
-    """Timing of a song: tempo, swing and the sixteenth-note grid, in samples."""
-
-    tempo_bpm: float
-    swing: float  # fraction of a step that odd sixteenths are delayed by
-    humanize_seconds: float
-    sample_rate: int
-    num_samples: int
-    section_bars: int
-    active: np.ndarray  # (sections, stems) bool
-
-    @property
-    def step_seconds(self) -> float:
-        return 60.0 / self.tempo_bpm / 4.0
-
-    @property
-    def bar_seconds(self) -> float:
-        return self.step_seconds * STEPS_PER_BAR
-
-    @property
-    def num_bars(self) -> int:
-        return math.ceil(self.num_samples / self.sample_rate / self.bar_seconds)
-
-    def onset(self, bar: int, step: float, rng: np.random.Generator) -> int:
-        """Onset in samples of ``step`` (sixteenths, may be fractional) of ``bar``, swung and humanised."""
-        seconds = (bar * STEPS_PER_BAR + step) * self.step_seconds
-        if float(step).is_integer() and int(step) % 2 == 1:
-            seconds += self.swing * self.step_seconds
-        seconds += rng.normal(0.0, self.humanize_seconds)
-        return max(0, int(round(seconds * self.sample_rate)))
-
-    def plays(self, stem: int, bar: int) -> bool:
-        """Whether part ``stem`` is active in the section containing ``bar``."""
-        return bool(self.active[min(bar // self.section_bars, len(self.active) - 1), stem])
-
-    def samples(self, steps: float) -> int:
-        return int(round(steps * self.step_seconds * self.sample_rate))
+def _line(notes: tuple[Note, ...], sample_rate: int, num_samples: int, voice: int | None = None) -> _Line:
+    """The notes (of one chord voice, if given) as a :class:`_Line` in samples."""
+    return _Line.from_notes([
+        (int(round(n.onset_seconds * sample_rate)), int(round(n.duration_seconds * sample_rate)), n.pitch, n.velocity)
+        for n in notes if voice is None or n.voice == voice
+    ], num_samples)
 
 
-def _arrangement(rng: np.random.Generator, num_sections: int) -> np.ndarray:
-    """Which parts play in each section: ``(sections, stems)`` bool.
-
-    Every part drops out now and then, but one section has all four parts, every section has at
-    least two, so every stem sounds somewhere in the song.
-    """
-    active = rng.random((num_sections, len(STEMS))) < 0.75
-    active[rng.integers(num_sections)] = True
-    for row in active:
-        while row.sum() < 2:
-            row[rng.integers(len(STEMS))] = True
-    return active
-
-
-def _random_rhythm(rng: np.random.Generator, density: float, grid: int = 1) -> list[int]:
-    """Onset steps of one bar on a grid of ``grid`` sixteenths; step 0 always plays."""
-    steps = [s for s in range(0, STEPS_PER_BAR, grid) if s == 0 or rng.random() < density]
-    return steps
-
-
-def _chord_pitch_classes(key: int, scale: tuple[int, ...], degree: int) -> list[int]:
-    """Pitch classes (0..11) of the triad on ``degree`` (root, third, fifth) of the scale."""
-    return [(key + scale[(degree + k) % 7]) % 12 for k in (0, 2, 4)]
-
-
-def _voice_near(pitch_class: int, centre_midi: int) -> int:
-    """MIDI note of ``pitch_class`` in the octave starting at ``centre_midi``."""
-    return centre_midi + (pitch_class - centre_midi) % 12
+def _rolloff_timbre(rng: np.random.Generator, rolloff: tuple[float, float], odd_even: tuple[float, float],
+                    harmonics: int) -> tuple[np.ndarray, dict]:
+    r, o = rng.uniform(*rolloff), rng.uniform(*odd_even)
+    return _rolloff_weights(harmonics, r, o), {"harmonic_rolloff": round(r, 3), "even_harmonic_gain": round(o, 3)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -441,10 +379,13 @@ def _voice_near(pitch_class: int, centre_midi: int) -> int:
 # ----------------------------------------------------------------------------------------------
 
 
-def _render_drums(grid: _Grid, rng: np.random.Generator, pan: float, width: float) -> tuple[np.ndarray, dict]:
-    """Kick, snare, closed and open hat: one-shot models added at each hit, scaled by velocity."""
-    sr, n = grid.sample_rate, grid.num_samples
-    # one-shots
+def _render_drums(score: Score, rng: np.random.Generator, sample_rate: int, num_samples: int, pan: float,
+                  width: float) -> tuple[dict[str, np.ndarray], dict]:
+    """Kick, snare, closed and open hat: one-shot models added at each hit, scaled by velocity.
+
+    Returns the ``kick``, ``snare`` and ``hats`` (closed + open) tracks, each ``(2, samples)``.
+    """
+    sr, n = sample_rate, num_samples
     t = np.arange(int(0.5 * sr), dtype=np.float32) / sr
     kick_start_hz, kick_end_hz = rng.uniform(110, 200), rng.uniform(40, 62)
     sweep_s, kick_decay_s = rng.uniform(0.015, 0.05), rng.uniform(0.12, 0.3)
@@ -471,162 +412,78 @@ def _render_drums(grid: _Grid, rng: np.random.Generator, pan: float, width: floa
     open_hat = hat_noise * np.exp(-t / open_decay_s)
     snare = snare[: int(7 * max(snare_decay_s, 0.08) * sr)]
 
-    # patterns
-    kick_steps = [(0, 8), (0, 10), (0, 6, 8), (0, 7, 10), (0, 4, 8, 12), (0, 3, 8, 11)][rng.integers(6)]
-    snare_steps = [(4, 12), (4, 12), (8,), (4, 12, 15)][rng.integers(4)]
-    hat_grid = [2, 1, 2][rng.integers(3)]
-    hat_offbeat = hat_grid == 2 and rng.random() < 0.3
-    open_hat_step = int(rng.choice([14, 6, -1]))
-    fill_probability = rng.uniform(0.0, 0.6)
-
-    hits: dict[str, list[tuple[int, float]]] = {"kick": [], "snare": [], "closed_hat": [], "open_hat": []}
-    for bar in range(grid.num_bars):
-        if not grid.plays(0, bar):
-            continue
-        last_in_section = (bar + 1) % grid.section_bars == 0
-        for s in kick_steps:
-            hits["kick"].append((grid.onset(bar, s, rng), rng.uniform(0.85, 1.0)))
-        for s in snare_steps:
-            hits["snare"].append((grid.onset(bar, s, rng), rng.uniform(0.8, 1.0)))
-        if last_in_section and rng.random() < fill_probability:
-            for s in (13, 14, 15):
-                hits["snare"].append((grid.onset(bar, s, rng), rng.uniform(0.4, 0.8)))
-        for s in range(1 if hat_offbeat else 0, STEPS_PER_BAR, hat_grid * (2 if hat_offbeat else 1)):
-            if s == open_hat_step:
-                hits["open_hat"].append((grid.onset(bar, s, rng), rng.uniform(0.5, 0.7)))
-            else:
-                accent = 1.0 if s % 4 == 0 else 0.6
-                hits["closed_hat"].append((grid.onset(bar, s, rng), accent * rng.uniform(0.3, 0.6)))
-
     one_shots = {"kick": kick, "snare": snare, "closed_hat": closed_hat, "open_hat": open_hat}
     levels = {"kick": 1.0, "snare": rng.uniform(0.6, 0.9), "closed_hat": rng.uniform(0.15, 0.35), "open_hat": rng.uniform(0.15, 0.3)}
     hat_pan = rng.choice([-1.0, 1.0]) * rng.uniform(0.2, 0.6)
     offsets = {"kick": 0.0, "snare": rng.uniform(-0.1, 0.1), "closed_hat": hat_pan, "open_hat": hat_pan}
-    out = np.zeros((2, n), dtype=np.float32)
+    tracks = {name: np.zeros((2, n), dtype=np.float32) for name in ("kick", "snare", "hats")}
     for name, shot in one_shots.items():
         shot = shot.astype(np.float32) * levels[name]
         voice = np.zeros(n, dtype=np.float32)
-        for onset, velocity in hits[name]:
+        for note in score.part(name).notes:
+            onset = int(round(note.onset_seconds * sr))
             length = min(len(shot), n - onset)
             if length > 0:
-                voice[onset : onset + length] += velocity * shot[:length]
-        left, right = _pan_gains(pan + width * offsets[name])
-        out[0] += left * voice
-        out[1] += right * voice
+                voice[onset : onset + length] += note.velocity * shot[:length]
+        left, right = pan_gains(pan + width * offsets[name])
+        target = tracks["hats" if name.endswith("_hat") else name]
+        target[0] += left * voice
+        target[1] += right * voice
     meta = {
-        "kick_steps": list(kick_steps),
-        "snare_steps": list(snare_steps),
-        "hat_grid_steps": hat_grid,
+        "kick_steps": score.part("kick").details["steps"],
+        "snare_steps": score.part("snare").details["steps"],
+        "hat_grid_steps": score.part("closed_hat").details["grid_steps"],
         "kick_sweep_hz": [round(kick_start_hz, 1), round(kick_end_hz, 1)],
         "snare_tone_hz": round(tone_hz, 1),
         "hat_cutoff_hz": round(hat_cutoff_hz, 1),
     }
-    return out, meta
+    return tracks, meta
 
 
-def _render_bass(grid: _Grid, rng, key: int, roots: list[int], pan: float, width: float) -> tuple[np.ndarray, dict]:
-    """Bass: chord roots (sometimes fifth/octave) on a per-song rhythm, harmonic oscillator + ADSR."""
-    sr, n = grid.sample_rate, grid.num_samples
-    rhythm = _random_rhythm(rng, rng.uniform(0.15, 0.45), grid=int(rng.choice([1, 2, 2])))
-    legato = rng.uniform(0.5, 0.95)
-    intervals = rng.choice([0, 0, 0, 7, 12], size=len(rhythm))
-    notes = []
-    for bar in range(grid.num_bars):
-        if not grid.plays(1, bar):
-            continue
-        root_midi = _voice_near(roots[bar % len(roots)], 28)  # E1..D#2
-        bounds = rhythm + [STEPS_PER_BAR]
-        for j, step in enumerate(rhythm):
-            gate = grid.samples((bounds[j + 1] - step) * legato)
-            notes.append((grid.onset(bar, step, rng), gate, root_midi + intervals[j], rng.uniform(0.75, 1.0)))
-    rolloff, odd_even = rng.uniform(1.0, 2.2), rng.uniform(0.2, 1.0)
+def _render_bass(part: Part, rng: np.random.Generator, sample_rate: int, num_samples: int, pan: float,
+                 width: float) -> tuple[np.ndarray, dict]:
+    """Bass: a harmonic oscillator with a plucked ADSR."""
+    weights, meta = _rolloff_timbre(rng, (1.0, 2.2), (0.2, 1.0), 12)
     adsr = (rng.uniform(0.003, 0.01), rng.uniform(0.1, 0.4), rng.uniform(0.4, 0.8), rng.uniform(0.03, 0.1))
-    mono = _render_line(_Line.from_notes(notes, n), n, sr, rng, _rolloff_weights(12, rolloff, odd_even), adsr)
-    meta = {"rhythm_steps": rhythm, "harmonic_rolloff": round(rolloff, 3), "even_harmonic_gain": round(odd_even, 3)}
-    return _place(mono, pan, width, int(0.011 * sr)), meta
+    mono = _render_line(_line(part.notes, sample_rate, num_samples), num_samples, sample_rate, rng, weights, adsr)
+    return _place(mono, pan, width, int(0.011 * sample_rate)), {"rhythm_steps": part.details["rhythm_steps"], **meta}
 
 
-def _render_other(grid: _Grid, rng, chords: list[list[int]], pan: float, width: float) -> tuple[np.ndarray, dict]:
-    """Chords as a sustained pad, rhythmic stabs, or an arpeggio."""
-    sr, n = grid.sample_rate, grid.num_samples
-    mode = str(rng.choice(["pad", "stabs", "arpeggio"]))
-    rolloff, odd_even = rng.uniform(0.7, 2.0), rng.uniform(0.3, 1.0)
-    weights = _rolloff_weights(10, rolloff, odd_even)
-    centre = int(rng.integers(53, 60))
-    voicings = [sorted(_voice_near(pc, centre) for pc in chord) for chord in chords]
+def _render_other(part: Part, rng: np.random.Generator, sample_rate: int, num_samples: int, pan: float,
+                  width: float) -> tuple[np.ndarray, dict]:
+    """Chords: one oscillator for an arpeggio, one per voice (spread across the image) otherwise."""
+    sr, n = sample_rate, num_samples
+    mode = part.details["mode"]
+    weights, meta = _rolloff_timbre(rng, (0.7, 2.0), (0.3, 1.0), 10)
     out = np.zeros((2, n), dtype=np.float32)
     if mode == "arpeggio":
-        grid_steps = int(rng.choice([1, 2]))
-        order = str(rng.choice(["up", "down", "updown"]))
-        notes = []
-        for bar in range(grid.num_bars):
-            if not grid.plays(2, bar):
-                continue
-            tones = voicings[bar % len(voicings)] + [voicings[bar % len(voicings)][0] + 12]
-            seq = {"up": tones, "down": tones[::-1], "updown": tones + tones[-2:0:-1]}[order]
-            for j, step in enumerate(range(0, STEPS_PER_BAR, grid_steps)):
-                notes.append((grid.onset(bar, step, rng), grid.samples(grid_steps * 0.8), seq[j % len(seq)], rng.uniform(0.6, 1.0)))
         adsr = (0.002, rng.uniform(0.08, 0.25), rng.uniform(0.0, 0.2), rng.uniform(0.05, 0.15))
-        mono = _render_line(_Line.from_notes(notes, n), n, sr, rng, weights, adsr)
+        mono = _render_line(_line(part.notes, sr, n), n, sr, rng, weights, adsr)
         out += _place(mono, pan, width, int(0.017 * sr))
-        detail = {"arpeggio_order": order, "arpeggio_grid_steps": grid_steps}
+        detail = {"arpeggio_order": part.details["arpeggio_order"], "arpeggio_grid_steps": part.details["arpeggio_grid_steps"]}
     else:
         if mode == "pad":
-            rhythm, gate_steps = [0], [STEPS_PER_BAR * 0.97]
             adsr = (rng.uniform(0.08, 0.4), rng.uniform(0.3, 1.0), rng.uniform(0.5, 0.9), rng.uniform(0.2, 0.5))
         else:
-            rhythm = _random_rhythm(rng, rng.uniform(0.2, 0.4), grid=2)
-            gate_steps = [rng.uniform(0.5, 1.5)] * len(rhythm)
             adsr = (0.004, rng.uniform(0.08, 0.2), rng.uniform(0.1, 0.4), rng.uniform(0.05, 0.12))
         for voice, spread in enumerate((-1.0, 0.0, 1.0)):
-            notes = []
-            for bar in range(grid.num_bars):
-                if not grid.plays(2, bar):
-                    continue
-                pitch = voicings[bar % len(voicings)][voice]
-                for step, gate in zip(rhythm, gate_steps):
-                    notes.append((grid.onset(bar, step, rng), grid.samples(gate), pitch, rng.uniform(0.7, 0.9)))
-            mono = _render_line(_Line.from_notes(notes, n), n, sr, rng, weights, adsr)
+            mono = _render_line(_line(part.notes, sr, n, voice), n, sr, rng, weights, adsr)
             out += _place(mono, pan + 0.6 * width * spread, 0.0, 0)
-        detail = {"rhythm_steps": rhythm}
-    meta = {"mode": mode, "harmonic_rolloff": round(rolloff, 3), "even_harmonic_gain": round(odd_even, 3), **detail}
-    return out, meta
+        detail = {"rhythm_steps": part.details["rhythm_steps"]}
+    return out, {"mode": mode, **meta, **detail}
 
 
-def _render_vocals(grid: _Grid, rng, key: int, scale, chords, pan: float, width: float) -> tuple[np.ndarray, dict]:
-    """A sung-like lead: legato melody with glide, delayed vibrato, vowel formants and breath."""
-    sr, n = grid.sample_rate, grid.num_samples
-    tonic = _voice_near(key, 57)  # A3..G#4
-    degree = int(rng.integers(0, 5))
-    notes, vowels = [], []
-    eighth = 2
-    for bar in range(grid.num_bars):
-        if not grid.plays(3, bar):
-            continue
-        chord = chords[bar % len(chords)]
-        step = 0
-        while step < STEPS_PER_BAR:
-            length = int(rng.choice([1, 2, 2, 3, 4])) * eighth
-            if rng.random() < 0.2:  # rest
-                step += length
-                continue
-            if step == 0:  # strong beat: land on a chord tone
-                candidates = [d for d in range(-2, 10) if (key + scale[d % 7]) % 12 in chord]
-                degree = min(candidates, key=lambda d: abs(d - degree))
-            else:
-                degree = int(np.clip(degree + rng.choice([-2, -1, -1, 0, 1, 1, 2]), -2, 9))
-            midi = tonic + scale[degree % 7] + 12 * (degree // 7)
-            gate = grid.samples(min(length, STEPS_PER_BAR - step) * 0.92)
-            notes.append((grid.onset(bar, step, rng), gate, midi, rng.uniform(0.7, 1.0)))
-            vowels.append(str(rng.choice(list(VOWEL_FORMANTS_HZ))))
-            step += length
-    kept = sorted((i for i, note in enumerate(notes) if note[0] < n), key=lambda i: notes[i][0])
-    line = _Line.from_notes([notes[i] for i in kept], n)
+def _render_vocals(part: Part, rng: np.random.Generator, sample_rate: int, num_samples: int, pan: float,
+                   width: float) -> tuple[np.ndarray, dict]:
+    """A sung-like lead: glide, delayed vibrato, a vowel per note (formants) and breath."""
+    sr, n = sample_rate, num_samples
+    line = _line(part.notes, sr, n)
     if len(line) == 0:
         return np.zeros((2, n), dtype=np.float32), {"notes": 0}
     # per-note harmonic weights: spectral tilt x formant resonances at k * f0
     num_harmonics = 20
-    vowel_table = np.asarray([VOWEL_FORMANTS_HZ[vowels[i]] for i in kept])  # (notes, 3)
+    vowels = rng.choice(list(VOWEL_FORMANTS_HZ), size=len(line))
+    vowel_table = np.asarray([VOWEL_FORMANTS_HZ[str(v)] for v in vowels])  # (notes, 3)
     harmonic_hz = midi_to_hz(line.midi)[:, None] * np.arange(1, num_harmonics + 1)  # (notes, H)
     bandwidth_hz = np.asarray([120.0, 180.0, 250.0])
     gains = np.asarray([1.0, 0.6, 0.3])
@@ -663,45 +520,25 @@ def _rms(x: np.ndarray) -> float:
 def synthesize_song(index: int, config: SynthConfig) -> SynthSong:
     """Generate song ``index`` of the corpus described by ``config``.
 
-    The song depends only on ``(config, index)``: its random generator is seeded with
-    ``(config.seed, index)``, so songs can be generated in any order or in parallel.
+    The notes are :func:`~mixrep.data.score.compose_song` ``(config.seed, index)``; timbres and
+    placement are drawn from a generator seeded with ``(config.seed, index, 1)``, so songs can be
+    generated in any order or in parallel.
 
     Args:
         index: song number, ``0 <= index < config.num_songs``.
         config: corpus configuration.
 
     Returns:
-        A :class:`SynthSong` whose stems sum to a mix peaking at ``config.peak_dbfs``.
+        A :class:`SynthSong` whose tracks sum to a mix peaking at ``config.peak_dbfs``.
 
     Shape:
-        ``stems``: ``(stems=4, channels=2, samples=config.num_samples)`` float32.
+        ``tracks``: ``(tracks=6, channels=2, samples=config.num_samples)`` float32.
     """
     if not 0 <= index < config.num_songs:
         raise IndexError(f"song index {index} out of range for a corpus of {config.num_songs} songs")
-    rng = np.random.default_rng([config.seed, index])
+    score = compose_song(config.seed, index, config.song_seconds, config.tempo_bpm_range)
+    rng = np.random.default_rng([config.seed, index, 1])
     sr, n = config.sample_rate, config.num_samples
-
-    tempo_bpm = round(float(rng.uniform(*config.tempo_bpm_range)), 1)
-    key = int(rng.integers(12))
-    scale_name = str(rng.choice(list(SCALES)))
-    scale = SCALES[scale_name]
-    progression = PROGRESSIONS[rng.integers(len(PROGRESSIONS))]
-    chords = [_chord_pitch_classes(key, scale, d) for d in progression]
-    roots = [c[0] for c in chords]
-
-    bar_seconds = 240.0 / tempo_bpm
-    num_bars = math.ceil(config.song_seconds / bar_seconds)
-    section_bars = 4 if num_bars >= 12 and rng.random() < 0.5 else 2
-    num_sections = math.ceil(num_bars / section_bars)
-    grid = _Grid(
-        tempo_bpm=tempo_bpm,
-        swing=float(rng.choice([0.0, 0.0, rng.uniform(0.1, 0.33)])),
-        humanize_seconds=float(rng.uniform(0.0, 0.006)),
-        sample_rate=sr,
-        num_samples=n,
-        section_bars=section_bars,
-        active=_arrangement(rng, num_sections),
-    )
 
     # per-song baseline mix: pan in [-1, 1], width in [0, 1], level relative to -20 dBFS RMS
     placement = {
@@ -710,45 +547,44 @@ def synthesize_song(index: int, config: SynthConfig) -> SynthSong:
         "other": (rng.uniform(-0.5, 0.5), rng.uniform(0.2, 1.0), rng.uniform(-8.0, 0.0)),
         "vocals": (rng.uniform(-0.15, 0.15), rng.uniform(0.0, 0.4), rng.uniform(-3.0, 3.0)),
     }
-    drums, drums_meta = _render_drums(grid, rng, *placement["drums"][:2])
-    bass, bass_meta = _render_bass(grid, rng, key, roots, *placement["bass"][:2])
-    other, other_meta = _render_other(grid, rng, chords, *placement["other"][:2])
-    vocals, vocals_meta = _render_vocals(grid, rng, key, scale, chords, *placement["vocals"][:2])
-    stems = np.stack([drums, bass, other, vocals]).astype(np.float32)
+    drums, drums_meta = _render_drums(score, rng, sr, n, *placement["drums"][:2])
+    bass, bass_meta = _render_bass(score.part("bass"), rng, sr, n, *placement["bass"][:2])
+    other, other_meta = _render_other(score.part("chords"), rng, sr, n, *placement["other"][:2])
+    vocals, vocals_meta = _render_vocals(score.part("lead"), rng, sr, n, *placement["vocals"][:2])
+    tracks = np.stack([drums["kick"], drums["snare"], drums["hats"], bass, other, vocals]).astype(np.float32)
+    groups = [stem for _, stem in TRACKS]
 
     target_rms = 10.0 ** (-20.0 / 20.0)
+    stems = sum_to_stems(tracks, groups)
     for i, name in enumerate(STEMS):
         rms = _rms(stems[i])
         if rms > 0:
-            stems[i] *= target_rms / rms * 10.0 ** (placement[name][2] / 20.0)
+            tracks[[g == name for g in groups]] *= np.float32(target_rms / rms * 10.0 ** (placement[name][2] / 20.0))
+    stems = sum_to_stems(tracks, groups)
     peak = max(float(np.abs(stems.sum(axis=0)).max()), float(np.abs(stems).max()))
-    stems *= 10.0 ** (config.peak_dbfs / 20.0) / peak
+    tracks *= np.float32(10.0 ** (config.peak_dbfs / 20.0) / peak)
 
-    section_seconds = section_bars * bar_seconds
     metadata = {
         "song_id": song_id(index),
         "index": index,
+        **score.metadata(),
         "seed": [config.seed, index],
-        "tempo_bpm": tempo_bpm,
-        "key": NOTE_NAMES[key],
-        "scale": scale_name,
-        "progression_degrees": list(progression),
-        "swing": round(grid.swing, 3),
-        "sections": [
-            {
-                "start_seconds": round(s * section_seconds, 3),
-                "end_seconds": round(min((s + 1) * section_seconds, config.song_seconds), 3),
-                "active": [name for name, on in zip(STEMS, grid.active[s]) if on],
-            }
-            for s in range(num_sections)
-            if s * section_seconds < config.song_seconds
-        ],
+        "sections": [{**s, "active": [ROLE_STEMS[r] for r in s["active"]]} for s in score.sections()],
         "placement": {
             name: {"pan": round(p, 3), "width": round(w, 3), "gain_db": round(g, 2)} for name, (p, w, g) in placement.items()
         },
         "parts": {"drums": drums_meta, "bass": bass_meta, "other": other_meta, "vocals": vocals_meta},
+        "tracks": [{"name": name, "stem": stem} for name, stem in TRACKS],
     }
-    return SynthSong(song_id(index), stems, json.loads(json.dumps(metadata, default=_json_default)))
+    return SynthSong(song_id(index), tracks, json.loads(json.dumps(metadata, default=_json_default)))
+
+
+def synth_multitrack(index: int) -> Multitrack:
+    """The track list of synthetic song ``index`` (the same for every song)."""
+    instruments = {"kick": "kick drum", "snare": "snare drum", "hats": "hi-hat", "bass": "synth bass",
+                   "chords": "synth chords", "lead": "synth voice"}
+    return Multitrack(song_id(index), tuple(
+        InstrumentTrack(name, instruments[name], stem, is_drum=stem == "drums") for name, stem in TRACKS))
 
 
 def _json_default(value):
@@ -816,7 +652,7 @@ def split_for_index(index: int, num_songs: int, val_fraction: float, test_fracti
 
 
 class SyntheticSource:
-    """The synthetic corpus as a :class:`~mixrep.data.tracks.Source` (stems in memory, no files).
+    """The synthetic corpus as a :class:`~mixrep.data.multitrack.MultitrackSource` (in memory, no files).
 
     Args:
         config: corpus configuration.
@@ -854,19 +690,22 @@ class SyntheticSource:
             raise ValueError(f"unknown split {split!r}; use one of {SPLITS}")
         return [t for t in self._tracks if split is None or t.split == split]
 
-    def read_stems(self, track: Track, start_seconds: float, duration_seconds: float) -> np.ndarray:
-        """Slice ``(stems=4, channels=2, samples)`` from the generated song, zero-padded past its end."""
+    def _index(self, track: Track) -> int:
         if not track.track_id.startswith("synth-"):
             raise DatasetError(f"track {track.track_id!r} is not a song of the synthetic corpus (ids look like synth-0007)")
-        if start_seconds < 0 or duration_seconds < 0:
-            raise ValueError(f"start and duration must be >= 0, got {start_seconds}, {duration_seconds}")
-        song = self.corpus[int(track.track_id.split("-", 1)[1])]
-        start = int(round(start_seconds * self.sample_rate))
-        length = int(round(duration_seconds * self.sample_rate))
-        out = np.zeros((len(STEMS), 2, length), dtype=np.float32)
-        piece = song.stems[:, :, start : start + length]
-        out[:, :, : piece.shape[-1]] = piece
-        return out
+        return int(track.track_id.split("-", 1)[1])
+
+    def multitrack(self, track: Track) -> Multitrack:
+        """The song's tracks: kick, snare, hats, bass, chords, lead (:data:`TRACKS`); nothing is synthesised."""
+        return synth_multitrack(self._index(track))
+
+    def read_tracks(self, track: Track, start_seconds: float, duration_seconds: float) -> np.ndarray:
+        """Slice ``(tracks=6, channels=2, samples)`` from the generated song, zero-padded past its end."""
+        return slice_span(self.corpus[self._index(track)].tracks, start_seconds, duration_seconds, self.sample_rate)
+
+    def read_stems(self, track: Track, start_seconds: float, duration_seconds: float) -> np.ndarray:
+        """Slice ``(stems=4, channels=2, samples)`` from the generated song, zero-padded past its end."""
+        return sum_to_stems(self.read_tracks(track, start_seconds, duration_seconds), [stem for _, stem in TRACKS])
 
 
 def write_corpus(

@@ -1,4 +1,4 @@
-"""The embedded synthetic corpus: determinism, musical variety, levels, placement, source API."""
+"""The embedded synthetic corpus: determinism, musical variety, levels, placement, tracks, source API."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from mixrep.data.synthetic import (
     synthesize_song,
     write_corpus,
 )
+from mixrep.audio.stems import sum_to_stems
+from mixrep.data.multitrack import MultitrackSource
+from mixrep.data.score import NOTE_NAMES, compose_song
 from mixrep.data.tracks import Source
 
 RATE = 22_050
@@ -204,3 +207,33 @@ def test_write_corpus_layout_and_metadata(tmp_path):
 def test_config_rejects_bad_values(field, value, message):
     with pytest.raises(ValueError, match=message):
         SynthConfig(**{field: value})
+
+
+def test_songs_are_multitracks_whose_tracks_sum_to_the_stems(songs):
+    source = SyntheticSource(SHORT)
+    track = source.tracks()[3]
+    assert isinstance(source, MultitrackSource)
+    song = source.multitrack(track)
+    assert song.names == ("kick", "snare", "hats", "bass", "chords", "lead")
+    assert song.stems == ("drums", "drums", "drums", "bass", "other", "vocals")
+    tracks = source.read_tracks(track, 1.0, 2.0)
+    assert tracks.shape == (6, 2, 2 * RATE)
+    np.testing.assert_allclose(sum_to_stems(tracks, song.stems), source.read_stems(track, 1.0, 2.0), atol=1e-7)
+    # each drum piece sounds on its own track, at its own pitch register
+    kick, snare, hats = (songs[3].tracks[i] for i in range(3))
+    assert centroid_hz(kick, RATE) < centroid_hz(snare, RATE) < centroid_hz(hats, RATE)
+    assert songs[3].metadata["tracks"][5] == {"name": "lead", "stem": "vocals"}
+
+
+def test_scores_are_reusable_note_events():
+    score = compose_song(1, 3, 6.0)
+    assert score == compose_song(1, 3, 6.0) and score != compose_song(1, 4, 6.0)
+    assert [p.name for p in score.parts] == ["kick", "snare", "closed_hat", "open_hat", "bass", "chords", "lead"]
+    kick = score.part("kick")
+    assert kick.is_drum and {n.pitch for n in kick.notes} == {36}
+    assert all(0.0 <= n.onset_seconds < 6.0 and 0.0 < n.velocity <= 1.0 for p in score.parts for n in p.notes)
+    bass, lead = score.part("bass"), score.part("lead")
+    assert max(n.pitch for n in bass.notes) < min(n.pitch for n in lead.notes)  # registers stay apart
+    # the synthetic song plays exactly these notes: its tempo and key are the score's
+    song = synthesize_song(3, SHORT)
+    assert song.metadata["tempo_bpm"] == score.tempo_bpm and song.metadata["key"] == NOTE_NAMES[score.key]

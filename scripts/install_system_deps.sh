@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# System packages of the sampled-instrument corpus: FluidSynth and three General-MIDI soundfonts
+# (FluidR3_GM, MuseScore_General, TimGM6mb: train on some, evaluate on a held-out one).
+# Installed with apt-get when run as root; otherwise one message says what to install. Never fails:
+# without them the soundfont corpus falls back to the numpy corpus and its tests are skipped.
+set -u
+packages=(libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+hint="without them the soundfont corpus falls back to the numpy corpus and its tests are skipped"
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "mixrep: no apt-get here; install FluidSynth and a General-MIDI soundfont (Debian: ${missing[*]}); $hint" >&2
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "mixrep: not root, so not installing ${missing[*]}; run: sudo apt-get install -y ${missing[*]} ($hint)" >&2
+    exit 0
+fi
+echo "mixrep: installing ${missing[*]} (apt-get)"
+if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >/dev/null; then
+    echo "mixrep: apt-get could not install ${missing[*]}; $hint" >&2
+fi
+exit 0
