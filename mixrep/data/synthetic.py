@@ -38,6 +38,7 @@ from mixrep.audio.io import check_sample_rate, write_audio
 from mixrep.constants import SAMPLE_RATE, STEMS
 from mixrep.data.tracks import SPLITS, SkipLog, Track
 from mixrep.errors import DatasetError
+from mixrep.files import atomic_write_text
 
 NOTE_NAMES: tuple[str, ...] = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
@@ -895,7 +896,5 @@ def write_corpus(
             write_audio(out / song.song_id / f"{name}{extension}", stem, config.sample_rate)
         songs[song.song_id] = {**song.metadata, "split": split_for_index(i, config.num_songs, val_fraction, test_fraction)}
     manifest = {"generator": "mixrep.data.synthetic", "config": dataclasses.asdict(config), "songs": songs}
-    tmp = out / ".metadata.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    tmp.replace(out / "metadata.json")
+    atomic_write_text(out / "metadata.json", json.dumps(manifest, indent=1))
     return out

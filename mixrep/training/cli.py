@@ -1,7 +1,8 @@
 """LightningCLI entry point: ``python -m mixrep.training.cli fit --config configs/demo.yaml``.
 
-``scripts/train.sh`` wraps it. The data module's front-end settings are linked into the model so
-checkpoints record exactly how inputs must be prepared.
+``scripts/train.sh`` wraps it. The model owns the front end (``--model.n_mels``, ``--model.n_fft``...);
+the data module's sample rate and clip length are linked into it, so checkpoints record exactly
+how inputs must be prepared.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from mixrep.data.datamodule import TripletDataModule
 from mixrep.training.callbacks import StyleRetrievalEval
 from mixrep.training.contrastive import ContrastiveStyleModule
 
-LINKED = ("n_mels", "n_fft", "hop_length", "sample_rate", "clip_seconds", "seed")
+LINKED = ("sample_rate", "clip_seconds", "seed")
 
 
 class MixrepCLI(LightningCLI):
