@@ -184,7 +184,7 @@ def check_stems(stems: torch.Tensor, sample_rate: int, what: str = "the front en
     if stems.shape[-1] < minimum:
         raise ValueError(f"{what} needs clips of at least {MIN_SECONDS} s ({minimum} samples at {sample_rate} Hz) so "
                          f"every feature band holds an FFT bin; got {stems.shape[-1]} samples")
-    if not bool(torch.isfinite(stems).all()):
+    if not bool(torch.isfinite(stems.sum())):  # one pass; NaN or inf anywhere makes the sum non-finite
         raise ValueError(f"{what} got stems with NaN or infinite samples; check the separator or reader output")
 
 

@@ -12,9 +12,13 @@ from mixrep.frontend.config import FrontEndConfig
 from mixrep.frontend.features import check_stems, compute_mix_features, feature_names
 from mixrep.frontend.mel import MEL_CHANNELS, mel_filterbank, stem_log_mel
 
-CPU_CHUNK_ITEMS = 1
-"""Clips processed per step on a CPU: one clip's transforms stay in cache (about 3x faster than
-whole batches at 44.1 kHz, measured in ``benchmarks/frontend.py``)."""
+CPU_CHUNK_BYTES = 16 << 20
+"""On a CPU, clips are transformed in groups of about this many bytes of stems (x2 for the
+spectra): transforms that stay in cache run about 2x faster than whole batches (one 4 s clip at
+44.1 kHz per group; seven 1.5 s clips at 22.05 kHz), and groups are still large enough that the
+per-operation overhead stays small (``benchmarks/frontend.py``)."""
+CPU_MEL_CHUNK_BYTES = 4 << 20
+"""On a CPU, stem channels framed for the STFT at once: about this many bytes of frames."""
 ACCELERATOR_CHUNK_ITEMS = 32
 """Clips processed per step on GPUs and other devices: bounds the transient memory (a 10 s
 clip at 44.1 kHz with 128 mels needs about 110 MB of spectra)."""
@@ -43,7 +47,7 @@ class FrontEnd(nn.Module):
 
     Args:
         config: the settings (stored in checkpoints as ``config.to_dict()``).
-        chunk_items: clips transformed at once; ``None`` picks :data:`CPU_CHUNK_ITEMS` on a CPU
+        chunk_items: clips transformed at once; ``None`` picks by :data:`CPU_CHUNK_BYTES` on a CPU
             and :data:`ACCELERATOR_CHUNK_ITEMS` elsewhere. Results do not depend on it.
 
     Shape:
@@ -114,12 +118,16 @@ class FrontEnd(nn.Module):
         window, filterbank = self.window.to(stems.device, dtype), self.filterbank.to(stems.device, dtype)
         sparse = self._sparse_filterbank(filterbank)
         on_cpu = stems.device.type == "cpu"
-        chunk = self.chunk_items or (CPU_CHUNK_ITEMS if on_cpu else ACCELERATOR_CHUNK_ITEMS)
+        samples = stems.shape[-1]
+        chunk = self.chunk_items or (max(1, CPU_CHUNK_BYTES // (samples * MEL_CHANNELS * 4 * 2)) if on_cpu
+                                     else ACCELERATOR_CHUNK_ITEMS)
+        frame_bytes = self.frames_for(samples) * config.n_fft * 4
+        rows = max(1, CPU_MEL_CHUNK_BYTES // frame_bytes) if on_cpu else None
         mels, features = [], []
         with torch.autocast(device_type=stems.device.type, enabled=False):
             for part in stems.split(chunk):
                 mels.append(stem_log_mel(part, window, filterbank, config.hop_length, config.log_floor, sparse,
-                                         rows_per_call=1 if on_cpu else None))
+                                         rows_per_call=rows))
                 features.append(compute_mix_features(part, config.sample_rate, config.features))
         return FrontEndOutput(torch.cat(mels), torch.cat(features))
 

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from mixrep.training.cli import MixrepCLI, last_checkpoint_path, main
+from mixrep.errors import CheckpointError
 from mixrep.models.checkpoint import CHECKPOINT_KIND
 from mixrep.training.contrastive import ContrastiveStyleModule
 from mixrep.data.datamodule import TripletDataModule
@@ -71,19 +73,47 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
-def test_resume_continues_identically(tmp_path):
+def test_resume_with_dataloader_workers_continues_identically(tmp_path):
     # The uninterrupted run also writes a checkpoint after every epoch; resuming a second run from
-    # the one of epoch 0 must end with the same weights, optimiser and schedule state.
+    # the one of epoch 0 must end with the same weights, optimiser and schedule state. Workers
+    # prefetch sampler indices before Lightning restores the epoch: the sampler must start at the
+    # restored epoch, or the resumed run replays epoch 0's triplets.
     # (Two ModelCheckpoints with equal settings cannot share a trainer: "last" saves every 2 here.)
-    straight = main(tiny_fit_args(tmp_path / "straight", "--trainer.max_epochs", "2",
+    workers = ("--data.num_workers", "2")
+    straight = main(tiny_fit_args(tmp_path / "straight", "--trainer.max_epochs", "2", *workers,
                                   "--periodic_checkpoint.every_n_epochs", "1", "--last_checkpoint.every_n_epochs", "2"))
     (midway,) = (tmp_path / "straight").rglob("epoch00.ckpt")
-    resumed = main(tiny_fit_args(tmp_path / "resumed", "--trainer.max_epochs", "2", "--ckpt_path", str(midway)))
+    resumed = main(tiny_fit_args(tmp_path / "resumed", "--trainer.max_epochs", "2", *workers, "--ckpt_path", str(midway)))
     assert resumed.trainer.global_step == straight.trainer.global_step == 4
     a = _weights(Path(last_checkpoint_path(straight.trainer)))
     b = _weights(Path(last_checkpoint_path(resumed.trainer)))
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_resume_refuses_a_checkpoint_of_another_model_naming_the_fields(tmp_path, tiny_checkpoint):
+    with pytest.raises(CheckpointError, match=r"encoder n_mels: checkpoint 32, this run 40.*front end n_mels"):
+        main(tiny_fit_args(tmp_path, "--model.n_mels", "40", "--ckpt_path", str(tiny_checkpoint)))
+    with pytest.raises(CheckpointError, match=r"front end sample_rate: checkpoint 22050, this run 44100"):
+        main(tiny_fit_args(tmp_path, "--data.sample_rate", "44100", "--ckpt_path", str(tiny_checkpoint)))
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def _train_sh_config(*args: str) -> dict:
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(["bash", "scripts/train.sh", *args, "--print_config"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return yaml.safe_load(result.stdout)
+
+
+def test_train_sh_adds_arguments_to_the_demo_config_unless_another_config_is_given():
+    demo = _train_sh_config("--trainer.max_epochs", "2")
+    assert demo["trainer"]["max_epochs"] == 2  # the argument...
+    assert (demo["data"]["sample_rate"], demo["model"]["n_mels"], demo["data"]["source"]) == (22050, 64, "synth")
+    assert demo["trainer"]["default_root_dir"] == "outputs/demo"  # ...on top of configs/demo.yaml
+    fma = _train_sh_config("--config", "configs/fma.yaml", "--data.root", "/data/fma")
+    assert (fma["data"]["source"], fma["data"]["sample_rate"], fma["model"]["embedding_dim"]) == ("fma", 44100, 768)
 
 
 def test_nan_loss_stops_the_run_without_writing_a_checkpoint(tmp_path, monkeypatch):
