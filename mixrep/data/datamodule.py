@@ -108,6 +108,7 @@ class TripletDataModule(L.LightningDataModule):
         self.save_hyperparameters(ignore=["augment"])
         self.hparams["augment"] = self.augment.to_dict()
         self._source: Source | None = None
+        self._resumed_epoch = 0
         self.train_set: TripletDataset | None = None
         self.val_set: TripletDataset | None = None
 
@@ -150,20 +151,24 @@ class TripletDataModule(L.LightningDataModule):
         size = self.hparams.items_per_epoch or len(self.train_set)
         return self._loader(self.train_set, EpochSampler(size, seed=self.hparams.seed, epoch=self._starting_epoch()))
 
+    def _trainer_epoch(self) -> int:
+        """The epoch Lightning's fit loop is at (the one its next training pass runs)."""
+        return 0 if self.trainer is None else int(self.trainer.fit_loop.epoch_progress.current.processed)
+
     def _starting_epoch(self) -> int:
-        """The epoch the next training pass starts at (the restored one when resuming).
+        """The epoch the next training pass starts at: the restored one when resuming.
 
-        Lightning creates the loader's iterator, and so starts the workers prefetching indices,
-        before it calls ``set_epoch``: a sampler created at epoch 0 would make a resumed run
-        replay epoch 0's items. Lightning requests the loader after restoring its loops, so the
-        progress counter already holds the epoch to run.
+        Lightning creates the loader and its iterator (which starts the workers prefetching
+        sampler indices) while it configures the optimizers, before it restores the loops' state
+        and long before it calls ``set_epoch``: a sampler created at epoch 0 would make a resumed
+        run replay epoch 0's items. The data module's own state (:meth:`state_dict`, restored
+        before that) carries the epoch instead.
         """
-        trainer = self.trainer
-        if trainer is None:
-            return 0
-        return int(trainer.fit_loop.epoch_progress.current.processed)
+        return max(self._trainer_epoch(), self._resumed_epoch)
 
-    def val_dataloader(self) -> DataLoader:
-        assert self.val_set is not None, "call setup('validate') first"
-        # A fixed, unshuffled key range: every validation pass sees the same triplets.
-        return self._loader(self.val_set, range(len(self.val_set)))
+    def state_dict(self) -> dict[str, int]:
+        """Saved in checkpoints by Lightning: the epoch a run resumed from this point starts at."""
+        return {"train_epoch": self._trainer_epoch()}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._resumed_epoch = int(state_dict.get("train_epoch", 0))

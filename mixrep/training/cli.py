@@ -7,11 +7,15 @@ how inputs must be prepared.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from mixrep.data.datamodule import TripletDataModule
+from mixrep.errors import CheckpointError, MixrepError
 from mixrep.training.callbacks import StyleRetrievalEval
 from mixrep.training.contrastive import ContrastiveStyleModule
 
@@ -49,6 +53,29 @@ class MixrepCLI(LightningCLI):
             "lr_monitor.logging_interval": "step",
         })
 
+    def parse_arguments(self, parser, args) -> None:
+        """Parse, then refuse a ``--ckpt_path`` whose model arguments differ from this run's.
+
+        LightningCLI rebuilds the model from the checkpoint's own hyperparameters when resuming,
+        so model arguments that differ (another ``--config``, a changed ``--model.*``) would be
+        ignored silently; they are reported instead.
+        """
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        saved = torch.load(ckpt_path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+        model = self.config[subcommand]["model"]
+        differences = [f"model.{name}: checkpoint {_plain(saved[name])!r}, this run {_plain(model[name])!r}"
+                       for name in sorted(saved) if name in model and _plain(saved[name]) != _plain(model[name])]
+        if differences:
+            raise CheckpointError(
+                f"cannot resume from {ckpt_path}: its model was trained with other arguments than this run's ("
+                + "; ".join(differences) + "). Resume with the config and --model arguments of the run that wrote "
+                "it (`bash scripts/train.sh --config <its config> --ckpt_path ...`), or start a new run without "
+                "--ckpt_path to train another model.")
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         trainer = config["trainer"]
@@ -81,10 +108,19 @@ def last_checkpoint_path(trainer) -> str:
     return ""
 
 
+def _plain(value):
+    """Tuples and lists compare equal (YAML gives lists, checkpoints may hold tuples)."""
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
 def main(args: list[str] | None = None) -> MixrepCLI:
     return MixrepCLI(ContrastiveStyleModule, TripletDataModule, seed_everything_default=0,
                      save_config_kwargs={"overwrite": True}, args=args)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except MixrepError as e:  # a refused resume, a missing dataset...: the message says what to do
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -92,11 +92,29 @@ def test_resume_with_dataloader_workers_continues_identically(tmp_path):
 
 
 def test_resume_refuses_a_checkpoint_of_another_model_naming_the_fields(tmp_path, tiny_checkpoint):
-    with pytest.raises(CheckpointError, match=r"encoder n_mels: checkpoint 32, this run 40.*front end n_mels"):
-        main(tiny_fit_args(tmp_path, "--model.n_mels", "40", "--ckpt_path", str(tiny_checkpoint)))
-    with pytest.raises(CheckpointError, match=r"front end sample_rate: checkpoint 22050, this run 44100"):
+    # The model's own arguments (LightningCLI would silently take the checkpoint's instead)...
+    with pytest.raises(CheckpointError, match=r"model.embedding_dim: checkpoint 16, this run 32; model.n_mels: "
+                                              r"checkpoint 32, this run 40"):
+        main(tiny_fit_args(tmp_path, "--model.n_mels", "40", "--model.embedding_dim", "32",
+                           "--ckpt_path", str(tiny_checkpoint)))
+    # ...and the front-end settings linked from the data module.
+    with pytest.raises(CheckpointError, match=r"model.sample_rate: checkpoint 22050, this run 44100"):
         main(tiny_fit_args(tmp_path, "--data.sample_rate", "44100", "--ckpt_path", str(tiny_checkpoint)))
+    # Trainer.fit(ckpt_path=...) without the CLI: the module checks when the weights load.
+    hparams = {k: v for k, v in torch.load(tiny_checkpoint, weights_only=True)["hyper_parameters"].items()
+               if not k.startswith("_")}
+    other = ContrastiveStyleModule(**{**hparams, "n_mels": 40, "hop_length": 256})
+    with pytest.raises(CheckpointError, match=r"encoder n_mels: checkpoint 32, this run 40.*front end hop_length: "
+                                              r"checkpoint 512, this run 256"):
+        other.on_load_checkpoint(torch.load(tiny_checkpoint, weights_only=True))
     assert not list(tmp_path.rglob("*.ckpt"))
+    # From the shell: a clear message and exit code 2, no traceback.
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(["bash", "scripts/train.sh", "--config", "configs/fma.yaml", "--data.root", str(tmp_path),
+                             "--ckpt_path", str(tiny_checkpoint)], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2 and result.stderr.startswith("error: cannot resume") and "Traceback" not in result.stderr
+    assert "model.embedding_dim: checkpoint 16, this run 768" in result.stderr
 
 
 def _train_sh_config(*args: str) -> dict:
