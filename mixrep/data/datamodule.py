@@ -172,3 +172,8 @@ class TripletDataModule(L.LightningDataModule):
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         self._resumed_epoch = int(state_dict.get("train_epoch", 0))
+
+    def val_dataloader(self) -> DataLoader:
+        assert self.val_set is not None, "call setup('validate') first"
+        # A fixed, unshuffled key range: every validation pass sees the same triplets.
+        return self._loader(self.val_set, range(len(self.val_set)))
