@@ -7,6 +7,8 @@ how inputs must be prepared.
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from mixrep.data.datamodule import TripletDataModule
 from mixrep.errors import CheckpointError, MixrepError
 from mixrep.training.callbacks import StyleRetrievalEval
 from mixrep.training.contrastive import ContrastiveStyleModule
+
+log = logging.getLogger(__name__)
 
 LINKED = ("sample_rate", "clip_seconds", "seed")
 
@@ -81,6 +85,8 @@ class MixrepCLI(LightningCLI):
         trainer = config["trainer"]
         if trainer.get("precision") in (None, "auto") and torch.cuda.is_available():
             trainer["precision"] = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        if not torch.cuda.is_available() and trainer.get("accelerator") in (None, "auto", "cpu"):
+            share_cpu_with_workers(int(config["data"].get("num_workers") or 0))
 
     def after_fit(self) -> None:
         trainer = self.trainer
@@ -98,6 +104,24 @@ class MixrepCLI(LightningCLI):
             print(f"  view them: tensorboard --logdir {trainer.logger.save_dir}")
         if checkpoint is not None and checkpoint.best_model_path:
             print(f"  evaluate: mixrep evaluate --checkpoint {checkpoint.best_model_path}")
+
+
+def share_cpu_with_workers(workers: int) -> int:
+    """On a CPU, give the training process the cores the DataLoader workers leave (at least one).
+
+    The front end and the encoder run in the training process while every worker restyles
+    clips; intra-op threads beyond the free cores only wait on each other (measured on 2 cores with
+    2 workers: the front end 4x to 8x slower with 2 threads than with 1). Returns the thread count.
+    """
+    if workers <= 0:
+        return torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, min(torch.get_num_threads(), cores - workers))
+    if threads != torch.get_num_threads():
+        log.info("training on the CPU with %d DataLoader workers on %d cores: %d intra-op thread(s)",
+                 workers, cores, threads)
+        torch.set_num_threads(threads)
+    return threads
 
 
 def last_checkpoint_path(trainer) -> str:
