@@ -144,6 +144,8 @@ def main() -> None:
     timing = dict(frontend=frontend, clip_seconds=args.clip_seconds, transport_dtype=args.transport_dtype)
 
     synth = SyntheticSource(SynthConfig(num_songs=args.songs, song_seconds=song_seconds), cache_songs=args.songs)
+    for track in synth.tracks():  # synthesise every song once, before the workers fork (steady state)
+        synth.read_stems(track, 0.0, 0.1)
     if "a" in args.rows:
         rows.append(("(a) synthetic corpus, in memory",
                      triplets_per_second(synth, workers=args.workers, batch_size=args.batch_size,

@@ -134,8 +134,8 @@ def k_weight(signals: torch.Tensor, spectrum: torch.Tensor, sample_rate: int) ->
     tail, fft_size = layout["tail"], layout["fft_size"]
     last = signals[..., samples - tail:]
     wrapped = torch.fft.irfft(torch.fft.rfft(last, n=fft_size) * layout["tail_response"], n=fft_size)
-    wrapped = wrapped[..., tail:2 * tail - 1]
-    return circular - torch.nn.functional.pad(wrapped, (0, samples - tail + 1))
+    circular[..., :tail - 1] -= wrapped[..., tail:2 * tail - 1]  # in place: irfft's backward needs no output
+    return circular
 
 
 @functools.lru_cache(maxsize=32)
