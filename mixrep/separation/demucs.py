@@ -28,12 +28,12 @@ Shape:
 from __future__ import annotations
 
 import fractions
-import hashlib
 import logging
 import os
 import pickle
 import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -43,6 +43,7 @@ import yaml
 from mixrep.audio.io import check_sample_rate
 from mixrep.constants import CHANNELS, STEMS
 from mixrep.errors import SeparationError
+from mixrep.files import digest, file_chunks
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ def read_package(path: Path) -> dict:
     """
     checksum = name_checksum(path)
     if checksum is not None:
-        actual = _sha256([path], include_names=False)[:len(checksum)]
+        actual = digest(file_chunks([path]), digits=len(checksum))
         if actual != checksum:
             raise SeparationError(
                 f"Invalid checksum for Demucs weights {path}: its name says sha256 {checksum}..., the file's is "
@@ -145,27 +146,25 @@ def torch_hub_checkpoints() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def _sha256(paths: list[Path], include_names: bool = True) -> str:
-    """sha256 of the files' bytes in order (each preceded by its name unless ``include_names`` is off)."""
-    digest = hashlib.sha256()
+def _named_file_chunks(paths: list[Path]) -> Iterator[bytes | str]:
+    """Each file's name then its bytes, in order: hashed, they identify a folder of weight files."""
     for path in paths:
-        if include_names:
-            digest.update(path.name.encode())
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+        yield path.name
+        yield from file_chunks([path])
 
 
 def state_hash(model: torch.nn.Module) -> str:
     """sha256 of a model's state (names, dtypes, shapes, values) and, for bags, their weights."""
-    digest = hashlib.sha256()
+    return digest(_state_parts(model))
+
+
+def _state_parts(model: torch.nn.Module) -> Iterator[bytes | str]:
+    """What :func:`state_hash` hashes: each tensor's name, dtype, shape and bytes, then the bag weights."""
     for key, value in sorted(model.state_dict().items()):
         tensor = value.detach().to("cpu").contiguous()
-        digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    digest.update(repr(getattr(model, "weights", None)).encode())
-    return digest.hexdigest()
+        yield f"{key}:{tensor.dtype}:{tuple(tensor.shape)}"
+        yield tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b""  # 0-dim too
+    yield repr(getattr(model, "weights", None))
 
 
 def missing_weights_message(model_name: str, cause: BaseException | None = None) -> str:
@@ -260,10 +259,10 @@ class DemucsSeparator:
             path = self.weights_path
             files = sorted(p for p in path.iterdir() if p.suffix in (".th", ".yaml", ".safetensors")) \
                 if path.is_dir() else [path]
-            return _sha256(files)[:12]
+            return digest(_named_file_chunks(files), digits=12)
         files = _remote_files(self.model_name)
         # Released demucs files carry a sha256 prefix in their names: they identify the weights.
-        return hashlib.sha256(" ".join(n for _, n in files).encode()).hexdigest()[:12] if files else "pretrained"
+        return digest(" ".join(n for _, n in files), digits=12) if files else "pretrained"
 
     def _make_name(self) -> str:
         name = f"demucs-{self.model_name.replace('/', '_')}-{self._weights_id()}"

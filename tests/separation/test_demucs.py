@@ -13,7 +13,7 @@ from tests.separation.conftest import TINY_RATE, GainModel, offline_demucs, save
 
 from mixrep.errors import SeparationError
 from mixrep.separation.base import Separator
-from mixrep.separation.demucs import DemucsSeparator, remote_model_urls
+from mixrep.separation.demucs import DemucsSeparator, remote_model_urls, state_hash
 
 
 def test_tiny_htdemucs_returns_finite_stems_at_the_input_rate_band_limited_by_the_model_rate():
@@ -149,3 +149,19 @@ def test_the_remote_file_list_is_parsed_without_demucs_private_helpers():
     assert urls["955717e8"] == "https://dl.fbaipublicfiles.com/demucs/hybrid_transformer/955717e8-8726e21a.th"
     assert urls["0d19c1c6"].startswith("https://dl.fbaipublicfiles.com/demucs/mdx_final/0d19c1c6-")
     assert len(urls) > 20 and all(url.endswith(".th") for url in urls.values())
+
+
+def test_state_hash_is_stable_covers_every_value_and_takes_zero_dim_buffers():
+    model = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.arange(6.0).reshape(2, 3))
+        model.bias.copy_(torch.tensor([0.5, -1.0]))
+    # The value the stem cache's separator names were built from before the hashing helper: keep it.
+    assert state_hash(model) == "932484b22e7e7bb72e127a9f79be2bdbb6970983c76c72f21dd1ce1b18eb88bc"
+    with torch.no_grad():
+        model.bias[1] = -1.5
+    assert state_hash(model) != "932484b22e7e7bb72e127a9f79be2bdbb6970983c76c72f21dd1ce1b18eb88bc"
+    norm = torch.nn.BatchNorm1d(4)  # num_batches_tracked: a 0-dim int64 buffer
+    before = state_hash(norm)
+    norm.num_batches_tracked += 1
+    assert state_hash(norm) != before
