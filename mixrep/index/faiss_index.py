@@ -31,7 +31,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -40,6 +39,7 @@ import faiss
 import numpy as np
 
 from mixrep.errors import CheckpointError, MixrepError
+from mixrep.files import atomic_write, atomic_write_text
 from mixrep.index.embedder import aggregate_clips, check_embedder_matches, l2_normalize
 
 log = logging.getLogger(__name__)
@@ -356,23 +356,16 @@ class StyleIndex:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the index into folder ``path`` atomically.
 
-        The FAISS data goes to a new ``vectors-<generation>.faiss`` (temp file + rename), then
-        ``manifest.json`` is replaced (temp file + rename) to point to it; older vector files are
+        The FAISS data goes to a new ``vectors-<generation>.faiss``, then ``manifest.json`` is
+        replaced to point to it (both by :func:`mixrep.files.atomic_write`); older vector files are
         deleted last. A crash at any point leaves the previous manifest and its file loadable.
         """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         generation = _last_generation(path) + 1
         vectors_name = f"vectors-{generation:06d}.faiss"
-        fd, tmp = tempfile.mkstemp(prefix=".vectors.", suffix=".tmp", dir=path)
-        os.close(fd)
-        try:
-            faiss.write_index(self._index, tmp)
-            _fsync(tmp)
-            os.replace(tmp, path / vectors_name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path / vectors_name, prefix=".vectors.") as tmp:
+            faiss.write_index(self._index, str(tmp))
         manifest = {
             "format_version": FORMAT_VERSION,
             "generation": generation,
@@ -383,8 +376,7 @@ class StyleIndex:
             "trained_vectors": self._trained_vectors,
             "extra": self.extra,
         }
-        _atomic_write_text(path / MANIFEST, json.dumps(manifest, indent=2))
-        _fsync(path)
+        atomic_write_text(path / MANIFEST, json.dumps(manifest, indent=2))
         for stale in path.glob("vectors-*.faiss"):
             if stale.name != vectors_name:
                 stale.unlink(missing_ok=True)
@@ -600,25 +592,3 @@ def _read_manifest(path: Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path / MANIFEST} is corrupt ({e}); `mixrep index build` re-derives it from the "
                               f"metadata store") from e
-
-
-def _fsync(path: str | os.PathLike) -> None:
-    """Flush a file's or a folder's entry to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
