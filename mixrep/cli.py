@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from mixrep.errors import MixrepError
+from mixrep.files import atomic_write
 
 COMMAND_MODULES: tuple[str, ...] = (
     "mixrep.data.cli",
@@ -55,12 +56,13 @@ def run_embed(args: argparse.Namespace) -> int:
             print(f"skipped {r.path}: {r.error}", file=sys.stderr)
     if not done:
         raise MixrepError(f"none of the {len(results)} inputs could be embedded (see above); nothing written")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out, embeddings=np.stack([aggregate_clips(r.embeddings) for r in done]).astype(np.float32),
-             paths=np.array([str(r.path) for r in done]), silent=np.array([r.silent for r in done]),
-             model_hash=encoder.model_hash)
+    out = args.out if args.out.name.endswith(".npz") else args.out.with_name(f"{args.out.name}.npz")  # as np.savez
+    with atomic_write(out) as tmp, open(tmp, "wb") as f:
+        np.savez(f, embeddings=np.stack([aggregate_clips(r.embeddings) for r in done]).astype(np.float32),
+                 paths=np.array([str(r.path) for r in done]), silent=np.array([r.silent for r in done]),
+                 model_hash=encoder.model_hash)
     skipped = len(results) - len(done)
-    print(f"wrote {len(done)} embeddings of size {encoder.embedding_dim} to {args.out} (model {encoder.model_hash})"
+    print(f"wrote {len(done)} embeddings of size {encoder.embedding_dim} to {out} (model {encoder.model_hash})"
           + (f"; {skipped} inputs skipped" if skipped else ""))
     return 1 if skipped else 0
 

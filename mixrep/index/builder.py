@@ -33,9 +33,10 @@ from tqdm import tqdm
 
 from mixrep.constants import MIN_EMBED_SECONDS
 from mixrep.errors import MixrepError
+from mixrep.files import digest, file_chunks
 from mixrep.index.embedder import Embedder, check_clip_embeddings, load_separator
 from mixrep.index.faiss_index import IndexConfig
-from mixrep.index.library import LibraryItem, file_sha1, list_library, select_shard
+from mixrep.index.library import LibraryItem, list_library, select_shard
 from mixrep.index.library_index import LibraryIndex, write_lock
 from mixrep.index.screening import RETRY_KINDS, classify_failure, screen_track
 from mixrep.index.store import STORE_NAME, FileState, MetadataStore, SkippedFile, TrackRecord
@@ -295,7 +296,7 @@ def _embed(embedder: Embedder, item: LibraryItem, skips: list[SkippedFile], min_
         duration = screen_track(files, min_seconds, include_silent)
         embeddings, offsets = (embedder.embed_stems_clips(files) if item.stem_paths
                                else embedder.embed_file_clips(item.path))
-        sha1 = file_sha1(files)
+        sha1 = digest(file_chunks(files), "sha1")  # the store's content_sha1: keep SHA-1
     except Exception as e:  # every per-file failure is a skip; KeyboardInterrupt & co. are not Exceptions
         kind, reason = classify_failure(e)
         skips.append(SkippedFile(str(item.path), kind, reason, size, mtime))

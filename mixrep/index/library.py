@@ -7,7 +7,6 @@ from that key, so every machine computes the same partition of the same library.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Iterable, Sequence
 
 from mixrep.constants import AUDIO_EXTENSIONS, STEMS
 from mixrep.errors import DatasetError
+from mixrep.files import hash64, require_stem_files
 from mixrep.index.store import SkippedFile
 
 
@@ -74,23 +74,16 @@ def audio_file_argument(path: str | os.PathLike) -> Path:
     return path
 
 
-def stem_files_of(folder: str | os.PathLike) -> list[Path]:
-    """The stem files of a stems folder, in :data:`mixrep.constants.STEMS` order.
+def stems_folder_argument(path: str | os.PathLike) -> list[Path]:
+    """The stem files of a stems folder given with ``--stems``, by :func:`mixrep.files.require_stem_files`.
 
     Raises:
-        DatasetError: ``folder`` is not a folder, or lacks a stem.
+        DatasetError: ``path`` is an audio file (say so: drop ``--stems``), not a folder, or lacks a stem.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DatasetError(f"{folder} is not a folder of stems ({', '.join(f'{s}.wav' for s in STEMS)}): "
-                           f"{'give an audio file without --stems' if folder.is_file() else 'it does not exist'}")
-    files = []
-    for stem in STEMS:
-        matches = [folder / f"{stem}{ext}" for ext in AUDIO_EXTENSIONS if (folder / f"{stem}{ext}").is_file()]
-        if not matches:
-            raise DatasetError(f"stems folder {folder} has no {stem} file ({stem}.wav, {stem}.flac, ...)")
-        files.append(matches[0])
-    return files
+    path = Path(path)
+    if path.is_file():
+        raise DatasetError(f"{path} is a file, not a folder of stems: give audio files without --stems")
+    return list(require_stem_files(path))
 
 
 def walk_library(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[LibraryItem]:
@@ -161,8 +154,8 @@ def source_drops(source) -> list[SkippedFile]:
 
 
 def shard_of(key: str, num_shards: int) -> int:
-    """Shard of a library key: SHA-1 of the key modulo ``num_shards`` (stable across machines)."""
-    return int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:8], "big") % num_shards
+    """Shard of a library key: :func:`mixrep.files.hash64` of the key modulo ``num_shards`` (stable across machines)."""
+    return hash64(key) % num_shards
 
 
 def select_shard(items: Iterable[LibraryItem], shard: tuple[int, int]) -> list[LibraryItem]:
@@ -181,13 +174,3 @@ def parse_shard(text: str) -> tuple[int, int]:
         raise ValueError(f"shard {text!r} must look like I/N, e.g. 0/4") from e
     select_shard([], (index, count))
     return index, count
-
-
-def file_sha1(paths: Sequence[Path], chunk_bytes: int = 1 << 20) -> str:
-    """SHA-1 of the bytes of the given files, concatenated in order (one file, or every stem)."""
-    digest = hashlib.sha1()
-    for file in paths:
-        with open(file, "rb") as f:
-            for block in iter(lambda: f.read(chunk_bytes), b""):
-                digest.update(block)
-    return digest.hexdigest()

@@ -20,8 +20,9 @@ from typing import Sequence
 import numpy as np
 
 from mixrep.errors import MixrepError
+from mixrep.files import digest, file_chunks
 from mixrep.index.embedder import Embedder, check_clip_embeddings, load_separator
-from mixrep.index.library import audio_file_argument, file_sha1, stem_files_of
+from mixrep.index.library import audio_file_argument, stems_folder_argument
 from mixrep.index.screening import SILENT_REASON, classify_failure, is_silent
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def embed_inputs(embedder: Embedder, paths: Sequence[str | os.PathLike], stems: 
     checked: list[EmbeddedInput] = []
     for path in map(Path, paths):
         try:
-            checked.append(EmbeddedInput(path, stem_files_of(path) if stems else [audio_file_argument(path)]))
+            checked.append(EmbeddedInput(path, stems_folder_argument(path) if stems else [audio_file_argument(path)]))
         except MixrepError as e:
             checked.append(_failed(path, e))
     if not stems and any(c.error is None for c in checked):
@@ -84,7 +85,7 @@ def embed_inputs(embedder: Embedder, paths: Sequence[str | os.PathLike], stems: 
             embeddings, offsets = (embedder.embed_stems_clips(item.files, **options) if stems
                                    else embedder.embed_file_clips(item.files[0], **options))
             silent = is_silent(item.files)
-            sha1 = file_sha1(item.files)
+            sha1 = digest(file_chunks(item.files), "sha1")  # compared with the store's content_sha1
         except Exception as e:  # one bad input does not stop the others
             out.append(_failed(item.path, e, item.files))
             continue

@@ -11,9 +11,11 @@ import pytest
 from test_faults import run_cli, write_stems
 
 from mixrep.api import StyleEncoder
+from mixrep.audio.io import write_audio
 from mixrep.cli import main as mixrep_main
 from mixrep.data.sources import open_source
 from mixrep.index.builder import build_library_index
+from mixrep.index.queries import embed_inputs
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +75,25 @@ def test_search_skips_a_bad_query_reports_it_and_answers_the_rest(encoder, songs
     # Every query bad: an error, exit code 2.
     assert run_cli(["search", "--index", str(tmp_path / "idx"), "--checkpoint", "x", "--stems",
                     "--query", str(songs["incomplete"])], monkeypatch, encoder) == 2
+
+
+def test_stems_queries_pick_the_files_the_stems_source_indexes(encoder, tmp_path):
+    # One rule (mixrep.files.pick_stem_files) for `embed/search --stems` and `index build --source stems`.
+    folder = write_stems(tmp_path / "lib" / "song", 2.0, 0)
+    write_audio(folder / "drums.flac", np.zeros((2, 44_100), np.float32), 22_050)  # lossless twin: wav wins
+    (folder / "bass.wav").rename(folder / "Bass.WAV")  # names match ignoring case
+    [query] = embed_inputs(encoder, [folder], True, "")
+    [track] = open_source("stems", tmp_path / "lib", min_seconds=1.0).tracks()
+    assert query.error is None and query.files == list(track.stem_paths)
+    assert [p.name for p in query.files] == ["drums.wav", "Bass.WAV", "other.wav", "vocals.wav"]
+    [refused] = embed_inputs(encoder, [folder / "drums.wav"], True, "")
+    assert "is a file, not a folder of stems" in str(refused.error) and "without --stems" in str(refused.error)
+
+
+def test_embed_writes_its_npz_atomically_with_the_name_np_savez_gives(tiny_checkpoint, songs, tmp_path, capsys):
+    out = tmp_path / "emb"  # no .npz: np.savez's rule appends it
+    assert mixrep_main(["embed", "--checkpoint", str(tiny_checkpoint), "--stems", str(songs["a"]),
+                        "--out", str(out)]) == 0
+    assert f"to {out}.npz" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(("emb", ".emb"))] == ["emb.npz"]
+    assert np.load(f"{out}.npz")["embeddings"].shape == (1, 16)
