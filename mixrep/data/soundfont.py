@@ -32,11 +32,9 @@ Shape:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +52,7 @@ from mixrep.data.sources import DEFAULT_MIN_SECONDS, hash_split
 from mixrep.data.synthetic import split_for_index
 from mixrep.data.tracks import SPLITS, SkipLog
 from mixrep.errors import DatasetError, MixrepError
+from mixrep.files import atomic_write_text, digest
 
 log = logging.getLogger(__name__)
 
@@ -260,19 +259,7 @@ def _cache_key(config: SoundfontCorpusConfig, soundfont: Path, song: dict) -> st
                                                                                   "test_fraction")},
                 "soundfont": [str(soundfont.resolve()), stat.st_size, int(stat.st_mtime)], "song": song,
                 "format": 1}
-    return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return digest(json.dumps(identity, sort_keys=True), "sha1")  # stored in song.json: SHA-1 keeps old renders cached
 
 
 def _is_cached(folder: Path, key: str) -> bool:
@@ -380,7 +367,7 @@ def render_corpus(out_dir: str | Path, config: SoundfontCorpusConfig | None = No
     corpus_info = {"generator": "mixrep.data.soundfont", "config": config.to_dict(),
                    "soundfont": {"path": str(soundfont.resolve()), "name": soundfont.stem,
                                  "bytes": soundfont.stat().st_size}}
-    _write_json(out / "corpus.json", corpus_info)
+    atomic_write_text(out / "corpus.json", json.dumps(corpus_info, indent=1))
     synth = None
     try:
         bar = tqdm(plans, desc=f"rendering with {soundfont.name}", unit="song", disable=not progress)
@@ -406,10 +393,10 @@ def render_corpus(out_dir: str | Path, config: SoundfontCorpusConfig | None = No
             if entries is None:
                 report.skipped.skip(song_id, "silent", "every track rendered silent")
                 continue
-            _write_json(folder / "song.json", {
-                "song_id": song_id, "cache_key": key, "split": split, "seconds": seconds,
-                "sample_rate": config.sample_rate, "soundfont": soundfont.stem, "source": song, "tracks": entries,
-                "metadata": metadata})
+            entry = {"song_id": song_id, "cache_key": key, "split": split, "seconds": seconds,
+                     "sample_rate": config.sample_rate, "soundfont": soundfont.stem, "source": song,
+                     "tracks": entries, "metadata": metadata}
+            atomic_write_text(folder / "song.json", json.dumps(entry, indent=1))
             report.rendered += 1
             report.track_seconds += seconds * len(entries)
             report.render_seconds += time.perf_counter() - started
@@ -417,8 +404,8 @@ def render_corpus(out_dir: str | Path, config: SoundfontCorpusConfig | None = No
     finally:
         if synth is not None:
             synth.close()
-    _write_json(out / "corpus.json", {**corpus_info, "last_run": {
-        "rendered": report.rendered, "cached": report.cached, "skipped": report.skipped.counts}})
+    last_run = {"rendered": report.rendered, "cached": report.cached, "skipped": report.skipped.counts}
+    atomic_write_text(out / "corpus.json", json.dumps({**corpus_info, "last_run": last_run}, indent=1))
     if report.songs == 0:
         raise DatasetError(f"no song could be rendered into {out} ({report.skipped.summary()})")
     log.info("soundfont corpus: %s", report.summary())

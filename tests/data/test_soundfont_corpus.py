@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -200,3 +202,15 @@ def test_cli_renders_lists_and_open_source_reads_the_corpus(tmp_path, soundfont,
     with pytest.raises(DatasetError, match="num_songs"):
         open_source("soundfont", out, sample_rate=RATE, num_songs=-1)
     main(["corpus", "soundfonts"])  # lists what is installed (or says how to install), never fails hard
+
+
+def test_corpus_files_get_the_umask_mode_not_mkstemps_0600(tmp_path, soundfont):
+    previous = os.umask(0o002)
+    try:
+        render_corpus(tmp_path / "corpus", CONFIG, soundfont, progress=False)
+    finally:
+        os.umask(previous)
+    files = sorted(p for p in (tmp_path / "corpus").rglob("*") if p.is_file())
+    assert {p.name for p in files} >= {"corpus.json", "song.json", "bass.flac"}
+    assert {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in files} == {
+        p.relative_to(tmp_path).as_posix(): 0o664 for p in files}
