@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from mixrep.audio.io import write_audio
+from mixrep.console.console import MixingConsole
 from mixrep.constants import STEMS
 from mixrep.data.sources import StemsFolderSource, hash_split
 from mixrep.data.synthetic import SynthConfig, write_corpus
@@ -27,6 +28,7 @@ from mixrep.files import (
     pick_stem_files,
     require_stem_files,
 )
+from mixrep.index.faiss_index import StyleIndex
 from mixrep.separation.cache import StemCache
 
 
@@ -74,6 +76,9 @@ def test_every_written_file_gets_the_mode_open_would_give_it(tmp_path, umask, ma
     written.append(written[-1].with_suffix(".json"))
     corpus = write_corpus(tmp_path / "corpus", SynthConfig(num_songs=1, song_seconds=1.0, sample_rate=8000))
     written += [corpus / "metadata.json", next(corpus.rglob("drums.flac"))]
+    index = StyleIndex.build(range(4), [np.eye(4, dtype=np.float32)[i:i + 1] for i in range(4)], 4, "h")
+    written += [index.save(tmp_path / "index") / "manifest.json", tmp_path / "index" / "vectors-000001.faiss"]
+    written.append(MixingConsole.from_tracks(["drums"], chain="g", sample_rate=8000).save_json(tmp_path / "graph.json"))
     assert {str(p.relative_to(tmp_path)): mode(p) for p in written} == {
         str(p.relative_to(tmp_path)): expected for p in written}
 

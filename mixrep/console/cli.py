@@ -17,6 +17,7 @@ from mixrep.console.loss import MixLoss
 from mixrep.console.graph import DEFAULT_CHAIN
 from mixrep.constants import AUDIO_EXTENSIONS, SAMPLE_RATE
 from mixrep.errors import DatasetError
+from mixrep.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def run_fit(args: argparse.Namespace) -> int:
         final = float(MixLoss(args.sample_rate).to(device)(rendered, mix))
     plot_spectrogram_error(rendered, mix, args.out / "spectrogram_error.png", args.sample_rate,
                            title=f"audio loss {final:.3f}")
-    (args.out / "losses.json").write_text(json.dumps({"train": result.losses, "final": final}))
+    atomic_write_text(args.out / "losses.json", json.dumps({"train": result.losses, "final": final}))
     print(f"audio loss {final:.4f}; wrote {args.out}/mix.wav, parameters.json, "
           "spectrogram_error.png, graph.png")
     return 0

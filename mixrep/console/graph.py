@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from mixrep.console.processors import CHAIN_LETTERS, PROCESSOR_CLASSES, Processor
+from mixrep.files import atomic_write_text
 
 INPUT, OUTPUT, MIX = "input", "output", "mix"
 AUX_TYPES: tuple[str, ...] = (INPUT, MIX, OUTPUT)
@@ -300,10 +301,7 @@ def graph_from_dict(data: dict, processors: dict[str, Processor]) -> tuple[Mixin
 
 def save_graph_json(path: str | os.PathLike, graph: MixingGraph, params: Params,
                     processors: dict[str, Processor]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(graph_to_dict(graph, params, processors), indent=1))
-    return path
+    return atomic_write_text(path, json.dumps(graph_to_dict(graph, params, processors), indent=1))
 
 
 def load_graph_json(path: str | os.PathLike, processors: dict[str, Processor]):
