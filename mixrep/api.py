@@ -20,7 +20,7 @@ import torch
 import torchaudio
 
 from mixrep.audio.io import audio_duration, read_segment
-from mixrep.constants import CHANNELS, STEMS
+from mixrep.constants import CHANNELS, MIN_EMBED_SECONDS, STEMS
 from mixrep.devices import resolve_device
 from mixrep.errors import CheckpointError
 from mixrep.files import require_stem_files
@@ -30,8 +30,6 @@ from mixrep.models.encoder import MixStyleEncoder
 from mixrep.separation.base import Separator
 
 log = logging.getLogger(__name__)
-
-MIN_CLIP_SECONDS = 1.0
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -155,8 +153,8 @@ class StyleEncoder:
         if stems.ndim != 4 or stems.shape[1] != len(STEMS) or stems.shape[2] != CHANNELS:
             raise ValueError(f"stems must be (batch, {len(STEMS)} stems in order {', '.join(STEMS)}, "
                              f"{CHANNELS} channels, samples), got shape {tuple(stems.shape)}")
-        if stems.shape[-1] < MIN_CLIP_SECONDS * sample_rate:
-            raise ValueError(f"clips must last at least {MIN_CLIP_SECONDS} s: got {stems.shape[-1]} samples "
+        if stems.shape[-1] < MIN_EMBED_SECONDS * sample_rate:
+            raise ValueError(f"clips must last at least {MIN_EMBED_SECONDS} s: got {stems.shape[-1]} samples "
                              f"at {sample_rate} Hz ({stems.shape[-1] / sample_rate:.2f} s)")
         if not bool(torch.isfinite(stems).all()):
             raise ValueError("stems contain NaN or infinite samples")
@@ -204,8 +202,8 @@ class StyleEncoder:
 
     def _clip_plan(self, duration_seconds: float, max_clips: int, what: str) -> tuple[np.ndarray, float]:
         """Clip start times (s) and clip length (s) for a track, refusing tracks under 1 s."""
-        if duration_seconds < MIN_CLIP_SECONDS:
-            raise ValueError(f"{what} lasts {duration_seconds:.2f} s; at least {MIN_CLIP_SECONDS} s is needed")
+        if duration_seconds < MIN_EMBED_SECONDS:
+            raise ValueError(f"{what} lasts {duration_seconds:.2f} s; at least {MIN_EMBED_SECONDS} s is needed")
         return self.clip_offsets(duration_seconds, max_clips), min(self.clip_seconds, duration_seconds)
 
     def embed_file_clips(self, path: str | Path, max_clips: int = 8) -> tuple[np.ndarray, np.ndarray]:

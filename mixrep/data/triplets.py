@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from mixrep.audio.primitives import rms_db
+from mixrep.constants import SILENCE_RMS_DB
 from mixrep.data.strategies import PairStrategy, TripletStems, non_overlapping_starts
 from mixrep.errors import DatasetError, MixrepError
 from mixrep.frontend import FrontEnd
@@ -28,7 +30,6 @@ from mixrep.tracks import Source, Track
 log = logging.getLogger(__name__)
 
 SIDES = ("anchor", "positive", "negative")
-SILENCE_RMS_DB = -70.0
 TRANSPORT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 """dtypes items may carry stems in: float16 halves what workers copy and the host sends to the GPU."""
 
@@ -66,11 +67,6 @@ class TrackFailed(MixrepError):
     def __init__(self, track_id: str, cause: Exception) -> None:
         super().__init__(f"track {track_id}: {cause}")
         self.track_id = track_id
-
-
-def rms_db(audio: np.ndarray) -> float:
-    """RMS level of any array in dBFS (floor -200 dB)."""
-    return float(10 * np.log10(np.mean(np.square(audio, dtype=np.float64)) + 1e-20))
 
 
 class TripletDataset(Dataset):

@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from mixrep.audio.io import audio_info, read_segment
+from mixrep.audio.primitives import rms_db
 from mixrep.constants import MIN_EMBED_SECONDS, SILENCE_RMS_DB
 from mixrep.errors import AudioReadError, DatasetError, MixrepError, SeparationError
 
@@ -59,11 +60,6 @@ def classify_failure(error: Exception) -> tuple[str, str]:
     return "failed", f"{type(error).__name__}: {error}"
 
 
-def rms_level_db(audio: np.ndarray) -> float:
-    """RMS level of an array of samples in dBFS (floor -200 dB for digital silence)."""
-    return float(10.0 * np.log10(np.mean(np.square(audio, dtype=np.float64)) + 1e-20))
-
-
 def loudest_probe_db(files: Sequence[str | os.PathLike], stop_above_db: float = SILENCE_RMS_DB) -> float:
     """Loudest RMS level (dBFS) of the probed spans of a track, stopping once one exceeds ``stop_above_db``.
 
@@ -82,7 +78,7 @@ def loudest_probe_db(files: Sequence[str | os.PathLike], stop_above_db: float = 
         spans = [(float(s), PROBE_SECONDS) for s in np.linspace(0.0, seconds - PROBE_SECONDS, PROBES)]
     loudest = -np.inf
     for start, length in spans:
-        loudest = max(loudest, rms_level_db(sum(read_segment(f, start, length, sample_rate) for f in files)))
+        loudest = max(loudest, rms_db(sum(read_segment(f, start, length, sample_rate) for f in files)))
         if loudest > stop_above_db:
             break
     return float(loudest)
