@@ -1,16 +1,22 @@
 """Pure, differentiable audio processors of the mixing console (no state, no ``nn.Parameter``).
 
-Every function takes audio batched over graph nodes and the *unconstrained* (raw) parameters of
-each node, and maps raw parameters to physical ones itself; the mapping of each processor lives in
-exactly one place, its ``*_physical`` helper below, which the modules in
-:mod:`mixrep.console.processors` reuse for reporting.
+Every function takes audio batched over graph nodes and the raw parameters of each node *inside
+their safe ranges* (the modules of :mod:`mixrep.console.processors` clamp raw values to the ranges
+their ``parameter_specs()`` declare before calling these) and maps raw to physical itself; the
+mapping of each processor lives in exactly one place, its ``*_physical`` helper below, which the
+modules reuse for reporting.
+
+Every processor takes an optional dry/wet ``weight`` ``(nodes,)``: without it the function returns
+the processed ("wet") signal ``f(u)`` of the seed paper; with it, ``w f(u) + (1 - w) u`` (seed eq.
+2), computed the cheap way for each processor (folded into its FIR, its gain, its stereo matrix or
+its gain envelope) instead of as a separate pass over the audio.
 
 The processors follow appendix B of Lee et al., "Searching for music mixing graphs: a pruning
 approach", DAFx 2024 (the seed paper); deviations are stated where they occur.
 
 Shape:
     Audio is ``(nodes, channels=2, samples)``. A raw parameter declared with size ``(k, ...)``
-    arrives as ``(nodes, k, ...)``.
+    arrives as ``(nodes, k, ...)``; ``weight`` is ``(nodes,)`` in ``[0, 1]``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ ENERGY_NP_TO_DB = 10.0 / math.log(10.0)
 """Multiply a natural-log *energy* ratio by this to get dB (10 log10)."""
 LOG_EPS = 1e-10
 """Floor of energies/norms before a log (-100 dB); keeps silence finite."""
+GAIN_DB_RANGE = (-80.0, 24.0)
+"""Per-channel gain range of gain/panning in dB; -80 dB is the silent channel of a hard pan."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -38,6 +46,52 @@ LOG_EPS = 1e-10
 def fast_fft_length(minimum: int) -> int:
     """Smallest 5-smooth FFT length >= ``minimum`` (fast for pocketfft and cuFFT)."""
     return int(scipy.fft.next_fast_len(int(minimum), real=True))
+
+
+def _sum_to(x: Tensor, shape: torch.Size) -> Tensor:
+    """Sum ``x`` over the leading axes that were broadcast from ``shape`` (all but the last)."""
+    lead = x.ndim - len(shape)
+    if lead:
+        x = x.sum(tuple(range(lead)))
+    dims = tuple(i for i, s in enumerate(shape[:-1]) if s == 1 and x.shape[i] != 1)
+    return x.sum(dims, keepdim=True) if dims else x
+
+
+class _FFTConvolve(torch.autograd.Function):
+    """``y = crop(irfft(rfft(x) rfft(h)))`` with a backward of three real FFTs.
+
+    Autograd's own backward of the same expression zero-pads twice, takes the backward of each
+    ``rfft`` through a complex-to-complex transform and multiplies full complex spectra several
+    times; here the gradients are the cross-correlations ``g * h`` and ``g * x`` evaluated with the
+    forward's saved spectra: one ``rfft`` of the padded output gradient and one ``irfft`` per input.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, h: Tensor, center: int, n_fft: int) -> Tensor:  # type: ignore[override]
+        spectrum_x = torch.fft.rfft(x, n=n_fft)
+        spectrum_h = torch.fft.rfft(h, n=n_fft)
+        length = x.shape[-1]
+        y = torch.fft.irfft(spectrum_x * spectrum_h, n=n_fft)[..., center : center + length]
+        need_x, need_h = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        ctx.save_for_backward(spectrum_x if need_h else None, spectrum_h if need_x else None)
+        ctx.meta = (x.shape, h.shape, center, n_fft)
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        spectrum_x, spectrum_h = ctx.saved_tensors
+        x_shape, h_shape, center, n_fft = ctx.meta
+        length, taps = x_shape[-1], h_shape[-1]
+        spectrum_g = torch.fft.rfft(F.pad(grad, (center, n_fft - center - length)))
+        grad_x = grad_h = None
+        if ctx.needs_input_grad[0]:
+            product = _sum_to(spectrum_g * spectrum_h.conj(), x_shape)
+            grad_x = torch.fft.irfft(product, n=n_fft)[..., :length]
+        if ctx.needs_input_grad[1]:
+            product = _sum_to(spectrum_g * spectrum_x.conj(), h_shape)
+            grad_h = torch.fft.irfft(product, n=n_fft)[..., :taps]
+        return grad_x, grad_h, None, None
 
 
 def fft_convolve(x: Tensor, h: Tensor, center: int = 0) -> Tensor:
@@ -59,8 +113,22 @@ def fft_convolve(x: Tensor, h: Tensor, center: int = 0) -> Tensor:
     if not 0 <= center < taps:
         raise ValueError(f"center {center} outside the kernel of {taps} taps")
     n_fft = fast_fft_length(max(length + taps - 1 - center, length + center))
-    spectrum = torch.fft.rfft(x, n=n_fft) * torch.fft.rfft(h, n=n_fft)
-    return torch.fft.irfft(spectrum, n=n_fft)[..., center : center + length]
+    return _FFTConvolve.apply(x, h, center, n_fft)
+
+
+def with_dry(kernel: Tensor, weight: Tensor | None, center: int) -> Tensor:
+    """Fold the dry/wet mix into an FIR: ``w h + (1 - w) delta[n - center]``.
+
+    Shape:
+        kernel: ``(nodes, channels, taps)``; weight: ``(nodes,)`` or ``None`` (kernel unchanged).
+    """
+    if weight is None:
+        return kernel
+    w = weight.to(kernel.dtype)[:, None, None]
+    dry = (1.0 - w).expand(-1, kernel.shape[1], 1)
+    wet = w * kernel
+    return torch.cat([wet[..., :center], wet[..., center : center + 1] + dry,
+                      wet[..., center + 1 :]], -1)
 
 
 def zero_phase_fir(log_magnitude: Tensor) -> Tensor:
@@ -104,6 +172,14 @@ def dry_wet(dry: Tensor, wet: Tensor, weight: Tensor) -> Tensor:
     return torch.lerp(dry, wet, weight[:, None, None].to(dry.dtype))
 
 
+def _blend_gain(gain: Tensor, weight: Tensor | None) -> Tensor:
+    """``w g + (1 - w)`` for a gain ``g`` of shape ``(nodes, ...)``: dry/wet of a gain stage."""
+    if weight is None:
+        return gain
+    w = weight.to(gain.dtype).reshape(-1, *([1] * (gain.ndim - 1)))
+    return 1.0 + w * (gain - 1.0)
+
+
 def mid(x: Tensor) -> Tensor:
     """Mid channel ``(left + right) / 2``. Shape: ``(nodes, 2, samples)`` -> ``(nodes, 1, samples)``."""
     return x.mean(dim=-2, keepdim=True)
@@ -112,32 +188,36 @@ def mid(x: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------------
 # Gain/panning and stereo imager
 # --------------------------------------------------------------------------------------------
-def gain_pan(x: Tensor, log_gain: Tensor) -> Tensor:
+def gain_pan(x: Tensor, log_gain: Tensor, weight: Tensor | None = None) -> Tensor:
     """Channel-wise gain ``exp(log_gain)`` (seed eq. 10).
 
     Shape:
         x: ``(nodes, 2, samples)``; log_gain: ``(nodes, 2)`` nepers per channel.
     """
-    return x * torch.exp(log_gain)[..., None]
+    return x * _blend_gain(torch.exp(log_gain), weight)[..., None]
 
 
-def pan_to_log_gain(gain_db: Tensor, pan: Tensor) -> Tensor:
+def pan_to_log_gain(gain_db: Tensor, pan: Tensor, floor_db: float = GAIN_DB_RANGE[0]) -> Tensor:
     """Constant-power pan law mapped onto gain/panning's raw ``log_gain``.
 
     ``left = g sqrt(2) cos(theta)``, ``right = g sqrt(2) sin(theta)``, ``theta = (pan + 1) pi / 4``,
     so ``left^2 + right^2 = 2 g^2`` for every pan and centre (``pan = 0``) gives ``g`` per channel.
+    The cosine is evaluated as ``sin((1 - pan) pi / 4)``, exactly 0 at ``pan = 1``; a channel
+    below ``floor_db`` (the silent side of a hard pan) gets ``floor_db``, gain/panning's lowest gain.
 
     Args:
         gain_db: overall gain ``20 log10 g``, ``(nodes,)``.
-        pan: ``-1`` hard left, ``0`` centre, ``+1`` hard right (``|pan| < 1`` keeps both channels
-            finite), ``(nodes,)``.
+        pan: ``-1`` hard left, ``0`` centre, ``+1`` hard right, ``(nodes,)``.
+        floor_db: lowest per-channel gain in dB.
 
     Shape:
         ``(nodes, 2)``.
     """
-    theta = (pan + 1.0) * (math.pi / 4.0)
+    quarter = math.pi / 4.0
     base = gain_db * LOG10_OVER_20 + 0.5 * math.log(2.0)
-    return torch.stack([base + torch.log(torch.cos(theta)), base + torch.log(torch.sin(theta))], -1)
+    sides = torch.stack([torch.sin((1.0 - pan) * quarter), torch.sin((1.0 + pan) * quarter)], -1)
+    floor = floor_db * LOG10_OVER_20
+    return torch.clamp(base[..., None] + torch.log(sides.clamp(min=1e-30)), min=floor)
 
 
 def gain_pan_physical(log_gain: Tensor) -> dict[str, Tensor]:
@@ -153,17 +233,20 @@ def gain_pan_physical(log_gain: Tensor) -> dict[str, Tensor]:
     }
 
 
-def stereo_imager(x: Tensor, log_width: Tensor) -> Tensor:
+def stereo_imager(x: Tensor, log_width: Tensor, weight: Tensor | None = None) -> Tensor:
     """Scale the side channel by ``exp(log_width)`` (seed eq. 11).
 
-    ``left' = (l + r) / 2 + w (l - r) / 2`` and ``right' = (l + r) / 2 - w (l - r) / 2``.
+    ``left' = (l + r) / 2 + w (l - r) / 2`` and ``right' = (l + r) / 2 - w (l - r) / 2``. The
+    imager is affine in the width and the identity at width 1, so its dry/wet mix is the imager
+    at width ``weight * width + 1 - weight``.
 
     Shape:
         x: ``(nodes, 2, samples)``; log_width: ``(nodes, 1)``.
     """
-    mid_signal = 0.5 * (x[:, 0] + x[:, 1])
-    side = 0.5 * torch.exp(log_width) * (x[:, 0] - x[:, 1])
-    return torch.stack([mid_signal + side, mid_signal - side], dim=1)
+    width = _blend_gain(torch.exp(log_width), weight)[..., None]  # (nodes, 1, 1)
+    mid_signal = 0.5 * (x[:, 0:1] + x[:, 1:2])
+    side = (0.5 * width) * (x[:, 0:1] - x[:, 1:2])
+    return torch.cat([mid_signal + side, mid_signal - side], dim=1)
 
 
 def stereo_imager_physical(log_width: Tensor) -> dict[str, Tensor]:
@@ -174,14 +257,15 @@ def stereo_imager_physical(log_width: Tensor) -> dict[str, Tensor]:
 # --------------------------------------------------------------------------------------------
 # Equaliser
 # --------------------------------------------------------------------------------------------
-def equalizer(x: Tensor, log_magnitude: Tensor) -> Tensor:
+def equalizer(x: Tensor, log_magnitude: Tensor, weight: Tensor | None = None) -> Tensor:
     """Zero-phase FIR equaliser, the same FIR on both channels (seed eqs. 12-13).
 
     Shape:
         x: ``(nodes, 2, samples)``; log_magnitude: ``(nodes, K)`` (``K = 1024`` gives 2047 taps).
     """
-    fir = zero_phase_fir(log_magnitude)[:, None, :]
-    return fft_convolve(x, fir, center=log_magnitude.shape[-1] - 1)
+    center = log_magnitude.shape[-1] - 1
+    fir = with_dry(zero_phase_fir(log_magnitude)[:, None, :], weight, center)
+    return fft_convolve(x, fir, center=center)
 
 
 def equalizer_physical(log_magnitude: Tensor) -> dict[str, Tensor]:
@@ -192,118 +276,181 @@ def equalizer_physical(log_magnitude: Tensor) -> dict[str, Tensor]:
 # --------------------------------------------------------------------------------------------
 # Compressor and noise gate
 # --------------------------------------------------------------------------------------------
-def one_pole_fir(alpha: Tensor, taps: int) -> Tensor:
-    """Frequency-sampled FIR of the one-pole smoother ``g[n] = a g[n-1] + (1-a) e[n]`` (seed eq. 18).
-
-    Sampling ``(1 - a) / (1 - a z^-1)`` at ``taps`` points and inverting the DFT gives the
-    time-aliased impulse response, which in closed form is ``(1 - a) a^n / (1 - a^N)``,
-    ``0 <= n < N``: computed directly here (same values, no FFT), with DC gain exactly 1.
+def _scan_decay(state: Tensor, decay: Tensor) -> Tensor:
+    """Inclusive scan ``s_j = c_j + d s_{j-1}`` along the last axis in ``log2(J)`` steps.
 
     Shape:
-        alpha: ``(nodes,)`` in (0, 1) -> ``(nodes, taps)``.
+        state ``c``: ``(..., J)``; decay ``d``: broadcastable to ``(..., 1)``.
     """
-    n = torch.arange(taps, dtype=alpha.dtype, device=alpha.device)
-    log_alpha = torch.log(alpha)[:, None]
-    return (1.0 - alpha)[:, None] * torch.exp(n * log_alpha) / (-torch.expm1(taps * log_alpha))
+    shift = 1
+    while shift < state.shape[-1]:
+        state = torch.cat([state[..., :shift], state[..., shift:] + decay * state[..., :-shift]], -1)
+        decay = decay * decay
+        shift *= 2
+    return state
 
 
-def log_energy_envelope(x: Tensor, alpha: Tensor, taps: int) -> Tensor:
+def one_pole_smooth(x: Tensor, alpha: Tensor, block: int) -> Tensor:
+    """Exact one-pole smoother ``g[n] = a g[n-1] + (1 - a) x[n]``, ``g[-1] = 0`` (seed eq. 16).
+
+    Evaluated in parallel, without truncating the impulse response: within blocks of ``block``
+    samples ``g = (1 - a) a^n cumsum(a^-k x[k])``, and the state carried across blocks by a
+    log-depth scan. Deviation from the seed (eq. 18 approximates the filter by a frequency-sampled
+    FIR of fixed length, which cuts long time constants short): the recursion is computed exactly.
+
+    Args:
+        x: non-negative signal (an energy), ``(nodes, channels, samples)``.
+        alpha: smoothing coefficient per node in (0, 1), ``(nodes,)``.
+        block: block length; ``block * -log(alpha)`` must stay below ~80 (float32 range), which
+            the dynamics processors guarantee through their shortest time constant.
+
+    Shape:
+        ``(nodes, channels, samples)``.
+    """
+    nodes, channels, length = x.shape
+    blocks = -(-length // block)
+    padded = F.pad(x, (0, blocks * block - length)).reshape(nodes, channels, blocks, block)
+    log_alpha = torch.log(alpha).reshape(nodes, 1, 1, 1)
+    k = torch.arange(block, dtype=x.dtype, device=x.device)
+    within = torch.cumsum(padded * torch.exp(-k * log_alpha), -1) * (
+        (1.0 - alpha).reshape(nodes, 1, 1, 1) * torch.exp(k * log_alpha)
+    )
+    carried = _scan_decay(within[..., -1], torch.exp(block * log_alpha[..., 0]))  # (n, c, blocks)
+    previous = F.pad(carried[..., :-1], (1, 0))[..., None]
+    smoothed = within + previous * torch.exp((k + 1.0) * log_alpha)
+    return smoothed.reshape(nodes, channels, blocks * block)[..., :length]
+
+
+def log_energy_envelope(x: Tensor, alpha: Tensor, block: int) -> Tensor:
     """Natural log of the smoothed energy of the mid channel ``(l + r) / 2`` (seed eqs. 16-19).
 
     Shape:
         x: ``(nodes, 2, samples)``; alpha: ``(nodes,)`` -> ``(nodes, 1, samples)``.
     """
-    energy = mid(x) ** 2
-    smoothed = fft_convolve(energy, one_pole_fir(alpha, taps)[:, None, :])
+    smoothed = one_pole_smooth(mid(x) ** 2, alpha, block)
     return torch.log(torch.clamp(smoothed, min=LOG_EPS))
 
 
-def compressor_curve(level: Tensor, threshold: Tensor, ratio: Tensor, knee: Tensor) -> Tensor:
-    """Static compressor curve with a quadratic knee (seed eqs. 20-21), in log-energy units.
+def quadratic_knee(excess: Tensor, knee: Tensor) -> Tensor:
+    """``0`` below ``-W``, ``(e + W)^2 / 4W`` inside ``|e| < W``, ``e`` above ``W``.
+
+    The soft ramp shared by the compressor and the gate curves (seed eqs. 21 and 23), written
+    without branches (so no gradient of an unused branch can turn into ``inf * 0``).
+    """
+    inside = torch.clamp(excess + knee, min=0.0)
+    inside = torch.minimum(inside, 2.0 * knee)
+    return inside * inside / (4.0 * knee) + torch.relu(excess - knee)
+
+
+def compressor_gain(level: Tensor, threshold: Tensor, slope: Tensor, knee: Tensor) -> Tensor:
+    """Gain ``G_y - G_u`` of the compressor curve with a quadratic knee (seed eqs. 20-21).
+
+    With ratio ``R`` and ``slope = 1 - 1/R``, ``G_y`` is ``T + (G_u - T) / R`` above ``T + W``,
+    ``G_u - slope (G_u - T + W)^2 / 4W`` in the knee and ``G_u`` below: the gain is
+    ``-slope * knee(G_u - T)``.
 
     Args:
         level: input log energy ``G_u``.
-        threshold: ``T``; ratio: ``R >= 1``; knee: half knee width ``W > 0`` (all broadcastable).
+        threshold: ``T``; slope: ``1 - 1/R`` in ``[0, 1)`` (0: no compression); knee: half knee
+            width ``W > 0`` (all broadcastable, log-energy units).
     """
-    above = threshold + (level - threshold) / ratio
-    middle = level + (1.0 / ratio - 1.0) * (level - threshold + knee) ** 2 / (4.0 * knee)
-    return torch.where(
-        level >= threshold + knee, above, torch.where(level >= threshold - knee, middle, level)
-    )
+    return -slope * quadratic_knee(level - threshold, knee)
 
 
-def noise_gate_curve(level: Tensor, threshold: Tensor, ratio: Tensor, knee: Tensor) -> Tensor:
-    """Static downward-expander curve with a quadratic knee (seed eq. 23), log-energy units.
+def noise_gate_gain(level: Tensor, threshold: Tensor, slope: Tensor, knee: Tensor) -> Tensor:
+    """Gain ``G_y - G_u`` of the downward-expander curve with a quadratic knee (seed eq. 23).
 
-    Below ``T - W`` the level falls ``R`` times faster than the input: ``T + R (G_u - T)``.
+    With ratio ``R`` and ``slope = R - 1``: below ``T - W`` the level falls ``R`` times faster than
+    the input (``G_y = T + R (G_u - T)``), in the knee ``G_y = G_u - slope (G_u - T - W)^2 / 4W``,
+    above ``T + W`` unchanged: the gain is ``-slope * knee(T - G_u)``.
     """
-    below = threshold + ratio * (level - threshold)
-    middle = level + (1.0 - ratio) * (level - threshold - knee) ** 2 / (4.0 * knee)
-    return torch.where(
-        level >= threshold + knee, level, torch.where(level >= threshold - knee, middle, below)
-    )
+    return -slope * quadratic_knee(threshold - level, knee)
 
 
-def _dynamics(x: Tensor, z_alpha, log_threshold, log_ratio, log_knee, taps: int, curve) -> Tensor:
-    alpha = torch.sigmoid(z_alpha[:, 0])
-    level = log_energy_envelope(x, alpha, taps)
-    threshold = log_threshold[:, :, None]
-    ratio = 1.0 + torch.exp(log_ratio)[:, :, None]
+def _dynamics(x: Tensor, z_alpha, log_threshold, slope, log_knee, block: int, curve,
+              weight: Tensor | None) -> Tensor:
+    level = log_energy_envelope(x, torch.sigmoid(z_alpha[:, 0]), block)
     knee = torch.exp(log_knee)[:, :, None]
     # Deviation from seed eq. 22 (exp(G_y - G_u)): the curve lives in log *energy*, so the
     # amplitude gain is its square root; the steady-state output level then follows the curve.
-    return x * torch.exp(0.5 * (curve(level, threshold, ratio, knee) - level))
+    gain = torch.exp(0.5 * curve(level, log_threshold[:, :, None], slope[:, :, None], knee))
+    return x * _blend_gain(gain, weight)
 
 
 def compressor(
-    x: Tensor, z_alpha: Tensor, log_threshold: Tensor, log_ratio: Tensor, log_knee: Tensor, taps: int
+    x: Tensor, z_alpha: Tensor, log_threshold: Tensor, slope: Tensor, log_knee: Tensor,
+    block: int, weight: Tensor | None = None,
 ) -> Tensor:
     """Feed-forward compressor on the mid-channel energy envelope (seed appendix B.5).
 
     Raw parameters (each ``(nodes, 1)``): ``alpha = sigmoid(z_alpha)`` smoothing coefficient;
-    ``T = log_threshold`` (natural-log energy, ``threshold_db = 4.343 T``); ratio
-    ``R = 1 + exp(log_ratio)``; half knee ``W = exp(log_knee)`` (log energy).
+    ``T = log_threshold`` (natural-log energy, ``threshold_db = 4.343 T``); ``slope = 1 - 1/R``
+    (dB of reduction per dB above the threshold; the seed's ratio ``R = 1 / (1 - slope)``); half
+    knee ``W = exp(log_knee)`` (log energy). ``block``: see :func:`one_pole_smooth`.
+
+    Parameter space: the slope, not the ratio, is the raw value, so ``slope = 0`` is an exactly
+    transparent compressor that still has a gradient wherever the level nears the threshold.
 
     Shape:
         x: ``(nodes, 2, samples)`` -> same.
     """
-    return _dynamics(x, z_alpha, log_threshold, log_ratio, log_knee, taps, compressor_curve)
+    return _dynamics(x, z_alpha, log_threshold, slope, log_knee, block, compressor_gain, weight)
 
 
 def noise_gate(
-    x: Tensor, z_alpha: Tensor, log_threshold: Tensor, log_ratio: Tensor, log_knee: Tensor, taps: int
+    x: Tensor, z_alpha: Tensor, log_threshold: Tensor, slope: Tensor, log_knee: Tensor,
+    block: int, weight: Tensor | None = None,
 ) -> Tensor:
     """Noise gate (downward expander), the compressor with seed eq. 23's curve (appendix B.6).
 
+    ``slope = R - 1``: extra dB of attenuation per dB below the threshold (0: transparent).
+
     Shape:
-        x: ``(nodes, 2, samples)`` -> same; parameters as :func:`compressor`.
+        x: ``(nodes, 2, samples)`` -> same; other parameters as :func:`compressor`.
     """
-    return _dynamics(x, z_alpha, log_threshold, log_ratio, log_knee, taps, noise_gate_curve)
+    return _dynamics(x, z_alpha, log_threshold, slope, log_knee, block, noise_gate_gain, weight)
+
+
+def time_constant_to_z_alpha(time_constant_ms: Tensor | float, sample_rate: int) -> Tensor:
+    """Raw ``z_alpha = logit(alpha)`` of a smoother with ``alpha = exp(-1 / (sr * tau))``."""
+    inverse_samples = 1000.0 / (sample_rate * torch.as_tensor(time_constant_ms, dtype=torch.float64))
+    return -torch.log(torch.expm1(inverse_samples))  # logit(exp(-u)) = -log(exp(u) - 1)
+
+
+def slope_to_ratio(slope: Tensor, expander: bool) -> Tensor:
+    """The seed's ratio ``R`` of a compressor (``1 / (1 - slope)``) or gate (``1 + slope``)."""
+    return 1.0 + slope if expander else 1.0 / (1.0 - slope)
+
+
+def ratio_to_slope(ratio: Tensor, expander: bool) -> Tensor:
+    """Inverse of :func:`slope_to_ratio`."""
+    return ratio - 1.0 if expander else 1.0 - 1.0 / ratio
 
 
 def dynamics_physical(
-    z_alpha: Tensor, log_threshold: Tensor, log_ratio: Tensor, log_knee: Tensor, sample_rate: int
+    z_alpha: Tensor, log_threshold: Tensor, slope: Tensor, log_knee: Tensor, sample_rate: int,
+    expander: bool,
 ) -> dict[str, Tensor]:
     """``time_constant_ms`` of the smoother, ``threshold_db`` (mid mean-square level re full
     scale), ``ratio``, and ``knee_db`` (full knee width)."""
-    alpha = torch.sigmoid(z_alpha[..., 0])
     return {
-        "time_constant_ms": -1000.0 / (sample_rate * torch.log(alpha)),
+        # -log(alpha) = log(1 + exp(-z)) = softplus(-z), exact for alpha near 1
+        "time_constant_ms": 1000.0 / (sample_rate * F.softplus(-z_alpha[..., 0])),
         "threshold_db": log_threshold[..., 0] * ENERGY_NP_TO_DB,
-        "ratio": 1.0 + torch.exp(log_ratio[..., 0]),
+        "ratio": slope_to_ratio(slope[..., 0], expander),
         "knee_db": 2.0 * torch.exp(log_knee[..., 0]) * ENERGY_NP_TO_DB,
     }
 
 
 def dynamics_raw(
-    time_constant_ms: Tensor, threshold_db: Tensor, ratio: Tensor, knee_db: Tensor, sample_rate: int
+    time_constant_ms: Tensor, threshold_db: Tensor, ratio: Tensor, knee_db: Tensor, sample_rate: int,
+    expander: bool,
 ) -> dict[str, Tensor]:
     """Inverse of :func:`dynamics_physical` (each input ``(nodes,)``, outputs ``(nodes, 1)``)."""
-    alpha = torch.exp(-1000.0 / (sample_rate * time_constant_ms))
     return {
-        "z_alpha": torch.logit(alpha)[..., None],
+        "z_alpha": time_constant_to_z_alpha(time_constant_ms, sample_rate).to(threshold_db.dtype)[..., None],
         "log_threshold": (threshold_db / ENERGY_NP_TO_DB)[..., None],
-        "log_ratio": torch.log(ratio - 1.0)[..., None],
+        "slope": ratio_to_slope(ratio, expander)[..., None],
         "log_knee": torch.log(knee_db / (2.0 * ENERGY_NP_TO_DB))[..., None],
     }
 
@@ -312,7 +459,11 @@ def dynamics_raw(
 # Multitap delay
 # --------------------------------------------------------------------------------------------
 class _SurrogateGradient(torch.autograd.Function):
-    """Identity forward; backward normalises the complex gradient and pulls ``|z|`` to 1 (eq. 26)."""
+    """Identity forward; backward normalises the complex gradient and pulls ``|z|`` to 1 (eq. 26).
+
+    ``|z|`` is the squashed radius ``tanh(|raw|)`` (see :func:`squash_radius`); the pull moves the
+    raw value outwards along its own direction.
+    """
 
     @staticmethod
     def forward(ctx, z: Tensor, gamma: float) -> Tensor:  # type: ignore[override]
@@ -326,7 +477,14 @@ class _SurrogateGradient(torch.autograd.Function):
         grad_norm = torch.sqrt((grad**2).sum(-1, keepdim=True) + 1e-30)
         z_norm = torch.sqrt((z**2).sum(-1, keepdim=True) + 1e-30)
         unit_grad = torch.where(grad_norm > 1e-20, grad / grad_norm, torch.zeros_like(grad))
-        return unit_grad + ctx.gamma * (z_norm - 1.0) * z / z_norm, None
+        return unit_grad + ctx.gamma * (torch.tanh(z_norm) - 1.0) * z / z_norm, None
+
+
+def squash_radius(z_delay: Tensor) -> Tensor:
+    """``z * tanh(|z|) / |z|``: any raw surrogate lands strictly inside the unit disk (as grafx's
+    ``SurrogateDelay``), so ``|z|^k`` never overflows. Shape: ``(..., 2)`` -> same."""
+    radius = torch.sqrt((z_delay**2).sum(-1, keepdim=True) + 1e-30)
+    return z_delay * (torch.tanh(radius) / radius)
 
 
 def delay_samples(z_delay: Tensor, slot_samples: int) -> Tensor:
@@ -345,16 +503,16 @@ def multitap_delay_fir(
     z_delay: Tensor, log_magnitude: Tensor, slot_samples: int, gamma: float = 0.01,
     surrogate_gradient: bool = True,
 ) -> Tensor:
-    """Multitap delay FIR per channel (seed eqs. 24-26), zero lag at index ``(taps - 1) / 2``.
+    """Multitap delay FIR per channel (seed eqs. 24-26), zero lag at index ``B - 1``.
 
     Tap ``m`` of a channel is a hard impulse at ``m * S + round(d_m)`` filtered by its own
     zero-phase FIR (``2B - 1`` taps from ``B`` log-magnitudes). The delay ``d_m`` gets its gradient
-    from the surrogate damped sinusoid ``irfft(z^k)`` by the straight-through trick, and with
-    ``surrogate_gradient`` that gradient is normalised and regularised towards ``|z| = 1``
-    (strength ``gamma``) as in eq. 26.
+    from the surrogate damped sinusoid ``irfft(z^k)`` (``z`` squashed into the unit disk) by the
+    straight-through trick, and with ``surrogate_gradient`` that gradient is normalised and
+    regularised towards ``|z| = 1`` (strength ``gamma``) as in eq. 26.
 
     Args:
-        z_delay: ``(nodes, 2, M, 2)`` real/imaginary parts per channel and tap.
+        z_delay: ``(nodes, 2, M, 2)`` raw real/imaginary parts per channel and tap.
         log_magnitude: ``(nodes, 2, M, B)`` per-tap EQ log-magnitudes.
         slot_samples: ``S``, samples per tap slot.
 
@@ -378,6 +536,7 @@ def multitap_delay_fir(
     # they already get their exact gradient above) contributes only its gradient w.r.t. z.
     if surrogate_gradient:
         z_delay = _SurrogateGradient.apply(z_delay, gamma)
+    z_delay = squash_radius(z_delay)
     k = torch.arange(slot_samples // 2 + 1, dtype=z_delay.dtype, device=z_delay.device)
     radius = torch.sqrt((z_delay**2).sum(-1) + 1e-30)[..., None]
     angle = torch.atan2(z_delay[..., 1], z_delay[..., 0])[..., None]
@@ -397,21 +556,22 @@ def multitap_delay_fir(
 
 def multitap_delay(
     x: Tensor, z_delay: Tensor, log_magnitude: Tensor, slot_samples: int, gamma: float = 0.01,
-    surrogate_gradient: bool = True,
+    surrogate_gradient: bool = True, weight: Tensor | None = None,
 ) -> Tensor:
-    """Apply :func:`multitap_delay_fir` channel-wise (wet signal only: echoes, no dry path).
+    """Apply :func:`multitap_delay_fir` channel-wise (wet: the echoes only, no dry path).
 
     Shape:
         x: ``(nodes, 2, samples)`` -> same.
     """
+    center = log_magnitude.shape[-1] - 1
     fir = multitap_delay_fir(z_delay, log_magnitude, slot_samples, gamma, surrogate_gradient)
-    return fft_convolve(x, fir, center=log_magnitude.shape[-1] - 1)
+    return fft_convolve(x, with_dry(fir, weight, center), center=center)
 
 
 def delay_physical(z_delay: Tensor, log_magnitude: Tensor, slot_samples: int, sample_rate: int):
     """``delay_ms`` of every tap from the start of the signal (``(…, 2, M)``), ``tap_gain_db``
     (mean of the tap's EQ curve in dB, ``(…, 2, M)``), the per-tap EQ curve ``tap_eq_db``
-    (``(…, 2, M, B)``), and the surrogate radius ``z_radius``."""
+    (``(…, 2, M, B)``), and the squashed surrogate radius ``z_radius`` in (0, 1)."""
     n_taps = z_delay.shape[-2]
     slot_start = torch.arange(n_taps, dtype=z_delay.dtype, device=z_delay.device) * slot_samples
     hard = torch.round(delay_samples(z_delay, slot_samples)) % slot_samples
@@ -420,15 +580,17 @@ def delay_physical(z_delay: Tensor, log_magnitude: Tensor, slot_samples: int, sa
         "delay_ms": (slot_start + hard) * (1000.0 / sample_rate),
         "tap_gain_db": tap_eq_db.mean(-1),
         "tap_eq_db": tap_eq_db,
-        "z_radius": torch.sqrt((z_delay**2).sum(-1)),
+        "z_radius": torch.tanh(torch.sqrt((z_delay**2).sum(-1))),
     }
 
 
 def delay_raw(delay_ms: Tensor, z_radius: Tensor, slot_samples: int, sample_rate: int) -> Tensor:
-    """Surrogate ``z_delay`` ``(..., 2)`` placing each tap at ``delay_ms`` (taken modulo its slot)."""
+    """Raw surrogate ``z_delay`` ``(..., 2)`` placing each tap at ``delay_ms`` (taken modulo its
+    slot) with squashed radius ``z_radius`` in (0, 1)."""
     within = torch.remainder(torch.round(delay_ms * sample_rate / 1000.0), slot_samples)
     angle = -2.0 * math.pi * within / slot_samples
-    return torch.stack([z_radius * torch.cos(angle), z_radius * torch.sin(angle)], -1)
+    raw_radius = torch.atanh(torch.clamp(z_radius, 1e-6, 1.0 - 1e-6))
+    return torch.stack([raw_radius * torch.cos(angle), raw_radius * torch.sin(angle)], -1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -471,7 +633,7 @@ def filtered_noise_reverb_ir(
 
 def reverb(
     x: Tensor, noise_stft: Tensor, init_log_magnitude: Tensor, delta_log_magnitude: Tensor,
-    n_fft: int, hop_length: int, ir_samples: int,
+    n_fft: int, hop_length: int, ir_samples: int, weight: Tensor | None = None,
 ) -> Tensor:
     """Filtered-noise mid/side reverb, channel-wise convolution (seed appendix B.4).
 
@@ -481,7 +643,7 @@ def reverb(
     ir = filtered_noise_reverb_ir(
         noise_stft, init_log_magnitude, delta_log_magnitude, n_fft, hop_length, ir_samples
     )
-    return fft_convolve(x, ir)
+    return fft_convolve(x, with_dry(ir, weight, 0))
 
 
 def reverb_physical(

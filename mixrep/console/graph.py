@@ -4,7 +4,7 @@ JSON in physical units and PNG drawings (seed paper section 2.2 and appendix C.3
 A graph is a DAG of ``input``, processor, ``mix`` and ``output`` nodes. Parameters live outside
 the graph, as ``{type: {name: (nodes_of_type, *size)}}`` in node order (the l-th row of a type's
 tensor belongs to the l-th node of that type), plus a ``dry_wet_logit`` ``(nodes_of_type,)`` per
-processor type; the dry/wet weight is ``sigmoid(dry_wet_logit) * mask``.
+processor type; the dry/wet weight is ``sigmoid(clamp(dry_wet_logit)) * mask``.
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from mixrep.console.processors import CHAIN_LETTERS, PROCESSOR_CLASSES, Processor
+from mixrep.console.processors import (
+    CHAIN_LETTERS, DRY_WET, PROCESSOR_CLASSES, Processor, dry_wet_weight,
+)
 
 INPUT, OUTPUT, MIX = "input", "output", "mix"
 AUX_TYPES: tuple[str, ...] = (INPUT, MIX, OUTPUT)
 PROCESSOR_TYPES: tuple[str, ...] = tuple(PROCESSOR_CLASSES)
 NODE_TYPES: tuple[str, ...] = AUX_TYPES + PROCESSOR_TYPES
-DRY_WET = "dry_wet_logit"
-"""Key of the per-node dry/wet logit in each processor type's parameter dict."""
-DRY_WET_INIT = 3.0
-"""Initial dry/wet logit (weight 0.95: almost fully wet, still trainable both ways)."""
 DEFAULT_CHAIN = "ecnsgdr"
 """The seed console's per-track chain: eq, compressor, noisegate, imager, gain/pan, delay, reverb."""
 
@@ -266,7 +264,7 @@ def graph_to_dict(graph: MixingGraph, params: Params, processors: dict[str, Proc
         if t in PROCESSOR_TYPES:
             r = ranks[i]
             node["active"] = bool(graph.mask[i] > 0)
-            node["dry_wet"] = float(torch.sigmoid(params[t][DRY_WET][r].detach()))
+            node["dry_wet"] = float(dry_wet_weight(params[t][DRY_WET][r].detach()))
             node["parameters"] = {k: _tolist(v[r]) for k, v in physical[t].items()}
         nodes.append(node)
     sample_rate = next(iter(processors.values())).sample_rate

@@ -26,10 +26,8 @@ import torch
 from torch import Tensor
 
 from mixrep.console import functional as Fn
-from mixrep.console.graph import (
-    DRY_WET, INPUT, MIX, OUTPUT, PROCESSOR_TYPES, MixingGraph, Params,
-)
-from mixrep.console.processors import Processor
+from mixrep.console.graph import INPUT, MIX, OUTPUT, PROCESSOR_TYPES, MixingGraph, Params
+from mixrep.console.processors import DRY_WET, Processor, dry_wet_weight
 
 SCHEDULE_PRIORITY: tuple[str, ...] = PROCESSOR_TYPES + (MIX,)
 
@@ -181,14 +179,19 @@ def _process(node_type: str, x: Tensor, params: Params, rows, mask: Tensor,
     type_params = params[node_type]
     raw = {k: pick(v) for k, v in type_params.items() if k != DRY_WET}
     processor = processors[node_type]
-    wet = processor(x, **raw)
-    weight = torch.sigmoid(pick(type_params[DRY_WET])) * mask
+    weight = dry_wet_weight(pick(type_params[DRY_WET])) * mask
+    y = processor(x, weight=weight, **raw)
     term = x.new_zeros(())
     if gain_staging and processor.regularise_gain_staging:
-        log_out = 0.5 * torch.log((Fn.mid(wet) ** 2).sum((-1, -2)) + Fn.LOG_EPS)
+        # seed eq. 5 on the wet signal f(u) = (y - (1 - w) u) / w (the processors fold the dry/wet
+        # mix into their FIRs, so the wet signal itself is never materialised)
+        active = weight > 0
+        safe = torch.where(active, weight, torch.ones_like(weight))
+        wet_mid = Fn.mid(y) - (1.0 - weight)[:, None, None] * Fn.mid(x)
+        log_out = 0.5 * torch.log((wet_mid**2).sum((-1, -2)) + Fn.LOG_EPS) - torch.log(safe)
         log_in = 0.5 * torch.log((Fn.mid(x) ** 2).sum((-1, -2)) + Fn.LOG_EPS)
-        term = ((log_out - log_in).abs() * mask).sum()
-    return Fn.dry_wet(x, wet, weight), term
+        term = torch.where(active, (log_out - log_in).abs(), torch.zeros_like(log_out)).sum()
+    return y, term
 
 
 def render_one_by_one(graph: MixingGraph, sources: Tensor, params: Params,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mixrep.console.graph import DRY_WET, PROCESSOR_TYPES, MixingGraph
+from mixrep.console.graph import PROCESSOR_TYPES, MixingGraph
+from mixrep.console.processors import DRY_WET
 from mixrep.console.processors import make_processors
 
 TEST_RATE = 8000
 SMALL = dict(reverb={"ir_seconds": 0.25}, delay={"taps": 4, "slot_ms": 50.0},
-             compressor={"envelope_seconds": 0.1}, noisegate={"envelope_seconds": 0.1})
+             compressor={"max_time_constant_ms": 30.0}, noisegate={"max_time_constant_ms": 30.0})
 
 
 @pytest.fixture(scope="session")
