@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from mixrep.console.graph import (
     DEFAULT_CHAIN, OUTPUT, PROCESSOR_TYPES, MixingGraph, Params, build_console, draw_graph,
-    graph_to_dict, load_graph_json, save_graph_json,
+    graph_to_dict, load_graph_json, remove_processors, save_graph_json,
 )
 from mixrep.console.processors import DRY_WET, ParamSpec, Processor, make_processors
 from mixrep.console.render import BatchedRenderer, RenderResult, dependency_span, render_one_by_one
@@ -170,6 +170,14 @@ class MixingConsole(nn.Module):
         """Bypass processors where ``mask`` is 0 (pruning); ``(V,)``."""
         self.graph = self.graph.with_mask(mask)
         self._renderer = None
+
+    def pruned(self, remove) -> "MixingConsole":
+        """A new console without the processor nodes ``remove`` (ids or a ``(V,)`` bool tensor),
+        edges re-routed around them and their parameters dropped (see
+        :func:`~mixrep.console.graph.remove_processors`); renders what this console renders with
+        those nodes' masks at 0, with fewer nodes."""
+        graph, params = remove_processors(self.graph, self.parameter_dict(), remove)
+        return MixingConsole(graph, dict(self.processors), params, self.schedule)
 
     def renderer(self) -> BatchedRenderer:
         if self._renderer is None or self._renderer.graph is not self.graph:

@@ -367,14 +367,77 @@ def noise_gate_gain(level: Tensor, threshold: Tensor, slope: Tensor, knee: Tenso
     return -slope * quadratic_knee(threshold - level, knee)
 
 
-def _dynamics(x: Tensor, z_alpha, log_threshold, slope, log_knee, block: int, curve,
+class _DynamicsGain(torch.autograd.Function):
+    """Fused gain computer of the compressor and the gate: energy -> smoothed log level -> knee
+    curve -> amplitude gain -> dry/wet blend, with an analytic backward.
+
+    Autograd through the same steps keeps a dozen full-length intermediates per node; here the
+    forward runs in place and saves only the energy and its smoothed envelope, and the backward
+    recomputes the elementwise steps and runs the smoother's adjoint (the same recursion in
+    reverse time) once: with ``v = H^T dL/ds``, ``dL/de = v`` and
+    ``dL/dalpha = sum_n v[n] (s[n-1] - e[n]) / (1 - alpha)``.
+    """
+
+    @staticmethod
+    def _curve(smoothed: Tensor, threshold: Tensor, knee: Tensor, expander: bool):
+        excess = torch.clamp(smoothed, min=LOG_EPS).log_().sub_(threshold)
+        if expander:
+            excess.neg_()
+        inside = torch.minimum((excess + knee).clamp_(min=0.0), 2.0 * knee)
+        knee_term = excess.sub_(knee).clamp_(min=0.0)  # relu(excess - W), reusing the buffer
+        return inside, knee_term
+
+    @staticmethod
+    def forward(ctx, energy, alpha, threshold, slope, knee, weight, block, expander):  # type: ignore[override]
+        smoothed = one_pole_smooth(energy, alpha, block)
+        inside, knee_term = _DynamicsGain._curve(smoothed, threshold, knee, expander)
+        q = inside.square_().div_(4.0 * knee).add_(knee_term)
+        gain = q.mul_(-0.5 * slope).exp_()
+        if weight is not None:
+            gain.sub_(1.0).mul_(weight[:, None, None]).add_(1.0)
+        ctx.save_for_backward(energy, smoothed, alpha, threshold, slope, knee, weight)
+        ctx.block, ctx.expander = block, expander
+        return gain
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        energy, smoothed, alpha, threshold, slope, knee, weight = ctx.saved_tensors
+        inside, knee_term = _DynamicsGain._curve(smoothed, threshold, knee, ctx.expander)
+        u = inside / (2.0 * knee)  # d knee(excess) / d excess
+        q = inside.square_().div_(4.0 * knee).add_(knee_term)
+        curve = torch.exp(-0.5 * slope * q)  # G
+        grad_weight = None
+        if weight is not None:
+            grad_weight = (grad * (curve - 1.0)).sum((-1, -2))
+            grad = grad * weight[:, None, None]
+        grad_exponent = grad.mul(curve)  # dL/d(-0.5 slope q)
+        grad_slope = (grad_exponent * q).sum(-1, keepdim=True).mul_(-0.5)
+        grad_q = grad_exponent.mul_(-0.5 * slope)
+        grad_knee = (grad_q * u * (1.0 - u)).sum(-1, keepdim=True)
+        grad_excess = grad_q.mul_(u)
+        grad_threshold = grad_excess.sum(-1, keepdim=True)
+        if not ctx.expander:
+            grad_threshold = grad_threshold.neg_()
+        else:
+            grad_excess = grad_excess.neg_()  # excess = T - level
+        grad_smoothed = torch.where(smoothed > LOG_EPS, grad_excess / smoothed.clamp(min=LOG_EPS),
+                                    torch.zeros_like(smoothed))
+        adjoint = one_pole_smooth(grad_smoothed.flip(-1), alpha, ctx.block).flip(-1)
+        previous = F.pad(smoothed[..., :-1], (1, 0))
+        grad_alpha = (adjoint * (previous - energy)).sum((-1, -2)) / (1.0 - alpha)
+        return adjoint, grad_alpha, grad_threshold, grad_slope, grad_knee, grad_weight, None, None
+
+
+def _dynamics(x: Tensor, z_alpha, log_threshold, slope, log_knee, block: int, expander: bool,
               weight: Tensor | None) -> Tensor:
-    level = log_energy_envelope(x, torch.sigmoid(z_alpha[:, 0]), block)
-    knee = torch.exp(log_knee)[:, :, None]
     # Deviation from seed eq. 22 (exp(G_y - G_u)): the curve lives in log *energy*, so the
     # amplitude gain is its square root; the steady-state output level then follows the curve.
-    gain = torch.exp(0.5 * curve(level, log_threshold[:, :, None], slope[:, :, None], knee))
-    return x * _blend_gain(gain, weight)
+    # Same values as exp(0.5 * compressor_gain(log_energy_envelope(x), ...)), fused.
+    gain = _DynamicsGain.apply(mid(x) ** 2, torch.sigmoid(z_alpha[:, 0]), log_threshold[:, :, None],
+                               slope[:, :, None], torch.exp(log_knee)[:, :, None],
+                               None if weight is None else weight.to(x.dtype), block, expander)
+    return x * gain
 
 
 def compressor(
@@ -394,7 +457,7 @@ def compressor(
     Shape:
         x: ``(nodes, 2, samples)`` -> same.
     """
-    return _dynamics(x, z_alpha, log_threshold, slope, log_knee, block, compressor_gain, weight)
+    return _dynamics(x, z_alpha, log_threshold, slope, log_knee, block, False, weight)
 
 
 def noise_gate(
@@ -408,7 +471,7 @@ def noise_gate(
     Shape:
         x: ``(nodes, 2, samples)`` -> same; other parameters as :func:`compressor`.
     """
-    return _dynamics(x, z_alpha, log_threshold, slope, log_knee, block, noise_gate_gain, weight)
+    return _dynamics(x, z_alpha, log_threshold, slope, log_knee, block, True, weight)
 
 
 def time_constant_to_z_alpha(time_constant_ms: Tensor | float, sample_rate: int) -> Tensor:
@@ -499,9 +562,54 @@ def delay_samples(z_delay: Tensor, slot_samples: int) -> Tensor:
     return torch.remainder(-angle, 2.0 * math.pi) * (slot_samples / (2.0 * math.pi))
 
 
+class _StraightThroughDelay(torch.autograd.Function):
+    """Identity on the hard kernel; the gradient w.r.t. the (squashed) surrogate ``z`` is that of
+    the same kernel built from damped sinusoids (seed eqs. 25-26, straight-through).
+
+    Tap ``m``'s surrogate is ``s_m = c_m * irfft(z_m^k, S)`` placed at ``m S`` (``c_m`` its tap
+    FIR), so with ``g_m`` the kernel gradient over that span and ``r_m = g_m (x) c_m`` their
+    correlation (lags ``0 .. S-1``), ``dL/dz_m = sum_k (w_k / S) k z_m^(k-1) conj(rfft(r_m)_k)``
+    (``w_k`` the real-FFT weights). Computed in closed form on the taps' spectra: the surrogate
+    kernel itself is never built.
+    """
+
+    @staticmethod
+    def forward(ctx, kernel: Tensor, z: Tensor, tap_fir: Tensor, slot_samples: int) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(z, tap_fir)
+        ctx.slot_samples = slot_samples
+        return kernel.view_as(kernel)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        z, tap_fir = ctx.saved_tensors
+        slots, fir_taps = ctx.slot_samples, tap_fir.shape[-1]
+        nodes, channels, n_taps, _ = z.shape
+        span = slots + fir_taps - 1
+        # g_m: the kernel gradient over tap m's span [m S, m S + S + 2B - 2)
+        padded = F.pad(grad, (0, (n_taps + 1) * slots - grad.shape[-1]))
+        blocks = padded.reshape(nodes, channels, n_taps + 1, slots)
+        g = torch.cat([blocks[:, :, :-1], blocks[:, :, 1:, : span - slots]], -1)
+        n_fft = fast_fft_length(span)
+        r = torch.fft.irfft(torch.fft.rfft(g, n=n_fft) * torch.fft.rfft(tap_fir, n=n_fft).conj(),
+                            n=n_fft)[..., :slots]
+        q = torch.fft.rfft(r, n=slots).conj()  # (nodes, 2, M, S // 2 + 1)
+        k = torch.arange(q.shape[-1], dtype=z.dtype, device=z.device)
+        weights = torch.full_like(k, 2.0)
+        weights[0] = 1.0
+        if slots % 2 == 0:
+            weights[-1] = 1.0
+        radius = torch.sqrt((z**2).sum(-1) + 1e-30)[..., None]
+        angle = torch.atan2(z[..., 1], z[..., 0])[..., None]
+        power = torch.polar(radius ** (k - 1.0).clamp(min=0.0), (k - 1.0) * angle)  # z^(k-1)
+        total = ((weights * k / slots) * power * q).sum(-1)
+        return None if not ctx.needs_input_grad[0] else grad, torch.stack(
+            [total.real, -total.imag], -1), None, None
+
+
 def multitap_delay_fir(
     z_delay: Tensor, log_magnitude: Tensor, slot_samples: int, gamma: float = 0.01,
-    surrogate_gradient: bool = True,
+    surrogate_gradient: bool = True, weight: Tensor | None = None,
 ) -> Tensor:
     """Multitap delay FIR per channel (seed eqs. 24-26), zero lag at index ``B - 1``.
 
@@ -509,12 +617,14 @@ def multitap_delay_fir(
     zero-phase FIR (``2B - 1`` taps from ``B`` log-magnitudes). The delay ``d_m`` gets its gradient
     from the surrogate damped sinusoid ``irfft(z^k)`` (``z`` squashed into the unit disk) by the
     straight-through trick, and with ``surrogate_gradient`` that gradient is normalised and
-    regularised towards ``|z| = 1`` (strength ``gamma``) as in eq. 26.
+    regularised towards ``|z| = 1`` (strength ``gamma``) as in eq. 26. With a dry/wet ``weight``
+    the taps are scaled by it and the dry impulse ``1 - weight`` sits at the zero lag.
 
     Args:
         z_delay: ``(nodes, 2, M, 2)`` raw real/imaginary parts per channel and tap.
         log_magnitude: ``(nodes, 2, M, B)`` per-tap EQ log-magnitudes.
         slot_samples: ``S``, samples per tap slot.
+        weight: ``(nodes,)`` dry/wet or ``None`` (echoes only).
 
     Shape:
         ``(nodes, 2, M * S + 2B - 2)``.
@@ -527,31 +637,20 @@ def multitap_delay_fir(
     hard_index = torch.round(delay_samples(z_delay.detach(), slot_samples)).long() % slot_samples
     slot_start = torch.arange(n_taps, device=z_delay.device) * slot_samples
     positions = (slot_start + hard_index)[..., None] + torch.arange(fir_taps, device=z_delay.device)
-    kernel = tap_fir.new_zeros(nodes, channels, total).scatter_add(
-        -1, positions.reshape(nodes, channels, -1), tap_fir.reshape(nodes, channels, -1)
-    )
+    values = tap_fir.reshape(nodes, channels, -1)
+    positions = positions.reshape(nodes, channels, -1)
+    if weight is not None:
+        w = weight.to(tap_fir.dtype)[:, None, None]
+        center = torch.full((nodes, channels, 1), (fir_taps - 1) // 2, device=z_delay.device)
+        values = torch.cat([w * values, (1.0 - w).expand(nodes, channels, 1)], -1)
+        positions = torch.cat([positions, center], -1)
+    kernel = tap_fir.new_zeros(nodes, channels, total).scatter_add(-1, positions, values)
     if not (z_delay.requires_grad and torch.is_grad_enabled()):
         return kernel
-    # Straight-through: the same kernel built from surrogate damped sinusoids (tap FIRs detached,
-    # they already get their exact gradient above) contributes only its gradient w.r.t. z.
     if surrogate_gradient:
         z_delay = _SurrogateGradient.apply(z_delay, gamma)
-    z_delay = squash_radius(z_delay)
-    k = torch.arange(slot_samples // 2 + 1, dtype=z_delay.dtype, device=z_delay.device)
-    radius = torch.sqrt((z_delay**2).sum(-1) + 1e-30)[..., None]
-    angle = torch.atan2(z_delay[..., 1], z_delay[..., 0])[..., None]
-    soft = torch.fft.irfft(torch.polar(radius**k, k * angle), n=slot_samples)  # (nodes, 2, M, S)
-    n_fft = fast_fft_length(slot_samples + fir_taps - 1)
-    slots = torch.fft.irfft(
-        torch.fft.rfft(soft, n=n_fft) * torch.fft.rfft(tap_fir.detach(), n=n_fft), n=n_fft
-    )[..., : slot_samples + fir_taps - 1]
-    # Overlap-add the slots (stride S, length S + 2B - 2) into one kernel.
-    heads = slots[..., :slot_samples].reshape(nodes, channels, n_taps * slot_samples)
-    tails = F.pad(slots[..., slot_samples:], (0, 2 * slot_samples - slots.shape[-1]))
-    tails = tails.reshape(nodes, channels, n_taps * slot_samples)
-    surrogate = (F.pad(heads, (0, slot_samples))[..., :total]
-                 + F.pad(tails, (slot_samples, 0))[..., :total])
-    return kernel + (surrogate - surrogate.detach())
+    scaled_fir = tap_fir.detach() if weight is None else tap_fir.detach() * weight.detach()[:, None, None, None]
+    return _StraightThroughDelay.apply(kernel, squash_radius(z_delay), scaled_fir, slot_samples)
 
 
 def multitap_delay(
@@ -563,9 +662,8 @@ def multitap_delay(
     Shape:
         x: ``(nodes, 2, samples)`` -> same.
     """
-    center = log_magnitude.shape[-1] - 1
-    fir = multitap_delay_fir(z_delay, log_magnitude, slot_samples, gamma, surrogate_gradient)
-    return fft_convolve(x, with_dry(fir, weight, center), center=center)
+    fir = multitap_delay_fir(z_delay, log_magnitude, slot_samples, gamma, surrogate_gradient, weight)
+    return fft_convolve(x, fir, center=log_magnitude.shape[-1] - 1)
 
 
 def delay_physical(z_delay: Tensor, log_magnitude: Tensor, slot_samples: int, sample_rate: int):
@@ -622,13 +720,55 @@ def filtered_noise_reverb_ir(
     m = torch.arange(frames, dtype=init_log_magnitude.dtype, device=init_log_magnitude.device)
     log_mask = init_log_magnitude[..., None] + reverb_decay(delta_log_magnitude)[..., None] * m
     shaped = noise_stft * torch.exp(log_mask)  # (nodes, 2, bins, frames)
-    nodes = shaped.shape[0]
-    window = torch.hann_window(n_fft, dtype=init_log_magnitude.dtype, device=shaped.device)
-    ir = torch.istft(
-        shaped.reshape(nodes * 2, *shaped.shape[-2:]), n_fft, hop_length, window=window,
-        length=ir_samples,
-    ).reshape(nodes, 2, ir_samples)
-    return torch.stack([ir[:, 0] + ir[:, 1], ir[:, 0] - ir[:, 1]], dim=1)
+    ir = inverse_stft(shaped, n_fft, hop_length, ir_samples)
+    return torch.cat([ir[:, 0:1] + ir[:, 1:2], ir[:, 0:1] - ir[:, 1:2]], dim=1)
+
+
+@lru_cache(maxsize=16)
+def _istft_envelope(n_fft: int, hop_length: int, frames: int, dtype: torch.dtype) -> Tensor:
+    """Sum of the squared Hann windows of ``frames`` frames overlap-added (torch.istft's norm)."""
+    window = torch.hann_window(n_fft, dtype=dtype)
+    envelope = torch.zeros(n_fft + hop_length * (frames - 1), dtype=dtype)
+    for f in range(frames):
+        envelope[f * hop_length : f * hop_length + n_fft] += window**2
+    return envelope
+
+
+def inverse_stft(spectra: Tensor, n_fft: int, hop_length: int, length: int) -> Tensor:
+    """``torch.istft`` (Hann window, centred frames) for a hop that divides ``n_fft``, with the
+    overlap-add done by ``n_fft / hop`` shifted additions instead of a scatter.
+
+    Shape:
+        spectra: ``(..., n_fft // 2 + 1, frames)`` complex -> ``(..., length)``.
+    """
+    if n_fft % hop_length:
+        lead = spectra.shape[:-2]
+        window = torch.hann_window(n_fft, dtype=spectra.real.dtype, device=spectra.device)
+        flat = spectra.reshape(-1, *spectra.shape[-2:])
+        return torch.istft(flat, n_fft, hop_length, window=window, length=length).reshape(*lead, length)
+    frames = spectra.shape[-1]
+    real_dtype = spectra.real.dtype
+    window = _hann_periodic(n_fft, real_dtype, spectra.device)
+    segments = torch.fft.irfft(spectra.transpose(-1, -2), n=n_fft) * window  # (..., frames, n_fft)
+    overlap = n_fft // hop_length
+    total = hop_length * (frames + overlap - 1)
+    out = None
+    for j in range(overlap):
+        part = segments[..., j * hop_length : (j + 1) * hop_length].reshape(*segments.shape[:-2], -1)
+        part = F.pad(part, (j * hop_length, total - j * hop_length - part.shape[-1]))
+        out = part if out is None else out + part
+    envelope = _istft_envelope(n_fft, hop_length, frames, real_dtype).to(spectra.device)
+    start = n_fft // 2
+    return out[..., start : start + length] / envelope[start : start + length].clamp(min=1e-11)
+
+
+@lru_cache(maxsize=16)
+def _hann_periodic_cpu(length: int, dtype: torch.dtype) -> Tensor:
+    return torch.hann_window(length, dtype=dtype)
+
+
+def _hann_periodic(length: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    return _hann_periodic_cpu(length, dtype).to(device)
 
 
 def reverb(

@@ -94,8 +94,17 @@ class RenderResult:
 class BatchedRenderer:
     """Algorithm 2 of the seed with a precomputed plan (preprocessing on CPU, done once per graph)."""
 
-    def __init__(self, graph: MixingGraph, method: str = "chain") -> None:
+    def __init__(self, graph: MixingGraph, method: str = "chain",
+                 max_nodes_per_call: int | None = None) -> None:
+        """Args:
+            graph: the graph to render.
+            method: ``"chain"`` or ``"greedy"`` schedule.
+            max_nodes_per_call: split a partition into processor calls of at most this many
+                nodes; ``None``: :func:`nodes_per_call` (cache-sized chunks on the CPU, the whole
+                partition on accelerators).
+        """
         self.graph = graph
+        self.max_nodes_per_call = max_nodes_per_call
         self.partitions = schedule(graph, method)
         where: dict[int, tuple[int, int]] = {}
         for p, (_, nodes) in enumerate(self.partitions):
@@ -155,9 +164,10 @@ class BatchedRenderer:
             if step.node_type in (MIX, OUTPUT):
                 outputs.append(x)
                 continue
-            y, term = _process(step.node_type, x, params, step.param_rows,
-                               mask.index_select(0, step.nodes.to(sources.device)),
-                               processors, gain_staging)
+            y, term = _process_chunked(step.node_type, x, params, step.param_rows,
+                                       mask.index_select(0, step.nodes.to(sources.device)),
+                                       processors, gain_staging,
+                                       self.max_nodes_per_call or nodes_per_call(x))
             staging = staging + term
             outputs.append(y)
         node_outputs = None
@@ -166,6 +176,39 @@ class BatchedRenderer:
             stacked = torch.cat(outputs)
             node_outputs = torch.empty_like(stacked).index_copy(0, order, stacked)
         return RenderResult(outputs[-1], staging, node_outputs)
+
+
+CPU_CALL_BYTES = 6 * 2**20
+"""Largest node signal batch one processor call handles on the CPU. A partition of 64 tracks at
+44.1 kHz holds 86 MB per signal: processed at once, every elementwise pass and FFT runs at DRAM
+speed and the batched render is slower than one node at a time; in chunks of this size (4 nodes
+of 3.8 s stereo) it is about twice as fast as either (``benchmarks/console.py``)."""
+
+
+def nodes_per_call(x: Tensor) -> int | None:
+    """Nodes per processor call for the signals ``x`` ``(nodes, 2, samples)``: as many as fit in
+    :data:`CPU_CALL_BYTES` on the CPU; all (``None``) on accelerators, where launches dominate."""
+    if x.device.type != "cpu":
+        return None
+    return max(1, CPU_CALL_BYTES // max(1, x[0].numel() * x.element_size()))
+
+
+def _process_chunked(node_type: str, x: Tensor, params: Params, rows, mask: Tensor,
+                     processors: dict[str, Processor], gain_staging: bool,
+                     max_nodes: int | None) -> tuple[Tensor, Tensor]:
+    """:func:`_process` on at most ``max_nodes`` nodes at a time (all at once when ``None``)."""
+    n = x.shape[0]
+    if max_nodes is None or n <= max_nodes:
+        return _process(node_type, x, params, rows, mask, processors, gain_staging)
+    if isinstance(rows, slice):
+        rows = torch.arange(rows.start, rows.stop)
+    pieces, total = [], x.new_zeros(())
+    for a in range(0, n, max_nodes):
+        b = min(n, a + max_nodes)
+        y, term = _process(node_type, x[a:b], params, rows[a:b], mask[a:b], processors, gain_staging)
+        pieces.append(y)
+        total = total + term
+    return torch.cat(pieces), total
 
 
 def _process(node_type: str, x: Tensor, params: Params, rows, mask: Tensor,

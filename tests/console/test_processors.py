@@ -357,3 +357,29 @@ def test_dry_wet_folded_into_the_processor_equals_the_blend(name, small_processo
     folded = processor(x, weight=weight, **params)
     blended = Fn.dry_wet(x, processor(x, **params), weight)
     assert torch.allclose(folded, blended, atol=1e-5)
+
+
+@pytest.mark.parametrize("expander", [False, True])
+def test_fused_dynamics_equal_the_reference_curves(expander):
+    """The fused gain computer (analytic backward) equals the composition of the documented
+    pieces (envelope, knee curve, square-root gain, dry/wet) in value and gradient."""
+    gen = torch.Generator().manual_seed(7)
+    x = (torch.randn(3, 2, 700, generator=gen, dtype=torch.float64) * torch.logspace(-4, 0, 700,
+         dtype=torch.float64)).requires_grad_()
+    raw = [torch.tensor(v, dtype=torch.float64).reshape(3, 1).requires_grad_() for v in
+           ([2.0, 3.0, 4.5], [-9.0, -6.0, -12.0], [0.4, 0.8, 2.0], [-0.5, 0.3, -1.0])]
+    weight = torch.tensor([0.2, 0.7, 1.0], dtype=torch.float64, requires_grad=True)
+    function = Fn.noise_gate if expander else Fn.compressor
+    fused = function(x, *raw, 16, weight)
+    curve = Fn.noise_gate_gain if expander else Fn.compressor_gain
+    level = Fn.log_energy_envelope(x, torch.sigmoid(raw[0][:, 0]), 16)
+    gain = torch.exp(0.5 * curve(level, raw[1][:, :, None], raw[2][:, :, None],
+                                 torch.exp(raw[3])[:, :, None]))
+    reference = Fn.dry_wet(x, x * gain, weight)
+    assert torch.allclose(fused, reference, rtol=1e-10, atol=1e-12)
+    probe = torch.randn(fused.shape, generator=gen, dtype=torch.float64)
+    inputs = [x, *raw, weight]
+    got = torch.autograd.grad((fused * probe).sum(), inputs)
+    want = torch.autograd.grad((reference * probe).sum(), inputs)
+    for g, w in zip(got, want):
+        assert torch.allclose(g, w, rtol=1e-7, atol=1e-10)
