@@ -43,12 +43,11 @@ ROWS: dict[str, dict] = {
     "warmup": dict(config={"learning_rate_scale": {}, "warmup_steps": 200}, steps=1000),
     "lr-scale": dict(config={"learning_rate_scale": {"gain_pan": 3.0, "dry_wet": 3.0},
                              "warmup_steps": 0}, steps=1000),
-    "default": dict(config={}, steps=1000),
     "default-2000": dict(config={}, steps=2000),
     "default-8-tracks": dict(config={}, steps=1500, tracks=8),
 }
-"""Rows of the table: ``default`` is :class:`FitConfig`'s defaults (what ``mixrep console fit``
-uses)."""
+"""Rows of the table: ``default-*`` use :class:`FitConfig`'s defaults (what ``mixrep console fit``
+uses: the ``lr-scale`` row's multipliers, no warm-up)."""
 
 
 def run(row: str, seed: int, sample_rate: int, seconds: float) -> dict:
@@ -83,9 +82,9 @@ def _mean_std(values: list[float]) -> str:
 
 def aggregate(out: Path) -> None:
     runs = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
-    print("| row | tracks | steps | seeds | loss ratio | gain error dB (mean) | gain error dB "
-          "(worst track) | pan error (mean) | pan error (worst) | s/step |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| row | tracks | steps | seeds | final loss | loss ratio | gain error dB (mean) | "
+          "gain error dB (worst track) | pan error (mean) | pan error (worst) | s/step |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in ROWS:
         rs = [r for r in runs if r["row"] == row]
         if not rs:
@@ -93,6 +92,7 @@ def aggregate(out: Path) -> None:
         gain_mean = [sum(r["gain_error_db"]) / len(r["gain_error_db"]) for r in rs]
         pan_mean = [sum(r["pan_error"]) / len(r["pan_error"]) for r in rs]
         print(f"| {row} | {rs[0]['tracks']} | {rs[0]['steps']} | {len(rs)} | "
+              f"{_mean_std([r['final_loss'] for r in rs])} | "
               f"{_mean_std([r['loss_ratio'] for r in rs])} | {_mean_std(gain_mean)} | "
               f"{max(max(r['gain_error_db']) for r in rs):.2f} | {_mean_std(pan_mean)} | "
               f"{max(max(r['pan_error']) for r in rs):.3f} | "

@@ -20,7 +20,6 @@ step, so the console keeps the last finite parameters.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -38,8 +37,10 @@ from mixrep.errors import MixrepError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_LEARNING_RATE_SCALE: dict[str, float] = {}
-"""Per-type learning-rate multipliers of :class:`FitConfig` (see the README's ablation)."""
+DEFAULT_LEARNING_RATE_SCALE: dict[str, float] = {"gain_pan": 3.0, "dry_wet": 3.0}
+"""Per-type learning-rate multipliers of :class:`FitConfig`: the faders and every dry/wet weight
+move three times faster than the effects' own parameters (the README's ablation: lower loss and
+gain error than one rate for all, on every seed; a gain-only warm-up was worse)."""
 
 
 class NonFiniteFitError(MixrepError):

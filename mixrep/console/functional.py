@@ -244,9 +244,9 @@ def stereo_imager(x: Tensor, log_width: Tensor, weight: Tensor | None = None) ->
         x: ``(nodes, 2, samples)``; log_width: ``(nodes, 1)``.
     """
     width = _blend_gain(torch.exp(log_width), weight)[..., None]  # (nodes, 1, 1)
-    mid_signal = 0.5 * (x[:, 0:1] + x[:, 1:2])
-    side = (0.5 * width) * (x[:, 0:1] - x[:, 1:2])
-    return torch.cat([mid_signal + side, mid_signal - side], dim=1)
+    same, cross = 0.5 * (1.0 + width), 0.5 * (1.0 - width)
+    matrix = torch.cat([torch.cat([same, cross], -1), torch.cat([cross, same], -1)], -2)
+    return torch.bmm(matrix.to(x.dtype), x)  # (nodes, 2, 2) @ (nodes, 2, samples)
 
 
 def stereo_imager_physical(log_width: Tensor) -> dict[str, Tensor]:
@@ -310,14 +310,22 @@ def one_pole_smooth(x: Tensor, alpha: Tensor, block: int) -> Tensor:
     nodes, channels, length = x.shape
     blocks = -(-length // block)
     padded = F.pad(x, (0, blocks * block - length)).reshape(nodes, channels, blocks, block)
+    if padded.data_ptr() == x.data_ptr():  # no padding needed: never write into the input
+        padded = padded.clone()
     log_alpha = torch.log(alpha).reshape(nodes, 1, 1, 1)
     k = torch.arange(block, dtype=x.dtype, device=x.device)
-    within = torch.cumsum(padded * torch.exp(-k * log_alpha), -1) * (
-        (1.0 - alpha).reshape(nodes, 1, 1, 1) * torch.exp(k * log_alpha)
-    )
+    up, down = torch.exp(-k * log_alpha), (1.0 - alpha).reshape(nodes, 1, 1, 1) * torch.exp(k * log_alpha)
+    step = torch.exp((k + 1.0) * log_alpha)
+    if torch.is_grad_enabled() and (x.requires_grad or alpha.requires_grad):
+        within = torch.cumsum(padded * up, -1) * down
+    else:  # no graph to keep: the same steps in place, on the padded copy
+        within = padded.mul_(up).cumsum_(-1).mul_(down)
     carried = _scan_decay(within[..., -1], torch.exp(block * log_alpha[..., 0]))  # (n, c, blocks)
     previous = F.pad(carried[..., :-1], (1, 0))[..., None]
-    smoothed = within + previous * torch.exp((k + 1.0) * log_alpha)
+    if torch.is_grad_enabled() and (x.requires_grad or alpha.requires_grad):
+        smoothed = within + previous * step
+    else:
+        smoothed = within.addcmul_(previous, step)
     return smoothed.reshape(nodes, channels, blocks * block)[..., :length]
 
 
@@ -383,7 +391,8 @@ class _DynamicsGain(torch.autograd.Function):
         excess = torch.clamp(smoothed, min=LOG_EPS).log_().sub_(threshold)
         if expander:
             excess.neg_()
-        inside = torch.minimum((excess + knee).clamp_(min=0.0), 2.0 * knee)
+        inside = (excess + knee).clamp_(min=0.0)
+        inside = torch.minimum(inside, 2.0 * knee, out=inside)
         knee_term = excess.sub_(knee).clamp_(min=0.0)  # relu(excess - W), reusing the buffer
         return inside, knee_term
 
@@ -393,8 +402,9 @@ class _DynamicsGain(torch.autograd.Function):
         inside, knee_term = _DynamicsGain._curve(smoothed, threshold, knee, expander)
         q = inside.square_().div_(4.0 * knee).add_(knee_term)
         gain = q.mul_(-0.5 * slope).exp_()
-        if weight is not None:
-            gain.sub_(1.0).mul_(weight[:, None, None]).add_(1.0)
+        if weight is not None:  # w G + (1 - w)
+            w = weight[:, None, None]
+            gain.mul_(w).add_(1.0 - w)
         ctx.save_for_backward(energy, smoothed, alpha, threshold, slope, knee, weight)
         ctx.block, ctx.expander = block, expander
         return gain
@@ -700,7 +710,7 @@ def reverb_decay(delta_log_magnitude: Tensor) -> Tensor:
 
 
 def filtered_noise_reverb_ir(
-    noise_stft: Tensor, init_log_magnitude: Tensor, delta_log_magnitude: Tensor,
+    noise_frames: Tensor, init_log_magnitude: Tensor, delta_log_magnitude: Tensor,
     n_fft: int, hop_length: int, ir_samples: int,
 ) -> Tensor:
     """Stereo impulse response from mid/side noise shaped by a decaying STFT mask (eqs. 14-15).
@@ -710,17 +720,19 @@ def filtered_noise_reverb_ir(
     ``r = m - s``.
 
     Args:
-        noise_stft: fixed mid/side noise STFT, ``(2, n_fft // 2 + 1, frames)`` complex.
+        noise_frames: fixed mid/side noise STFT, frames first: ``(2, frames, n_fft // 2 + 1)``
+            complex (``torch.stft(...).transpose(-1, -2)``).
         init_log_magnitude, delta_log_magnitude: ``(nodes, 2, n_fft // 2 + 1)``.
 
     Shape:
         ``(nodes, 2, ir_samples)``.
     """
-    frames = noise_stft.shape[-1]
+    frames = noise_frames.shape[-2]
     m = torch.arange(frames, dtype=init_log_magnitude.dtype, device=init_log_magnitude.device)
-    log_mask = init_log_magnitude[..., None] + reverb_decay(delta_log_magnitude)[..., None] * m
-    shaped = noise_stft * torch.exp(log_mask)  # (nodes, 2, bins, frames)
-    ir = inverse_stft(shaped, n_fft, hop_length, ir_samples)
+    log_mask = init_log_magnitude[..., None, :] + reverb_decay(delta_log_magnitude)[..., None, :] * m[:, None]
+    # complex noise times a real mask, as real pairs (no promotion of the mask to complex)
+    shaped = torch.view_as_complex(torch.view_as_real(noise_frames) * torch.exp(log_mask)[..., None])
+    ir = _inverse_stft_frames(shaped, n_fft, hop_length, ir_samples)
     return torch.cat([ir[:, 0:1] + ir[:, 1:2], ir[:, 0:1] - ir[:, 1:2]], dim=1)
 
 
@@ -746,10 +758,15 @@ def inverse_stft(spectra: Tensor, n_fft: int, hop_length: int, length: int) -> T
         window = torch.hann_window(n_fft, dtype=spectra.real.dtype, device=spectra.device)
         flat = spectra.reshape(-1, *spectra.shape[-2:])
         return torch.istft(flat, n_fft, hop_length, window=window, length=length).reshape(*lead, length)
-    frames = spectra.shape[-1]
+    return _inverse_stft_frames(spectra.transpose(-1, -2), n_fft, hop_length, length)
+
+
+def _inverse_stft_frames(spectra: Tensor, n_fft: int, hop_length: int, length: int) -> Tensor:
+    """:func:`inverse_stft` of frames-first spectra ``(..., frames, n_fft // 2 + 1)``."""
+    frames = spectra.shape[-2]
     real_dtype = spectra.real.dtype
     window = _hann_periodic(n_fft, real_dtype, spectra.device)
-    segments = torch.fft.irfft(spectra.transpose(-1, -2), n=n_fft) * window  # (..., frames, n_fft)
+    segments = torch.fft.irfft(spectra, n=n_fft) * window  # (..., frames, n_fft)
     overlap = n_fft // hop_length
     total = hop_length * (frames + overlap - 1)
     out = None
@@ -772,7 +789,7 @@ def _hann_periodic(length: int, dtype: torch.dtype, device: torch.device) -> Ten
 
 
 def reverb(
-    x: Tensor, noise_stft: Tensor, init_log_magnitude: Tensor, delta_log_magnitude: Tensor,
+    x: Tensor, noise_frames: Tensor, init_log_magnitude: Tensor, delta_log_magnitude: Tensor,
     n_fft: int, hop_length: int, ir_samples: int, weight: Tensor | None = None,
 ) -> Tensor:
     """Filtered-noise mid/side reverb, channel-wise convolution (seed appendix B.4).
@@ -781,7 +798,7 @@ def reverb(
         x: ``(nodes, 2, samples)`` -> same.
     """
     ir = filtered_noise_reverb_ir(
-        noise_stft, init_log_magnitude, delta_log_magnitude, n_fft, hop_length, ir_samples
+        noise_frames, init_log_magnitude, delta_log_magnitude, n_fft, hop_length, ir_samples
     )
     return fft_convolve(x, with_dry(ir, weight, 0))
 

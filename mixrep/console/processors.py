@@ -433,7 +433,7 @@ class Reverb(Processor):
         noise = 2.0 * torch.rand(2, self.ir_samples, generator=generator) - 1.0
         window = torch.hann_window(self.n_fft)
         stft = torch.stft(noise, self.n_fft, self.hop_length, window=window, return_complex=True)
-        self.register_buffer("noise_stft", stft, persistent=False)
+        self.register_buffer("noise_frames", stft.transpose(-1, -2).contiguous(), persistent=False)
 
     def _delta(self, rt60_seconds: float) -> float:
         return float(Fn.reverb_raw(torch.zeros(()), torch.tensor(rt60_seconds, dtype=torch.float64),
@@ -450,7 +450,7 @@ class Reverb(Processor):
         }
 
     def _noise(self, like: Tensor) -> Tensor:
-        return self.noise_stft.to(device=like.device, dtype=Fn._complex_of(like))
+        return self.noise_frames.to(device=like.device, dtype=Fn._complex_of(like))
 
     def process(self, x: Tensor, weight: Tensor | None, init_log_magnitude: Tensor,
                 delta_log_magnitude: Tensor) -> Tensor:

@@ -43,15 +43,26 @@ def _gain_only_mix(stems: torch.Tensor) -> torch.Tensor:
         return target.render(stems)
 
 
-def test_full_default_chain_stays_finite_over_a_long_fit():
-    """Before the bounds, the delay's |z| left the unit disk within ~50 steps here and the loss
-    became NaN; now every step, parameter and the final render stay finite."""
+@pytest.fixture
+def one_thread():
+    """Small tensors: intra-op threads only add synchronisation (and stall under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_full_default_chain_stays_finite_over_a_long_fit(one_thread):
+    """Before the bounds, the delay's |z| left the unit disk here and the loss was NaN from step
+    16 on (at the paper's lr 0.01: from step 215; on the issue's 44.1 kHz case: step 6); now every
+    step, parameter and the final render stay finite."""
     stems = _tracks()
     mix = _gain_only_mix(stems)
     console = MixingConsole.from_tracks(NAMES, GROUPS, sample_rate=RATE)  # e c n s g d r twice
-    config = FitConfig(steps=250, crop_seconds=1.0, warmup_seconds=0.25, progress=False)
+    config = FitConfig(steps=150, learning_rate=0.02, crop_seconds=1.0, warmup_seconds=0.25,
+                       progress=False)
     result = fit(console, stems, mix, config)
-    assert len(result.losses) == 250 and np.isfinite(result.losses).all()
+    assert len(result.losses) == 150 and np.isfinite(result.losses).all()
     assert np.mean(result.losses[-20:]) < np.mean(result.losses[:20])
     for t, params in console.params.items():
         for name, value in params.items():
