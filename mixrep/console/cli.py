@@ -16,6 +16,7 @@ from mixrep.console.cases import CASE_GROUPS, CASE_MIX, CASE_STEMS, make_case, w
 from mixrep.console.console import MixingConsole
 from mixrep.console.fit import FitConfig, check_finite_output, evaluate, fit, plot_spectrogram_error
 from mixrep.console.loss import MixLoss
+from mixrep.console.metrics import track_levels
 from mixrep.console.graph import DEFAULT_CHAIN
 from mixrep.constants import AUDIO_EXTENSIONS, SAMPLE_RATE
 from mixrep.errors import DatasetError
@@ -49,6 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(repeatable; replaces the defaults)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's; 1 is fastest on a loaded machine)")
+    p.add_argument("--true-parameters", type=Path, default=None,
+                   help="graph JSON of the console that made the mix (make-case's "
+                        "true_parameters.json): report per-track gain and pan errors")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run_fit)
 
@@ -107,6 +113,8 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.crop_seconds <= args.warmup_seconds:
         raise DatasetError(f"--crop-seconds {args.crop_seconds} must exceed --warmup-seconds {args.warmup_seconds}: "
                            "the loss is computed on the crop after the warm-up")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     names, stems_np = read_stems_folder(args.stems, args.sample_rate)
     mix_np = read_audio(args.mix, args.sample_rate)
     seconds = stems_np.shape[-1] / args.sample_rate, mix_np.shape[-1] / args.sample_rate
@@ -155,13 +163,37 @@ def run_fit(args: argparse.Namespace) -> int:
         final = float(MixLoss(args.sample_rate).to(device)(rendered, mix))
     plot_spectrogram_error(rendered, mix, args.out / "spectrogram_error.png", args.sample_rate,
                            title=f"audio loss {final:.3f}")
-    (args.out / "losses.json").write_text(json.dumps(
-        {"train": result.losses, "initial": initial, "final": final,
-         "seconds_per_step": result.seconds_per_step}))
+    report = {"train": result.losses, "initial": initial, "final": final,
+              "seconds_per_step": result.seconds_per_step}
+    if args.true_parameters is not None:
+        report.update(compare_with_truth(console, args.true_parameters, names, stems))
+    (args.out / "losses.json").write_text(json.dumps(report))
     print(f"audio loss {initial:.4f} -> {final:.4f} ({final / initial:.3f} of the initial) in "
           f"{len(result.losses)} steps; wrote {args.out}/mix.wav, parameters.json, "
-          "spectrogram_error.png, graph.png")
+          "spectrogram_error.png, graph.png, losses.json")
+    if args.true_parameters is not None:
+        print("track      gain error dB   pan error")
+        for name in names:
+            print(f"{name:10s} {report['gain_error_db'][name]:13.2f} {report['pan_error'][name]:11.3f}")
     return 0
+
+
+def compare_with_truth(console: MixingConsole, path: Path, names: list[str], stems: torch.Tensor) -> dict:
+    """Per-track gain and pan errors of ``console`` against the console stored at ``path``."""
+    try:
+        truth = MixingConsole.from_json(path).to(stems.device)
+    except (ValueError, KeyError) as e:
+        raise DatasetError(f"cannot load the true parameters {path}: {e}") from e
+    if truth.sample_rate != console.sample_rate or sorted(truth.track_names) != sorted(names):
+        raise DatasetError(f"{path} describes tracks {truth.track_names} at {truth.sample_rate} Hz; the "
+                           f"fit has {names} at {console.sample_rate} Hz (pass --sample-rate "
+                           f"{truth.sample_rate})")
+    fitted = track_levels(console, stems)
+    true = track_levels(truth, stems[[names.index(n) for n in truth.track_names]])
+    true_gain = dict(zip(truth.track_names, true.gain_db.tolist()))
+    true_pan = dict(zip(truth.track_names, true.pan.tolist()))
+    return {"gain_error_db": {n: abs(g - true_gain[n]) for n, g in zip(names, fitted.gain_db.tolist())},
+            "pan_error": {n: abs(p - true_pan[n]) for n, p in zip(names, fitted.pan.tolist())}}
 
 
 def synthetic_tracks(count: int, seconds: float, sample_rate: int, seed: int

@@ -14,6 +14,16 @@ SMALL = dict(reverb={"ir_seconds": 0.25}, delay={"taps": 4, "slot_ms": 50.0},
              compressor={"max_time_constant_ms": 30.0}, noisegate={"max_time_constant_ms": 30.0})
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Console tests use small tensors: intra-op threads only add synchronisation, and on a
+    loaded machine a stalled thread makes every op wait (a 15 s test took 15 min with two)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def small_processors():
     return make_processors(TEST_RATE, **SMALL)

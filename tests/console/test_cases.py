@@ -130,7 +130,10 @@ def test_cli_make_case_writes_a_fittable_case(tmp_path, capsys):
     code = cli.main(["console", "fit", "--stems", str(out / "stems"), "--mix", str(out / "mix.wav"),
                      "--groups", str(out / "groups.json"), "--out", str(tmp_path / "fit"),
                      "--steps", "2", "--sample-rate", str(TEST_RATE), "--crop-seconds", "1.5",
-                     "--warmup-seconds", "0.5", "--no-progress"])
+                     "--warmup-seconds", "0.5", "--true-parameters", str(out / "true_parameters.json"),
+                     "--no-progress"])
     assert code == 0
     losses = json.loads((tmp_path / "fit" / "losses.json").read_text())
     assert len(losses["train"]) == 2 and losses["initial"] > 0
+    assert sorted(losses["gain_error_db"]) == names and all(v >= 0 for v in losses["pan_error"].values())
+    assert "gain error dB" in capsys.readouterr().out
