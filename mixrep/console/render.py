@@ -146,36 +146,61 @@ class BatchedRenderer:
                 f"expected sources (inputs={n_inputs}, 2, samples), got {tuple(sources.shape)}"
             )
         mask = graph.mask.to(device=sources.device, dtype=sources.dtype)
-        outputs: list[Tensor] = [sources]
+        # Every partition's output is kept as the list of its processor calls' outputs (node
+        # chunks): a chain step consumes the previous partition chunk by chunk, and nothing is
+        # concatenated except where a mix gathers across partitions.
+        outputs: list[list[Tensor]] = [[sources]]
         staging = sources.new_zeros(())
         for step in self.steps[1:]:
             n = len(step.nodes)
-            x = None
-            for p, src, dst in step.gathers:
-                if src is None:
-                    x = outputs[p] if x is None else x + outputs[p]
-                    continue
-                gathered = outputs[p].index_select(0, src.to(sources.device))
-                if x is None:
-                    x = gathered.new_zeros((n, *gathered.shape[1:]))
-                x = x.index_add(0, dst.to(sources.device), gathered)
-            if x is None:
-                x = sources.new_zeros((n, *sources.shape[1:]))
+            chunks: list[Tensor] | None = None
+            if len(step.gathers) == 1 and step.gathers[0][1] is None:
+                chunks = outputs[step.gathers[0][0]]
+            else:
+                x = None
+                for p, src, dst in step.gathers:
+                    whole = torch.cat(outputs[p]) if len(outputs[p]) > 1 else outputs[p][0]
+                    if src is None:
+                        x = whole if x is None else x + whole
+                        continue
+                    gathered = whole.index_select(0, src.to(sources.device))
+                    if x is None:
+                        x = gathered.new_zeros((n, *gathered.shape[1:]))
+                    x = x.index_add(0, dst.to(sources.device), gathered)
+                chunks = [sources.new_zeros((n, *sources.shape[1:])) if x is None else x]
             if step.node_type in (MIX, OUTPUT):
-                outputs.append(x)
+                outputs.append(chunks)
                 continue
-            y, term = _process_chunked(step.node_type, x, params, step.param_rows,
-                                       mask.index_select(0, step.nodes.to(sources.device)),
-                                       processors, gain_staging,
-                                       self.max_nodes_per_call or nodes_per_call(x))
-            staging = staging + term
-            outputs.append(y)
+            max_nodes = self.max_nodes_per_call or nodes_per_call(chunks[0]) or n
+            step_mask = mask.index_select(0, step.nodes.to(sources.device))
+            rows = (torch.arange(step.param_rows.start, step.param_rows.stop)
+                    if isinstance(step.param_rows, slice) else step.param_rows)
+            out, start = [], 0
+            for chunk in chunks:
+                for piece in chunk.split(max_nodes):  # views, no copies
+                    stop = start + piece.shape[0]
+                    y, term = _process(step.node_type, piece, params, _rows(rows, start, stop),
+                                       step_mask[start:stop], processors, gain_staging)
+                    out.append(y)
+                    staging = staging + term
+                    start = stop
+            outputs.append(out)
         node_outputs = None
         if keep_nodes:
             order = torch.cat([s.nodes for s in self.steps]).to(sources.device)
-            stacked = torch.cat(outputs)
+            stacked = torch.cat([c for chunks in outputs for c in chunks])
             node_outputs = torch.empty_like(stacked).index_copy(0, order, stacked)
-        return RenderResult(outputs[-1], staging, node_outputs)
+        final = outputs[-1]
+        return RenderResult(final[0] if len(final) == 1 else torch.cat(final), staging, node_outputs)
+
+
+def _rows(rows: Tensor, start: int, stop: int) -> Tensor | slice:
+    """Parameter rows of nodes ``start:stop`` of a partition: a slice when contiguous."""
+    part = rows[start:stop]
+    first = int(part[0])
+    if bool((part == torch.arange(first, first + len(part))).all()):
+        return slice(first, first + len(part))
+    return part
 
 
 CPU_CALL_BYTES = 6 * 2**20
@@ -191,24 +216,6 @@ def nodes_per_call(x: Tensor) -> int | None:
     if x.device.type != "cpu":
         return None
     return max(1, CPU_CALL_BYTES // max(1, x[0].numel() * x.element_size()))
-
-
-def _process_chunked(node_type: str, x: Tensor, params: Params, rows, mask: Tensor,
-                     processors: dict[str, Processor], gain_staging: bool,
-                     max_nodes: int | None) -> tuple[Tensor, Tensor]:
-    """:func:`_process` on at most ``max_nodes`` nodes at a time (all at once when ``None``)."""
-    n = x.shape[0]
-    if max_nodes is None or n <= max_nodes:
-        return _process(node_type, x, params, rows, mask, processors, gain_staging)
-    if isinstance(rows, slice):
-        rows = torch.arange(rows.start, rows.stop)
-    pieces, total = [], x.new_zeros(())
-    for a in range(0, n, max_nodes):
-        b = min(n, a + max_nodes)
-        y, term = _process(node_type, x[a:b], params, rows[a:b], mask[a:b], processors, gain_staging)
-        pieces.append(y)
-        total = total + term
-    return torch.cat(pieces), total
 
 
 def _process(node_type: str, x: Tensor, params: Params, rows, mask: Tensor,
