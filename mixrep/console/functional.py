@@ -745,8 +745,7 @@ def filtered_noise_reverb_ir(
     frames = noise_frames.shape[-2]
     m = torch.arange(frames, dtype=init_log_magnitude.dtype, device=init_log_magnitude.device)
     log_mask = init_log_magnitude[..., None, :] + reverb_decay(delta_log_magnitude)[..., None, :] * m[:, None]
-    # complex noise times a real mask, as real pairs (no promotion of the mask to complex)
-    shaped = torch.view_as_complex(torch.view_as_real(noise_frames) * torch.exp(log_mask)[..., None])
+    shaped = noise_frames * torch.exp(log_mask)  # (nodes, 2, frames, bins)
     ir = _inverse_stft_frames(shaped, n_fft, hop_length, ir_samples)
     return torch.cat([ir[:, 0:1] + ir[:, 1:2], ir[:, 0:1] - ir[:, 1:2]], dim=1)
 
