@@ -77,7 +77,7 @@ def _floor_calls(console: MixingConsole, samples: int, device: torch.device):
     calls = []
     chunk = nodes_per_call(torch.empty(1, 2, samples, device=device)) or 10**9
     for node_type, nodes in console.renderer().partitions:
-        proc = console.processors[node_type] if node_type in console.processors else None
+        proc = console.processors[node_type] if node_type in console.processors else None  # noqa: SIM401 (ModuleDict)
         for start in range(0, len(nodes), chunk):
             n = min(chunk, len(nodes) - start)
             if isinstance(proc, Equalizer):

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from pathlib import Path
 
 import torch
@@ -62,14 +61,12 @@ def run(row: str, seed: int, sample_rate: int, seconds: float) -> dict:
                 params[DRY_WET].fill_(3.0)
     initial = evaluate(console, stems, case.mix)
     config = FitConfig(steps=spec["steps"], seed=seed, progress=False, **spec["config"])
-    started = time.perf_counter()
     result = fit(console, stems, case.mix, config)
-    seconds_taken = time.perf_counter() - started
     final = evaluate(console, stems, case.mix)
     errors = level_errors(console, case.console, stems)
     return {"row": row, "seed": seed, "tracks": len(names), "steps": spec["steps"],
             "sample_rate": sample_rate, "initial_loss": initial, "final_loss": final,
-            "loss_ratio": final / initial, "seconds_per_step": seconds_taken / spec["steps"],
+            "loss_ratio": final / initial, "seconds_per_step": result.seconds_per_step,
             "gain_error_db": errors.gain_db.tolist(), "pan_error": errors.pan.tolist(),
             "threads": torch.get_num_threads()}
 

@@ -190,7 +190,7 @@ def remove_processors(graph: MixingGraph, params: Params, remove) -> tuple[Mixin
     """
     if isinstance(remove, Tensor) and remove.dtype == torch.bool:
         remove = torch.nonzero(remove).flatten().tolist()
-    gone = set(int(v) for v in remove)
+    gone = {int(v) for v in remove}
     aux = [graph.node_names[v] for v in gone if graph.node_types[v] not in PROCESSOR_TYPES]
     if aux:
         raise ValueError(f"only processors can be removed, not {aux}")

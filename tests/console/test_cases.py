@@ -18,21 +18,14 @@ from mixrep.console.metrics import level_errors, track_levels
 from mixrep.console.prior import MusicalPrior, sample_mask, sample_parameters
 from mixrep.console.processors import DRY_WET, dry_wet_weight
 
-from tests.console.conftest import SMALL, TEST_RATE
+from tests.console.conftest import SMALL, TEST_RATE, harmonic_tracks
 
 NAMES = ["kick", "bass", "keys", "lead"]
 GROUPS = {"rhythm": ["kick", "bass"], "music": ["keys", "lead"]}
 
 
-def _tracks(seconds: float = 3.0, rate: int = TEST_RATE) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(0)
-    t = torch.arange(int(seconds * rate)) / rate
-    out = []
-    for i, f0 in enumerate((55.0, 110.0, 330.0, 660.0)):
-        env = (0.5 + 0.5 * torch.sin(2 * math.pi * (0.7 + i) * t)) ** 2
-        tone = sum(torch.sin(2 * math.pi * f0 * h * t) / h for h in range(1, 6)) * env * 0.15
-        out.append(torch.stack([tone, 0.8 * tone + 0.01 * torch.randn(tone.shape, generator=gen)]))
-    return torch.stack(out)
+def _tracks(seconds: float = 3.0) -> torch.Tensor:
+    return harmonic_tracks((55.0, 110.0, 330.0, 660.0), seconds)
 
 
 def test_initial_console_is_close_to_the_plain_sum():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -15,6 +13,8 @@ from mixrep.console.console import MixingConsole
 from mixrep.console.fit import FitConfig, NonFiniteFitError, fit
 from mixrep.console.processors import DRY_WET
 
+from tests.console.conftest import harmonic_tracks
+
 RATE = 8000
 NAMES = ["kick", "snare", "bass", "keys"]
 GROUPS = {"drums": ["kick", "snare"], "music": ["bass", "keys"]}
@@ -22,15 +22,8 @@ GROUPS = {"drums": ["kick", "snare"], "music": ["bass", "keys"]}
 
 def _tracks(seconds: float = 4.0) -> torch.Tensor:
     """Four harmonic tracks in separate registers, each with its own tremolo."""
-    gen = torch.Generator().manual_seed(0)
-    t = torch.arange(int(seconds * RATE)) / RATE
-    tracks = []
-    for i, f0 in enumerate((60.0, 200.0, 110.0, 440.0)):
-        envelope = (0.5 + 0.5 * torch.sin(2 * math.pi * (1 + i) * t)) ** 4
-        tone = sum(torch.sin(2 * math.pi * f0 * h * t) / h for h in range(1, 5)) * envelope * 0.2
-        noise = 0.02 * torch.randn(tone.shape, generator=gen)
-        tracks.append(torch.stack([tone, 0.9 * tone + noise]))
-    return torch.stack(tracks)
+    return harmonic_tracks((60.0, 200.0, 110.0, 440.0), seconds, RATE, tremolo_hz=(1, 2, 3, 4),
+                           sharpness=4, harmonics=4, level=0.2, right_gain=0.9, noise=0.02)
 
 
 def _gain_only_mix(stems: torch.Tensor) -> torch.Tensor:
