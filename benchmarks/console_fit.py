@@ -7,11 +7,12 @@ fitted with the paper's protocol (AdamW, lr 0.01, 3.8 s crops with a 1 s warm-up
 variant of each row, then measured on the whole song:
 
 * loss ratio: audio loss after / before the fit;
-* gain and pan errors: per track, the solo render's level and pan against the true console's
-  (``mixrep.console.metrics``), mean over tracks and worst track.
+* gain and pan errors: per track, the level and pan of its contribution to the mix against the
+  true console's (``mixrep.console.metrics``), mean over tracks and worst track.
 
-Every run writes one JSON into ``--out`` (runs can be split over processes and are skipped when
-present); the table aggregates over seeds (mean +- standard deviation)::
+Every run writes one JSON (and the fitted console's graph JSON) into ``--out`` (runs can be split
+over processes and are skipped when present); the table aggregates over seeds (mean +- standard
+deviation)::
 
     python benchmarks/console_fit.py --rows protocol warmup --seeds 0 1 2 --out runs/
     python benchmarks/console_fit.py --aggregate --out runs/
@@ -43,13 +44,13 @@ ROWS: dict[str, dict] = {
     "lr-scale": dict(config={"learning_rate_scale": {"gain_pan": 3.0, "dry_wet": 3.0},
                              "warmup_steps": 0}, steps=1000),
     "default-2000": dict(config={}, steps=2000),
-    "default-8-tracks": dict(config={}, steps=1500, tracks=8),
+    "default-8-tracks": dict(config={}, steps=2000, tracks=8),
 }
 """Rows of the table: ``default-*`` use :class:`FitConfig`'s defaults (what ``mixrep console fit``
 uses: the ``lr-scale`` row's multipliers, no warm-up)."""
 
 
-def run(row: str, seed: int, sample_rate: int, seconds: float) -> dict:
+def run(row: str, seed: int, sample_rate: int, seconds: float, out: Path) -> dict:
     spec = ROWS[row]
     names, groups, stems = synthetic_tracks(spec.get("tracks", 4), seconds, sample_rate, seed)
     case = make_case(stems, names, groups, sample_rate, seed=seed)
@@ -63,6 +64,7 @@ def run(row: str, seed: int, sample_rate: int, seconds: float) -> dict:
     config = FitConfig(steps=spec["steps"], seed=seed, progress=False, **spec["config"])
     result = fit(console, stems, case.mix, config)
     final = evaluate(console, stems, case.mix)
+    console.save_json(out / f"{row}_seed{seed}.graph.json")  # the fitted console, physical units
     errors = level_errors(console, case.console, stems)
     return {"row": row, "seed": seed, "tracks": len(names), "steps": spec["steps"],
             "sample_rate": sample_rate, "initial_loss": initial, "final_loss": final,
@@ -78,7 +80,8 @@ def _mean_std(values: list[float]) -> str:
 
 
 def aggregate(out: Path) -> None:
-    runs = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    runs = [json.loads(p.read_text()) for p in sorted(out.glob("*_seed*.json"))
+            if not p.name.endswith(".graph.json")]
     print("| row | tracks | steps | seeds | final loss | loss ratio | gain error dB (mean) | "
           "gain error dB (worst track) | pan error (mean) | pan error (worst) | s/step |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
                 path = args.out / f"{row}_seed{seed}.json"
                 if path.exists():
                     continue
-                record = run(row, seed, args.sample_rate, args.seconds)
+                record = run(row, seed, args.sample_rate, args.seconds, args.out)
                 path.write_text(json.dumps(record, indent=1))
                 print(f"{row} seed {seed}: loss ratio {record['loss_ratio']:.3f}, worst gain error "
                       f"{max(record['gain_error_db']):.2f} dB, {record['seconds_per_step']:.3f} s/step",

@@ -454,15 +454,26 @@ class _DynamicsGain(torch.autograd.Function):
         return adjoint, grad_alpha, grad_threshold, grad_slope, grad_knee, grad_weight, None, None
 
 
-def _dynamics(x: Tensor, z_alpha, log_threshold, slope, log_knee, block: int, expander: bool,
-              weight: Tensor | None) -> Tensor:
-    # Deviation from seed eq. 22 (exp(G_y - G_u)): the curve lives in log *energy*, so the
-    # amplitude gain is its square root; the steady-state output level then follows the curve.
-    # Same values as exp(0.5 * compressor_gain(log_energy_envelope(x), ...)), fused.
-    gain = _DynamicsGain.apply(mid(x) ** 2, torch.sigmoid(z_alpha[:, 0]), log_threshold[:, :, None],
+def dynamics_gain(x: Tensor, z_alpha: Tensor, log_threshold: Tensor, slope: Tensor,
+                  log_knee: Tensor, block: int, expander: bool, weight: Tensor | None = None) -> Tensor:
+    """The time-varying amplitude gain a compressor (``expander=False``) or gate applies to ``x``,
+    dry/wet included: their output is ``x * dynamics_gain(x, ...)``.
+
+    Deviation from seed eq. 22 (``exp(G_y - G_u)``): the curve lives in log *energy*, so the
+    amplitude gain is its square root; the steady-state output level then follows the curve.
+    Same values as ``exp(0.5 * compressor_gain(log_energy_envelope(x), ...))``, fused.
+
+    Shape:
+        x: ``(nodes, 2, samples)`` -> ``(nodes, 1, samples)``.
+    """
+    return _DynamicsGain.apply(mid(x) ** 2, torch.sigmoid(z_alpha[:, 0]), log_threshold[:, :, None],
                                slope[:, :, None], torch.exp(log_knee)[:, :, None],
                                None if weight is None else weight.to(x.dtype), block, expander)
-    return x * gain
+
+
+def _dynamics(x: Tensor, z_alpha, log_threshold, slope, log_knee, block: int, expander: bool,
+              weight: Tensor | None) -> Tensor:
+    return x * dynamics_gain(x, z_alpha, log_threshold, slope, log_knee, block, expander, weight)
 
 
 def compressor(

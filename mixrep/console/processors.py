@@ -326,6 +326,13 @@ class _Dynamics(Processor):
                 slope: Tensor, log_knee: Tensor) -> Tensor:
         return self.function(x, z_alpha, log_threshold, slope, log_knee, self.block, weight)
 
+    def gain_envelope(self, x: Tensor, weight: Tensor | None = None, **params: Tensor) -> Tensor:
+        """The gain ``(nodes, 1, samples)`` this processor applies to ``x`` (output = x * gain)."""
+        self.check_parameters(x, params)
+        bounded = self.constrain(params)
+        return Fn.dynamics_gain(x, bounded["z_alpha"], bounded["log_threshold"], bounded["slope"],
+                                bounded["log_knee"], self.block, self.expander, weight)
+
 
 class Compressor(_Dynamics):
     """Compressor with an exact one-pole energy envelope and quadratic knee (B.5)."""

@@ -14,11 +14,11 @@ from mixrep.console import functional as Fn
 from mixrep.console.cases import make_case
 from mixrep.console.console import MixingConsole
 from mixrep.console.loss import MixLoss
-from mixrep.console.metrics import level_errors, track_levels
+from mixrep.console.metrics import level_errors, track_contributions, track_levels
 from mixrep.console.prior import MusicalPrior, sample_mask, sample_parameters
 from mixrep.console.processors import DRY_WET, dry_wet_weight
 
-from tests.console.conftest import SMALL, TEST_RATE, harmonic_tracks
+from tests.console.conftest import SMALL, TEST_RATE, harmonic_tracks, random_params
 
 NAMES = ["kick", "bass", "keys", "lead"]
 GROUPS = {"rhythm": ["kick", "bass"], "music": ["keys", "lead"]}
@@ -102,6 +102,32 @@ def test_track_levels_of_a_gain_pan_console_are_its_faders():
         assert abs(float(levels.gain_db[k]) - expected_db) < 1e-3
     errors = level_errors(console, console, stems)
     assert float(errors.gain_db.max()) == 0.0 and float(errors.pan.max()) == 0.0
+
+
+def test_track_contributions_sum_to_the_mix(small_processors):
+    """With the subgroup dynamics frozen at their in-mix gains the console is linear in the
+    tracks: the contributions add up to the mix, and a track-level-only console's contributions
+    are the solo renders."""
+    stems = _tracks(1.5)
+    console = MixingConsole.from_tracks(NAMES, GROUPS, sample_rate=TEST_RATE, processor_options=SMALL)
+    with torch.no_grad():
+        for t, p in random_params(console.graph, small_processors, 2).items():
+            for k, v in p.items():
+                console.params[t][k].copy_(v)
+    parts = track_contributions(console, stems)
+    mix = console.render(stems).detach()
+    assert parts.shape == stems.shape
+    assert (parts.sum(0) - mix).abs().max() < 1e-5 * mix.abs().max() + 1e-6
+    tracks_only = MixingConsole.from_tracks(NAMES, GROUPS, group_chain="", sample_rate=TEST_RATE,
+                                            processor_options=SMALL)
+    with torch.no_grad():
+        for t, p in random_params(tracks_only.graph, small_processors, 3).items():
+            for k, v in p.items():
+                tracks_only.params[t][k].copy_(v)
+    solo = torch.zeros_like(stems)
+    solo[2] = stems[2]
+    assert torch.allclose(track_contributions(tracks_only, stems)[2], tracks_only.render(solo).detach(),
+                          atol=1e-6)
 
 
 def test_cli_make_case_writes_a_fittable_case(tmp_path, capsys):
