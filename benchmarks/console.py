@@ -57,10 +57,11 @@ def _best_of_interleaved(functions: dict, device: torch.device, repeats: int) ->
     return best
 
 
-def _console(tracks: int, device: torch.device, seed: int = 0) -> MixingConsole:
+def _console(tracks: int, device: torch.device, seed: int = 0,
+             sample_rate: int = SAMPLE_RATE) -> MixingConsole:
     names = [f"t{i}" for i in range(tracks)]
     groups = {f"g{k}": names[k : k + 4] for k in range(0, tracks, 4)}
-    console = MixingConsole.from_tracks(names, groups).to(device)
+    console = MixingConsole.from_tracks(names, groups, sample_rate=sample_rate).to(device)
     with torch.no_grad():  # non-trivial parameters: every processor active
         gen = torch.Generator().manual_seed(seed)
         for t, p in console.parameter_dict().items():
@@ -90,14 +91,15 @@ def _floor_calls(console: MixingConsole, samples: int, device: torch.device):
     return [(torch.randn(x, device=device), torch.randn(h, device=device), c) for x, h, c in calls]
 
 
-def bench(tracks: int, repeats: int, device: torch.device, seconds: float) -> dict[str, float]:
-    console = _console(tracks, device)
-    samples = int(seconds * SAMPLE_RATE)
+def bench(tracks: int, repeats: int, device: torch.device, seconds: float,
+          sample_rate: int) -> dict[str, float]:
+    console = _console(tracks, device, sample_rate=sample_rate)
+    samples = int(seconds * sample_rate)
     stems = 0.1 * torch.randn(tracks, 2, samples, device=device)
     mix = 0.1 * torch.randn(2, samples, device=device)
     params, processors = console.parameter_dict(), dict(console.processors)
     whole = BatchedRenderer(console.graph, max_nodes_per_call=10**9)
-    loss_fn = MixLoss(SAMPLE_RATE).to(device)
+    loss_fn = MixLoss(sample_rate).to(device)
     step_config = FitConfig(steps=1, crop_seconds=seconds, warmup_seconds=1.0, progress=False)
     floor = _floor_calls(console, samples, device)
 
@@ -128,11 +130,12 @@ def bench(tracks: int, repeats: int, device: torch.device, seconds: float) -> di
             **times}
 
 
-def bench_songs(songs: int, repeats: int, device: torch.device, seconds: float) -> dict[str, float]:
+def bench_songs(songs: int, repeats: int, device: torch.device, seconds: float,
+                sample_rate: int) -> dict[str, float]:
     """B songs of 2 to 8 tracks: one disjoint-graph render versus one song at a time."""
     rng = random.Random(0)
-    consoles = [_console(rng.randint(2, 8), device, seed=b) for b in range(songs)]
-    samples = int(seconds * SAMPLE_RATE)
+    consoles = [_console(rng.randint(2, 8), device, b, sample_rate) for b in range(songs)]
+    samples = int(seconds * sample_rate)
     stems = [0.1 * torch.randn(len(c.track_names), 2, samples, device=device) for c in consoles]
     processors = dict(consoles[0].processors)
     batch = ConsoleBatch([c.graph for c in consoles])
@@ -154,10 +157,11 @@ def bench_songs(songs: int, repeats: int, device: torch.device, seconds: float) 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tracks", type=int, nargs="+", default=[8, 16, 64])
+    parser.add_argument("--tracks", type=int, nargs="*", default=[8, 16, 64])
     parser.add_argument("--songs", type=int, nargs="*", default=[8])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.8)
+    parser.add_argument("--sample-rate", type=int, default=SAMPLE_RATE)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
@@ -165,15 +169,16 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}"
-          f", {torch.get_num_threads()} threads), {args.seconds} s stereo at {SAMPLE_RATE} Hz, "
+          f", {torch.get_num_threads()} threads), {args.seconds} s stereo at {args.sample_rate} Hz, "
           f"best of {args.repeats} interleaved rounds")
     header = ("| tracks | nodes | batches | batched fwd s | 1-by-1 fwd s | speed-up | "
               "batched fwd+bwd s | whole-partition fwd+bwd s | 1-by-1 fwd+bwd s | speed-up | "
               "fit step s | FFT floor fwd s | fwd / floor |")
-    print(header)
-    print("|" + "---|" * (header.count("|") - 1))
+    if args.tracks:
+        print(header)
+        print("|" + "---|" * (header.count("|") - 1))
     for tracks in args.tracks:
-        r = bench(tracks, args.repeats, device, args.seconds)
+        r = bench(tracks, args.repeats, device, args.seconds, args.sample_rate)
         print(f"| {r['tracks']} | {r['nodes']} | {r['batches']} | {r['batched_fwd']:.3f} | "
               f"{r['one_by_one_fwd']:.3f} | {r['one_by_one_fwd'] / r['batched_fwd']:.2f}x | "
               f"{r['batched_fwd_bwd']:.3f} | {r['whole_fwd_bwd']:.3f} | {r['one_by_one_fwd_bwd']:.3f} | "
@@ -185,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
               "loop songs/s | speed-up |")
         print("|---|---|---|---|---|---|---|")
         for songs in args.songs:
-            r = bench_songs(songs, args.repeats, device, args.seconds)
+            r = bench_songs(songs, args.repeats, device, args.seconds, args.sample_rate)
             print(f"| {r['songs']} | {r['tracks']} | {r['batch']:.3f} | {r['loop']:.3f} | "
                   f"{songs / r['batch']:.2f} | {songs / r['loop']:.2f} | "
                   f"{r['loop'] / r['batch']:.2f}x |", flush=True)
