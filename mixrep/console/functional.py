@@ -771,6 +771,16 @@ def _istft_envelope(n_fft: int, hop_length: int, frames: int, dtype: torch.dtype
     return envelope
 
 
+@lru_cache(maxsize=16)
+def _istft_weights(n_fft: int, frames: int, dtype: torch.dtype) -> Tensor:
+    """``window[t] / envelope[f * hop + t]`` for half-overlapping frames, ``(frames, n_fft)``."""
+    hop = n_fft // 2
+    window = torch.hann_window(n_fft, dtype=torch.float64)
+    envelope = _istft_envelope(n_fft, hop, frames, torch.float64).clamp(min=1e-11)
+    index = torch.arange(frames)[:, None] * hop + torch.arange(n_fft)
+    return (window / envelope[index]).to(dtype)
+
+
 def inverse_stft(spectra: Tensor, n_fft: int, hop_length: int, length: int) -> Tensor:
     """``torch.istft`` (Hann window, centred frames) for a hop that divides ``n_fft``, with the
     overlap-add done by ``n_fft / hop`` shifted additions instead of a scatter.
@@ -790,9 +800,19 @@ def _inverse_stft_frames(spectra: Tensor, n_fft: int, hop_length: int, length: i
     """:func:`inverse_stft` of frames-first spectra ``(..., frames, n_fft // 2 + 1)``."""
     frames = spectra.shape[-2]
     real_dtype = spectra.real.dtype
+    overlap = n_fft // hop_length
+    if overlap == 2 and length <= (frames - 1) * hop_length + hop_length // 2:
+        # Half-overlapping frames (the reverb's): window and envelope folded into one weight per
+        # frame and offset, then block j = second half of frame j + first half of frame j + 1
+        # (the first half of frame 0 is the centre padding istft trims).
+        weights = _istft_weights(n_fft, frames, real_dtype).to(spectra.device)
+        weighted = torch.fft.irfft(spectra, n=n_fft) * weights  # (..., frames, n_fft)
+        h = hop_length
+        blocks = weighted[..., :-1, h:] + weighted[..., 1:, :h]  # (..., frames - 1, h)
+        out = torch.cat([blocks.flatten(-2), weighted[..., -1, h:]], -1)
+        return out[..., :length]
     window = _hann_periodic(n_fft, real_dtype, spectra.device)
     segments = torch.fft.irfft(spectra, n=n_fft) * window  # (..., frames, n_fft)
-    overlap = n_fft // hop_length
     total = hop_length * (frames + overlap - 1)
     out = None
     for j in range(overlap):

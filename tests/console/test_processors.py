@@ -383,3 +383,13 @@ def test_fused_dynamics_equal_the_reference_curves(expander):
     want = torch.autograd.grad((reference * probe).sum(), inputs)
     for g, w in zip(got, want):
         assert torch.allclose(g, w, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("n_fft, hop, length", [(384, 192, 8800), (384, 128, 8800), (64, 32, 1000)])
+def test_inverse_stft_equals_torch_istft(n_fft, hop, length):
+    gen = torch.Generator().manual_seed(0)
+    frames = 1 + length // hop
+    spectra = torch.randn(3, n_fft // 2 + 1, frames, dtype=torch.complex128, generator=gen)
+    window = torch.hann_window(n_fft, dtype=torch.float64)
+    expected = torch.istft(spectra, n_fft, hop, window=window, length=length)
+    assert torch.allclose(Fn.inverse_stft(spectra, n_fft, hop, length), expected, atol=1e-10)
