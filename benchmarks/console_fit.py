@@ -36,6 +36,8 @@ from mixrep.console.processors import DRY_WET
 
 ROWS: dict[str, dict] = {
     # name: chain of the fitted console, FitConfig overrides, console set-up, tracks, steps
+    "unfitted": dict(config={}, steps=0),  # baseline: the errors of the initial console
+    "unfitted-8-tracks": dict(config={}, steps=0, tracks=8),
     "gain-only": dict(chain="g", config={}, steps=1000),
     "protocol": dict(config={"learning_rate_scale": {}, "warmup_steps": 0}, steps=1000),
     "wet-start": dict(config={"learning_rate_scale": {}, "warmup_steps": 0}, steps=1000,
@@ -73,30 +75,51 @@ def run(row: str, seed: int, sample_rate: int, seconds: float, out: Path) -> dic
             "threads": torch.get_num_threads()}
 
 
-def _mean_std(values: list[float]) -> str:
+def _mean_std(values: list[float], digits: int = 3) -> str:
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1))
-    return f"{mean:.3f} +- {std:.3f}"
+    return f"{mean:.{digits}f} +- {std:.{digits}f}"
+
+
+def _recipe(spec: dict) -> str:
+    """The fitting recipe of a row in words: chain, learning rates, warm-up, start."""
+    if not spec["steps"]:
+        return f"`{spec.get('chain', 'ecnsgdr')}` at its initialisation, not fitted"
+    defaults = FitConfig()
+    scale = spec["config"].get("learning_rate_scale", defaults.learning_rate_scale)
+    rates = ", ".join(f"{k} x{v:g}" for k, v in scale.items()) or "one rate"
+    warmup = spec["config"].get("warmup_steps", defaults.warmup_steps)
+    parts = [f"`{spec.get('chain', 'ecnsgdr')}`", rates]
+    if warmup:
+        parts.append(f"{warmup} gain-only steps first")
+    if spec.get("wet_start"):
+        parts.append("95 % wet start")
+    return "; ".join(parts)
+
+
+def _errors(per_run: list[list[float]], digits: int) -> tuple[str, str]:
+    """Mean over tracks and worst track, each as mean +- std over runs (worst: max of all runs)."""
+    means = [sum(errors) / len(errors) for errors in per_run]
+    worst = [max(errors) for errors in per_run]
+    return (_mean_std(means, digits),
+            f"{_mean_std(worst, digits)} (max {max(worst):.{digits}f})")
 
 
 def aggregate(out: Path) -> None:
     runs = [json.loads(p.read_text()) for p in sorted(out.glob("*_seed*.json"))
             if not p.name.endswith(".graph.json")]
-    print("| row | tracks | steps | seeds | final loss | loss ratio | gain error dB (mean) | "
-          "gain error dB (worst track) | pan error (mean) | pan error (worst) | s/step |")
+    print("| row | recipe | tracks | steps | seeds | loss ratio | gain error dB, mean | "
+          "gain error dB, worst track | pan error, mean | pan error, worst track | s/step |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for row in ROWS:
+    for row, spec in ROWS.items():
         rs = [r for r in runs if r["row"] == row]
         if not rs:
             continue
-        gain_mean = [sum(r["gain_error_db"]) / len(r["gain_error_db"]) for r in rs]
-        pan_mean = [sum(r["pan_error"]) / len(r["pan_error"]) for r in rs]
-        print(f"| {row} | {rs[0]['tracks']} | {rs[0]['steps']} | {len(rs)} | "
-              f"{_mean_std([r['final_loss'] for r in rs])} | "
-              f"{_mean_std([r['loss_ratio'] for r in rs])} | {_mean_std(gain_mean)} | "
-              f"{max(max(r['gain_error_db']) for r in rs):.2f} | {_mean_std(pan_mean)} | "
-              f"{max(max(r['pan_error']) for r in rs):.3f} | "
-              f"{_mean_std([r['seconds_per_step'] for r in rs])} |")
+        gain_mean, gain_worst = _errors([r["gain_error_db"] for r in rs], 2)
+        pan_mean, pan_worst = _errors([r["pan_error"] for r in rs], 3)
+        print(f"| {row} | {_recipe(spec)} | {rs[0]['tracks']} | {rs[0]['steps']} | {len(rs)} | "
+              f"{_mean_std([r['loss_ratio'] for r in rs])} | {gain_mean} | {gain_worst} | "
+              f"{pan_mean} | {pan_worst} | {_mean_std([r['seconds_per_step'] for r in rs], 2)} |")
 
 
 def main(argv: list[str] | None = None) -> None:
