@@ -9,6 +9,8 @@ Shape:
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from pedalboard.io import AudioFile
 from mixrep.constants import CHANNELS, SAMPLE_RATE
 from mixrep.errors import AudioReadError
 from mixrep.files import atomic_write
+
+log = logging.getLogger(__name__)
 
 MIN_SAMPLE_RATE = 8_000
 MAX_SAMPLE_RATE = 192_000
@@ -127,18 +131,46 @@ def read_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     return read_segment(path, 0.0, None, sample_rate)
 
 
+FLOAT_FORMATS: tuple[str, ...] = (".wav",)
+"""Extensions written as 32-bit float: any level survives, nothing clips."""
+INTEGER_BIT_DEPTH = 24
+"""Bit depth of lossless integer formats (FLAC)."""
+
+
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
     """Write ``(channels, samples)`` audio atomically (:func:`mixrep.files.atomic_write`).
 
-    The format follows the extension (wav, flac, mp3, ogg). A crash mid-write leaves no file
-    at ``path``; the file's mode follows the umask.
+    One rule for every file mixrep writes: WAV is 32-bit float, so levels above full scale are
+    kept exactly; FLAC (24-bit) and lossy formats cannot hold them, so a peak above 0 dBFS is
+    clipped there with a warning that reports the peak and the number of clipped samples (write
+    WAV to keep them). Non-finite samples are refused. A crash mid-write leaves no file at ``path``; the
+    file's mode follows the umask.
+
+    Raises:
+        ValueError: NaN or infinite samples (nothing is written).
     """
     path = Path(path)
     audio = np.ascontiguousarray(np.asarray(audio, dtype=np.float32))
     if audio.ndim == 1:
         audio = audio[None]
+    if not np.isfinite(audio).all():
+        bad = int((~np.isfinite(audio)).sum())
+        raise ValueError(f"refusing to write {path}: {bad} of {audio.size} samples are NaN or infinite")
+    suffix = path.suffix.lower()
+    options = {}
+    if suffix in FLOAT_FORMATS:
+        options["bit_depth"] = 32
+    else:
+        if suffix == ".flac":
+            options["bit_depth"] = INTEGER_BIT_DEPTH
+        peak = float(np.abs(audio).max(initial=0.0))
+        if peak > 1.0:
+            clipped = int((np.abs(audio) > 1.0).sum())
+            log.warning("%s: peak %.2f dBFS, %d samples above full scale are clipped by the %s "
+                        "format; write a .wav (32-bit float) to keep them", path,
+                        20.0 * math.log10(peak), clipped, suffix)
     with atomic_write(path) as tmp:
-        with AudioFile(str(tmp), "w", samplerate=sample_rate, num_channels=audio.shape[0]) as f:
+        with AudioFile(str(tmp), "w", samplerate=sample_rate, num_channels=audio.shape[0], **options) as f:
             f.write(audio)
     return path
 

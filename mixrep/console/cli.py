@@ -1,4 +1,5 @@
-"""``mixrep console fit``: fit a differentiable mixing console to a mix from its stems."""
+"""``mixrep console fit`` (fit a differentiable mixing console to a mix from its stems) and
+``mixrep console make-case`` (tracks mixed by a console with known parameters)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import numpy as np
 import torch
 
 from mixrep.audio.io import read_audio, write_audio
+from mixrep.console.cases import CASE_GROUPS, CASE_MIX, CASE_STEMS, make_case, write_case
 from mixrep.console.console import MixingConsole
-from mixrep.console.fit import FitConfig, fit, plot_spectrogram_error
+from mixrep.console.fit import FitConfig, check_finite_output, evaluate, fit, plot_spectrogram_error
 from mixrep.console.loss import MixLoss
+from mixrep.console.metrics import track_levels
 from mixrep.console.graph import DEFAULT_CHAIN
 from mixrep.constants import AUDIO_EXTENSIONS, SAMPLE_RATE
 from mixrep.errors import DatasetError
@@ -41,10 +44,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--chain", default=DEFAULT_CHAIN, help="per-track chain letters (e c n s g d r)")
     p.add_argument("--group-chain", default=None, help="per-group chain (default: --chain)")
     p.add_argument("--sample-rate", type=int, default=SAMPLE_RATE)
+    p.add_argument("--warmup-steps", type=int, default=FitConfig.warmup_steps,
+                   help="first steps that train only the gain/pan stages")
+    p.add_argument("--lr-scale", action="append", default=[], metavar="KEY=FACTOR",
+                   help="learning-rate multiplier for a processor type, 'type.param' or 'dry_wet' "
+                        "(repeatable; replaces the defaults)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's; 1 is fastest on a loaded machine)")
+    p.add_argument("--true-parameters", type=Path, default=None,
+                   help="graph JSON of the console that made the mix (make-case's "
+                        "true_parameters.json): report per-track gain and pan errors")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run_fit)
+
+    c = commands.add_parser("make-case", help="tracks mixed by a full console with known musical "
+                                              "parameters (a fit case with an answer)")
+    c.add_argument("--out", type=Path, required=True, help="folder for stems/, mix.wav, groups.json, "
+                                                           "true_parameters.json")
+    c.add_argument("--tracks", type=int, default=4, help="number of tracks (synthetic stems, four per song)")
+    c.add_argument("--seconds", type=float, default=12.0)
+    c.add_argument("--sample-rate", type=int, default=16_000)
+    c.add_argument("--seed", type=int, default=0, help="picks the songs and the console parameters")
+    c.add_argument("--chain", default=DEFAULT_CHAIN)
+    c.set_defaults(func=run_make_case)
 
 
 def read_stems_folder(folder: Path, sample_rate: int) -> tuple[list[str], np.ndarray]:
@@ -90,6 +114,8 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.crop_seconds <= args.warmup_seconds:
         raise DatasetError(f"--crop-seconds {args.crop_seconds} must exceed --warmup-seconds {args.warmup_seconds}: "
                            "the loss is computed on the crop after the warm-up")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     names, stems_np = read_stems_folder(args.stems, args.sample_rate)
     mix_np = read_audio(args.mix, args.sample_rate)
     seconds = stems_np.shape[-1] / args.sample_rate, mix_np.shape[-1] / args.sample_rate
@@ -111,13 +137,25 @@ def run_fit(args: argparse.Namespace) -> int:
     console.to(device)
     stems = torch.from_numpy(stems_np).to(device)
     mix = torch.from_numpy(mix_np).to(device)
-    config = FitConfig(steps=args.steps, learning_rate=args.lr, crop_seconds=args.crop_seconds,
+    scales = dict(FitConfig().learning_rate_scale)
+    if args.lr_scale:
+        scales = {}
+        for item in args.lr_scale:
+            key, _, factor = item.partition("=")
+            try:
+                scales[key] = float(factor)
+            except ValueError:
+                raise DatasetError(f"--lr-scale {item!r}: expected KEY=FACTOR, e.g. gain_pan=5") from None
+    config = FitConfig(steps=args.steps, learning_rate=args.lr, learning_rate_scale=scales,
+                       warmup_steps=args.warmup_steps, crop_seconds=args.crop_seconds,
                        warmup_seconds=args.warmup_seconds, seed=args.seed,
                        progress=not args.no_progress)
     log.info("console: %d tracks, %d processors, %d nodes", len(names),
              console.graph.num_processors(), console.graph.num_nodes)
-    result = fit(console, stems, mix, config)
+    initial = evaluate(console, stems, mix)
+    result = fit(console, stems, mix, config)  # NonFiniteFitError: reported, nothing written
     rendered = console.render_long(stems)
+    check_finite_output(rendered, "the fitted mix")
     args.out.mkdir(parents=True, exist_ok=True)
     write_audio(args.out / "mix.wav", rendered.cpu().numpy(), args.sample_rate)
     console.save_json(args.out / "parameters.json")
@@ -126,7 +164,70 @@ def run_fit(args: argparse.Namespace) -> int:
         final = float(MixLoss(args.sample_rate).to(device)(rendered, mix))
     plot_spectrogram_error(rendered, mix, args.out / "spectrogram_error.png", args.sample_rate,
                            title=f"audio loss {final:.3f}")
-    atomic_write_text(args.out / "losses.json", json.dumps({"train": result.losses, "final": final}))
-    print(f"audio loss {final:.4f}; wrote {args.out}/mix.wav, parameters.json, "
-          "spectrogram_error.png, graph.png")
+    report = {"train": result.losses, "initial": initial, "final": final,
+              "seconds_per_step": result.seconds_per_step}
+    if args.true_parameters is not None:
+        report.update(compare_with_truth(console, args.true_parameters, names, stems))
+    atomic_write_text(args.out / "losses.json", json.dumps(report))
+    print(f"audio loss {initial:.4f} -> {final:.4f} ({final / initial:.3f} of the initial) in "
+          f"{len(result.losses)} steps; wrote {args.out}/mix.wav, parameters.json, "
+          "spectrogram_error.png, graph.png, losses.json")
+    if args.true_parameters is not None:
+        print("track      gain error dB   pan error")
+        for name in names:
+            print(f"{name:10s} {report['gain_error_db'][name]:13.2f} {report['pan_error'][name]:11.3f}")
+    return 0
+
+
+def compare_with_truth(console: MixingConsole, path: Path, names: list[str], stems: torch.Tensor) -> dict:
+    """Per-track gain and pan errors of ``console`` against the console stored at ``path``."""
+    try:
+        truth = MixingConsole.from_json(path).to(stems.device)
+    except (ValueError, KeyError) as e:
+        raise DatasetError(f"cannot load the true parameters {path}: {e}") from e
+    if truth.sample_rate != console.sample_rate or sorted(truth.track_names) != sorted(names):
+        raise DatasetError(f"{path} describes tracks {truth.track_names} at {truth.sample_rate} Hz; the "
+                           f"fit has {names} at {console.sample_rate} Hz (pass --sample-rate "
+                           f"{truth.sample_rate})")
+    fitted = track_levels(console, stems)
+    true = track_levels(truth, stems[[names.index(n) for n in truth.track_names]])
+    true_gain = dict(zip(truth.track_names, true.gain_db.tolist()))
+    true_pan = dict(zip(truth.track_names, true.pan.tolist()))
+    return {"gain_error_db": {n: abs(g - true_gain[n]) for n, g in zip(names, fitted.gain_db.tolist())},
+            "pan_error": {n: abs(p - true_pan[n]) for n, p in zip(names, fitted.pan.tolist())}}
+
+
+def synthetic_tracks(count: int, seconds: float, sample_rate: int, seed: int
+                     ) -> tuple[list[str], dict[str, list[str]], torch.Tensor]:
+    """``count`` tracks from the synthetic corpus (four stems per song, songs picked by ``seed``):
+    names, groups (``rhythm``: drums and bass, ``music``: other and vocals) and
+    ``(tracks, 2, samples)`` audio."""
+    from mixrep.constants import STEMS
+    from mixrep.data.synthetic import SynthConfig, synthesize_song
+
+    if count < 1:
+        raise DatasetError(f"--tracks must be at least 1, got {count}")
+    songs = -(-count // len(STEMS))
+    config = SynthConfig(num_songs=10_000, song_seconds=seconds, sample_rate=sample_rate)
+    names, audio = [], []
+    for s in range(songs):
+        song = synthesize_song((seed * 97 + s) % config.num_songs, config)
+        for stem, track in zip(STEMS, song.stems):
+            names.append(stem if songs == 1 else f"{stem}_{s + 1}")
+            audio.append(torch.from_numpy(track))
+    names, audio = names[:count], audio[:count]
+    roles = {"rhythm": ("drums", "bass"), "music": ("other", "vocals")}
+    groups = {g: [n for n in names if n.split("_")[0] in kinds] for g, kinds in roles.items()}
+    return names, {g: m for g, m in groups.items() if m}, torch.stack(audio)
+
+
+def run_make_case(args: argparse.Namespace) -> int:
+    names, groups, stems = synthetic_tracks(args.tracks, args.seconds, args.sample_rate, args.seed)
+    case = make_case(stems, names, groups, args.sample_rate, seed=args.seed, chain=args.chain)
+    check_finite_output(case.mix, "the case's mix")
+    write_case(case, args.out)
+    print(f"wrote {len(names)} tracks in groups {groups}, the mix and the true parameters to "
+          f"{args.out}; fit with: mixrep console fit --stems {args.out / CASE_STEMS} --mix "
+          f"{args.out / CASE_MIX} --groups {args.out / CASE_GROUPS} --sample-rate "
+          f"{args.sample_rate} --out FIT_DIR")
     return 0

@@ -20,14 +20,12 @@ import torch
 from torch import Tensor, nn
 
 from mixrep.console.graph import (
-    DEFAULT_CHAIN, DRY_WET, DRY_WET_INIT, OUTPUT, PROCESSOR_TYPES, MixingGraph, Params,
-    build_console, draw_graph, graph_to_dict, load_graph_json, save_graph_json,
+    DEFAULT_CHAIN, OUTPUT, PROCESSOR_TYPES, MixingGraph, Params, build_console, draw_graph,
+    graph_to_dict, load_graph_json, remove_processors, save_graph_json,
 )
-from mixrep.console.processors import Processor, make_processors
+from mixrep.console.processors import DRY_WET, ParamSpec, Processor, make_processors
 from mixrep.console.render import BatchedRenderer, RenderResult, dependency_span, render_one_by_one
 from mixrep.constants import SAMPLE_RATE
-
-DRY_WET_RANGE = (-6.0, 6.0)
 
 
 @dataclass(frozen=True)
@@ -48,6 +46,11 @@ class LayoutEntry:
         return n
 
 
+def type_specs(processor: Processor) -> dict[str, ParamSpec]:
+    """Every raw parameter of one node of ``processor``'s type, dry/wet logit last."""
+    return {**processor.parameter_specs(), DRY_WET: processor.dry_wet_spec()}
+
+
 class ParameterLayout:
     """Flat layout of a console's raw parameters: one vector a network head can predict.
 
@@ -60,12 +63,9 @@ class ParameterLayout:
         for t, n in graph.type_counts().items():
             if t not in PROCESSOR_TYPES:
                 continue
-            specs = dict(processors[t].parameter_specs())
-            for name, spec in specs.items():
+            for name, spec in type_specs(processors[t]).items():
                 entries.append(LayoutEntry(t, name, n, spec.shape, offset, spec.low, spec.high))
                 offset += entries[-1].size
-            entries.append(LayoutEntry(t, DRY_WET, n, (), offset, *DRY_WET_RANGE))
-            offset += n
         self.entries: list[LayoutEntry] = entries
         self.total = offset
 
@@ -110,7 +110,7 @@ class MixingConsole(nn.Module):
             if t not in PROCESSOR_TYPES:
                 continue
             init = self.processors[t].init_parameters(n)
-            init[DRY_WET] = torch.full((n,), DRY_WET_INIT)
+            init[DRY_WET] = torch.full((n,), self.processors[t].dry_wet_spec().init)
             if params is not None and t in params:
                 init = {k: params[t][k].detach().clone().float() for k in init}
             self.params[t] = nn.ParameterDict({k: nn.Parameter(v) for k, v in init.items()})
@@ -156,6 +156,13 @@ class MixingConsole(nn.Module):
         """The console's own raw parameters as a plain nested dict (shared tensors)."""
         return {t: dict(p.items()) for t, p in self.params.items()}
 
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Clamp every raw parameter into its safe range in place (after an optimiser step)."""
+        for t, p in self.params.items():
+            for name, spec in type_specs(self.processors[t]).items():
+                p[name].clamp_(spec.low, spec.high)
+
     def layout(self) -> ParameterLayout:
         return ParameterLayout(self.graph, dict(self.processors))
 
@@ -163,6 +170,14 @@ class MixingConsole(nn.Module):
         """Bypass processors where ``mask`` is 0 (pruning); ``(V,)``."""
         self.graph = self.graph.with_mask(mask)
         self._renderer = None
+
+    def pruned(self, remove) -> "MixingConsole":
+        """A new console without the processor nodes ``remove`` (ids or a ``(V,)`` bool tensor),
+        edges re-routed around them and their parameters dropped (see
+        :func:`~mixrep.console.graph.remove_processors`); renders what this console renders with
+        those nodes' masks at 0, with fewer nodes."""
+        graph, params = remove_processors(self.graph, self.parameter_dict(), remove)
+        return MixingConsole(graph, dict(self.processors), params, self.schedule)
 
     def renderer(self) -> BatchedRenderer:
         if self._renderer is None or self._renderer.graph is not self.graph:

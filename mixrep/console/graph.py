@@ -4,11 +4,12 @@ JSON in physical units and PNG drawings (seed paper section 2.2 and appendix C.3
 A graph is a DAG of ``input``, processor, ``mix`` and ``output`` nodes. Parameters live outside
 the graph, as ``{type: {name: (nodes_of_type, *size)}}`` in node order (the l-th row of a type's
 tensor belongs to the l-th node of that type), plus a ``dry_wet_logit`` ``(nodes_of_type,)`` per
-processor type; the dry/wet weight is ``sigmoid(dry_wet_logit) * mask``.
+processor type; the dry/wet weight is ``sigmoid(clamp(dry_wet_logit)) * mask``.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import random
@@ -18,17 +19,15 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from mixrep.console.processors import CHAIN_LETTERS, PROCESSOR_CLASSES, Processor
+from mixrep.console.processors import (
+    CHAIN_LETTERS, DRY_WET, PROCESSOR_CLASSES, Processor, dry_wet_weight,
+)
 from mixrep.files import atomic_write_text
 
 INPUT, OUTPUT, MIX = "input", "output", "mix"
 AUX_TYPES: tuple[str, ...] = (INPUT, MIX, OUTPUT)
 PROCESSOR_TYPES: tuple[str, ...] = tuple(PROCESSOR_CLASSES)
 NODE_TYPES: tuple[str, ...] = AUX_TYPES + PROCESSOR_TYPES
-DRY_WET = "dry_wet_logit"
-"""Key of the per-node dry/wet logit in each processor type's parameter dict."""
-DRY_WET_INIT = 3.0
-"""Initial dry/wet logit (weight 0.95: almost fully wet, still trainable both ways)."""
 DEFAULT_CHAIN = "ecnsgdr"
 """The seed console's per-track chain: eq, compressor, noisegate, imager, gain/pan, delay, reverb."""
 
@@ -103,16 +102,16 @@ class MixingGraph:
             for p in ps:
                 succs[p].append(dst)
         indegree = [len(p) for p in preds]
-        ready = sorted(i for i, d in enumerate(indegree) if d == 0)
+        ready = [i for i, d in enumerate(indegree) if d == 0]
+        heapq.heapify(ready)
         order = []
         while ready:
-            node = ready.pop(0)
+            node = heapq.heappop(ready)
             order.append(node)
             for s in succs[node]:
                 indegree[s] -= 1
                 if indegree[s] == 0:
-                    ready.append(s)
-            ready.sort()
+                    heapq.heappush(ready, s)
         if len(order) != self.num_nodes:
             raise ValueError("the graph has a cycle; audio graphs must be acyclic")
         return order
@@ -142,6 +141,84 @@ class MixingGraph:
 
     def cache_key(self) -> tuple:
         return (tuple(self.node_types), tuple(self.edge_index.flatten().tolist()))
+
+
+def merge_graphs(graphs: list[MixingGraph]) -> MixingGraph:
+    """One disjoint graph holding ``graphs`` one after the other (seed appendix C: a batch of
+    graphs is a single large disconnected graph).
+
+    Node ``i`` of graph ``b`` becomes node ``offset_b + i``; names get a ``"b:"`` prefix. Because
+    the graphs are concatenated, the merged parameters of a type are the graphs' parameter tensors
+    of that type concatenated in the same order (:func:`merge_params`), the merged sources the
+    graphs' sources concatenated, and the merged outputs the graphs' outputs in order.
+    """
+    if not graphs:
+        raise ValueError("merge_graphs needs at least one graph")
+    types, names, edges, masks, offset = [], [], [], [], 0
+    for b, graph in enumerate(graphs):
+        types += graph.node_types
+        names += [f"{b}:{n}" for n in graph.node_names]
+        edges.append(graph.edge_index + offset)
+        masks.append(graph.mask)
+        offset += graph.num_nodes
+    return MixingGraph(types, torch.cat(edges, 1), names, torch.cat(masks))
+
+
+def merge_params(params: list[Params]) -> Params:
+    """Per-graph parameter dicts -> the parameters of :func:`merge_graphs` of those graphs."""
+    merged: Params = {}
+    for t in PROCESSOR_TYPES:
+        present = [p[t] for p in params if t in p]
+        if present:
+            merged[t] = {k: torch.cat([p[k] for p in present]) for k in present[0]}
+    return merged
+
+
+def remove_processors(graph: MixingGraph, params: Params, remove) -> tuple[MixingGraph, Params]:
+    """The graph without the processor nodes in ``remove``, and its parameters.
+
+    A removed node is bypassed: each of its predecessors is wired to each of its successors, so
+    the smaller graph renders exactly what the original renders with those nodes' masks at 0, with
+    fewer nodes to process (pruning, seed section 3: "removal of the nodes and re-routing of
+    their edges"). Rows of removed nodes leave the parameter tensors; a type with no node left
+    leaves the dict. Names and the masks of the kept nodes are kept.
+
+    Args:
+        remove: node ids, or a ``(V,)`` boolean tensor (True = remove).
+
+    Raises:
+        ValueError: a node to remove is not a processor (inputs, mixes and outputs stay).
+    """
+    if isinstance(remove, Tensor) and remove.dtype == torch.bool:
+        remove = torch.nonzero(remove).flatten().tolist()
+    gone = {int(v) for v in remove}
+    aux = [graph.node_names[v] for v in gone if graph.node_types[v] not in PROCESSOR_TYPES]
+    if aux:
+        raise ValueError(f"only processors can be removed, not {aux}")
+    preds = graph.predecessors()
+    sources: dict[int, list[int]] = {}  # node -> its nearest kept upstream nodes (with multiplicity)
+    for v in graph.topological_order():
+        if v in gone:
+            sources[v] = [u for p in preds[v] for u in ([p] if p not in gone else sources[p])]
+    edges = []
+    for src, dst in graph.edges():
+        if dst in gone:
+            continue
+        edges += [(src, dst)] if src not in gone else [(u, dst) for u in sources[src]]
+    kept = [v for v in range(graph.num_nodes) if v not in gone]
+    new_id = {v: i for i, v in enumerate(kept)}
+    pruned = MixingGraph([graph.node_types[v] for v in kept],
+                         torch.tensor([[new_id[a] for a, _ in edges], [new_id[b] for _, b in edges]],
+                                      dtype=torch.long),
+                         [graph.node_names[v] for v in kept], graph.mask[kept].clone())
+    ranks = graph.type_rank()
+    new_params: Params = {}
+    for t, p in params.items():
+        rows = [ranks[v] for v in graph.nodes_of_type(t) if v not in gone]
+        if rows:
+            index = torch.tensor(rows, dtype=torch.long)
+            new_params[t] = {k: v.index_select(0, index.to(v.device)) for k, v in p.items()}
+    return pruned, new_params
 
 
 def parse_chain(chain: str) -> list[str]:
@@ -267,7 +344,7 @@ def graph_to_dict(graph: MixingGraph, params: Params, processors: dict[str, Proc
         if t in PROCESSOR_TYPES:
             r = ranks[i]
             node["active"] = bool(graph.mask[i] > 0)
-            node["dry_wet"] = float(torch.sigmoid(params[t][DRY_WET][r].detach()))
+            node["dry_wet"] = float(dry_wet_weight(params[t][DRY_WET][r].detach()))
             node["parameters"] = {k: _tolist(v[r]) for k, v in physical[t].items()}
         nodes.append(node)
     sample_rate = next(iter(processors.values())).sample_rate

@@ -60,18 +60,29 @@ class MelSTFTLoss(nn.Module):
         self.register_buffer("weighted_fbank", a_weighting(freqs)[:, None] * fbank, persistent=False)
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
 
-    def mel(self, x: Tensor) -> Tensor:
-        """A-weighted mel magnitude spectrogram: ``(..., samples)`` -> ``(..., mels, frames)``."""
+    def spectrum(self, x: Tensor) -> Tensor:
+        """Complex STFT: ``(..., samples)`` -> ``(..., bins, frames)``."""
         lead = x.shape[:-1]
         spec = torch.stft(x.reshape(-1, x.shape[-1]), self.n_fft, self.hop_length,
                           window=self.window.to(x.dtype), return_complex=True)
+        return spec.reshape(*lead, *spec.shape[-2:])
+
+    def mel_of_spectrum(self, spec: Tensor) -> Tensor:
+        """A-weighted mel magnitudes of a complex STFT: ``(..., bins, frames)`` -> ``(..., mels, frames)``."""
         mag = torch.sqrt(spec.real**2 + spec.imag**2 + MAG_EPS**2)
-        mel = torch.einsum("nft,fm->nmt", mag, self.weighted_fbank.to(x.dtype))
-        return mel.reshape(*lead, *mel.shape[-2:])
+        return torch.einsum("...ft,fm->...mt", mag, self.weighted_fbank.to(mag.dtype))
+
+    def mel(self, x: Tensor) -> Tensor:
+        """A-weighted mel magnitude spectrogram: ``(..., samples)`` -> ``(..., mels, frames)``."""
+        return self.mel_of_spectrum(self.spectrum(x))
 
     def forward(self, estimate: Tensor, target: Tensor) -> Tensor:
         """Mean over leading axes of (log-L1 + spectral convergence)."""
-        est, ref = self.mel(estimate), self.mel(target)
+        return self.loss_of_mels(self.mel(estimate), self.mel(target))
+
+    @staticmethod
+    def loss_of_mels(est: Tensor, ref: Tensor) -> Tensor:
+        """Log-L1 + spectral convergence of two mel spectrograms, mean over leading axes."""
         log_term = (torch.log(est + MAG_EPS) - torch.log(ref + MAG_EPS)).abs().mean((-1, -2))
         diff = torch.sqrt(((est - ref) ** 2).sum((-1, -2)) + NORM_EPS)
         norm = torch.sqrt((ref**2).sum((-1, -2)) + NORM_EPS) + MAG_EPS
@@ -101,15 +112,21 @@ class MixLoss(nn.Module):
                 f"{tuple(target.shape)}"
             )
 
-        def ms(x: Tensor) -> tuple[Tensor, Tensor]:
-            return (x[..., 0, :] + x[..., 1, :]) / 2, (x[..., 0, :] - x[..., 1, :]) / 2
-
-        (em, es), (tm, ts) = ms(estimate), ms(target)
-        lr = sum(r(estimate, target) for r in self.resolutions)
-        m = sum(r(em, tm) for r in self.resolutions)
-        s = sum(r(es, ts) for r in self.resolutions)
+        views = {
+            "lr": lambda z: z,
+            "mid": lambda z: (z[..., 0, :, :] + z[..., 1, :, :]) / 2,
+            "side": lambda z: (z[..., 0, :, :] - z[..., 1, :, :]) / 2,
+        }
+        terms = dict.fromkeys(views, 0.0)
+        for r in self.resolutions:
+            # one STFT of left and right; the mid and side spectra follow by linearity (exact)
+            est, ref = r.spectrum(estimate), r.spectrum(target)  # (..., 2, bins, frames)
+            for name, view in views.items():
+                terms[name] = terms[name] + r.loss_of_mels(r.mel_of_spectrum(view(est)),
+                                                           r.mel_of_spectrum(view(ref)))
         a_lr, a_m, a_s = self.weights
-        return {"lr": lr, "mid": m, "side": s, "total": a_lr * lr + a_m * m + a_s * s}
+        terms["total"] = a_lr * terms["lr"] + a_m * terms["mid"] + a_s * terms["side"]
+        return terms
 
     def forward(self, estimate: Tensor, target: Tensor) -> Tensor:
         return self.terms(estimate, target)["total"]

@@ -26,10 +26,8 @@ import torch
 from torch import Tensor
 
 from mixrep.console import functional as Fn
-from mixrep.console.graph import (
-    DRY_WET, INPUT, MIX, OUTPUT, PROCESSOR_TYPES, MixingGraph, Params,
-)
-from mixrep.console.processors import Processor
+from mixrep.console.graph import INPUT, MIX, OUTPUT, PROCESSOR_TYPES, MixingGraph, Params
+from mixrep.console.processors import DRY_WET, Processor, dry_wet_weight
 
 SCHEDULE_PRIORITY: tuple[str, ...] = PROCESSOR_TYPES + (MIX,)
 
@@ -96,8 +94,17 @@ class RenderResult:
 class BatchedRenderer:
     """Algorithm 2 of the seed with a precomputed plan (preprocessing on CPU, done once per graph)."""
 
-    def __init__(self, graph: MixingGraph, method: str = "chain") -> None:
+    def __init__(self, graph: MixingGraph, method: str = "chain",
+                 max_nodes_per_call: int | None = None) -> None:
+        """Args:
+            graph: the graph to render.
+            method: ``"chain"`` or ``"greedy"`` schedule.
+            max_nodes_per_call: split a partition into processor calls of at most this many
+                nodes; ``None``: :func:`nodes_per_call` (cache-sized chunks on the CPU, the whole
+                partition on accelerators).
+        """
         self.graph = graph
+        self.max_nodes_per_call = max_nodes_per_call
         self.partitions = schedule(graph, method)
         where: dict[int, tuple[int, int]] = {}
         for p, (_, nodes) in enumerate(self.partitions):
@@ -139,35 +146,76 @@ class BatchedRenderer:
                 f"expected sources (inputs={n_inputs}, 2, samples), got {tuple(sources.shape)}"
             )
         mask = graph.mask.to(device=sources.device, dtype=sources.dtype)
-        outputs: list[Tensor] = [sources]
+        # Every partition's output is kept as the list of its processor calls' outputs (node
+        # chunks): a chain step consumes the previous partition chunk by chunk, and nothing is
+        # concatenated except where a mix gathers across partitions.
+        outputs: list[list[Tensor]] = [[sources]]
         staging = sources.new_zeros(())
         for step in self.steps[1:]:
             n = len(step.nodes)
-            x = None
-            for p, src, dst in step.gathers:
-                if src is None:
-                    x = outputs[p] if x is None else x + outputs[p]
-                    continue
-                gathered = outputs[p].index_select(0, src.to(sources.device))
-                if x is None:
-                    x = gathered.new_zeros((n, *gathered.shape[1:]))
-                x = x.index_add(0, dst.to(sources.device), gathered)
-            if x is None:
-                x = sources.new_zeros((n, *sources.shape[1:]))
+            chunks: list[Tensor] | None = None
+            if len(step.gathers) == 1 and step.gathers[0][1] is None:
+                chunks = outputs[step.gathers[0][0]]
+            else:
+                x = None
+                for p, src, dst in step.gathers:
+                    whole = torch.cat(outputs[p]) if len(outputs[p]) > 1 else outputs[p][0]
+                    if src is None:
+                        x = whole if x is None else x + whole
+                        continue
+                    gathered = whole.index_select(0, src.to(sources.device))
+                    if x is None:
+                        x = gathered.new_zeros((n, *gathered.shape[1:]))
+                    x = x.index_add(0, dst.to(sources.device), gathered)
+                chunks = [sources.new_zeros((n, *sources.shape[1:])) if x is None else x]
             if step.node_type in (MIX, OUTPUT):
-                outputs.append(x)
+                outputs.append(chunks)
                 continue
-            y, term = _process(step.node_type, x, params, step.param_rows,
-                               mask.index_select(0, step.nodes.to(sources.device)),
-                               processors, gain_staging)
-            staging = staging + term
-            outputs.append(y)
+            max_nodes = self.max_nodes_per_call or nodes_per_call(chunks[0]) or n
+            step_mask = mask.index_select(0, step.nodes.to(sources.device))
+            rows = (torch.arange(step.param_rows.start, step.param_rows.stop)
+                    if isinstance(step.param_rows, slice) else step.param_rows)
+            out, start = [], 0
+            for chunk in chunks:
+                for piece in chunk.split(max_nodes):  # views, no copies
+                    stop = start + piece.shape[0]
+                    y, term = _process(step.node_type, piece, params, _rows(rows, start, stop),
+                                       step_mask[start:stop], processors, gain_staging)
+                    out.append(y)
+                    staging = staging + term
+                    start = stop
+            outputs.append(out)
         node_outputs = None
         if keep_nodes:
             order = torch.cat([s.nodes for s in self.steps]).to(sources.device)
-            stacked = torch.cat(outputs)
+            stacked = torch.cat([c for chunks in outputs for c in chunks])
             node_outputs = torch.empty_like(stacked).index_copy(0, order, stacked)
-        return RenderResult(outputs[-1], staging, node_outputs)
+        final = outputs[-1]
+        return RenderResult(final[0] if len(final) == 1 else torch.cat(final), staging, node_outputs)
+
+
+def _rows(rows: Tensor, start: int, stop: int) -> Tensor | slice:
+    """Parameter rows of nodes ``start:stop`` of a partition: a slice when contiguous."""
+    part = rows[start:stop]
+    first = int(part[0])
+    if bool((part == torch.arange(first, first + len(part))).all()):
+        return slice(first, first + len(part))
+    return part
+
+
+CPU_CALL_BYTES = 6 * 2**20
+"""Largest node signal batch one processor call handles on the CPU. A partition of 64 tracks at
+44.1 kHz holds 86 MB per signal: processed at once, every elementwise pass and FFT runs at DRAM
+speed and the batched render is slower than one node at a time; in chunks of this size (4 nodes
+of 3.8 s stereo) it is about twice as fast as either (``benchmarks/console.py``)."""
+
+
+def nodes_per_call(x: Tensor) -> int | None:
+    """Nodes per processor call for the signals ``x`` ``(nodes, 2, samples)``: as many as fit in
+    :data:`CPU_CALL_BYTES` on the CPU; all (``None``) on accelerators, where launches dominate."""
+    if x.device.type != "cpu":
+        return None
+    return max(1, CPU_CALL_BYTES // max(1, x[0].numel() * x.element_size()))
 
 
 def _process(node_type: str, x: Tensor, params: Params, rows, mask: Tensor,
@@ -181,14 +229,19 @@ def _process(node_type: str, x: Tensor, params: Params, rows, mask: Tensor,
     type_params = params[node_type]
     raw = {k: pick(v) for k, v in type_params.items() if k != DRY_WET}
     processor = processors[node_type]
-    wet = processor(x, **raw)
-    weight = torch.sigmoid(pick(type_params[DRY_WET])) * mask
+    weight = dry_wet_weight(pick(type_params[DRY_WET])) * mask
+    y = processor(x, weight=weight, **raw)
     term = x.new_zeros(())
     if gain_staging and processor.regularise_gain_staging:
-        log_out = 0.5 * torch.log((Fn.mid(wet) ** 2).sum((-1, -2)) + Fn.LOG_EPS)
+        # seed eq. 5 on the wet signal f(u) = (y - (1 - w) u) / w (the processors fold the dry/wet
+        # mix into their FIRs, so the wet signal itself is never materialised)
+        active = weight > 0
+        safe = torch.where(active, weight, torch.ones_like(weight))
+        wet_mid = Fn.mid(y) - (1.0 - weight)[:, None, None] * Fn.mid(x)
+        log_out = 0.5 * torch.log((wet_mid**2).sum((-1, -2)) + Fn.LOG_EPS) - torch.log(safe)
         log_in = 0.5 * torch.log((Fn.mid(x) ** 2).sum((-1, -2)) + Fn.LOG_EPS)
-        term = ((log_out - log_in).abs() * mask).sum()
-    return Fn.dry_wet(x, wet, weight), term
+        term = torch.where(active, (log_out - log_in).abs(), torch.zeros_like(log_out)).sum()
+    return y, term
 
 
 def render_one_by_one(graph: MixingGraph, sources: Tensor, params: Params,

@@ -117,3 +117,31 @@ def test_write_is_atomic_on_failure(tmp_path, monkeypatch):
         write_audio(target, noise(1.0, seed=1))
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["x.wav"]
+
+
+def test_wav_is_float_and_keeps_peaks_above_full_scale(tmp_path):
+    """A hot mix written as WAV comes back sample for sample, peaks above 0 dBFS included."""
+    x = noise(0.5) * 30.0  # peaks far above 1.0
+    assert np.abs(x).max() > 1.0
+    back = read_audio(write_audio(tmp_path / "hot.wav", x))
+    np.testing.assert_array_equal(back, x)
+
+
+def test_flac_clips_with_a_peak_report(tmp_path, caplog):
+    x = noise(0.5)
+    x[0, 100] = 2.0  # +6 dBFS
+    with caplog.at_level("WARNING"):
+        back = read_audio(write_audio(tmp_path / "hot.flac", x))
+    assert "hot.flac: peak 6.02 dBFS, 1 samples above full scale" in caplog.text
+    assert abs(back[0, 100] - 1.0) < 1e-4 and np.abs(back).max() <= 1.0 + 1e-6
+    caplog.clear()
+    write_audio(tmp_path / "quiet.flac", noise(0.5))
+    assert "dBFS" not in caplog.text
+
+
+def test_non_finite_audio_is_refused_and_nothing_written(tmp_path):
+    x = noise(0.5)
+    x[1, 7] = np.nan
+    with pytest.raises(ValueError, match="1 of .* samples are NaN or infinite"):
+        write_audio(tmp_path / "bad.wav", x)
+    assert not list(tmp_path.iterdir())

@@ -168,3 +168,17 @@ def test_parameter_layout_round_trip(small_processors):
     low, high = layout.bounds()
     assert low.shape == (layout.total,) and bool((low < high).all())
     assert isinstance(layout, ParameterLayout)
+
+
+@pytest.mark.parametrize("max_nodes", [1, 2, 5])
+def test_chunked_processor_calls_equal_whole_partitions(max_nodes, small_processors):
+    """Splitting partitions into cache-sized calls (the CPU default) changes nothing."""
+    graph = random_dag(4, 20, random.Random(11), num_mixes=3)
+    params = random_params(graph, small_processors, 11)
+    sources = 0.3 * torch.randn(4, 2, 1000, generator=torch.Generator().manual_seed(11))
+    whole = BatchedRenderer(graph, max_nodes_per_call=10**6)(sources, params, small_processors,
+                                                             gain_staging=True)
+    chunked = BatchedRenderer(graph, max_nodes_per_call=max_nodes)(sources, params, small_processors,
+                                                                   gain_staging=True)
+    assert (whole.outputs - chunked.outputs).abs().max() < 1e-5
+    assert torch.allclose(whole.gain_staging, chunked.gain_staging, rtol=1e-5)

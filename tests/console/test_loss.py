@@ -40,3 +40,18 @@ def test_loss_grows_with_gain_error_and_weights_side():
     assert terms["side"] > terms["mid"]
     assert torch.allclose(terms["total"],
                           0.5 * terms["lr"] + 0.25 * terms["mid"] + 0.25 * terms["side"])
+
+
+def test_mid_side_terms_equal_the_losses_of_mid_and_side_signals():
+    """Mid and side spectra come from the left/right STFT by linearity: same values as STFTs of
+    the mid and side signals themselves."""
+    loss = MixLoss(RATE)
+    gen = torch.Generator().manual_seed(0)
+    est = torch.randn(2, 2, RATE, generator=gen, dtype=torch.float64)
+    ref = torch.randn(2, 2, RATE, generator=gen, dtype=torch.float64)
+    terms = loss.terms(est, ref)
+    mid = lambda x: (x[..., 0, :] + x[..., 1, :]) / 2  # noqa: E731
+    side = lambda x: (x[..., 0, :] - x[..., 1, :]) / 2  # noqa: E731
+    assert torch.allclose(terms["mid"], sum(r(mid(est), mid(ref)) for r in loss.resolutions), rtol=1e-10)
+    assert torch.allclose(terms["side"], sum(r(side(est), side(ref)) for r in loss.resolutions), rtol=1e-10)
+    assert torch.allclose(terms["lr"], sum(r(est, ref) for r in loss.resolutions), rtol=1e-10)

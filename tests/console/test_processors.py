@@ -17,8 +17,8 @@ from tests.console.conftest import SMALL, TEST_RATE
 
 SEED_SIZES = {
     "eq": {"log_magnitude": (1024,)},
-    "compressor": {"z_alpha": (1,), "log_threshold": (1,), "log_ratio": (1,), "log_knee": (1,)},
-    "noisegate": {"z_alpha": (1,), "log_threshold": (1,), "log_ratio": (1,), "log_knee": (1,)},
+    "compressor": {"z_alpha": (1,), "log_threshold": (1,), "slope": (1,), "log_knee": (1,)},
+    "noisegate": {"z_alpha": (1,), "log_threshold": (1,), "slope": (1,), "log_knee": (1,)},
     "imager": {"log_width": (1,)},
     "gain_pan": {"log_gain": (2,)},
     "delay": {"z_delay": (2, 20, 2), "log_magnitude": (2, 20, 20)},
@@ -44,7 +44,9 @@ def test_processor_contract(name, small_processors):
     """Shape, dtype, device, finiteness, gradients to input and every parameter."""
     processor = small_processors[name]
     gen = torch.Generator().manual_seed(1)
-    decay = torch.logspace(0, -4, 1200)  # 0 to -80 dB: dynamics are active somewhere
+    # a rise from -100 to +20 dB, which the smoothed envelope follows: every compressor and gate
+    # threshold in range is crossed somewhere
+    decay = torch.logspace(-5, 1, 1200)
     x = (torch.randn(3, 2, 1200, generator=gen) * decay).requires_grad_()
     params = {k: v.requires_grad_() for k, v in processor.random_parameters(3, gen).items()}
     y = processor(x, **params)
@@ -81,7 +83,8 @@ def test_gradcheck_float64(name):
     options["eq"] = {"bins": 16}
     options["reverb"] = {"ir_seconds": 0.02, "n_fft": 32, "hop_length": 16}
     options["delay"] = {"taps": 2, "slot_ms": 2.0, "fir_bins": 4}
-    options["compressor"] = options["noisegate"] = {"envelope_seconds": 0.004}
+    options["compressor"] = options["noisegate"] = {"min_time_constant_ms": 0.5,
+                                                    "max_time_constant_ms": 4.0}
     processor = make_processors(TEST_RATE, **options)[name]
     gen = torch.Generator().manual_seed(2)
     x = (0.5 * torch.randn(2, 2, 64, generator=gen, dtype=torch.float64)).requires_grad_()
@@ -118,8 +121,8 @@ def test_eq_measured_response_matches_request():
 def test_gain_of_6_02_db_doubles_amplitude():
     x = torch.randn(2, 2, 100)
     log_gain = torch.full((2, 2), 6.0206 * Fn.LOG10_OVER_20)
-    assert torch.allclose(GainPan()(x, log_gain), 2 * x, rtol=1e-4)
-    physical = GainPan().to_physical(log_gain)
+    assert torch.allclose(GainPan()(x, log_gain=log_gain), 2 * x, rtol=1e-4)
+    physical = GainPan().to_physical(log_gain=log_gain)
     assert torch.allclose(physical["gain_db"], torch.full((2,), 6.0206), atol=1e-3)
 
 
@@ -128,12 +131,12 @@ def test_constant_power_panning_keeps_energy():
     x = torch.ones(5, 2, 10)
     pans = torch.tensor([-0.9, -0.5, 0.0, 0.3, 0.9])
     gain_db = torch.full((5,), -6.0)
-    y = GainPan()(x, Fn.pan_to_log_gain(gain_db, pans))
+    y = GainPan()(x, log_gain=Fn.pan_to_log_gain(gain_db, pans))
     energy = (y[:, :, 0] ** 2).sum(-1)
     assert torch.allclose(energy, torch.full((5,), 2 * 10 ** (-6.0 / 10)), rtol=1e-5)
     assert y[0, 0, 0] > y[0, 1, 0] and y[4, 1, 0] > y[4, 0, 0]  # negative pans go left
     assert torch.allclose(y[2, 0], y[2, 1])
-    physical = GainPan().to_physical(Fn.pan_to_log_gain(gain_db, pans))
+    physical = GainPan().to_physical(log_gain=Fn.pan_to_log_gain(gain_db, pans))
     assert torch.allclose(physical["pan"], pans, atol=1e-5)
     assert torch.allclose(physical["gain_db"], gain_db, atol=1e-4)
 
@@ -209,7 +212,7 @@ def test_delay_surrogate_gradient_moves_tap_towards_target():
     z.requires_grad_()
     log_mag = torch.zeros(1, 2, 1, 20)
     smooth = lambda s: Fn.fft_convolve(s, torch.hann_window(41)[None, None], center=20)  # noqa: E731
-    loss = ((smooth(delay(x, z, log_mag)) - smooth(target)) ** 2).sum()
+    loss = ((smooth(delay(x, z_delay=z, log_magnitude=log_mag)) - smooth(target)) ** 2).sum()
     loss.backward()
     before = Fn.delay_samples(z.detach(), 400)
     after = Fn.delay_samples((z - 0.05 * z.grad).detach(), 400)
@@ -250,3 +253,143 @@ def test_physical_round_trip(name, small_processors):
     back = processor.from_physical(processor.to_physical(**raw))
     x = torch.randn(2, 2, 600, dtype=torch.float64)
     assert torch.allclose(processor(x, **raw), processor(x, **back), atol=1e-8)
+
+
+def test_hard_pan_is_exact_and_finite():
+    """Pan +-1 puts the whole constant-power gain on one side and the floor (-80 dB) on the other."""
+    gain_db = torch.tensor([-6.0, -6.0, 0.0])
+    pan = torch.tensor([-1.0, 1.0, 0.0])
+    log_gain = Fn.pan_to_log_gain(gain_db, pan)
+    assert torch.isfinite(log_gain).all()
+    db = log_gain / Fn.LOG10_OVER_20
+    loud = -6.0 + 10 * math.log10(2.0)
+    assert torch.allclose(db[0], torch.tensor([loud, Fn.GAIN_DB_RANGE[0]]), atol=1e-4)
+    assert torch.allclose(db[1], torch.tensor([Fn.GAIN_DB_RANGE[0], loud]), atol=1e-4)
+    physical = GainPan().to_physical(log_gain=log_gain)
+    assert torch.allclose(physical["pan"], pan, atol=1e-3)
+    assert torch.allclose(physical["gain_db"], gain_db, atol=1e-3)
+
+
+@pytest.mark.parametrize("time_constant_ms", [5.0, 100.0, 300.0, 500.0])
+def test_envelope_time_constant_is_exact(time_constant_ms):
+    """The step response of the energy smoother reaches 1 - 1/e after exactly one time constant,
+    however long (the seed's fixed 0.37 s FIR cut 100 ms and longer short by 4 to 8 %)."""
+    sr = 8000
+    comp = Compressor(sr)
+    z_alpha = Fn.time_constant_to_z_alpha(time_constant_ms, sr).float()
+    step = torch.ones(1, 1, int(8 * time_constant_ms / 1000 * sr) + 10)
+    response = Fn.one_pole_smooth(step, torch.sigmoid(z_alpha)[None], comp.block)[0, 0].double()
+    crossing = int(torch.nonzero(response >= 1 - math.exp(-1.0))[0])
+    # sample n holds the response after n + 1 input samples; interpolate around the crossing
+    before, after = float(response[crossing - 1]), float(response[crossing])
+    measured = (crossing + (1 - math.exp(-1.0) - before) / (after - before)) / sr * 1000
+    assert abs(measured - time_constant_ms) / time_constant_ms < 0.01, measured
+    assert float(response[-1]) == pytest.approx(1.0, abs=1e-3)
+    physical = comp.to_physical(z_alpha=z_alpha.reshape(1, 1), log_threshold=torch.zeros(1, 1),
+                                slope=torch.zeros(1, 1), log_knee=torch.zeros(1, 1))
+    assert float(physical["time_constant_ms"]) == pytest.approx(time_constant_ms, rel=1e-4)
+
+
+def test_one_pole_smoother_equals_the_recursion():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 1, 700, generator=gen, dtype=torch.float64) ** 4
+    alpha = torch.tensor([0.5, 0.99, 0.9995], dtype=torch.float64)
+    smoothed = Fn.one_pole_smooth(x, alpha, block=37)
+    state = torch.zeros(3, 1, dtype=torch.float64)
+    for n in range(x.shape[-1]):
+        state = alpha[:, None] * state + (1 - alpha[:, None]) * x[..., n]
+        assert torch.allclose(smoothed[..., n], state, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(PROCESSOR_CLASSES))
+def test_any_raw_value_renders_finite(name, small_processors):
+    """Raw values far outside the declared ranges (what an unbounded optimiser or head may produce)
+    are clamped into them: finite audio, finite gradients, physical values inside the ranges."""
+    processor = small_processors[name]
+    x = 0.5 * torch.randn(2, 2, 1500, generator=torch.Generator().manual_seed(0))
+    for extreme in (-1e4, 1e4):
+        params = {k: torch.full((2, *s), extreme, requires_grad=True)
+                  for k, s in processor.parameter_size().items()}
+        y = processor(x, weight=torch.full((2,), 0.7), **params)
+        assert torch.isfinite(y).all(), extreme
+        y.square().mean().backward()
+        for k, v in params.items():
+            assert torch.isfinite(v.grad).all(), (k, extreme)
+        physical = processor.to_physical(**{k: v.detach() for k, v in params.items()})
+        inside = processor.to_physical(**processor.constrain({k: v.detach() for k, v in params.items()}))
+        for k in physical:
+            assert torch.isfinite(physical[k]).all() and torch.equal(physical[k], inside[k]), k
+
+
+def test_declared_ranges_are_the_clamp_ranges(small_processors):
+    for processor in small_processors.values():
+        for name, spec in processor.parameter_specs().items():
+            assert spec.low <= spec.init <= spec.high and spec.low < spec.high, (processor.type_name, name)
+            inside = torch.linspace(spec.low, spec.high, 7).reshape(7, *([1] * len(spec.shape)))
+            inside = inside.expand(7, *spec.shape)
+            assert torch.equal(processor.constrain({name: inside})[name], inside)
+
+
+def test_delay_radius_is_squashed_inside_the_unit_disk():
+    z = torch.tensor([[0.0, 0.0], [3.0, -4.0], [1e6, 1e6]])
+    radius = Fn.squash_radius(z).norm(dim=-1)
+    assert torch.all(radius < 1.0 + 1e-7) and float(radius[1]) == pytest.approx(math.tanh(5.0))
+
+
+def test_fft_convolve_gradients_with_broadcast_kernels():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 2, 40, generator=gen, dtype=torch.float64, requires_grad=True)
+    h = torch.randn(3, 1, 9, generator=gen, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: Fn.fft_convolve(a, b, center=4), (x, h))
+    direct = torch.nn.functional.conv1d(
+        torch.nn.functional.pad(x.detach().reshape(1, 6, 40), (4, 4)),
+        h.detach().flip(-1).repeat_interleave(2, 0), groups=6).reshape(3, 2, 40)
+    assert torch.allclose(Fn.fft_convolve(x, h, center=4), direct, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", list(PROCESSOR_CLASSES))
+def test_dry_wet_folded_into_the_processor_equals_the_blend(name, small_processors):
+    processor = small_processors[name]
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 2, 900, generator=gen) * torch.logspace(-3, 0, 900)
+    params = processor.random_parameters(3, gen)
+    weight = torch.tensor([0.0, 0.3, 1.0])
+    folded = processor(x, weight=weight, **params)
+    blended = Fn.dry_wet(x, processor(x, **params), weight)
+    assert torch.allclose(folded, blended, atol=1e-5)
+
+
+@pytest.mark.parametrize("expander", [False, True])
+def test_fused_dynamics_equal_the_reference_curves(expander):
+    """The fused gain computer (analytic backward) equals the composition of the documented
+    pieces (envelope, knee curve, square-root gain, dry/wet) in value and gradient."""
+    gen = torch.Generator().manual_seed(7)
+    x = (torch.randn(3, 2, 700, generator=gen, dtype=torch.float64) * torch.logspace(-4, 0, 700,
+         dtype=torch.float64)).requires_grad_()
+    raw = [torch.tensor(v, dtype=torch.float64).reshape(3, 1).requires_grad_() for v in
+           ([2.0, 3.0, 4.5], [-9.0, -6.0, -12.0], [0.4, 0.8, 2.0], [-0.5, 0.3, -1.0])]
+    weight = torch.tensor([0.2, 0.7, 1.0], dtype=torch.float64, requires_grad=True)
+    function = Fn.noise_gate if expander else Fn.compressor
+    fused = function(x, *raw, 16, weight)
+    curve = Fn.noise_gate_gain if expander else Fn.compressor_gain
+    level = Fn.log_energy_envelope(x, torch.sigmoid(raw[0][:, 0]), 16)
+    gain = torch.exp(0.5 * curve(level, raw[1][:, :, None], raw[2][:, :, None],
+                                 torch.exp(raw[3])[:, :, None]))
+    reference = Fn.dry_wet(x, x * gain, weight)
+    assert torch.allclose(fused, reference, rtol=1e-10, atol=1e-12)
+    probe = torch.randn(fused.shape, generator=gen, dtype=torch.float64)
+    inputs = [x, *raw, weight]
+    got = torch.autograd.grad((fused * probe).sum(), inputs)
+    want = torch.autograd.grad((reference * probe).sum(), inputs)
+    for g, w in zip(got, want):
+        assert torch.allclose(g, w, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("n_fft, hop, length", [(384, 192, 8800), (384, 128, 8800), (64, 32, 1000)])
+def test_inverse_stft_equals_torch_istft(n_fft, hop, length):
+    gen = torch.Generator().manual_seed(0)
+    frames = 1 + length // hop
+    spectra = torch.randn(3, n_fft // 2 + 1, frames, dtype=torch.complex128, generator=gen)
+    window = torch.hann_window(n_fft, dtype=torch.float64)
+    expected = torch.istft(spectra, n_fft, hop, window=window, length=length)
+    assert torch.allclose(Fn.inverse_stft(spectra, n_fft, hop, length), expected, atol=1e-10)

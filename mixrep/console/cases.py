@@ -1,0 +1,83 @@
+"""Fitting cases with a known answer: tracks mixed by a console with musical parameters.
+
+:func:`make_case` takes dry tracks (any source; ``mixrep console make-case`` and the convergence
+benchmark use the synthetic corpus's stems) and renders them with a full console whose parameters
+come from :class:`~mixrep.console.prior.MusicalPrior`; :func:`write_case` stores the tracks, the
+mix, the groups and the true parameters (graph JSON in physical units) in the layout
+``mixrep console fit`` reads.
+
+Shape:
+    Stems ``(tracks, 2, samples)``; mix ``(2, samples)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from mixrep.audio.io import write_audio
+from mixrep.console.console import MixingConsole
+from mixrep.console.graph import DEFAULT_CHAIN
+from mixrep.console.functional import LOG10_OVER_20
+from mixrep.console.prior import MusicalPrior, after_mix, sample_mask, sample_parameters
+from mixrep.files import atomic_write_text
+
+CASE_STEMS, CASE_MIX, CASE_GROUPS, CASE_TRUTH = "stems", "mix.wav", "groups.json", "true_parameters.json"
+
+
+@dataclass
+class Case:
+    """Tracks, their groups, the console that mixed them and its mix."""
+
+    names: list[str]
+    groups: dict[str, list[str]]
+    stems: Tensor
+    console: MixingConsole
+    mix: Tensor
+
+
+def make_case(stems: Tensor, names: list[str], groups: dict[str, list[str]], sample_rate: int,
+              seed: int = 0, prior: MusicalPrior | None = None, chain: str = DEFAULT_CHAIN,
+              group_chain: str | None = None, processor_options: dict | None = None) -> Case:
+    """Mix ``stems`` with a console of ``chain`` whose parameters are drawn from ``prior``.
+
+    The drawn console is then made as loud as the plain sum of the tracks (the same gain added to
+    every subgroup fader, which only scales the output): the fit starts at the right overall level
+    and its loss measures the mix, not a master gain (the prior's compressors have no make-up gain).
+    """
+    prior = prior or MusicalPrior()
+    console = MixingConsole.from_tracks(names, groups, chain, group_chain, sample_rate,
+                                        processor_options)
+    generator = torch.Generator().manual_seed(seed)
+    params = sample_parameters(console.graph, dict(console.processors), prior, generator)
+    console = MixingConsole(console.graph.with_mask(sample_mask(console.graph, prior, generator)),
+                            dict(console.processors), params)
+    mix = console.render_long(stems)
+    offset_db = 10.0 * torch.log10((stems.sum(0) ** 2).mean() / (mix**2).mean().clamp(min=1e-20))
+    faders = [v for v in console.graph.nodes_of_type("gain_pan") if after_mix(console.graph)[v]]
+    if faders:
+        with torch.no_grad():
+            ranks = console.graph.type_rank()
+            rows = torch.tensor([ranks[v] for v in faders])
+            log_gain = console.params["gain_pan"]["log_gain"]
+            log_gain[rows] += float(offset_db) * LOG10_OVER_20
+            console.project_()
+        mix = console.render_long(stems)
+    return Case(list(names), groups, stems, console, mix)
+
+
+def write_case(case: Case, out: str | os.PathLike) -> Path:
+    """Write ``stems/<name>.wav``, ``mix.wav``, ``groups.json`` and ``true_parameters.json``."""
+    out = Path(out)
+    sample_rate = case.console.sample_rate
+    for name, stem in zip(case.names, case.stems):
+        write_audio(out / CASE_STEMS / f"{name}.wav", stem.cpu().numpy(), sample_rate)
+    write_audio(out / CASE_MIX, case.mix.cpu().numpy(), sample_rate)
+    atomic_write_text(out / CASE_GROUPS, json.dumps(case.groups, indent=1))
+    case.console.save_json(out / CASE_TRUTH)
+    return out
