@@ -139,9 +139,6 @@ class MixingGraph:
         return MixingGraph(self.node_types, self.edge_index.clone(), list(self.node_names),
                            torch.as_tensor(mask, dtype=torch.float32).clone())
 
-    def cache_key(self) -> tuple:
-        return (tuple(self.node_types), tuple(self.edge_index.flatten().tolist()))
-
 
 def merge_graphs(graphs: list[MixingGraph]) -> MixingGraph:
     """One disjoint graph holding ``graphs`` one after the other (seed appendix C: a batch of

@@ -26,6 +26,8 @@ Shape:
 
 from __future__ import annotations
 
+import abc
+
 import math
 from dataclasses import dataclass
 
@@ -72,7 +74,7 @@ def dry_wet_weight(logit: Tensor) -> Tensor:
     return torch.sigmoid(clamp_inclusive(logit, *DRY_WET_RANGE))
 
 
-class Processor(nn.Module):
+class Processor(nn.Module, metaclass=abc.ABCMeta):
     """Base class: the parameter protocol shared by every processor.
 
     Subclasses implement :meth:`process` (bounded raw parameters -> audio, through
@@ -94,6 +96,7 @@ class Processor(nn.Module):
         super().__init__()
         self.sample_rate = int(sample_rate)
 
+    @abc.abstractmethod
     def parameter_specs(self) -> dict[str, ParamSpec]:
         raise NotImplementedError
 
@@ -159,6 +162,7 @@ class Processor(nn.Module):
         self.check_parameters(x, params)
         return self.process(x, weight, **self.constrain(params))
 
+    @abc.abstractmethod
     def process(self, x: Tensor, weight: Tensor | None, **params: Tensor) -> Tensor:
         raise NotImplementedError
 
@@ -166,9 +170,11 @@ class Processor(nn.Module):
         """Physical units (dB, ms, Hz, ratio, seconds) of raw ``params`` (clamped as rendered)."""
         return self.physical(**self.constrain(params))
 
+    @abc.abstractmethod
     def physical(self, **params: Tensor) -> dict[str, Tensor]:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def from_physical(self, physical: dict[str, Tensor]) -> dict[str, Tensor]:
         raise NotImplementedError
 
