@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import pytest
 import torch
@@ -38,7 +39,7 @@ def new_console(small_processors) -> MixingConsole:
     return MixingConsole(build_console(NAMES, None, "gr", "g"), small_processors)
 
 
-def config(**changes) -> PruneConfig:
+def base_config(**changes) -> PruneConfig:
     base = PruneConfig(method="brute-force", rounds=1, fit=FAST_FIT, finetune_steps=0, progress=False)
     return dataclasses.replace(base, **changes)
 
@@ -51,7 +52,7 @@ def brute_force(sparse_case, small_processors):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # module fixtures run before conftest's per-test one-thread fixture
     try:
-        return console, prune(console, stems, mix, config(tolerance=0.01))  # fits ``console`` in place
+        return console, prune(console, stems, mix, base_config(tolerance=0.01))  # fits ``console`` in place
     finally:
         torch.set_num_threads(threads)
 
@@ -101,7 +102,8 @@ def test_plot(brute_force, tmp_path):
 
 def test_interrupted_run_resumes_to_the_same_result(sparse_case, small_processors, tmp_path, monkeypatch):
     stems, mix, _ = sparse_case
-    settings = config(method="hybrid", rounds=2, finetune_steps=15, brute_force_every=2, tolerance=0.02)
+    settings = base_config(method="hybrid", rounds=2, finetune_steps=15, brute_force_every=2, tolerance=0.02,
+                           fit=dataclasses.replace(FAST_FIT, steps=60))
     reference = prune(new_console(small_processors), stems, mix, settings)
 
     round_one = sum(t.round == 1 for t in reference.trials)
@@ -139,14 +141,15 @@ def test_interrupted_run_resumes_to_the_same_result(sparse_case, small_processor
 def test_state_of_another_run_is_refused(sparse_case, small_processors, tmp_path):
     stems, mix, _ = sparse_case
     state = tmp_path / "state.pt"
-    prune(new_console(small_processors), stems, mix, config(rounds=0), state_path=state)
+    quick = functools.partial(base_config, rounds=0, fit=dataclasses.replace(FAST_FIT, steps=3))
+    prune(new_console(small_processors), stems, mix, quick(), state_path=state)
     with pytest.raises(PruneStateError, match="pruning or fit settings"):
-        prune(new_console(small_processors), stems, mix, config(rounds=0, tolerance=0.1), state_path=state)
+        prune(new_console(small_processors), stems, mix, quick(tolerance=0.1), state_path=state)
     with pytest.raises(PruneStateError, match="the audio"):
-        prune(new_console(small_processors), stems, 0.5 * mix, config(rounds=0), state_path=state)
+        prune(new_console(small_processors), stems, 0.5 * mix, quick(), state_path=state)
     state.write_bytes(b"not a state")
     with pytest.raises(PruneStateError, match="cannot read"):
-        prune(new_console(small_processors), stems, mix, config(rounds=0), state_path=state)
+        prune(new_console(small_processors), stems, mix, quick(), state_path=state)
 
 
 def test_dry_wet_sampling_follows_algorithm_3(small_processors):
@@ -156,7 +159,7 @@ def test_dry_wet_sampling_follows_algorithm_3(small_processors):
     console = MixingConsole(build_console(names, None, "e", ""), small_processors)
     with torch.no_grad():
         console.params["eq"]["dry_wet_logit"].copy_(torch.linspace(3.0, -3.0, 20))  # t19 smallest
-    search = _Search(console, config(method="dry-wet"))
+    search = _Search(console, base_config(method="dry-wet"))
     search.pool = search.new_pool("dry-wet")
     node_type, first = search.next_candidates()
     ids = {console.graph.node_names[v]: v for v in range(console.graph.num_nodes)}
@@ -187,4 +190,4 @@ def test_config_validation_and_schedule():
 def test_mismatched_inputs_raise(sparse_case, small_processors, tmp_path):
     stems, mix, _ = sparse_case
     with pytest.raises(ValueError, match="does not match stems"):
-        prune(new_console(small_processors), stems, mix[..., :-10], config())
+        prune(new_console(small_processors), stems, mix[..., :-10], base_config())
