@@ -1,0 +1,136 @@
+"""Pruning on mixes made by known sparse graphs (README "Pruning the console to a sparse graph").
+
+Each case: synthetic-corpus stems (four per song, two subgroups) mixed by a full ``ecnsgdr``
+console whose processors are each kept with a per-type probability (``--active``; gain/pan always)
+and whose parameters come from the musical prior (``mixrep.console.cases.make_case``). The full
+console is fitted once per case; every (method, tolerance) row then prunes a copy of that fitted
+console (``mixrep.console.prune.prune`` with no further full fit) and is measured on the whole
+song: audio loss of the full and the pruned console, pruning ratio overall and per type, and per
+type the recall (true processors kept) and precision (kept processors that were true) against the
+graph that made the mix. Rows aggregate over the cases: losses and ratios are means, recall and
+precision pool the counts of all cases.
+
+    nice -n 15 python benchmarks/prune.py --cases 3 --out runs/prune
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from mixrep.console.cases import make_case
+from mixrep.console.cli import synthetic_tracks
+from mixrep.console.console import MixingConsole
+from mixrep.console.fit import FitConfig, evaluate, fit
+from mixrep.console.prior import MusicalPrior
+from mixrep.console.prune import PruneConfig, graph_recovery, prune
+
+TYPES = ("gain_pan", "imager", "eq", "reverb", "compressor", "noisegate", "delay")
+LETTER = dict(zip(TYPES, "gsercnd"))
+ACTIVE = {"eq": 0.6, "compressor": 0.4, "noisegate": 0.3, "imager": 0.4, "delay": 0.3, "reverb": 0.4}
+
+
+def run_case(seed: int, args: argparse.Namespace, rows: list[tuple[str, float]]) -> list[dict]:
+    names, groups, stems = synthetic_tracks(args.tracks, args.seconds, args.sample_rate, seed)
+    prior = MusicalPrior(active_probability=ACTIVE)
+    case = make_case(stems, names, groups, args.sample_rate, seed=seed, prior=prior)
+    fit_config = FitConfig(steps=args.fit_steps, crop_seconds=args.crop_seconds,
+                           warmup_seconds=args.warmup_seconds, seed=seed, progress=False)
+    full = MixingConsole.from_tracks(names, groups, "ecnsgdr", sample_rate=args.sample_rate)
+    started = time.perf_counter()
+    loss_initial = evaluate(full, stems, case.mix)
+    fit(full, stems, case.mix, fit_config)
+    fit_seconds = time.perf_counter() - started
+    out = []
+    for method, tau in rows:
+        config = PruneConfig(method=method, tolerance=tau, rounds=args.rounds,
+                             fit=dataclasses.replace(fit_config, steps=0),
+                             finetune_steps=args.finetune_steps, brute_force_every=args.brute_force_every,
+                             seed=seed, progress=False)
+        result = prune(copy.deepcopy(full), stems, case.mix, config)
+        recovery = graph_recovery(result.console.graph, case.console.graph)
+        row = {"case": seed, "method": method, "tolerance": tau, "loss_initial": loss_initial,
+               "fit_seconds": fit_seconds, **result.summary(),
+               "recovery": {t: dataclasses.asdict(r) for t, r in recovery.items()}}
+        out.append(row)
+        print(f"case {seed} {method:11s} tau {tau:<6g} loss {result.loss_full:.4f} -> {result.loss_final:.4f} "
+              f"ratio {result.pruning_ratio:.2f} trials {len(result.trials)} {result.seconds:.0f} s", flush=True)
+    return out
+
+
+def table(results: list[dict]) -> str:
+    keys = list(dict.fromkeys((r["method"], r["tolerance"]) for r in results))
+    head = (["method", "tau", "L_full", "L_pruned", "dL", "rho"] + [f"rho_{LETTER[t]}" for t in TYPES]
+            + [f"R_{LETTER[t]}" for t in TYPES] + ["P (all)", "trials", "seconds"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for method, tau in keys:
+        rows = [r for r in results if (r["method"], r["tolerance"]) == (method, tau)]
+
+        def mean(f):
+            values = [v for v in (f(r) for r in rows) if v is not None and not math.isnan(v)]
+            return sum(values) / len(values) if values else float("nan")
+
+        def pooled(t, what):
+            hits = sum(r["recovery"].get(t, {}).get("hits", 0) for r in rows)
+            total = sum(r["recovery"].get(t, {}).get(what, 0) for r in rows)
+            return hits / total if total else float("nan")
+
+        precision_hits = sum(sum(v["hits"] for v in r["recovery"].values()) for r in rows)
+        precision_kept = sum(sum(v["kept"] for v in r["recovery"].values()) for r in rows)
+        cells = [method, f"{tau:g}", f"{mean(lambda r: r['loss_full']):.3f}",
+                 f"{mean(lambda r: r['loss_final']):.3f}",
+                 f"{mean(lambda r: r['loss_final'] - r['loss_full']):+.3f}",
+                 f"{mean(lambda r: r['pruning_ratio']):.2f}"]
+        cells += [_cell(mean(lambda r, t=t: r["type_pruning_ratios"].get(t))) for t in TYPES]
+        cells += [_cell(pooled(t, "true")) for t in TYPES]
+        cells += [_cell(precision_hits / precision_kept if precision_kept else float("nan")),
+                  f"{mean(lambda r: r['trials']):.0f}", f"{mean(lambda r: r['seconds']):.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.2f}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=3, help="cases (seeds 0..N-1)")
+    parser.add_argument("--tracks", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--sample-rate", type=int, default=8000)
+    parser.add_argument("--crop-seconds", type=float, default=2.0)
+    parser.add_argument("--warmup-seconds", type=float, default=0.5)
+    parser.add_argument("--fit-steps", type=int, default=400, help="full-console fit (seed: 6000)")
+    parser.add_argument("--rounds", type=int, default=6, help="pruning rounds (seed: 12)")
+    parser.add_argument("--finetune-steps", type=int, default=50, help="per round (seed: 500)")
+    parser.add_argument("--brute-force-every", type=int, default=3, help="hybrid (seed: 4 of 12 rounds)")
+    parser.add_argument("--taus", type=float, nargs="+", default=[0.001, 0.01, 0.1])
+    parser.add_argument("--methods", nargs="*", default=["brute-force", "dry-wet"],
+                        help="compared with hybrid at tau 0.01")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None, help="folder for results.json")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = [("hybrid", tau) for tau in args.taus] + [(m, 0.01) for m in args.methods]
+    print(f"{args.cases} cases x {len(rows)} rows: {args.tracks} tracks, {args.seconds} s at "
+          f"{args.sample_rate} Hz, full fit {args.fit_steps} steps, {args.rounds} rounds x "
+          f"{args.finetune_steps} steps; kept-probabilities {ACTIVE} (gain_pan 1)", flush=True)
+    results = []
+    for seed in range(args.cases):
+        results += run_case(seed, args, rows)
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
