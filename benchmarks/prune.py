@@ -73,27 +73,30 @@ def table(results: list[dict]) -> str:
     for method, tau in keys:
         rows = [r for r in results if (r["method"], r["tolerance"]) == (method, tau)]
 
-        def mean(f):
-            values = [v for v in (f(r) for r in rows) if v is not None and not math.isnan(v)]
-            return sum(values) / len(values) if values else float("nan")
-
-        def pooled(t, what):
-            hits = sum(r["recovery"].get(t, {}).get("hits", 0) for r in rows)
-            total = sum(r["recovery"].get(t, {}).get(what, 0) for r in rows)
-            return hits / total if total else float("nan")
-
         precision_hits = sum(sum(v["hits"] for v in r["recovery"].values()) for r in rows)
         precision_kept = sum(sum(v["kept"] for v in r["recovery"].values()) for r in rows)
-        cells = [method, f"{tau:g}", f"{mean(lambda r: r['loss_full']):.3f}",
-                 f"{mean(lambda r: r['loss_final']):.3f}",
-                 f"{mean(lambda r: r['loss_final'] - r['loss_full']):+.3f}",
-                 f"{mean(lambda r: r['pruning_ratio']):.2f}"]
-        cells += [_cell(mean(lambda r, t=t: r["type_pruning_ratios"].get(t))) for t in TYPES]
-        cells += [_cell(pooled(t, "true")) for t in TYPES]
+        cells = [method, f"{tau:g}", f"{_mean(rows, lambda r: r['loss_full']):.3f}",
+                 f"{_mean(rows, lambda r: r['loss_final']):.3f}",
+                 f"{_mean(rows, lambda r: r['loss_final'] - r['loss_full']):+.3f}",
+                 f"{_mean(rows, lambda r: r['pruning_ratio']):.2f}"]
+        cells += [_cell(_mean(rows, lambda r, t=t: r["type_pruning_ratios"].get(t))) for t in TYPES]
+        cells += [_cell(_pooled(rows, t, "true")) for t in TYPES]
         cells += [_cell(precision_hits / precision_kept if precision_kept else float("nan")),
-                  f"{mean(lambda r: r['trials']):.0f}", f"{mean(lambda r: r['seconds']):.0f}"]
+                  f"{_mean(rows, lambda r: r['trials']):.0f}", f"{_mean(rows, lambda r: r['seconds']):.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _mean(rows: list[dict], value) -> float:
+    values = [v for v in (value(r) for r in rows) if v is not None and not math.isnan(v)]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _pooled(rows: list[dict], node_type: str, what: str) -> float:
+    """Hits over ``what`` (``"true"``: recall, ``"kept"``: precision), counts pooled over cases."""
+    hits = sum(r["recovery"].get(node_type, {}).get("hits", 0) for r in rows)
+    total = sum(r["recovery"].get(node_type, {}).get(what, 0) for r in rows)
+    return hits / total if total else float("nan")
 
 
 def _cell(value: float) -> str:

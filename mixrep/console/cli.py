@@ -12,12 +12,24 @@ import numpy as np
 import torch
 
 from mixrep.audio.io import read_audio, write_audio
-from mixrep.console.cases import CASE_GROUPS, CASE_MIX, CASE_STEMS, make_case, write_case
+from mixrep.console.cases import (
+    CASE_GROUPS,
+    CASE_MIX,
+    CASE_STEMS,
+    make_case,
+    write_case,
+)
 from mixrep.console.console import MixingConsole
-from mixrep.console.fit import FitConfig, check_finite_output, evaluate, fit, plot_spectrogram_error
+from mixrep.console.fit import (
+    FitConfig,
+    check_finite_output,
+    evaluate,
+    fit,
+    plot_spectrogram_error,
+)
+from mixrep.console.graph import DEFAULT_CHAIN, PROCESSOR_TYPES
 from mixrep.console.loss import MixLoss
 from mixrep.console.metrics import track_levels
-from mixrep.console.graph import DEFAULT_CHAIN, PROCESSOR_TYPES
 from mixrep.console.prior import MusicalPrior
 from mixrep.constants import AUDIO_EXTENSIONS, SAMPLE_RATE
 from mixrep.errors import DatasetError

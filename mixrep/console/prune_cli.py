@@ -22,11 +22,20 @@ import torch
 from mixrep.audio.io import write_audio
 from mixrep.console.cases import CASE_GROUPS, CASE_TRUTH
 from mixrep.console.cli import (
-    add_fit_arguments, check_finite_output, fit_config_from_args, load_song, read_groups,
+    add_fit_arguments,
+    check_finite_output,
+    fit_config_from_args,
+    load_song,
+    read_groups,
 )
 from mixrep.console.console import MixingConsole
 from mixrep.console.prune import (
-    METHODS, PruneConfig, PruneResult, graph_recovery, plot_pruning, prune,
+    METHODS,
+    PruneConfig,
+    PruneResult,
+    graph_recovery,
+    plot_pruning,
+    prune,
 )
 from mixrep.constants import AUDIO_EXTENSIONS
 from mixrep.errors import DatasetError, MixrepError

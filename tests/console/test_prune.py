@@ -13,9 +13,14 @@ from mixrep.console import FitConfig, MixingConsole, MusicalPrior, sample_parame
 from mixrep.console.fit import evaluate
 from mixrep.console.graph import build_console
 from mixrep.console.prune import (
-    PruneConfig, PruneStateError, _Search, graph_recovery, plot_pruning, prune,
+    PruneConfig,
+    PruneStateError,
+    _Search,
+    graph_recovery,
+    plot_pruning,
+    prune,
 )
-from tests.console.conftest import SMALL, TEST_RATE, harmonic_tracks
+from tests.console.conftest import harmonic_tracks
 
 NAMES = ["a", "b"]
 FAST_FIT = FitConfig(steps=120, crop_seconds=1.5, warmup_seconds=0.25, progress=False)
