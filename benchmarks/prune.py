@@ -7,7 +7,9 @@ console is fitted once per case; every (method, tolerance) row then prunes a cop
 console (``mixrep.console.prune.prune`` with no further full fit) and is measured on the whole
 song: audio loss of the full and the pruned console, pruning ratio overall and per type, and per
 type the recall (true processors kept) and precision (kept processors that were true) against the
-graph that made the mix. Rows aggregate over the cases: losses and ratios are means, recall and
+graph that made the mix. ``L_full+`` is the full console trained for as many more steps as the
+pruning phase takes (its fine-tuning), without pruning: ``dL`` is the pruned loss minus that
+(the cost of the removals, not of the shorter training). Rows aggregate over the cases: losses and ratios are means, recall and
 precision pool the counts of all cases.
 
     nice -n 15 python benchmarks/prune.py --cases 3 --out runs/prune
@@ -48,6 +50,12 @@ def run_case(seed: int, args: argparse.Namespace, rows: list[tuple[str, float]])
     loss_initial = evaluate(full, stems, case.mix)
     fit(full, stems, case.mix, fit_config)
     fit_seconds = time.perf_counter() - started
+    # the pruning phase also trains (rounds x finetune_steps): the full console trained as long
+    # is the baseline a pruned graph's loss increase is measured against
+    longer = copy.deepcopy(full)
+    fit(longer, stems, case.mix, dataclasses.replace(fit_config, steps=args.rounds * args.finetune_steps,
+                                                     seed=seed + 1))
+    loss_full_same_steps = evaluate(longer, stems, case.mix)
     out = []
     for method, tau in rows:
         config = PruneConfig(method=method, tolerance=tau, rounds=args.rounds,
@@ -57,17 +65,19 @@ def run_case(seed: int, args: argparse.Namespace, rows: list[tuple[str, float]])
         result = prune(copy.deepcopy(full), stems, case.mix, config)
         recovery = graph_recovery(result.console.graph, case.console.graph)
         row = {"case": seed, "method": method, "tolerance": tau, "loss_initial": loss_initial,
+               "loss_full_same_steps": loss_full_same_steps,
                "fit_seconds": fit_seconds, **result.summary(),
                "recovery": {t: dataclasses.asdict(r) for t, r in recovery.items()}}
         out.append(row)
-        print(f"case {seed} {method:11s} tau {tau:<6g} loss {result.loss_full:.4f} -> {result.loss_final:.4f} "
+        print(f"case {seed} {method:11s} tau {tau:<6g} loss {result.loss_full:.4f} (same steps "
+              f"{loss_full_same_steps:.4f}) -> {result.loss_final:.4f} "
               f"ratio {result.pruning_ratio:.2f} trials {len(result.trials)} {result.seconds:.0f} s", flush=True)
     return out
 
 
 def table(results: list[dict]) -> str:
     keys = list(dict.fromkeys((r["method"], r["tolerance"]) for r in results))
-    head = (["method", "tau", "L_full", "L_pruned", "dL", "rho"] + [f"rho_{LETTER[t]}" for t in TYPES]
+    head = (["method", "tau", "L_full", "L_full+", "L_pruned", "dL", "rho"] + [f"rho_{LETTER[t]}" for t in TYPES]
             + [f"R_{LETTER[t]}" for t in TYPES] + ["P (all)", "trials", "seconds"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method, tau in keys:
@@ -76,8 +86,9 @@ def table(results: list[dict]) -> str:
         precision_hits = sum(sum(v["hits"] for v in r["recovery"].values()) for r in rows)
         precision_kept = sum(sum(v["kept"] for v in r["recovery"].values()) for r in rows)
         cells = [method, f"{tau:g}", f"{_mean(rows, lambda r: r['loss_full']):.3f}",
+                 f"{_mean(rows, lambda r: r['loss_full_same_steps']):.3f}",
                  f"{_mean(rows, lambda r: r['loss_final']):.3f}",
-                 f"{_mean(rows, lambda r: r['loss_final'] - r['loss_full']):+.3f}",
+                 f"{_mean(rows, lambda r: r['loss_final'] - r['loss_full_same_steps']):+.3f}",
                  f"{_mean(rows, lambda r: r['pruning_ratio']):.2f}"]
         cells += [_cell(_mean(rows, lambda r, t=t: r["type_pruning_ratios"].get(t))) for t in TYPES]
         cells += [_cell(_pooled(rows, t, "true")) for t in TYPES]

@@ -519,20 +519,31 @@ def plot_pruning(result: PruneResult, path: str | os.PathLike, title: str = "") 
     top.step(x, [t.threshold for t in result.trials], where="mid", color="0.3", lw=1,
              label="best + tolerance")
     top.axhline(result.loss_full, color="tab:blue", ls="--", lw=1, label="full console")
-    kept = [t.loss for t in result.trials if t.accepted] + [result.loss_full]
-    top.set_ylim(min(kept) - 0.05 * abs(min(kept)), max(t.threshold for t in result.trials) * 1.5
-                 if result.trials else result.loss_full * 1.5)
+    shown = ([t.loss for t in result.trials if t.accepted] + [t.threshold for t in result.trials]
+             + [r.loss for r in result.rounds] + [result.loss_full])
+    top.set_ylim(0.9 * min(shown), 1.5 * max(shown))  # rejected trials far above are clipped
     top.set_ylabel("audio loss")
-    top.legend(fontsize=8, loc="upper left")
     bottom.plot(x, [1.0 - t.processors / total for t in result.trials], color="tab:purple")
     bottom.set_ylabel("pruning ratio")
     bottom.set_xlabel("trial")
     bottom.set_ylim(0, 1)
-    ends = [max(i for i, t in zip(x, result.trials) if t.round == r.round) for r in result.rounds
-            if any(t.round == r.round for t in result.trials)]
+    ends, last = [], 0  # the last trial of every round
+    for r in result.rounds:
+        last = max((i for i, t in zip(x, result.trials) if t.round == r.round), default=last)
+        ends.append(last)
     for ax in (top, bottom):
         for end in ends:
             ax.axvline(end + 0.5, color="0.85", lw=0.8, zorder=0)
+    finished = [(end + 0.5, r) for end, r in zip(ends, result.rounds)]
+    if finished:
+        top.scatter([e for e, _ in finished], [r.loss for _, r in finished], marker="D", s=18,
+                    color="tab:blue", label="after fine-tuning")
+        weight = bottom.twinx()
+        weight.plot([e for e, _ in finished], [r.mean_dry_wet for _, r in finished], "o--",
+                    color="tab:orange", ms=3, lw=1)
+        weight.set_ylabel("mean dry/wet weight", color="tab:orange")
+        weight.set_ylim(0, 1)
+    top.legend(fontsize=8, loc="upper left")
     fig.suptitle(title or f"pruning ratio {result.pruning_ratio:.2f}, loss {result.loss_full:.3f} -> {result.loss_final:.3f}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
