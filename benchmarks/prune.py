@@ -13,6 +13,7 @@ pruning phase takes (its fine-tuning), without pruning: ``dL`` is the pruned los
 precision pool the counts of all cases.
 
     nice -n 15 python benchmarks/prune.py --cases 3 --out runs/prune
+    python benchmarks/prune.py --table-only --out runs/prune
 """
 
 from __future__ import annotations
@@ -75,9 +76,24 @@ def run_case(seed: int, args: argparse.Namespace, rows: list[tuple[str, float]])
     return out
 
 
+def audibility(seed: int, args: argparse.Namespace, tolerance: float = 0.01) -> dict[str, tuple[int, int]]:
+    """Per type: (true processors, those whose removal from the true graph raises the audio loss
+    of its own mix above ``tolerance``): the processors a pruning could be expected to keep."""
+    names, groups, stems = synthetic_tracks(args.tracks, args.seconds, args.sample_rate, seed)
+    case = make_case(stems, names, groups, args.sample_rate, seed=seed,
+                     prior=MusicalPrior(active_probability=ACTIVE))
+    graph, out = case.console.graph, {}
+    for v, t in enumerate(graph.node_types):
+        if t in TYPES and graph.mask[v] > 0:
+            loss = evaluate(case.console.pruned([v]), stems, case.mix)
+            true, audible = out.get(t, (0, 0))
+            out[t] = (true + 1, audible + (loss > tolerance))
+    return out
+
+
 def table(results: list[dict]) -> str:
     keys = list(dict.fromkeys((r["method"], r["tolerance"]) for r in results))
-    head = (["method", "tau", "L_full", "L_full+", "L_pruned", "dL", "rho"] + [f"rho_{LETTER[t]}" for t in TYPES]
+    head = (["method", "tau", "L_full", "L_full+", "L_pruned", "dL", "rho", "rho_true"] + [f"rho_{LETTER[t]}" for t in TYPES]
             + [f"R_{LETTER[t]}" for t in TYPES] + ["P (all)", "trials", "seconds"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method, tau in keys:
@@ -88,8 +104,9 @@ def table(results: list[dict]) -> str:
         cells = [method, f"{tau:g}", f"{_mean(rows, lambda r: r['loss_full']):.3f}",
                  f"{_mean(rows, lambda r: r['loss_full_same_steps']):.3f}",
                  f"{_mean(rows, lambda r: r['loss_final']):.3f}",
-                 f"{_mean(rows, lambda r: r['loss_final'] - r['loss_full_same_steps']):+.3f}",
-                 f"{_mean(rows, lambda r: r['pruning_ratio']):.2f}"]
+                 _mean_std(rows, lambda r: r["loss_final"] - r["loss_full_same_steps"], "+.3f"),
+                 _mean_std(rows, lambda r: r["pruning_ratio"], ".2f"),
+                 f"{_mean(rows, _true_ratio):.2f}"]
         cells += [_cell(_mean(rows, lambda r, t=t: r["type_pruning_ratios"].get(t))) for t in TYPES]
         cells += [_cell(_pooled(rows, t, "true")) for t in TYPES]
         cells += [_cell(precision_hits / precision_kept if precision_kept else float("nan")),
@@ -101,6 +118,19 @@ def table(results: list[dict]) -> str:
 def _mean(rows: list[dict], value) -> float:
     values = [v for v in (value(r) for r in rows) if v is not None and not math.isnan(v)]
     return sum(values) / len(values) if values else float("nan")
+
+
+def _mean_std(rows: list[dict], value, spec: str) -> str:
+    values = [value(r) for r in rows]
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1))
+    return f"{mean:{spec}} +- {std:.3f}"
+
+
+def _true_ratio(row: dict) -> float:
+    """Pruning ratio of the graph that made the mix (its bypassed share of the full console)."""
+    true = sum(r["true"] for r in row["recovery"].values())
+    return 1.0 - true / sum(row["full_counts"].values())
 
 
 def _pooled(rows: list[dict], node_type: str, what: str) -> float:
@@ -131,7 +161,20 @@ def main(argv: list[str] | None = None) -> None:
                         help="compared with hybrid at tau 0.01")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="folder for results.json")
+    parser.add_argument("--audibility", action="store_true",
+                        help="per type, how many true processors matter (> 0.01 loss when removed)")
+    parser.add_argument("--table-only", action="store_true", help="print the table of --out's results.json")
     args = parser.parse_args(argv)
+    if args.audibility:
+        counts = [audibility(seed, args) for seed in range(args.cases)]
+        for t in TYPES:
+            true = sum(c.get(t, (0, 0))[0] for c in counts)
+            audible = sum(c.get(t, (0, 0))[1] for c in counts)
+            print(f"{t:10s} true {true:2d}, removal from the true graph costs > 0.01: {audible:2d}")
+        return
+    if args.table_only:
+        print(table(json.loads((args.out / "results.json").read_text())))
+        return
     torch.set_num_threads(args.threads)
     rows = [("hybrid", tau) for tau in args.taus] + [(m, 0.01) for m in args.methods]
     print(f"{args.cases} cases x {len(rows)} rows: {args.tracks} tracks, {args.seconds} s at "
