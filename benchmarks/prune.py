@@ -33,7 +33,7 @@ from mixrep.console.cli import synthetic_tracks
 from mixrep.console.console import MixingConsole
 from mixrep.console.fit import FitConfig, evaluate, fit
 from mixrep.console.prior import MusicalPrior
-from mixrep.console.prune import PruneConfig, graph_recovery, prune
+from mixrep.console.prune import PruneConfig, graph_recovery, prune_console
 
 TYPES = ("gain_pan", "imager", "eq", "reverb", "compressor", "noisegate", "delay")
 LETTER = dict(zip(TYPES, "gsercnd"))
@@ -63,7 +63,7 @@ def run_case(seed: int, args: argparse.Namespace, rows: list[tuple[str, float]])
                              fit=dataclasses.replace(fit_config, steps=0),
                              finetune_steps=args.finetune_steps, brute_force_every=args.brute_force_every,
                              seed=seed, progress=False)
-        result = prune(copy.deepcopy(full), stems, case.mix, config)
+        result = prune_console(copy.deepcopy(full), stems, case.mix, config)
         recovery = graph_recovery(result.console.graph, case.console.graph)
         row = {"case": seed, "method": method, "tolerance": tau, "loss_initial": loss_initial,
                "loss_full_same_steps": loss_full_same_steps,

@@ -22,7 +22,8 @@ from mixrep.console.processors import (
     DRY_WET, PROCESSOR_CLASSES, ParamSpec, Processor, dry_wet_weight, make_processors,
 )
 from mixrep.console.prune import (
-    PruneConfig, PruneResult, PruneStateError, Recovery, graph_recovery, plot_pruning, prune,
+    PruneConfig, PruneResult, PruneStateError, Recovery, graph_recovery, plot_pruning,
+    prune_console,
 )
 from mixrep.console.render import BatchedRenderer, RenderResult, render_one_by_one, schedule
 
@@ -32,6 +33,6 @@ __all__ = [
     "ParamSpec", "ParameterLayout", "Processor", "PruneConfig", "PruneResult", "PruneStateError",
     "Recovery", "RenderResult", "TrackLevels", "build_console", "dry_wet_weight", "evaluate",
     "fit", "graph_recovery", "level_errors", "make_case", "make_processors", "merge_graphs",
-    "merge_params", "plot_pruning", "prune", "remove_processors", "render_one_by_one",
+    "merge_params", "plot_pruning", "prune_console", "remove_processors", "render_one_by_one",
     "sample_mask", "sample_parameters", "schedule", "strip_of_nodes", "track_levels", "write_case",
 ]

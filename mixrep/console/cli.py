@@ -125,14 +125,13 @@ def read_stems_folder(folder: Path, sample_rate: int, exclude: tuple[str, ...] =
 
 
 
-def load_song(stems_folder: Path, mix_path: Path, sample_rate: int, crop_seconds: float
+def load_song(stems_folder: Path, mix_path: Path, sample_rate: int
               ) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """Read a song's tracks and mix at ``sample_rate``: ``(names, (tracks, 2, samples), (2, samples))``.
 
     Raises:
-        DatasetError: a missing or unreadable file, stems and mix whose lengths differ by more
-            than ``LENGTH_TOLERANCE_SECONDS`` (shorter ones are zero-padded within it), or a mix
-            shorter than one ``crop_seconds`` training crop.
+        DatasetError: a missing or unreadable file, or stems and mix whose lengths differ by
+            more than ``LENGTH_TOLERANCE_SECONDS`` (shorter ones are zero-padded within it).
     """
     if not mix_path.is_file():
         raise DatasetError(f"mix file {mix_path} {'is a folder' if mix_path.exists() else 'does not exist'}; "
@@ -144,13 +143,17 @@ def load_song(stems_folder: Path, mix_path: Path, sample_rate: int, crop_seconds
     if abs(seconds[0] - seconds[1]) > LENGTH_TOLERANCE_SECONDS:
         raise DatasetError(f"the stems in {stems_folder} last {seconds[0]:.2f} s but the mix {mix_path} lasts "
                            f"{seconds[1]:.2f} s: they must come from the same edit (trim or pad them to one length)")
-    if min(seconds) < crop_seconds:
-        raise DatasetError(f"{mix_path} lasts {seconds[1]:.2f} s, shorter than one {crop_seconds} s training "
-                           f"crop: lower --crop-seconds (and --warmup-seconds) or use longer audio")
     length = max(stems_np.shape[-1], mix_np.shape[-1])
     stems_np = np.pad(stems_np, ((0, 0), (0, 0), (0, length - stems_np.shape[-1])))
     mix_np = np.pad(mix_np, ((0, 0), (0, length - mix_np.shape[-1])))
     return names, torch.from_numpy(stems_np), torch.from_numpy(mix_np)
+
+def require_crop(mix_path: Path, samples: int, sample_rate: int, crop_seconds: float) -> None:
+    """Raise ``DatasetError`` unless the song holds one ``crop_seconds`` training crop."""
+    if samples < crop_seconds * sample_rate:
+        raise DatasetError(f"{mix_path} lasts {samples / sample_rate:.2f} s, shorter than one {crop_seconds} s "
+                           "training crop: lower --crop-seconds (and --warmup-seconds) or use longer audio")
+
 
 def read_groups(path: Path | None) -> dict[str, list[str]] | None:
     if path is None:
@@ -190,12 +193,13 @@ def run_fit(args: argparse.Namespace) -> int:
     config = fit_config_from_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    names, stems, mix = load_song(args.stems, args.mix, args.sample_rate, args.crop_seconds)
+    names, stems, mix = load_song(args.stems, args.mix, args.sample_rate)
     try:
         console = MixingConsole.from_tracks(names, read_groups(args.groups), args.chain,
                                             args.group_chain, args.sample_rate)
     except ValueError as e:
         raise DatasetError(f"cannot build the console for {args.stems}: {e}") from e
+    require_crop(args.mix, mix.shape[-1], args.sample_rate, args.crop_seconds)
     device = torch.device(args.device)
     console.to(device)
     stems, mix = stems.to(device), mix.to(device)

@@ -397,7 +397,7 @@ def _load(path: Path, fingerprint: dict) -> dict | None:
     return state
 
 
-def prune(console: MixingConsole, stems: Tensor, mix: Tensor, config: PruneConfig | None = None,
+def prune_console(console: MixingConsole, stems: Tensor, mix: Tensor, config: PruneConfig | None = None,
           state_path: str | os.PathLike | None = None, loss_fn: MixLoss | None = None) -> PruneResult:
     """Fit ``console`` to ``mix`` and prune it (seed algorithm 1 with algorithm 3's sampling).
 

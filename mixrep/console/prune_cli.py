@@ -27,6 +27,7 @@ from mixrep.console.cli import (
     fit_config_from_args,
     load_song,
     read_groups,
+    require_crop,
 )
 from mixrep.console.console import MixingConsole
 from mixrep.console.prune import (
@@ -35,7 +36,7 @@ from mixrep.console.prune import (
     PruneResult,
     graph_recovery,
     plot_pruning,
-    prune,
+    prune_console,
 )
 from mixrep.constants import AUDIO_EXTENSIONS
 from mixrep.errors import DatasetError, MixrepError
@@ -107,12 +108,13 @@ def prune_config_from_args(args: argparse.Namespace) -> PruneConfig:
 def prune_song(song: Song, args: argparse.Namespace, out: Path) -> dict:
     """Prune one song into ``out``; returns its summary row (also written as ``pruning.json``)."""
     config = prune_config_from_args(args)
-    names, stems, mix = load_song(song.tracks, song.mix, args.sample_rate, config.fit.crop_seconds)
+    names, stems, mix = load_song(song.tracks, song.mix, args.sample_rate)
     try:
         console = MixingConsole.from_tracks(names, read_groups(song.groups), args.chain,
                                             args.group_chain, args.sample_rate)
     except ValueError as e:
         raise DatasetError(f"cannot build the console for {song.tracks}: {e}") from e
+    require_crop(song.mix, mix.shape[-1], args.sample_rate, config.fit.crop_seconds)
     truth = None
     if song.truth is not None:
         try:
@@ -122,7 +124,7 @@ def prune_song(song: Song, args: argparse.Namespace, out: Path) -> dict:
     device = torch.device(args.device)
     console.to(device)
     stems, mix = stems.to(device), mix.to(device)
-    result = prune(console, stems, mix, config, state_path=out / STATE_FILE)
+    result = prune_console(console, stems, mix, config, state_path=out / STATE_FILE)
     rendered = result.console.render_long(stems)
     check_finite_output(rendered, f"the pruned mix of {song.name}")
     write_audio(out / "mix.wav", rendered.cpu().numpy(), args.sample_rate)

@@ -18,7 +18,7 @@ from mixrep.console.prune import (
     _Search,
     graph_recovery,
     plot_pruning,
-    prune,
+    prune_console,
 )
 from tests.console.conftest import harmonic_tracks
 
@@ -57,7 +57,7 @@ def brute_force(sparse_case, small_processors):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # module fixtures run before conftest's per-test one-thread fixture
     try:
-        return console, prune(console, stems, mix, base_config(tolerance=0.01))  # fits ``console`` in place
+        return console, prune_console(console, stems, mix, base_config(tolerance=0.01))  # fits ``console`` in place
     finally:
         torch.set_num_threads(threads)
 
@@ -109,7 +109,7 @@ def test_interrupted_run_resumes_to_the_same_result(sparse_case, small_processor
     stems, mix, _ = sparse_case
     settings = base_config(method="hybrid", rounds=2, finetune_steps=15, brute_force_every=2, tolerance=0.02,
                            fit=dataclasses.replace(FAST_FIT, steps=60))
-    reference = prune(new_console(small_processors), stems, mix, settings)
+    reference = prune_console(new_console(small_processors), stems, mix, settings)
 
     round_one = sum(t.round == 1 for t in reference.trials)
     assert reference.trials[round_one].round == 2 and any(t.accepted for t in reference.trials)
@@ -125,10 +125,10 @@ def test_interrupted_run_resumes_to_the_same_result(sparse_case, small_processor
     monkeypatch.setattr(prune_module, "evaluate", dying_evaluate)
     state = tmp_path / "state.pt"
     with pytest.raises(KeyboardInterrupt):
-        prune(new_console(small_processors), stems, mix, settings, state_path=state)
+        prune_console(new_console(small_processors), stems, mix, settings, state_path=state)
     assert state.is_file()
     monkeypatch.setattr(prune_module, "evaluate", real_evaluate)
-    resumed = prune(new_console(small_processors), stems, mix, settings, state_path=state)
+    resumed = prune_console(new_console(small_processors), stems, mix, settings, state_path=state)
 
     assert resumed.removed == reference.removed
     assert [(t.candidates, t.accepted) for t in resumed.trials] == [
@@ -139,7 +139,7 @@ def test_interrupted_run_resumes_to_the_same_result(sparse_case, small_processor
         for name, value in params.items():
             torch.testing.assert_close(resumed.console.parameter_dict()[t][name], value)
     # a finished state resumes to the same result without any work
-    again = prune(new_console(small_processors), stems, mix, settings, state_path=state)
+    again = prune_console(new_console(small_processors), stems, mix, settings, state_path=state)
     assert again.removed == reference.removed and len(again.trials) == len(reference.trials)
 
 
@@ -147,14 +147,14 @@ def test_state_of_another_run_is_refused(sparse_case, small_processors, tmp_path
     stems, mix, _ = sparse_case
     state = tmp_path / "state.pt"
     quick = functools.partial(base_config, rounds=0, fit=dataclasses.replace(FAST_FIT, steps=3))
-    prune(new_console(small_processors), stems, mix, quick(), state_path=state)
+    prune_console(new_console(small_processors), stems, mix, quick(), state_path=state)
     with pytest.raises(PruneStateError, match="pruning or fit settings"):
-        prune(new_console(small_processors), stems, mix, quick(tolerance=0.1), state_path=state)
+        prune_console(new_console(small_processors), stems, mix, quick(tolerance=0.1), state_path=state)
     with pytest.raises(PruneStateError, match="the audio"):
-        prune(new_console(small_processors), stems, 0.5 * mix, quick(), state_path=state)
+        prune_console(new_console(small_processors), stems, 0.5 * mix, quick(), state_path=state)
     state.write_bytes(b"not a state")
     with pytest.raises(PruneStateError, match="cannot read"):
-        prune(new_console(small_processors), stems, mix, quick(), state_path=state)
+        prune_console(new_console(small_processors), stems, mix, quick(), state_path=state)
 
 
 def test_dry_wet_sampling_follows_algorithm_3(small_processors):
@@ -195,4 +195,4 @@ def test_config_validation_and_schedule():
 def test_mismatched_inputs_raise(sparse_case, small_processors, tmp_path):
     stems, mix, _ = sparse_case
     with pytest.raises(ValueError, match="does not match stems"):
-        prune(new_console(small_processors), stems, mix[..., :-10], base_config())
+        prune_console(new_console(small_processors), stems, mix[..., :-10], base_config())
