@@ -189,20 +189,31 @@ def fit_config_from_args(args: argparse.Namespace, steps: int | None = None) -> 
                      seed=args.seed, progress=not args.no_progress)
 
 
+def song_console(tracks: Path, mix_path: Path, groups: Path | None, args: argparse.Namespace
+                 ) -> tuple[list[str], MixingConsole, torch.Tensor, torch.Tensor]:
+    """A song's tracks and mix (:func:`load_song`) and the full console for them, built from the
+    console options (``--chain``, ``--group-chain``, ``--sample-rate``), all on ``--device``:
+    ``(names, console, (tracks, 2, samples), (2, samples))``.
+
+    Raises:
+        DatasetError: bad audio or groups, or a song shorter than one ``--crop-seconds`` crop.
+    """
+    names, stems, mix = load_song(tracks, mix_path, args.sample_rate)
+    try:
+        console = MixingConsole.from_tracks(names, read_groups(groups), args.chain,
+                                            args.group_chain, args.sample_rate)
+    except ValueError as e:
+        raise DatasetError(f"cannot build the console for {tracks}: {e}") from e
+    require_crop(mix_path, mix.shape[-1], args.sample_rate, args.crop_seconds)
+    device = torch.device(args.device)
+    return names, console.to(device), stems.to(device), mix.to(device)
+
+
 def run_fit(args: argparse.Namespace) -> int:
     config = fit_config_from_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    names, stems, mix = load_song(args.stems, args.mix, args.sample_rate)
-    try:
-        console = MixingConsole.from_tracks(names, read_groups(args.groups), args.chain,
-                                            args.group_chain, args.sample_rate)
-    except ValueError as e:
-        raise DatasetError(f"cannot build the console for {args.stems}: {e}") from e
-    require_crop(args.mix, mix.shape[-1], args.sample_rate, args.crop_seconds)
-    device = torch.device(args.device)
-    console.to(device)
-    stems, mix = stems.to(device), mix.to(device)
+    names, console, stems, mix = song_console(args.stems, args.mix, args.groups, args)
     log.info("console: %d tracks, %d processors, %d nodes", len(names),
              console.graph.num_processors(), console.graph.num_nodes)
     initial = evaluate(console, stems, mix)
@@ -214,7 +225,7 @@ def run_fit(args: argparse.Namespace) -> int:
     console.save_json(args.out / "parameters.json")
     console.draw(args.out / "graph.png")
     with torch.no_grad():
-        final = float(MixLoss(args.sample_rate).to(device)(rendered, mix))
+        final = float(MixLoss(args.sample_rate).to(mix.device)(rendered, mix))
     plot_spectrogram_error(rendered, mix, args.out / "spectrogram_error.png", args.sample_rate,
                            title=f"audio loss {final:.3f}")
     report = {"train": result.losses, "initial": initial, "final": final,

@@ -25,9 +25,7 @@ from mixrep.console.cli import (
     add_fit_arguments,
     check_finite_output,
     fit_config_from_args,
-    load_song,
-    read_groups,
-    require_crop,
+    song_console,
 )
 from mixrep.console.console import MixingConsole
 from mixrep.console.prune import (
@@ -108,22 +106,13 @@ def prune_config_from_args(args: argparse.Namespace) -> PruneConfig:
 def prune_song(song: Song, args: argparse.Namespace, out: Path) -> dict:
     """Prune one song into ``out``; returns its summary row (also written as ``pruning.json``)."""
     config = prune_config_from_args(args)
-    names, stems, mix = load_song(song.tracks, song.mix, args.sample_rate)
-    try:
-        console = MixingConsole.from_tracks(names, read_groups(song.groups), args.chain,
-                                            args.group_chain, args.sample_rate)
-    except ValueError as e:
-        raise DatasetError(f"cannot build the console for {song.tracks}: {e}") from e
-    require_crop(song.mix, mix.shape[-1], args.sample_rate, config.fit.crop_seconds)
+    names, console, stems, mix = song_console(song.tracks, song.mix, song.groups, args)
     truth = None
     if song.truth is not None:
         try:
             truth = MixingConsole.from_json(song.truth).graph
         except (ValueError, KeyError) as e:
             raise DatasetError(f"cannot load the true graph {song.truth}: {e}") from e
-    device = torch.device(args.device)
-    console.to(device)
-    stems, mix = stems.to(device), mix.to(device)
     result = prune_console(console, stems, mix, config, state_path=out / STATE_FILE)
     rendered = result.console.render_long(stems)
     check_finite_output(rendered, f"the pruned mix of {song.name}")
