@@ -14,6 +14,8 @@ precision pool the counts of all cases.
 
     nice -n 15 python benchmarks/prune.py --cases 3 --out runs/prune
     python benchmarks/prune.py --table-only --out runs/prune
+    nice -n 15 python benchmarks/prune.py --scaling 4 8 16 --fit-steps 50 --rounds 2 \
+        --finetune-steps 20 --brute-force-every 2
 """
 
 from __future__ import annotations
@@ -91,6 +93,27 @@ def audibility(seed: int, args: argparse.Namespace, tolerance: float = 0.01) -> 
     return out
 
 
+def scaling(tracks: int, args: argparse.Namespace) -> str:
+    """Wall time of one pruning run (hybrid, tau 0.01) at ``tracks`` tracks: full fit per step,
+    then the pruning phase split into trials (whole-song renders) and fine-tuning."""
+    names, groups, stems = synthetic_tracks(tracks, args.seconds, args.sample_rate, 0)
+    case = make_case(stems, names, groups, args.sample_rate, seed=0,
+                     prior=MusicalPrior(active_probability=ACTIVE))
+    fit_config = FitConfig(steps=args.fit_steps, crop_seconds=args.crop_seconds,
+                           warmup_seconds=args.warmup_seconds, progress=False)
+    full = MixingConsole.from_tracks(names, groups, "ecnsgdr", sample_rate=args.sample_rate)
+    fitted = fit(full, stems, case.mix, fit_config)
+    config = PruneConfig(tolerance=0.01, rounds=args.rounds, fit=dataclasses.replace(fit_config, steps=0),
+                         finetune_steps=args.finetune_steps, brute_force_every=args.brute_force_every,
+                         progress=False)
+    result = prune_console(full, stems, case.mix, config)
+    finetune = sum(r.finetune_seconds for r in result.rounds)
+    trials = sum(r.seconds for r in result.rounds) - finetune
+    return (f"| {tracks} | {sum(result.full_counts.values())} | {fitted.seconds_per_step:.2f} | "
+            f"{len(result.trials)} | {trials / max(len(result.trials), 1):.2f} | {trials:.0f} | "
+            f"{finetune:.0f} | {trials / (trials + finetune):.2f} | {result.pruning_ratio:.2f} |")
+
+
 def table(results: list[dict]) -> str:
     keys = list(dict.fromkeys((r["method"], r["tolerance"]) for r in results))
     head = (["method", "tau", "L_full", "L_full+", "L_pruned", "dL", "rho", "rho_true"] + [f"rho_{LETTER[t]}" for t in TYPES]
@@ -161,10 +184,18 @@ def main(argv: list[str] | None = None) -> None:
                         help="compared with hybrid at tau 0.01")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="folder for results.json")
+    parser.add_argument("--scaling", type=int, nargs="+", default=None, metavar="TRACKS",
+                        help="time one hybrid run per track count instead (e.g. 8 16 32)")
     parser.add_argument("--audibility", action="store_true",
                         help="per type, how many true processors matter (> 0.01 loss when removed)")
     parser.add_argument("--table-only", action="store_true", help="print the table of --out's results.json")
     args = parser.parse_args(argv)
+    if args.scaling:
+        print("| tracks | processors | fit s/step | trials | s/trial | trials s | fine-tuning s | "
+              "trial share | rho |\n|---|---|---|---|---|---|---|---|---|", flush=True)
+        for tracks in args.scaling:
+            print(scaling(tracks, args), flush=True)
+        return
     if args.audibility:
         counts = [audibility(seed, args) for seed in range(args.cases)]
         for t in TYPES:

@@ -168,7 +168,8 @@ class PruneRound:
         loss: whole-song audio loss after the fine-tuning.
         sparsity_weight: ``alpha_p`` at the fine-tuning's first and last step.
         mean_dry_wet: mean dry/wet weight of the remaining processors after the fine-tuning.
-        seconds: wall time of the round (trials + fine-tuning).
+        seconds: wall time of the round (trials + fine-tuning; after a resume, this session's).
+        finetune_seconds: the fine-tuning's share of it (the rest is mostly trial renders).
     """
 
     round: int
@@ -181,6 +182,7 @@ class PruneRound:
     sparsity_weight: tuple[float, float]
     mean_dry_wet: float
     seconds: float
+    finetune_seconds: float
 
 
 @dataclass
@@ -479,10 +481,11 @@ def _run_round(search: _Search, stems: Tensor, mix: Tensor, loss_fn: MixLoss, pa
     round_started = search.round_started or time.perf_counter()
     first_step = (number - 1) * config.finetune_steps
     alpha = (config.sparsity_at(first_step), config.sparsity_at(first_step + max(config.finetune_steps - 1, 0)))
+    finetune_seconds = 0.0
     if config.finetune_steps and search.console.graph.num_processors():
         finetune = dataclasses.replace(config.fit, steps=config.finetune_steps, sparsity_weight=alpha,
                                        seed=config.fit.seed + 1000 * number, progress=config.progress)
-        fit(search.console, stems, mix, finetune, loss_fn)
+        finetune_seconds = fit(search.console, stems, mix, finetune, loss_fn).seconds
     round_trials = [t for t in search.trials if t.round == number]
     weights = processor_weights(search.console)
     loss = evaluate(search.console, stems, mix, loss_fn)
@@ -492,7 +495,7 @@ def _run_round(search: _Search, stems: Tensor, mix: Tensor, loss_fn: MixLoss, pa
         sum(len(t.candidates) for t in round_trials if t.accepted),
         search.console.graph.num_processors(), loss, alpha,
         float(weights[~weights.isnan()].mean()) if bool((~weights.isnan()).any()) else 0.0,
-        time.perf_counter() - round_started))
+        time.perf_counter() - round_started, finetune_seconds))
     log.info("round %d (%s): %d/%d trials accepted, %d processors left, loss %.4f (best %.4f)",
              number, method, search.rounds[-1].accepted, len(round_trials),
              search.rounds[-1].processors, search.rounds[-1].loss, search.best)
