@@ -1,4 +1,5 @@
-"""Differentiable mixing console: processors, graphs, batched rendering, audio loss, fitting.
+"""Differentiable mixing console: processors, graphs, batched rendering, audio loss, fitting,
+pruning to sparse graphs.
 
 Axis vocabulary: audio through processors is ``(nodes, channels=2, samples)``; stems are
 ``(tracks, 2, samples)``; a mix is ``(2, samples)``; a batch of songs ``(B, 2, samples)``.
@@ -20,13 +21,18 @@ from mixrep.console.prior import MusicalPrior, sample_mask, sample_parameters
 from mixrep.console.processors import (
     DRY_WET, PROCESSOR_CLASSES, ParamSpec, Processor, dry_wet_weight, make_processors,
 )
+from mixrep.console.prune import (
+    PruneConfig, PruneResult, PruneStateError, Recovery, graph_recovery, plot_pruning,
+    prune_console,
+)
 from mixrep.console.render import BatchedRenderer, RenderResult, render_one_by_one, schedule
 
 __all__ = [
     "BatchedRenderer", "Case", "ConsoleBatch", "DRY_WET", "FitConfig", "FitResult", "MixLoss",
     "MixingConsole", "MixingGraph", "MusicalPrior", "NonFiniteFitError", "PROCESSOR_CLASSES",
-    "ParamSpec", "ParameterLayout", "Processor", "RenderResult", "TrackLevels", "build_console",
-    "dry_wet_weight", "evaluate", "fit", "level_errors", "make_case", "make_processors",
-    "merge_graphs", "merge_params", "remove_processors", "render_one_by_one", "sample_mask",
-    "sample_parameters", "schedule", "strip_of_nodes", "track_levels", "write_case",
+    "ParamSpec", "ParameterLayout", "Processor", "PruneConfig", "PruneResult", "PruneStateError",
+    "Recovery", "RenderResult", "TrackLevels", "build_console", "dry_wet_weight", "evaluate",
+    "fit", "graph_recovery", "level_errors", "make_case", "make_processors", "merge_graphs",
+    "merge_params", "plot_pruning", "prune_console", "remove_processors", "render_one_by_one",
+    "sample_mask", "sample_parameters", "schedule", "strip_of_nodes", "track_levels", "write_case",
 ]

@@ -12,12 +12,25 @@ import numpy as np
 import torch
 
 from mixrep.audio.io import read_audio, write_audio
-from mixrep.console.cases import CASE_GROUPS, CASE_MIX, CASE_STEMS, make_case, write_case
+from mixrep.console.cases import (
+    CASE_GROUPS,
+    CASE_MIX,
+    CASE_STEMS,
+    make_case,
+    write_case,
+)
 from mixrep.console.console import MixingConsole
-from mixrep.console.fit import FitConfig, check_finite_output, evaluate, fit, plot_spectrogram_error
+from mixrep.console.fit import (
+    FitConfig,
+    check_finite_output,
+    evaluate,
+    fit,
+    plot_spectrogram_error,
+)
+from mixrep.console.graph import DEFAULT_CHAIN, PROCESSOR_TYPES
 from mixrep.console.loss import MixLoss
 from mixrep.console.metrics import track_levels
-from mixrep.console.graph import DEFAULT_CHAIN
+from mixrep.console.prior import MusicalPrior
 from mixrep.constants import AUDIO_EXTENSIONS, SAMPLE_RATE
 from mixrep.errors import DatasetError
 from mixrep.files import atomic_write_text
@@ -37,7 +50,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mix", type=Path, required=True, help="target mix audio file")
     p.add_argument("--groups", type=Path, help="JSON {group name: [file stem, ...]}; default one group")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--steps", type=int, default=1000, help="optimisation steps (seed: 12000)")
+    add_fit_arguments(p, steps=1000)
+    p.add_argument("--true-parameters", type=Path, default=None,
+                   help="graph JSON of the console that made the mix (make-case's "
+                        "true_parameters.json): report per-track gain and pan errors")
+    p.set_defaults(func=run_fit)
+
+    c = commands.add_parser("make-case", help="tracks mixed by a full console with known musical "
+                                              "parameters (a fit case with an answer)")
+    c.add_argument("--out", type=Path, required=True, help="folder for stems/, mix.wav, groups.json, "
+                                                           "true_parameters.json")
+    c.add_argument("--tracks", type=int, default=4, help="number of tracks (synthetic stems, four per song)")
+    c.add_argument("--seconds", type=float, default=12.0)
+    c.add_argument("--sample-rate", type=int, default=16_000)
+    c.add_argument("--seed", type=int, default=0, help="picks the songs and the console parameters")
+    c.add_argument("--chain", default=DEFAULT_CHAIN)
+    c.add_argument("--active-probability", action="append", default=[], metavar="TYPE=P",
+                   help="keep each processor of TYPE with probability P (repeatable; 'all=P' for "
+                        "every type): a sparse graph, the ground truth of pruning")
+    c.set_defaults(func=run_make_case)
+
+    from mixrep.console.prune_cli import register_prune
+
+    register_prune(commands)
+
+
+def add_fit_arguments(p: argparse.ArgumentParser, steps: int, steps_help: str = "optimisation steps "
+                      "(seed: 12000)") -> None:
+    """The console and fit options shared by ``fit``, ``prune`` and ``prune-dataset``."""
+    p.add_argument("--steps", type=int, default=steps, help=steps_help)
     p.add_argument("--lr", type=float, default=0.01, help="AdamW learning rate")
     p.add_argument("--crop-seconds", type=float, default=3.8)
     p.add_argument("--warmup-seconds", type=float, default=1.0)
@@ -53,26 +94,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's; 1 is fastest on a loaded machine)")
-    p.add_argument("--true-parameters", type=Path, default=None,
-                   help="graph JSON of the console that made the mix (make-case's "
-                        "true_parameters.json): report per-track gain and pan errors")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(func=run_fit)
-
-    c = commands.add_parser("make-case", help="tracks mixed by a full console with known musical "
-                                              "parameters (a fit case with an answer)")
-    c.add_argument("--out", type=Path, required=True, help="folder for stems/, mix.wav, groups.json, "
-                                                           "true_parameters.json")
-    c.add_argument("--tracks", type=int, default=4, help="number of tracks (synthetic stems, four per song)")
-    c.add_argument("--seconds", type=float, default=12.0)
-    c.add_argument("--sample-rate", type=int, default=16_000)
-    c.add_argument("--seed", type=int, default=0, help="picks the songs and the console parameters")
-    c.add_argument("--chain", default=DEFAULT_CHAIN)
-    c.set_defaults(func=run_make_case)
 
 
-def read_stems_folder(folder: Path, sample_rate: int) -> tuple[list[str], np.ndarray]:
-    """All audio files of ``folder`` (sorted by name): ``(names, (tracks, 2, samples))``.
+def read_stems_folder(folder: Path, sample_rate: int, exclude: tuple[str, ...] = ()
+                      ) -> tuple[list[str], np.ndarray]:
+    """All audio files of ``folder`` (sorted by name) but those named in ``exclude``:
+    ``(names, (tracks, 2, samples))``.
 
     Raises:
         DatasetError: no such folder, no audio in it, or stems whose lengths differ by more than
@@ -80,7 +108,8 @@ def read_stems_folder(folder: Path, sample_rate: int) -> tuple[list[str], np.nda
     """
     if not folder.is_dir():
         raise DatasetError(f"stems folder {folder} does not exist or is not a folder")
-    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in AUDIO_EXTENSIONS)
+    files = sorted(f for f in folder.iterdir()
+                   if f.suffix.lower() in AUDIO_EXTENSIONS and f.name not in exclude)
     if not files:
         raise DatasetError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {folder}")
     names = [f.stem for f in files]
@@ -94,6 +123,37 @@ def read_stems_folder(folder: Path, sample_rate: int) -> tuple[list[str], np.nda
                            f"{LENGTH_TOLERANCE_SECONDS} s shorter than the longest ({length / sample_rate:.2f} s)")
     stems = np.stack([np.pad(a, ((0, 0), (0, length - a.shape[-1]))) for a in audio])
     return names, stems
+
+
+
+def load_song(stems_folder: Path, mix_path: Path, sample_rate: int
+              ) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """Read a song's tracks and mix at ``sample_rate``: ``(names, (tracks, 2, samples), (2, samples))``.
+
+    Raises:
+        DatasetError: a missing or unreadable file, or stems and mix whose lengths differ by
+            more than ``LENGTH_TOLERANCE_SECONDS`` (shorter ones are zero-padded within it).
+    """
+    if not mix_path.is_file():
+        raise DatasetError(f"mix file {mix_path} {'is a folder' if mix_path.exists() else 'does not exist'}; "
+                           "pass the target mix's audio file with --mix")
+    names, stems_np = read_stems_folder(stems_folder, sample_rate, exclude=(mix_path.name,)
+                                        if mix_path.parent.resolve() == stems_folder.resolve() else ())
+    mix_np = read_audio(mix_path, sample_rate)
+    seconds = stems_np.shape[-1] / sample_rate, mix_np.shape[-1] / sample_rate
+    if abs(seconds[0] - seconds[1]) > LENGTH_TOLERANCE_SECONDS:
+        raise DatasetError(f"the stems in {stems_folder} last {seconds[0]:.2f} s but the mix {mix_path} lasts "
+                           f"{seconds[1]:.2f} s: they must come from the same edit (trim or pad them to one length)")
+    length = max(stems_np.shape[-1], mix_np.shape[-1])
+    stems_np = np.pad(stems_np, ((0, 0), (0, 0), (0, length - stems_np.shape[-1])))
+    mix_np = np.pad(mix_np, ((0, 0), (0, length - mix_np.shape[-1])))
+    return names, torch.from_numpy(stems_np), torch.from_numpy(mix_np)
+
+def require_crop(mix_path: Path, samples: int, sample_rate: int, crop_seconds: float) -> None:
+    """Raise ``DatasetError`` unless the song holds one ``crop_seconds`` training crop."""
+    if samples < crop_seconds * sample_rate:
+        raise DatasetError(f"{mix_path} lasts {samples / sample_rate:.2f} s, shorter than one {crop_seconds} s "
+                           "training crop: lower --crop-seconds (and --warmup-seconds) or use longer audio")
 
 
 def read_groups(path: Path | None) -> dict[str, list[str]] | None:
@@ -110,33 +170,11 @@ def read_groups(path: Path | None) -> dict[str, list[str]] | None:
     return groups
 
 
-def run_fit(args: argparse.Namespace) -> int:
+def fit_config_from_args(args: argparse.Namespace, steps: int | None = None) -> FitConfig:
+    """The :class:`FitConfig` of the fit options (``--lr``, ``--lr-scale``, crops, ``--seed``)."""
     if args.crop_seconds <= args.warmup_seconds:
         raise DatasetError(f"--crop-seconds {args.crop_seconds} must exceed --warmup-seconds {args.warmup_seconds}: "
                            "the loss is computed on the crop after the warm-up")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    names, stems_np = read_stems_folder(args.stems, args.sample_rate)
-    mix_np = read_audio(args.mix, args.sample_rate)
-    seconds = stems_np.shape[-1] / args.sample_rate, mix_np.shape[-1] / args.sample_rate
-    if abs(seconds[0] - seconds[1]) > LENGTH_TOLERANCE_SECONDS:
-        raise DatasetError(f"the stems in {args.stems} last {seconds[0]:.2f} s but the mix {args.mix} lasts "
-                           f"{seconds[1]:.2f} s: they must come from the same edit (trim or pad them to one length)")
-    length = max(stems_np.shape[-1], mix_np.shape[-1])
-    stems_np = np.pad(stems_np, ((0, 0), (0, 0), (0, length - stems_np.shape[-1])))
-    mix_np = np.pad(mix_np, ((0, 0), (0, length - mix_np.shape[-1])))
-    try:
-        console = MixingConsole.from_tracks(names, read_groups(args.groups), args.chain,
-                                            args.group_chain, args.sample_rate)
-    except ValueError as e:
-        raise DatasetError(f"cannot build the console for {args.stems}: {e}") from e
-    if min(seconds) < args.crop_seconds:
-        raise DatasetError(f"{args.mix} lasts {seconds[1]:.2f} s, shorter than one {args.crop_seconds} s training "
-                           f"crop: lower --crop-seconds (and --warmup-seconds) or use longer audio")
-    device = torch.device(args.device)
-    console.to(device)
-    stems = torch.from_numpy(stems_np).to(device)
-    mix = torch.from_numpy(mix_np).to(device)
     scales = dict(FitConfig().learning_rate_scale)
     if args.lr_scale:
         scales = {}
@@ -146,10 +184,37 @@ def run_fit(args: argparse.Namespace) -> int:
                 scales[key] = float(factor)
             except ValueError:
                 raise DatasetError(f"--lr-scale {item!r}: expected KEY=FACTOR, e.g. gain_pan=5") from None
-    config = FitConfig(steps=args.steps, learning_rate=args.lr, learning_rate_scale=scales,
-                       warmup_steps=args.warmup_steps, crop_seconds=args.crop_seconds,
-                       warmup_seconds=args.warmup_seconds, seed=args.seed,
-                       progress=not args.no_progress)
+    return FitConfig(steps=args.steps if steps is None else steps, learning_rate=args.lr,
+                     learning_rate_scale=scales, warmup_steps=args.warmup_steps,
+                     crop_seconds=args.crop_seconds, warmup_seconds=args.warmup_seconds,
+                     seed=args.seed, progress=not args.no_progress)
+
+
+def song_console(tracks: Path, mix_path: Path, groups: Path | None, args: argparse.Namespace
+                 ) -> tuple[list[str], MixingConsole, torch.Tensor, torch.Tensor]:
+    """A song's tracks and mix (:func:`load_song`) and the full console for them, built from the
+    console options (``--chain``, ``--group-chain``, ``--sample-rate``), all on ``--device``:
+    ``(names, console, (tracks, 2, samples), (2, samples))``.
+
+    Raises:
+        DatasetError: bad audio or groups, or a song shorter than one ``--crop-seconds`` crop.
+    """
+    names, stems, mix = load_song(tracks, mix_path, args.sample_rate)
+    try:
+        console = MixingConsole.from_tracks(names, read_groups(groups), args.chain,
+                                            args.group_chain, args.sample_rate)
+    except ValueError as e:
+        raise DatasetError(f"cannot build the console for {tracks}: {e}") from e
+    require_crop(mix_path, mix.shape[-1], args.sample_rate, args.crop_seconds)
+    device = torch.device(args.device)
+    return names, console.to(device), stems.to(device), mix.to(device)
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    config = fit_config_from_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names, console, stems, mix = song_console(args.stems, args.mix, args.groups, args)
     log.info("console: %d tracks, %d processors, %d nodes", len(names),
              console.graph.num_processors(), console.graph.num_nodes)
     initial = evaluate(console, stems, mix)
@@ -161,7 +226,7 @@ def run_fit(args: argparse.Namespace) -> int:
     console.save_json(args.out / "parameters.json")
     console.draw(args.out / "graph.png")
     with torch.no_grad():
-        final = float(MixLoss(args.sample_rate).to(device)(rendered, mix))
+        final = float(MixLoss(args.sample_rate).to(mix.device)(rendered, mix))
     plot_spectrogram_error(rendered, mix, args.out / "spectrogram_error.png", args.sample_rate,
                            title=f"audio loss {final:.3f}")
     report = {"train": result.losses, "initial": initial, "final": final,
@@ -221,9 +286,27 @@ def synthetic_tracks(count: int, seconds: float, sample_rate: int, seed: int
     return names, {g: m for g, m in groups.items() if m}, torch.stack(audio)
 
 
+def parse_active_probability(items: list[str]) -> dict[str, float]:
+    """``["reverb=0.3", "all=0.5"]`` -> ``{type: probability}`` (``all`` first, then specific types)."""
+    out: dict[str, float] = {}
+    for item in sorted(items, key=lambda i: not i.startswith("all=")):
+        key, _, value = item.partition("=")
+        try:
+            p = float(value)
+        except ValueError:
+            p = float("nan")
+        if key not in PROCESSOR_TYPES + ("all",) or not 0.0 <= p <= 1.0:
+            raise DatasetError(f"--active-probability {item!r}: expected TYPE=P with TYPE one of "
+                               f"{', '.join(PROCESSOR_TYPES)} or all, and 0 <= P <= 1")
+        out.update({t: p for t in PROCESSOR_TYPES} if key == "all" else {key: p})
+    return out
+
+
 def run_make_case(args: argparse.Namespace) -> int:
     names, groups, stems = synthetic_tracks(args.tracks, args.seconds, args.sample_rate, args.seed)
-    case = make_case(stems, names, groups, args.sample_rate, seed=args.seed, chain=args.chain)
+    prior = MusicalPrior(active_probability=parse_active_probability(args.active_probability))
+    case = make_case(stems, names, groups, args.sample_rate, seed=args.seed, prior=prior,
+                     chain=args.chain)
     check_finite_output(case.mix, "the case's mix")
     write_case(case, args.out)
     print(f"wrote {len(names)} tracks in groups {groups}, the mix and the true parameters to "
