@@ -15,7 +15,7 @@ upward one); within layer 4 the three packages do not import each other.
 7. ``mixrep.eval``: metrics, style sets, ``mixrep evaluate``
 8. ``mixrep.training``: LightningModules, callbacks, LightningCLI
 9. ``mixrep.index``: FAISS library index
-10. ``mixrep.cli`` and every ``mixrep.<package>.cli`` command module
+10. ``mixrep.cli`` and every ``mixrep.<package>.cli`` / ``*_cli`` command module
 
 Axis vocabulary used across the package (docstrings refer to it):
 
@@ -41,6 +41,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mixrep.index",),
     ("mixrep.cli",),
 )
-"""The layer order above as data: module prefixes per layer (``*.cli`` modules are the top layer)."""
+"""The layer order above as data: module prefixes per layer (``*.cli`` and ``*_cli`` modules are the top layer)."""
 
 __all__ = ["LAYERS", "SAMPLE_RATE", "STEMS", "__version__"]

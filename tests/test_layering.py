@@ -21,8 +21,8 @@ def module_name(path: Path) -> str:
 
 
 def layer_of(module: str) -> tuple[int, str]:
-    """``(layer index, owning prefix)``; every ``*.cli`` module is the top layer."""
-    if module == "mixrep" or module.endswith(".cli"):
+    """``(layer index, owning prefix)``; every ``*.cli`` / ``*_cli`` command module is the top layer."""
+    if module == "mixrep" or module.endswith((".cli", "_cli")):
         return len(mixrep.LAYERS) - 1, "mixrep.cli"
     for index, prefixes in enumerate(mixrep.LAYERS):
         for prefix in prefixes:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import heapq
 import json
 import os
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -295,29 +294,6 @@ def build_console(
     out = add(OUTPUT, "output")
     edges += [(n, out) for n in last]
     return MixingGraph(types, torch.tensor(edges, dtype=torch.long).t(), names)
-
-
-def random_dag(
-    num_inputs: int, num_processors: int, generator: random.Random, num_mixes: int = 0,
-    types: tuple[str, ...] = PROCESSOR_TYPES,
-) -> MixingGraph:
-    """A random connected DAG (tests, benchmarks): inputs, then processors and mixes each fed by
-    one to two earlier non-output nodes, then one output fed by every node without successors."""
-    node_types = [INPUT] * num_inputs
-    middle = [generator.choice(types) for _ in range(num_processors)] + [MIX] * num_mixes
-    generator.shuffle(middle)
-    edges: list[tuple[int, int]] = []
-    for t in middle:
-        node = len(node_types)
-        fan_in = generator.randint(1, 2 if t == MIX else 1 + (generator.random() < 0.3))
-        for src in generator.sample(range(node), min(fan_in, node)):
-            edges.append((src, node))
-        node_types.append(t)
-    has_successor = {s for s, _ in edges}
-    out = len(node_types)
-    node_types.append(OUTPUT)
-    edges += [(n, out) for n in range(out) if n not in has_successor]
-    return MixingGraph(node_types, torch.tensor(edges, dtype=torch.long).t())
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import torch
 
 from mixrep.console.batch import GROUP, TRACK, ConsoleBatch, strip_of_nodes
 from mixrep.console.console import MixingConsole
-from mixrep.console.graph import build_console, random_dag, remove_processors
+from tests.console.dags import random_dag
+from mixrep.console.graph import build_console, remove_processors
 from mixrep.console.render import BatchedRenderer, render_one_by_one, schedule
 
 from tests.console.conftest import SMALL, TEST_RATE, random_params

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from mixrep.console.console import MixingConsole, ParameterLayout
+from tests.console.dags import random_dag
 from mixrep.console.graph import (
     DRY_WET, INPUT, OUTPUT, MixingGraph, build_console, draw_graph, graph_from_dict,
-    graph_to_dict, random_dag,
+    graph_to_dict,
 )
 from mixrep.console.render import BatchedRenderer, dependency_span, render_one_by_one, schedule
 
