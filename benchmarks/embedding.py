@@ -12,15 +12,16 @@ import time
 
 import torch
 
-from mixrep.api import StyleEncoder, default_device
-from mixrep.audio.features import num_features
+from mixrep.api import StyleEncoder
+from mixrep.devices import resolve_device
+from mixrep.frontend import FrontEndConfig, num_features
 from mixrep.models.encoder import EncoderConfig, MixStyleEncoder
 
 SIZES = {
     "demo": (EncoderConfig.demo(num_features()),
-             {"sample_rate": 22_050, "n_mels": 64, "n_fft": 1024, "hop_length": 512, "clip_seconds": 3.0}),
+             FrontEndConfig(sample_rate=22_050, n_mels=64, n_fft=1024, hop_length=512, clip_seconds=3.0)),
     "prototype": (EncoderConfig.prototype(num_features()),
-                  {"sample_rate": 44_100, "n_mels": 128, "n_fft": 2048, "hop_length": 512, "clip_seconds": 10.0}),
+                  FrontEndConfig(sample_rate=44_100, n_mels=128, n_fft=2048, hop_length=512, clip_seconds=10.0)),
 }
 
 
@@ -40,7 +41,7 @@ def main() -> None:
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 32])
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
-    device = torch.device(args.device) if args.device else default_device()
+    device = resolve_device(args.device)
     encoders = {}
     if args.checkpoint:
         encoders["checkpoint"] = StyleEncoder.from_checkpoint(args.checkpoint, device=device)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mixrep.audio.features import num_features
+from mixrep.frontend import num_features
 from mixrep.models.encoder import INPUT_CHANNELS, EncoderConfig, MixStyleEncoder, count_parameters
 from mixrep.training.losses import info_nce
 

@@ -5,7 +5,8 @@
     >>> encoder.embed_stems(stems, sample_rate=44100)   # (batch, 4, 2, samples) -> (batch, dim)
     >>> encoder.embed_file("song.mp3")                  # (dim,) mean of several clips
 
-Embeddings are L2-normalised, so cosine similarity is a dot product.
+Embeddings are L2-normalised, so cosine similarity is a dot product. Loading needs neither
+Lightning nor FAISS: the checkpoint describes itself (:mod:`mixrep.models.checkpoint`).
 """
 
 from __future__ import annotations
@@ -18,62 +19,99 @@ import numpy as np
 import torch
 import torchaudio
 
-from mixrep.audio.features import mix_features, num_features
 from mixrep.audio.io import audio_duration, read_segment
-from mixrep.audio.mel import StemMelSpectrogram
-from mixrep.constants import AUDIO_EXTENSIONS, CHANNELS, STEMS
-from mixrep.errors import CheckpointError, DatasetError
-from mixrep.index.embedder import aggregate_clips
-from mixrep.models.encoder import EncoderConfig, MixStyleEncoder
+from mixrep.constants import CHANNELS, STEMS
+from mixrep.devices import resolve_device
+from mixrep.errors import CheckpointError
+from mixrep.files import require_stem_files
+from mixrep.frontend import FrontEnd, FrontEndConfig
+from mixrep.models.checkpoint import read_encoder
+from mixrep.models.encoder import MixStyleEncoder
 from mixrep.separation.base import Separator
-from mixrep.training.contrastive import CHECKPOINT_KIND, state_dict_hash
 
 log = logging.getLogger(__name__)
 
 MIN_CLIP_SECONDS = 1.0
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def load_checkpoint(path: str | Path) -> dict:
-    """Read a mixrep checkpoint, refusing files of another kind with a clear message."""
+    """Read a checkpoint file safely (``weights_only``: no pickled code runs).
+
+    Raises:
+        CheckpointError: missing, unreadable or not a PyTorch file.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; train one with `bash scripts/train.sh`")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise CheckpointError(f"cannot read checkpoint {path} (corrupt or not a PyTorch file): {e}") from e
-    meta = checkpoint.get("mixrep") if isinstance(checkpoint, dict) else None
-    if not isinstance(meta, dict) or meta.get("kind") != CHECKPOINT_KIND:
-        raise CheckpointError(f"{path} is not a mixrep style-encoder checkpoint (no 'mixrep' section of kind "
-                              f"{CHECKPOINT_KIND!r}); pass a checkpoint written by `bash scripts/train.sh`")
-    return checkpoint
+
+
+def aggregate_clips(clip_embeddings: np.ndarray) -> np.ndarray:
+    """One track vector from its clips: the L2-normalised mean of the clip embeddings.
+
+    The mean of unit vectors maximises the summed cosine to the clips; normalising it makes the
+    inner product a cosine again.
+
+    Raises:
+        ValueError: no clips, or clips whose mean is zero or not finite.
+
+    Shape:
+        ``(clips, dim)`` -> ``(dim,)`` float32.
+    """
+    clip_embeddings = np.asarray(clip_embeddings, dtype=np.float32)
+    if clip_embeddings.ndim != 2 or clip_embeddings.shape[0] == 0:
+        raise ValueError(f"expected (clips>=1, dim) embeddings, got shape {clip_embeddings.shape}")
+    mean = clip_embeddings.mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    if not np.isfinite(norm) or norm <= 1e-12:
+        raise ValueError("the clip embeddings average to zero or are not finite: nothing to aggregate")
+    return mean / norm
 
 
 class StyleEncoder:
-    """A trained mixing-style encoder with its front end (mel settings, mix features).
+    """A trained mixing-style encoder with its front end.
+
+    Return convention: every ``embed_*`` method returns NumPy ``float32`` arrays of L2-normalised
+    embeddings (``(batch, dim)`` for batches and clips, ``(dim,)`` for a whole file or folder);
+    clip offsets are ``float64`` seconds. Inputs may be NumPy arrays or torch tensors, on any
+    device. These methods run without gradients; for a differentiable path (gradients with
+    respect to stems, e.g. to fit a mix to a reference style) call the two modules directly:
+    ``mel, features = encoder.frontend(stems)`` then ``encoder.model.embed(mel, features)``.
+
+    Args:
+        model: the encoder network.
+        frontend: the front-end config it was trained with.
+        model_hash: content hash of the weights (indexes record it).
+        device: where to run; ``None``/``"auto"`` picks a GPU when present.
+        separator: separates mixtures (default: the checkpoint's Demucs model, loaded on first use).
+        separator_name, separator_weights: which Demucs to load when ``separator`` is ``None``.
 
     Attributes:
         embedding_dim: size of the embeddings.
         model_hash: content hash of the encoder weights (recorded by indexes built with it).
         sample_rate: rate in Hz the encoder was trained at; inputs at other rates are resampled.
         clip_seconds: clip length used in training (the length :meth:`embed_file` cuts).
+        frontend: the :class:`~mixrep.frontend.FrontEnd` (on :attr:`device`).
+        model: the :class:`~mixrep.models.encoder.MixStyleEncoder` (on :attr:`device`, eval mode).
     """
 
-    def __init__(self, encoder: MixStyleEncoder, frontend: dict, model_hash: str, device: torch.device | str | None = None,
-                 separator: Separator | None = None, separator_name: str = "htdemucs",
-                 separator_weights: str | None = None) -> None:
-        self.device = torch.device(device) if device is not None else default_device()
-        self.encoder = encoder.to(self.device).eval()
-        self.sample_rate = int(frontend["sample_rate"])
-        self.clip_seconds = float(frontend["clip_seconds"])
-        self.mel = StemMelSpectrogram(self.sample_rate, n_fft=int(frontend["n_fft"]),
-                                      hop_length=int(frontend["hop_length"]), n_mels=int(frontend["n_mels"])).to(self.device)
+    def __init__(self, model: MixStyleEncoder, frontend: FrontEndConfig, model_hash: str,
+                 device: torch.device | str | None = None, separator: Separator | None = None,
+                 separator_name: str = "htdemucs", separator_weights: str | None = None) -> None:
+        self.device = resolve_device(device)
+        self.frontend = FrontEnd(frontend).to(self.device)
+        if model.config.use_film and model.config.num_features != self.frontend.num_features:
+            raise CheckpointError(f"the encoder takes {model.config.num_features} mix features but its front end "
+                                  f"computes {self.frontend.num_features} (features={list(frontend.features)}); "
+                                  f"use the mixrep version that trained it")
+        self.model = model.to(self.device).eval()
+        self.sample_rate = frontend.sample_rate
+        self.clip_seconds = frontend.clip_seconds
         self.model_hash = model_hash
-        self.embedding_dim = encoder.config.embedding_dim
+        self.embedding_dim = model.config.embedding_dim
         self._separator = separator
         self.separator_name = separator_name
         self.separator_weights = separator_weights
@@ -84,8 +122,8 @@ class StyleEncoder:
         """Load a checkpoint written by training (Lightning ``.ckpt``); needs nothing else.
 
         Raises:
-            CheckpointError: missing, corrupt, of another kind, or weights that do not match
-                their recorded hash.
+            CheckpointError: missing, corrupt, of another kind or encoder class, or weights that
+                do not match their recorded hash.
         """
         return cls.from_loaded(load_checkpoint(path), path, device, separator)
 
@@ -93,27 +131,13 @@ class StyleEncoder:
     def from_loaded(cls, checkpoint: dict, path: str | Path, device: torch.device | str | None = None,
                     separator: Separator | None = None) -> StyleEncoder:
         """Like :meth:`from_checkpoint`, from a dict :func:`load_checkpoint` already read from ``path``."""
-        meta = checkpoint["mixrep"]
-        config_dict = dict(meta["encoder_config"])
-        known = set(EncoderConfig.__dataclass_fields__)
-        for name in set(config_dict) - known:
-            log.warning("checkpoint %s: ignoring unknown encoder argument %r", path, name)
-            config_dict.pop(name)
-        config_dict["channels"] = tuple(config_dict["channels"])
-        config_dict["pool_size"] = tuple(config_dict.get("pool_size", (2, 2)))
-        config = EncoderConfig(**config_dict)
-        if config.num_features != num_features():
-            raise CheckpointError(f"{path} was trained with {config.num_features} mix features; this mixrep "
-                                  f"computes {num_features()}: use the mixrep version that trained it")
-        weights = {k.removeprefix("encoder."): v for k, v in checkpoint["state_dict"].items()
-                   if k.startswith("encoder.")}
-        if state_dict_hash(weights) != meta["content_hash"]:
-            raise CheckpointError(f"{path}: the weights do not match their recorded hash {meta['content_hash']} "
-                                  f"(file modified or corrupt)")
-        encoder = MixStyleEncoder(config)
-        encoder.load_state_dict(weights)
+        model, frontend, model_hash = read_encoder(checkpoint, str(path))
+        try:
+            config = FrontEndConfig.from_dict(frontend, where=str(path))
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{path}: unreadable front-end config {frontend!r}: {e}") from e
         data = checkpoint.get("datamodule_hyper_parameters", {})
-        return cls(encoder, meta["frontend"], meta["content_hash"], device=device, separator=separator,
+        return cls(model, config, model_hash, device=device, separator=separator,
                    separator_name=data.get("separator", "htdemucs"), separator_weights=data.get("weights_path"))
 
     @property
@@ -126,54 +150,50 @@ class StyleEncoder:
                                               device=str(self.device))
         return self._separator
 
-    def _check_stems(self, stems: torch.Tensor, sample_rate: int) -> torch.Tensor:
-        stems = torch.as_tensor(stems, dtype=torch.float32)
+    def _prepare_stems(self, stems: torch.Tensor | np.ndarray, sample_rate: int) -> torch.Tensor:
+        stems = torch.as_tensor(stems).to(device=self.device, dtype=torch.float32)
         if stems.ndim != 4 or stems.shape[1] != len(STEMS) or stems.shape[2] != CHANNELS:
             raise ValueError(f"stems must be (batch, {len(STEMS)} stems in order {', '.join(STEMS)}, "
                              f"{CHANNELS} channels, samples), got shape {tuple(stems.shape)}")
         if stems.shape[-1] < MIN_CLIP_SECONDS * sample_rate:
             raise ValueError(f"clips must last at least {MIN_CLIP_SECONDS} s: got {stems.shape[-1]} samples "
                              f"at {sample_rate} Hz ({stems.shape[-1] / sample_rate:.2f} s)")
-        if not torch.isfinite(stems).all():
+        if not bool(torch.isfinite(stems).all()):
             raise ValueError("stems contain NaN or infinite samples")
         if sample_rate != self.sample_rate:
             stems = torchaudio.functional.resample(stems, sample_rate, self.sample_rate)
         return stems
 
     @torch.no_grad()
-    def embed_stems(self, stems: torch.Tensor | np.ndarray, sample_rate: int) -> torch.Tensor:
+    def embed_stems(self, stems: torch.Tensor | np.ndarray, sample_rate: int) -> np.ndarray:
         """Embed separated stems.
 
         Shape:
             stems: ``(batch, 4, 2, samples)`` in the order drums, bass, other, vocals, any length
-            of at least 1 s -> ``(batch, embedding_dim)`` L2-normalised, on the CPU.
+            of at least 1 s -> ``(batch, embedding_dim)`` float32, L2-normalised.
         """
-        stems = self._check_stems(stems, sample_rate)
-        features = torch.from_numpy(np.stack([mix_features(s.numpy(), self.sample_rate) for s in stems]))
-        stems = stems.to(self.device)
-        mel = self.mel(stems)
-        if mel.shape[-1] < self.encoder.min_frames:
-            raise ValueError(f"clip too short for the encoder ({mel.shape[-1]} frames < {self.encoder.min_frames})")
-        return self.encoder.embed(mel, features.to(self.device)).float().cpu()
+        mel, features = self.frontend(self._prepare_stems(stems, sample_rate))
+        if mel.shape[-1] < self.model.min_frames:
+            raise ValueError(f"clip too short for the encoder ({mel.shape[-1]} frames < {self.model.min_frames})")
+        return self.model.embed(mel, features).float().cpu().numpy()
 
     @torch.no_grad()
-    def embed_audio(self, mix: torch.Tensor | np.ndarray, sample_rate: int) -> torch.Tensor:
-        """Embed stereo mixtures, separating them with :attr:`separator` first.
+    def embed_audio(self, mix: torch.Tensor | np.ndarray, sample_rate: int) -> np.ndarray:
+        """Embed stereo mixtures, separating them with :attr:`separator` first (at its own rate).
 
         Shape:
-            mix: ``(batch, 2, samples)`` -> ``(batch, embedding_dim)``.
+            mix: ``(batch, 2, samples)`` -> ``(batch, embedding_dim)`` float32.
         """
-        mix = torch.as_tensor(mix, dtype=torch.float32)
+        mix = torch.as_tensor(mix).to(dtype=torch.float32)
         if mix.ndim != 3 or mix.shape[1] != CHANNELS:
             raise ValueError(f"mix must be (batch, {CHANNELS}, samples), got shape {tuple(mix.shape)}")
         separator = self.separator
         if sample_rate != separator.sample_rate:
             mix = torchaudio.functional.resample(mix, sample_rate, separator.sample_rate)
-        stems = separator.separate(mix)
-        return self.embed_stems(stems.cpu(), separator.sample_rate)
+        return self.embed_stems(separator.separate(mix), separator.sample_rate)
 
     def clip_offsets(self, duration_seconds: float, max_clips: int = 8) -> np.ndarray:
-        """Start times (s) of up to ``max_clips`` evenly spaced, non-overlapping clips.
+        """Start times (s) of up to ``max_clips`` evenly spaced, non-overlapping clips, ``(clips,)`` float64.
 
         A track shorter than one clip gets a single clip covering all of it.
         """
@@ -191,13 +211,17 @@ class StyleEncoder:
     def embed_file_clips(self, path: str | Path, max_clips: int = 8) -> tuple[np.ndarray, np.ndarray]:
         """Embed several clips of one audio file (a mixture; separated with :attr:`separator`).
 
+        The clips are decoded at the separator's rate (44.1 kHz for Demucs), separated, and the
+        stems resampled to the encoder's rate, so the separator never sees band-limited audio.
+
         Returns:
             ``(clips, embedding_dim)`` float32 L2-normalised embeddings and the clip start times
             in seconds ``(clips,)``.
         """
         offsets, seconds = self._clip_plan(audio_duration(path), max_clips, str(path))
-        mixes = np.stack([read_segment(path, float(t), seconds, self.sample_rate) for t in offsets])
-        return self.embed_audio(mixes, self.sample_rate).numpy(), offsets
+        rate = self.separator.sample_rate
+        mixes = np.stack([read_segment(path, float(t), seconds, rate) for t in offsets])
+        return self.embed_audio(mixes, rate), offsets
 
     def embed_stems_clips(self, stem_paths: Sequence[str | Path], max_clips: int = 8) -> tuple[np.ndarray, np.ndarray]:
         """Embed several clips of a pre-separated track: one audio file per stem, STEMS order.
@@ -212,20 +236,17 @@ class StyleEncoder:
                                            f"the stems {stem_paths[0]}...")
         stems = np.stack([np.stack([read_segment(p, float(t), seconds, self.sample_rate) for p in stem_paths])
                           for t in offsets])
-        return self.embed_stems(stems, self.sample_rate).numpy(), offsets
+        return self.embed_stems(stems, self.sample_rate), offsets
 
     def embed_stem_folder(self, folder: str | Path, max_clips: int = 8) -> np.ndarray:
-        """One embedding ``(embedding_dim,)`` for a folder of stems (``drums.wav``, ``bass.flac``...),
-        aggregated over clips like :meth:`embed_file`, with no separation."""
-        folder = Path(folder)
-        paths = []
-        for stem in STEMS:
-            found = sorted(p for p in folder.glob(f"{stem}.*") if p.suffix.lower() in AUDIO_EXTENSIONS)
-            if not found:
-                raise DatasetError(f"{folder} has no {stem} stem; expected {', '.join(f'{s}.wav' for s in STEMS)} "
-                                   f"(any audio extension)")
-            paths.append(found[0])
-        return aggregate_clips(self.embed_stems_clips(paths, max_clips)[0])
+        """One embedding ``(embedding_dim,)`` for a folder of stems (``drums.wav``, ``bass.flac``...,
+        chosen by :func:`mixrep.files.require_stem_files`), aggregated over clips like
+        :meth:`embed_file`, with no separation.
+
+        Raises:
+            DatasetError: not a folder, or a stem is missing.
+        """
+        return aggregate_clips(self.embed_stems_clips(require_stem_files(folder), max_clips)[0])
 
     def embed_file(self, path: str | Path, max_clips: int = 8) -> np.ndarray:
         """One embedding ``(embedding_dim,)`` for a whole file: the L2-normalised mean of the

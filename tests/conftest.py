@@ -19,7 +19,7 @@ def tiny_fit_args(root: Path, *extra: str) -> list[str]:
         "--trainer.enable_model_summary", "false",
         "--trainer.default_root_dir", str(root), "--trainer.logger.init_args.save_dir", str(root),
         "--data.synth_songs", "20", "--data.synth_song_seconds", "4", "--data.clip_seconds", "1.5",
-        "--data.n_mels", "32", "--data.n_fft", "1024", "--data.batch_size", "4", "--data.num_workers", "0",
+        "--model.n_mels", "32", "--model.n_fft", "1024", "--data.batch_size", "4", "--data.num_workers", "0",
         "--model.channels", "[4, 8]", "--model.embedding_dim", "16", "--model.band_size", "8",
         "--model.band_overlap", "4", "--model.warmup_steps", "1",
         "--style_eval.num_songs", "2", "--style_eval.num_styles", "2", "--data.items_per_epoch", "16",
@@ -60,7 +60,7 @@ def style_checkpoint(tmp_path_factory, repo_root) -> Path:
     os.chdir(repo_root)
     try:
         cli = main(tiny_fit_args(
-            root, "--data.sample_rate", "22050", "--data.n_fft", "512", "--data.hop_length", "256",
+            root, "--data.sample_rate", "22050", "--model.n_fft", "512", "--model.hop_length", "256",
             "--data.items_per_epoch", "384", "--data.batch_size", "16", "--trainer.limit_train_batches", "1.0",
             "--model.channels", "[8, 16]", "--model.embedding_dim", "32", "--model.lr", "2e-3",
             "--data.synth_songs", "40", "--data.synth_cache_songs", "40", "--data.strategy", "same_chain"))

@@ -9,9 +9,7 @@ Shape:
 
 from __future__ import annotations
 
-import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from pedalboard.io import AudioFile
 
 from mixrep.constants import CHANNELS, SAMPLE_RATE
 from mixrep.errors import AudioReadError
+from mixrep.files import atomic_write
 
 MIN_SAMPLE_RATE = 8_000
 MAX_SAMPLE_RATE = 192_000
@@ -129,33 +128,21 @@ def read_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
 
 
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:
-    """Write ``(channels, samples)`` audio atomically (temp file in the same folder + rename).
+    """Write ``(channels, samples)`` audio atomically (:func:`mixrep.files.atomic_write`).
 
     The format follows the extension (wav, flac, mp3, ogg). A crash mid-write leaves no file
-    at ``path``.
+    at ``path``; the file's mode follows the umask.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     audio = np.ascontiguousarray(np.asarray(audio, dtype=np.float32))
     if audio.ndim == 1:
         audio = audio[None]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        with AudioFile(tmp, "w", samplerate=sample_rate, num_channels=audio.shape[0]) as f:
+    with atomic_write(path) as tmp:
+        with AudioFile(str(tmp), "w", samplerate=sample_rate, num_channels=audio.shape[0]) as f:
             f.write(audio)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
 def num_samples(seconds: float, sample_rate: int = SAMPLE_RATE) -> int:
     """Number of samples in ``seconds`` at ``sample_rate`` (rounded)."""
     return int(round(seconds * sample_rate))
-
-
-def db_to_amplitude(gain_db: float) -> float:
-    """Convert a gain in dB to a linear amplitude factor."""
-    return math.pow(10.0, gain_db / 20.0)

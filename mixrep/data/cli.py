@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     preview.add_argument("--strategy", default="same_song", choices=("same_song", "same_chain", "mixed"))
     preview.add_argument("--count", type=int, default=3, help="triplets to show")
     preview.add_argument("--clip-seconds", type=float, default=4.0)
-    preview.add_argument("--n-mels", type=int, default=128)
+    preview.add_argument("--n-mels", type=int, default=128, help="mel bands of the front end shown")
     preview.add_argument("--seed", type=int, default=0)
     preview.add_argument("--weights", default=None, help="local Demucs weights (fma/folder sources)")
     preview.add_argument("--cache", type=Path, default=None, help="stem cache folder (fma/folder sources)")
@@ -99,33 +99,37 @@ def run_corpus_soundfonts(args: argparse.Namespace) -> int:
 
 
 def run_data_preview(args: argparse.Namespace) -> int:
-    from mixrep.audio.features import feature_names
+    import torch
+
     from mixrep.data.datamodule import TripletDataModule
     from mixrep.data.triplets import SIDES
     from mixrep.eval.plots import plot_triplet
+    from mixrep.frontend import FrontEnd, FrontEndConfig
 
     dm = TripletDataModule(source=args.source, root=str(args.root) if args.root else None, strategy=args.strategy,
-                           clip_seconds=args.clip_seconds, n_mels=args.n_mels, seed=args.seed, num_workers=0,
+                           clip_seconds=args.clip_seconds, seed=args.seed, num_workers=0,
                            weights_path=args.weights, cache_dir=str(args.cache) if args.cache else None)
     dm.setup("fit")
     dataset = dm.train_set
     source = dm.source
+    frontend = FrontEnd(FrontEndConfig(sample_rate=source.sample_rate, n_mels=args.n_mels,
+                                       clip_seconds=args.clip_seconds))
     print(f"source {source.name}: {len(source.tracks())} tracks "
           f"({len(source.tracks('train'))} train, {len(source.tracks('val'))} val); {source.skipped.summary()}")
-    names = feature_names()
+    names = frontend.feature_names
     shown = [i for i, n in enumerate(names) if n.startswith("mix.")][:6]
     for key in range(min(args.count, len(dataset))):
         triplet = dataset.draw(key)
-        encoded = {side: dataset.encode(getattr(triplet, side)) for side in SIDES}
+        with torch.no_grad():
+            mels, features = frontend(torch.from_numpy(np.stack([getattr(triplet, side) for side in SIDES])))
         info = triplet.info
         print(f"\ntriplet {key}: track {info['track']} ({info['strategy']})")
-        for side in SIDES:
-            mel, features = encoded[side]
-            values = ", ".join(f"{names[i]}={features[i]:.2f}" for i in shown)
-            print(f"  {side:9s} mel {tuple(mel.shape)} features {tuple(features.shape)}: {values}")
+        for side, mel, vector in zip(SIDES, mels, features):
+            values = ", ".join(f"{names[i]}={vector[i]:.2f}" for i in shown)
+            print(f"  {side:9s} mel {tuple(mel.shape)} features {tuple(vector.shape)}: {values}")
         gap = float(np.abs(triplet.negative - triplet.anchor).max())
         print(f"  max |negative - anchor| = {gap:.3f}")
-        path = plot_triplet({side: encoded[side][0] for side in SIDES}, args.out / f"triplet_{key}.png",
+        path = plot_triplet(dict(zip(SIDES, mels)), args.out / f"triplet_{key}.png",
                             title=f"{info['track']} ({info['strategy']})")
         print(f"  wrote {path}")
     return 0

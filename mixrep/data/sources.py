@@ -1,6 +1,6 @@
 """Sources of songs: FMA, any folder of mixtures, MUSDB-style stem folders, and a factory.
 
-Every class here implements :class:`~mixrep.data.tracks.Source`:
+Every class here implements :class:`~mixrep.tracks.Source`:
 
 - :class:`FMASource` - the Free Music Archive (``fma_metadata/tracks.csv`` + ``fma_<size>/NNN/NNNNNN.mp3``)
   with FMA's own subsets and training/validation/test split.
@@ -31,7 +31,6 @@ Shape:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -43,9 +42,10 @@ import numpy as np
 
 from mixrep.audio.io import audio_info, check_sample_rate, read_segment
 from mixrep.constants import AUDIO_EXTENSIONS, CHANNELS, SAMPLE_RATE, STEMS
-from mixrep.data.tracks import SPLITS, SkipLog, Source, Track
 from mixrep.errors import AudioReadError, DatasetError, SeparationError
+from mixrep.files import hash64, pick_stem_files
 from mixrep.separation.base import OracleStems, TrackStems
+from mixrep.tracks import SPLITS, SkipLog, Source, Track
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def hash_split(key: str, val_fraction: float, test_fraction: float) -> str:
     """
     if not (val_fraction >= 0 and test_fraction >= 0 and val_fraction + test_fraction < 1):
         raise ValueError(f"need val_fraction, test_fraction >= 0 with a sum < 1, got {val_fraction}, {test_fraction}")
-    u = int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:8], "big") / 2.0**64
+    u = hash64(key) / 2.0**64
     if u < test_fraction:
         return "test"
     if u < test_fraction + val_fraction:
@@ -397,7 +397,9 @@ class StemsFolderSource:
     """Songs stored as one file per stem: ``<root>/[<split>/]<song>/{drums,bass,other,vocals}.<ext>``.
 
     Any folder (at any depth) holding at least one stem file is a song folder; other files
-    (``mixture.wav``, ``metadata.json``) are ignored. A song folder missing stems is skipped and
+    (``mixture.wav``, ``metadata.json``) are ignored. Which file is which stem follows
+    :func:`mixrep.files.pick_stem_files` (case-insensitive names, lossless before lossy when a
+    stem has several files), the rule the API and the index use too. A song folder missing stems is skipped and
     counted (``missing_stems``) when other songs are complete; a root where no folder is
     complete is a wrong layout and raises :class:`~mixrep.errors.DatasetError`.
 
@@ -479,23 +481,14 @@ class StemsFolderSource:
 
 
 def _find_song_folders(root: Path) -> dict[Path, dict[str, Path]]:
-    """Folders under ``root`` holding stem files: ``{folder: {stem: path}}`` (first extension wins)."""
+    """Folders under ``root`` holding stem files: ``{folder: {stem: path}}``, by :func:`mixrep.files.pick_stem_files`."""
     songs: dict[Path, dict[str, Path]] = {}
     for folder, dirs, names in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        stems: dict[str, Path] = {}
-        for name in sorted(names, key=lambda n: (os.path.splitext(n)[0], _extension_rank(n))):
-            base = os.path.splitext(name)[0].lower()
-            if _is_audio(name) and base in STEMS and base not in stems:
-                stems[base] = Path(folder) / name
+        stems = pick_stem_files(names)
         if stems:
-            songs[Path(folder)] = stems
+            songs[Path(folder)] = {stem: Path(folder) / name for stem, name in stems.items()}
     return dict(sorted(songs.items()))
-
-
-def _extension_rank(name: str) -> int:
-    ext = os.path.splitext(name)[1].lower()
-    return AUDIO_EXTENSIONS.index(ext) if ext in AUDIO_EXTENSIONS else len(AUDIO_EXTENSIONS)
 
 
 def _read_manifest(root: Path) -> dict[str, dict]:

@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from mixrep.audio.augment import AugmentConfig, StyleAugmenter, apply_chain, sample_chain
-from mixrep.data.tracks import Track
+from mixrep.tracks import Track
 
 
 @dataclass

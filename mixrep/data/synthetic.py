@@ -48,6 +48,7 @@ from mixrep.data.multitrack import InstrumentTrack, Multitrack, slice_span
 from mixrep.data.score import Note, Part, Score, compose_song
 from mixrep.data.tracks import SPLITS, SkipLog, Track
 from mixrep.errors import DatasetError
+from mixrep.files import atomic_write_text
 
 VOWEL_FORMANTS_HZ: dict[str, tuple[float, float, float]] = {
     "a": (730.0, 1090.0, 2440.0),
@@ -734,7 +735,5 @@ def write_corpus(
             write_audio(out / song.song_id / f"{name}{extension}", stem, config.sample_rate)
         songs[song.song_id] = {**song.metadata, "split": split_for_index(i, config.num_songs, val_fraction, test_fraction)}
     manifest = {"generator": "mixrep.data.synthetic", "config": dataclasses.asdict(config), "songs": songs}
-    tmp = out / ".metadata.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    tmp.replace(out / "metadata.json")
+    atomic_write_text(out / "metadata.json", json.dumps(manifest, indent=1))
     return out

@@ -1,4 +1,8 @@
-"""The triplet dataset: anchor / positive / negative as 8-channel log-mels plus mix features.
+"""The triplet dataset: raw stems of anchor / positive / negative, cropped and restyled on the CPU.
+
+Items carry stems only; the front end (log-mel + mix features, :class:`mixrep.frontend.FrontEnd`)
+runs batched on the training device inside the LightningModule. DataLoader workers therefore do
+what only a CPU can: decode or slice the crops and apply the pedalboard style chains.
 
 Sampling is reproducible and independent of worker assignment: item ``key`` draws everything
 (clip offsets, chains, partner songs) from ``np.random.default_rng([seed, key])``, and the track is
@@ -11,31 +15,45 @@ dataset has bad tracks, which replacement an item gets can depend on the worker 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from mixrep.audio.features import mix_features
-from mixrep.audio.mel import StemMelSpectrogram
 from mixrep.data.strategies import PairStrategy, TripletStems, non_overlapping_starts
-from mixrep.data.tracks import Source, Track
 from mixrep.errors import DatasetError, MixrepError
+from mixrep.frontend import FrontEnd
+from mixrep.tracks import Source, Track
 
 log = logging.getLogger(__name__)
 
 SIDES = ("anchor", "positive", "negative")
 SILENCE_RMS_DB = -70.0
+TRANSPORT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+"""dtypes items may carry stems in: float16 halves what workers copy and the host sends to the GPU."""
 
 
-@dataclass(frozen=True)
-class MelConfig:
-    """Log-mel front end settings (see :class:`~mixrep.audio.mel.StemMelSpectrogram`)."""
+def stems_key(side: str) -> str:
+    """Batch key of one side's stems: ``anchor_stems``, ``positive_stems``, ``negative_stems``."""
+    return f"{side}_stems"
 
-    n_mels: int = 128
-    n_fft: int = 2048
-    hop_length: int = 512
+
+@torch.no_grad()
+def encode_triplets(batch: dict[str, torch.Tensor], frontend: FrontEnd) -> dict[str, torch.Tensor]:
+    """A batch of stems -> the model's inputs, all three sides in one front-end pass.
+
+    Returns a new dict where ``{side}_stems`` are replaced by ``{side}_mel``
+    ``(batch, 8, n_mels, frames)`` and ``{side}_features`` ``(batch, num_features)``, computed
+    on the stems' device; other keys (``track_index``) are kept. A batch without stems is returned
+    as it is.
+    """
+    if stems_key(SIDES[0]) not in batch:
+        return batch
+    batch = dict(batch)
+    mel, features = frontend(torch.cat([batch.pop(stems_key(side)) for side in SIDES]))
+    for side, side_mel, side_features in zip(SIDES, mel.chunk(len(SIDES)), features.chunk(len(SIDES))):
+        batch[f"{side}_mel"], batch[f"{side}_features"] = side_mel, side_features
+    return batch
 
 
 class SilentClipError(MixrepError):
@@ -56,28 +74,29 @@ def rms_db(audio: np.ndarray) -> float:
 
 
 class TripletDataset(Dataset):
-    """Triplets of 8-channel log-mel spectrograms and mix-feature vectors.
+    """Triplets of raw stems: anchor, positive and negative crops, restyled by the strategy.
 
-    Each item is a dict with, for ``side`` in anchor/positive/negative:
+    Each item is a dict with
 
-    - ``{side}_mel``: ``(channels=8, n_mels, frames)`` float32 log-mel (4 stems x stereo);
-    - ``{side}_features``: ``(num_features,)`` float32 mix features;
+    - ``anchor_stems``, ``positive_stems``, ``negative_stems`` (:func:`stems_key`):
+      ``(stems=4, channels=2, samples)`` in ``transport_dtype``, ``samples = round(clip_seconds * rate)``;
+    - ``track_index``: int64 scalar, the anchor's index in ``tracks``.
 
-    plus ``track_index`` (int). Unreadable or silent tracks are skipped (logged once, counted in
-    :attr:`skipped_tracks`) and another track is drawn in their place.
+    Unreadable or silent tracks are skipped (logged once, counted in :attr:`skipped_tracks`) and
+    another track is drawn in their place.
 
     Args:
         source: where stems come from.
         tracks: the tracks of this split (``source.tracks(split)``).
         strategy: how positives and negatives are drawn.
         clip_seconds: length of every clip in seconds.
-        mel: log-mel settings.
         seed: base seed of all random draws.
         max_retries: tracks tried for one item before giving up with a DatasetError.
+        transport_dtype: ``"float32"`` or ``"float16"`` (see :data:`TRANSPORT_DTYPES`).
     """
 
     def __init__(self, source: Source, tracks: list[Track], strategy: PairStrategy, clip_seconds: float = 4.0,
-                 mel: MelConfig = MelConfig(), seed: int = 0, max_retries: int = 20) -> None:
+                 seed: int = 0, max_retries: int = 20, transport_dtype: str = "float32") -> None:
         if not tracks:
             raise DatasetError(f"source {source.name!r} has no usable tracks for this split "
                                f"({source.skipped.summary()}); add tracks or lower the clip length")
@@ -92,8 +111,9 @@ class TripletDataset(Dataset):
         self.sample_rate = source.sample_rate
         self.seed = seed
         self.max_retries = max_retries
-        self.mel = StemMelSpectrogram(self.sample_rate, n_fft=mel.n_fft, hop_length=mel.hop_length,
-                                      n_mels=mel.n_mels)
+        if transport_dtype not in TRANSPORT_DTYPES:
+            raise ValueError(f"transport_dtype={transport_dtype!r}: use one of {', '.join(TRANSPORT_DTYPES)}")
+        self.transport_dtype = TRANSPORT_DTYPES[transport_dtype]
         self.skipped_tracks: set[str] = set()
 
     def __len__(self) -> int:
@@ -138,18 +158,12 @@ class TripletDataset(Dataset):
         raise DatasetError(f"{self.max_retries} tracks in a row were unreadable or silent "
                            f"(last: {self.tracks[index].track_id}); check the dataset and the logs")
 
-    @torch.no_grad()
-    def encode(self, stems: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(stems, channels, samples)`` -> ``(mel (8, n_mels, frames), features (num_features,))``."""
-        mel = self.mel(torch.from_numpy(np.ascontiguousarray(stems)))
-        features = torch.from_numpy(mix_features(stems, self.sample_rate))
-        return mel, features
-
     def __getitem__(self, key: int) -> dict[str, torch.Tensor]:
         triplet = self.draw(int(key))
         item: dict[str, torch.Tensor] = {"track_index": torch.tensor(triplet.info["track_index"])}
         for side in SIDES:
-            item[f"{side}_mel"], item[f"{side}_features"] = self.encode(getattr(triplet, side))
+            stems = torch.from_numpy(np.ascontiguousarray(getattr(triplet, side)))
+            item[stems_key(side)] = stems.to(self.transport_dtype)
         return item
 
 
@@ -158,11 +172,14 @@ class EpochSampler(Sampler[int]):
 
     ``size`` is the number of items per epoch (a multiple of the track count visits each track
     several times with different crops). Lightning calls :meth:`set_epoch` at the start of every
-    epoch (also through its distributed wrapper), so epochs differ but are reproducible.
+    epoch (also through its distributed wrapper), so epochs differ but are reproducible. ``epoch``
+    is the epoch a new sampler starts at: a resumed run must create its sampler at the restored
+    epoch, because DataLoader workers start drawing indices before Lightning calls
+    :meth:`set_epoch` (see :meth:`mixrep.data.datamodule.TripletDataModule.train_dataloader`).
     """
 
-    def __init__(self, size: int, seed: int = 0, shuffle: bool = True) -> None:
-        self.size, self.seed, self.shuffle, self.epoch = size, seed, shuffle, 0
+    def __init__(self, size: int, seed: int = 0, shuffle: bool = True, epoch: int = 0) -> None:
+        self.size, self.seed, self.shuffle, self.epoch = size, seed, shuffle, epoch
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -15,11 +15,10 @@ import torch
 from mixrep.api import StyleEncoder, load_checkpoint
 from mixrep.audio.augment import AugmentConfig
 from mixrep.data.datamodule import build_source
-from mixrep.data.tracks import Source
 from mixrep.eval.metrics import StyleRetrievalScores, standardize, style_retrieval_scores
-from mixrep.eval.style_set import StyleSet, build_style_set
+from mixrep.eval.style_set import StyleSet, build_style_set, embed_style_set
 from mixrep.models.encoder import MixStyleEncoder
-from mixrep.training.callbacks import embed_style_set
+from mixrep.tracks import Source
 
 
 def source_from_checkpoint(checkpoint: dict) -> tuple[Source, AugmentConfig]:
@@ -36,10 +35,10 @@ def source_from_checkpoint(checkpoint: dict) -> tuple[Source, AugmentConfig]:
 def score_encoders(encoder: StyleEncoder, style_set: StyleSet, seed: int = 0) -> dict[str, StyleRetrievalScores]:
     """Scores of the trained encoder and both baselines on ``style_set``."""
     torch.manual_seed(seed)
-    untrained = MixStyleEncoder(encoder.encoder.config).to(encoder.device)
+    untrained = MixStyleEncoder(encoder.model.config).to(encoder.device)
     song_ids, style_ids = style_set.song_ids, style_set.style_ids
     return {
-        "trained": style_retrieval_scores(embed_style_set(encoder.encoder, style_set), song_ids, style_ids),
+        "trained": style_retrieval_scores(embed_style_set(encoder.model, style_set), song_ids, style_ids),
         "untrained": style_retrieval_scores(embed_style_set(untrained, style_set), song_ids, style_ids),
         "mix_features": style_retrieval_scores(standardize(style_set.features.numpy()), song_ids, style_ids),
     }
@@ -54,10 +53,8 @@ def evaluate_checkpoint(path: str | Path, *, source: Source | None = None, split
     encoder = StyleEncoder.from_loaded(checkpoint, path, device=device)
     trained_source, augment = source_from_checkpoint(checkpoint)
     source = source or trained_source
-    frontend = checkpoint["mixrep"]["frontend"]
-    style_set = build_style_set(source, split=split, num_songs=num_songs, num_styles=num_styles,
-                                clip_seconds=frontend["clip_seconds"], n_mels=frontend["n_mels"],
-                                n_fft=frontend["n_fft"], hop_length=frontend["hop_length"], augment=augment, seed=seed)
+    style_set = build_style_set(source, encoder.frontend, split=split, num_songs=num_songs, num_styles=num_styles,
+                                augment=augment, seed=seed)
     return score_encoders(encoder, style_set)
 
 

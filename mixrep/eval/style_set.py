@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 from mixrep.audio.augment import AugmentConfig, apply_chain, sample_chain
-from mixrep.audio.features import mix_features
-from mixrep.audio.mel import StemMelSpectrogram
-from mixrep.data.tracks import Source
 from mixrep.errors import DatasetError
+from mixrep.frontend import FrontEnd
+from mixrep.models.encoder import MixStyleEncoder
+from mixrep.tracks import Source
 
 
 @dataclass
@@ -24,8 +24,8 @@ class StyleSet:
     """Encoded evaluation items.
 
     Shape:
-        mels: ``(items, 8, n_mels, frames)``; features: ``(items, num_features)``;
-        song_ids, style_ids: ``(items,)`` int64.
+        mels: ``(items, 8, n_mels, frames)``; features: ``(items, num_features)`` (both on the
+        CPU); song_ids, style_ids: ``(items,)`` int64.
     """
 
     mels: torch.Tensor
@@ -38,23 +38,29 @@ class StyleSet:
         return len(self.song_ids)
 
 
-def build_style_set(source: Source, *, split: str = "val", num_songs: int = 16, num_styles: int = 8,
-                    clip_seconds: float = 4.0, n_mels: int = 128, n_fft: int = 2048, hop_length: int = 512,
-                    augment: AugmentConfig | None = None, seed: int = 1234) -> StyleSet:
-    """Render and encode ``num_songs x num_styles`` items from the ``split`` tracks of ``source``.
+@torch.no_grad()
+def build_style_set(source: Source, frontend: FrontEnd, *, split: str = "val", num_songs: int = 16,
+                    num_styles: int = 8, augment: AugmentConfig | None = None, seed: int = 1234) -> StyleSet:
+    """Render ``num_songs x num_styles`` items from the ``split`` tracks of ``source`` and encode them.
 
-    Each song contributes one clip (a seeded offset); each style is a chain drawn from
-    ``augment`` with a seeded generator, so the set is identical across runs and machines.
-    Tracks that fail to read are skipped (the source logs them).
+    Each song contributes one clip of ``frontend.config.clip_seconds`` (a seeded offset); each
+    style is a chain drawn from ``augment`` with a seeded generator, so the set is identical
+    across runs and machines. Chains run on the CPU; the styled stems of one song are encoded as a
+    batch by ``frontend`` on its device. Tracks that fail to read are skipped (the source logs them).
 
     Raises:
         DatasetError: fewer than two songs could be read.
+        ValueError: the source's sample rate is not the front end's.
     """
+    clip_seconds, sample_rate = frontend.config.clip_seconds, frontend.config.sample_rate
+    if source.sample_rate != sample_rate:
+        raise ValueError(f"source {source.name!r} reads stems at {source.sample_rate} Hz but the front end expects "
+                         f"{sample_rate} Hz; open the source at the encoder's rate")
+    device = frontend.window.device
     rng = np.random.default_rng(seed)
     augment = augment or AugmentConfig()
     tracks = [t for t in source.tracks(split) if t.duration_seconds >= clip_seconds]
     chains = [sample_chain(augment, rng) for _ in range(num_styles)]
-    frontend = StemMelSpectrogram(source.sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
     mels, features, song_ids, style_ids, track_ids = [], [], [], [], []
     for track in tracks:
         if len(track_ids) == num_songs:
@@ -67,15 +73,28 @@ def build_style_set(source: Source, *, split: str = "val", num_songs: int = 16, 
             continue
         song = len(track_ids)
         track_ids.append(track.track_id)
-        for style, chain in enumerate(chains):
-            stems = apply_chain(clip, chain, source.sample_rate)
-            with torch.no_grad():
-                mels.append(frontend(torch.from_numpy(np.ascontiguousarray(stems))))
-            features.append(torch.from_numpy(mix_features(stems, source.sample_rate)))
-            song_ids.append(song)
-            style_ids.append(style)
+        styled = np.stack([apply_chain(clip, chain, sample_rate) for chain in chains])
+        mel, feature = frontend(torch.from_numpy(styled).to(device))
+        mels.append(mel.cpu())
+        features.append(feature.cpu())
+        song_ids += [song] * num_styles
+        style_ids += list(range(num_styles))
     if len(track_ids) < 2:
         raise DatasetError(f"the style-retrieval set needs >= 2 readable {split!r} songs of at least "
                            f"{clip_seconds} s in source {source.name!r}; found {len(track_ids)}")
-    return StyleSet(torch.stack(mels), torch.stack(features), np.asarray(song_ids), np.asarray(style_ids),
-                    track_ids)
+    return StyleSet(torch.cat(mels), torch.cat(features), np.asarray(song_ids), np.asarray(style_ids), track_ids)
+
+
+@torch.no_grad()
+def embed_style_set(encoder: MixStyleEncoder, style_set: StyleSet, batch_size: int = 32) -> np.ndarray:
+    """L2-normalised embeddings ``(items, dim)`` of every item, in eval mode (the mode is restored)."""
+    was_training = encoder.training
+    encoder.eval()
+    device = next(encoder.parameters()).device
+    try:
+        chunks = [encoder.embed(style_set.mels[i:i + batch_size].to(device),
+                                style_set.features[i:i + batch_size].to(device)).float().cpu()
+                  for i in range(0, len(style_set), batch_size)]
+    finally:
+        encoder.train(was_training)
+    return torch.cat(chunks).numpy()

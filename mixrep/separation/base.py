@@ -1,7 +1,7 @@
 """Protocols of the separation layer.
 
 A :class:`Separator` turns mixtures into stems; a :class:`TrackStems` reads the stems of any span
-of a :class:`~mixrep.data.tracks.Track`, whether they come from files (:class:`OracleStems`) or from
+of a :class:`~mixrep.tracks.Track`, whether they come from files (:class:`OracleStems`) or from
 a separator through the on-disk stem cache.
 """
 
@@ -14,7 +14,7 @@ import torch
 
 from mixrep.audio.io import read_segment
 from mixrep.constants import SAMPLE_RATE, STEMS
-from mixrep.data.tracks import Track
+from mixrep.tracks import Track
 from mixrep.errors import DatasetError
 
 

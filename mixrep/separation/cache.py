@@ -17,9 +17,9 @@ the 8000 clips of fma_small). FLAC would be about half that but needs decoding e
 float16 keeps 11 significant bits: a relative error below 2^-11 (about -66 dB) per sample,
 far under anything a mixing-style feature sees.
 
-Writes are atomic: the array is written to ``.tmp/`` in the same file system, flushed and
-fsync'ed, then ``os.replace``'d onto its final name (the JSON sidecar first, then the array,
-whose presence defines the entry). A reader therefore sees a complete entry or none; concurrent
+Writes are atomic (:func:`mixrep.files.atomic_write`): the array is written to ``.tmp/`` in the
+same file system, fsync'ed, then ``os.replace``'d onto its final name (the JSON sidecar first,
+then the array, whose presence defines the entry); entries get the umask's file mode. A reader therefore sees a complete entry or none; concurrent
 writers of one key (DataLoader workers, two ``mixrep separate`` runs) each replace the entry with a
 complete copy; a writer killed mid-way leaves only a temp file, which later caches remove.
 
@@ -29,13 +29,10 @@ Shape:
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
 import os
 import socket
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,6 +40,7 @@ import numpy as np
 
 from mixrep.constants import CHANNELS, STEMS
 from mixrep.errors import SeparationError
+from mixrep.files import atomic_write, digest
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +59,6 @@ def _pid_alive(pid: int) -> bool:
     except OSError:
         return True
     return True
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not supported on every OS / file system
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 class StemCache:
@@ -114,7 +103,7 @@ class StemCache:
 
     @staticmethod
     def _key_of(fields: dict) -> str:
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:40]
+        return digest(json.dumps(fields, sort_keys=True), "sha256", digits=40)
 
     def entry_path(self, key: str) -> Path:
         """Final ``.npy`` path of a key."""
@@ -185,19 +174,10 @@ class StemCache:
         return entry
 
     def _atomic_write(self, final: Path, write) -> None:
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f"{self._host}-{os.getpid()}-", suffix=final.suffix, dir=self.tmp)
-        try:
-            with os.fdopen(fd, "wb") as f:
+        # Temp names start with host and pid so clean_stale can tell dead writers' files.
+        with atomic_write(final, tmp_dir=self.tmp, prefix=f"{self._host}-{os.getpid()}-") as tmp:
+            with open(tmp, "wb") as f:
                 write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(final.parent)
 
     def clean_stale(self) -> int:
         """Delete temp files of dead writers; returns how many were removed."""

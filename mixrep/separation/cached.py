@@ -13,7 +13,7 @@ import torchaudio.functional as AF
 
 from mixrep.audio.io import check_sample_rate, num_samples, read_audio, read_segment
 from mixrep.constants import CHANNELS, SAMPLE_RATE, STEMS
-from mixrep.data.tracks import Track
+from mixrep.tracks import Track
 from mixrep.errors import DatasetError
 from mixrep.separation.base import Separator
 from mixrep.separation.cache import StemCache

@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
-
 import lightning as L
-import numpy as np
 import torch
 
-from mixrep.audio.features import num_features
 from mixrep.constants import SAMPLE_RATE
+from mixrep.data.triplets import SIDES, encode_triplets
+from mixrep.errors import CheckpointError
+from mixrep.frontend import FEATURE_GROUPS, FrontEnd, FrontEndConfig, num_features
+from mixrep.models.checkpoint import encoder_config_from_dict, encoder_section
 from mixrep.models.encoder import EncoderConfig, MixStyleEncoder
 from mixrep.training.losses import info_nce
 from mixrep.training.schedules import warmup_cosine
-
-CHECKPOINT_KIND = "mixrep.style_encoder"
-CHECKPOINT_VERSION = 1
-
-
-def state_dict_hash(state_dict: dict[str, torch.Tensor]) -> str:
-    """SHA-256 (first 16 hex digits) of a state dict's names, dtypes, shapes and values."""
-    digest = hashlib.sha256()
-    for name in sorted(state_dict):
-        tensor = state_dict[name].detach().cpu().contiguous()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        buffer = io.BytesIO()
-        np.save(buffer, tensor.float().numpy() if tensor.dtype == torch.bfloat16 else tensor.numpy())
-        digest.update(buffer.getvalue())
-    return digest.hexdigest()[:16]
 
 
 class ContrastiveStyleModule(L.LightningModule):
@@ -44,9 +28,14 @@ class ContrastiveStyleModule(L.LightningModule):
         min_lr_ratio: final learning rate as a share of ``lr``.
         gather_negatives: under DDP, gather every process's triplets so each anchor sees the
             whole global batch as negatives (gradients flow through the gather).
-        sample_rate, n_fft, hop_length, clip_seconds: the front end the encoder was trained
-            with; linked from the data module by the CLI and stored in checkpoints.
+        n_fft, hop_length, f_min, log_floor, features: the front end (see
+            :class:`~mixrep.frontend.FrontEndConfig`; ``n_mels`` is shared with the encoder).
+        sample_rate, clip_seconds: the stems' rate and clip length, linked from the data module
+            by the CLI; with the rest of the front end they are stored in checkpoints.
         seed: seeds the per-step RNG (dropout) so a resumed run continues identically.
+
+    Batches hold raw stems (``anchor_stems``...); each step first runs the front end on them on
+    the training device (:func:`~mixrep.data.triplets.encode_triplets`), then the encoder.
     """
 
     def __init__(self, n_mels: int = 128, band_size: int = 20, band_overlap: int = 10,
@@ -54,11 +43,16 @@ class ContrastiveStyleModule(L.LightningModule):
                  band_split: bool = True, pooling: str = "attention", dropout: float = 0.1,
                  temperature: float = 0.1, lr: float = 2e-4, weight_decay: float = 0.01, warmup_steps: int = 500,
                  min_lr_ratio: float = 0.01, gather_negatives: bool = True, sample_rate: int = SAMPLE_RATE,
-                 n_fft: int = 2048, hop_length: int = 512, clip_seconds: float = 4.0, seed: int = 0) -> None:
+                 n_fft: int = 2048, hop_length: int = 512, f_min: float = 20.0, log_floor: float = 1e-5,
+                 features: tuple[str, ...] = FEATURE_GROUPS, clip_seconds: float = 4.0, seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.frontend_config = FrontEndConfig(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length,
+                                              n_mels=n_mels, f_min=f_min, log_floor=log_floor,
+                                              clip_seconds=clip_seconds, features=tuple(features))
+        self.frontend = FrontEnd(self.frontend_config)
         self.encoder_config = EncoderConfig(
-            num_features=num_features(), n_mels=n_mels, band_size=band_size, band_overlap=band_overlap,
+            num_features=num_features(tuple(features)), n_mels=n_mels, band_size=band_size, band_overlap=band_overlap,
             channels=tuple(channels), embedding_dim=embedding_dim, use_film=use_film, band_split=band_split,
             pooling=pooling, dropout=dropout)
         self.encoder = MixStyleEncoder(self.encoder_config)
@@ -68,10 +62,11 @@ class ContrastiveStyleModule(L.LightningModule):
         return self.encoder.embed(mel, features)
 
     def _embed_triplets(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        # One forward pass over all three sides: BatchNorm sees the whole batch at once.
-        sides = ("anchor", "positive", "negative")
-        mel = torch.cat([batch[f"{s}_mel"] for s in sides])
-        features = torch.cat([batch[f"{s}_features"] for s in sides])
+        # The front end runs here, on the training device, on all three sides at once (stems in,
+        # log-mel + features out); then one encoder pass, so BatchNorm sees the whole batch.
+        batch = encode_triplets(batch, self.frontend)
+        mel = torch.cat([batch[f"{s}_mel"] for s in SIDES])
+        features = torch.cat([batch[f"{s}_features"] for s in SIDES])
         return self.encoder(mel, features).chunk(3)
 
     def _gather(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -113,21 +108,24 @@ class ContrastiveStyleModule(L.LightningModule):
             optimizer, lambda step: warmup_cosine(step, warmup, total, self.hparams.min_lr_ratio))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
-    def frontend(self) -> dict[str, float | int]:
-        """The front-end settings an input must be prepared with."""
-        h = self.hparams
-        return {"sample_rate": h.sample_rate, "n_mels": h.n_mels, "n_fft": h.n_fft, "hop_length": h.hop_length,
-                "clip_seconds": h.clip_seconds}
-
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Self-description read by mixrep.api.StyleEncoder: no Lightning or config files needed.
-        weights = {k: v for k, v in self.encoder.state_dict().items()}
-        checkpoint["mixrep"] = {
-            "kind": CHECKPOINT_KIND,
-            "version": CHECKPOINT_VERSION,
-            "encoder_class": f"{MixStyleEncoder.__module__}.{MixStyleEncoder.__qualname__}",
-            "encoder_config": {k: list(v) if isinstance(v, tuple) else v
-                               for k, v in self.encoder_config.to_dict().items()},
-            "frontend": self.frontend(),
-            "content_hash": state_dict_hash(weights),
-        }
+        checkpoint["mixrep"] = encoder_section(self.encoder, self.frontend_config.to_dict())
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse to resume from a checkpoint of another model or front end, naming what differs."""
+        meta = checkpoint.get("mixrep")
+        if not isinstance(meta, dict):
+            return
+        where = "the checkpoint being resumed"
+        saved_encoder = encoder_config_from_dict(meta.get("encoder_config", {}), where).to_dict()
+        saved_frontend = FrontEndConfig.from_dict(meta.get("frontend", {}), where)
+        differences = [f"encoder {k}: checkpoint {v!r}, this run {self.encoder_config.to_dict()[k]!r}"
+                       for k, v in saved_encoder.items() if self.encoder_config.to_dict()[k] != v]
+        differences += [f"front end {k}: checkpoint {saved!r}, this run {current!r}"
+                        for k, (saved, current) in saved_frontend.differences(self.frontend_config).items()]
+        if differences:
+            raise CheckpointError(
+                "cannot resume: the checkpoint's model differs from this run's (" + "; ".join(differences) + "). "
+                "Resume with the config and --model/--data arguments of the run that wrote it, e.g. "
+                "`bash scripts/train.sh --config <its config> --ckpt_path <checkpoint>`")

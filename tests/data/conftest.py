@@ -11,7 +11,7 @@ import pytest
 
 from mixrep.audio.io import read_segment, write_audio
 from mixrep.constants import STEMS
-from mixrep.data.tracks import Track
+from mixrep.tracks import Track
 
 FIXTURE_RATE = 22_050  # a standard mp3 rate; halves encode time against 44.1 kHz
 GOOD_SECONDS = 3.0

@@ -19,7 +19,7 @@ from mixrep.data.sources import (
     open_source,
 )
 from mixrep.data.synthetic import SynthConfig, SyntheticSource, synthesize_song, write_corpus
-from mixrep.data.tracks import Source
+from mixrep.tracks import Source
 from mixrep.errors import AudioReadError, DatasetError, SeparationError
 
 from tests.data.conftest import FIXTURE_RATE, MIN_SECONDS, MixtureAsOther, tone

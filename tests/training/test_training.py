@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from mixrep.training.cli import MixrepCLI, last_checkpoint_path, main
-from mixrep.training.contrastive import CHECKPOINT_KIND, ContrastiveStyleModule
+from mixrep.errors import CheckpointError
+from mixrep.models.checkpoint import CHECKPOINT_KIND
+from mixrep.training.contrastive import ContrastiveStyleModule
 from mixrep.data.datamodule import TripletDataModule
 from tests.conftest import tiny_fit_args
 
@@ -30,7 +33,7 @@ def test_every_config_instantiates(config):
     cli = MixrepCLI(ContrastiveStyleModule, TripletDataModule, args=["--config", str(config)], run=False)
     assert isinstance(cli.model, ContrastiveStyleModule)
     # Front-end settings are linked from the data module into the model (and so into checkpoints).
-    for name in ("n_mels", "clip_seconds", "sample_rate", "hop_length"):
+    for name in ("clip_seconds", "sample_rate", "seed"):
         assert cli.model.hparams[name] == cli.datamodule.hparams[name]
     assert cli.trainer.gradient_clip_val == 1.0
 
@@ -38,7 +41,8 @@ def test_every_config_instantiates(config):
 def test_fma_config_mirrors_the_prototype():
     cli = MixrepCLI(ContrastiveStyleModule, TripletDataModule, args=["--config", "configs/fma.yaml"], run=False)
     data, model = cli.datamodule.hparams, cli.model.hparams
-    assert (data.batch_size, data.clip_seconds, data.n_mels, data.source) == (24, 10.0, 128, "fma")
+    assert (data.batch_size, data.clip_seconds, data.source, data.transport_dtype) == (24, 10.0, "fma", "float16")
+    assert cli.model.frontend_config.n_mels == 128
     assert (model.embedding_dim, model.lr, model.temperature) == (768, 2e-4, 0.1)
     assert cli.datamodule.augment.gain.max_gain_db == 9.0 and cli.datamodule.augment.gain.prob == 0.5
 
@@ -69,19 +73,65 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
-def test_resume_continues_identically(tmp_path):
+def test_resume_with_dataloader_workers_continues_identically(tmp_path):
     # The uninterrupted run also writes a checkpoint after every epoch; resuming a second run from
-    # the one of epoch 0 must end with the same weights, optimiser and schedule state.
+    # the one of epoch 0 must end with the same weights, optimiser and schedule state. Workers
+    # prefetch sampler indices before Lightning restores the epoch: the sampler must start at the
+    # restored epoch, or the resumed run replays epoch 0's triplets.
     # (Two ModelCheckpoints with equal settings cannot share a trainer: "last" saves every 2 here.)
-    straight = main(tiny_fit_args(tmp_path / "straight", "--trainer.max_epochs", "2",
+    workers = ("--data.num_workers", "2")
+    straight = main(tiny_fit_args(tmp_path / "straight", "--trainer.max_epochs", "2", *workers,
                                   "--periodic_checkpoint.every_n_epochs", "1", "--last_checkpoint.every_n_epochs", "2"))
     (midway,) = (tmp_path / "straight").rglob("epoch00.ckpt")
-    resumed = main(tiny_fit_args(tmp_path / "resumed", "--trainer.max_epochs", "2", "--ckpt_path", str(midway)))
+    resumed = main(tiny_fit_args(tmp_path / "resumed", "--trainer.max_epochs", "2", *workers, "--ckpt_path", str(midway)))
     assert resumed.trainer.global_step == straight.trainer.global_step == 4
     a = _weights(Path(last_checkpoint_path(straight.trainer)))
     b = _weights(Path(last_checkpoint_path(resumed.trainer)))
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_resume_refuses_a_checkpoint_of_another_model_naming_the_fields(tmp_path, tiny_checkpoint):
+    # The model's own arguments (LightningCLI would silently take the checkpoint's instead)...
+    with pytest.raises(CheckpointError, match=r"model.embedding_dim: checkpoint 16, this run 32; model.n_mels: "
+                                              r"checkpoint 32, this run 40"):
+        main(tiny_fit_args(tmp_path, "--model.n_mels", "40", "--model.embedding_dim", "32",
+                           "--ckpt_path", str(tiny_checkpoint)))
+    # ...and the front-end settings linked from the data module.
+    with pytest.raises(CheckpointError, match=r"model.sample_rate: checkpoint 22050, this run 44100"):
+        main(tiny_fit_args(tmp_path, "--data.sample_rate", "44100", "--ckpt_path", str(tiny_checkpoint)))
+    # Trainer.fit(ckpt_path=...) without the CLI: the module checks when the weights load.
+    hparams = {k: v for k, v in torch.load(tiny_checkpoint, weights_only=True)["hyper_parameters"].items()
+               if not k.startswith("_")}
+    other = ContrastiveStyleModule(**{**hparams, "n_mels": 40, "hop_length": 256})
+    with pytest.raises(CheckpointError, match=r"encoder n_mels: checkpoint 32, this run 40.*front end hop_length: "
+                                              r"checkpoint 512, this run 256"):
+        other.on_load_checkpoint(torch.load(tiny_checkpoint, weights_only=True))
+    assert not list(tmp_path.rglob("*.ckpt"))
+    # From the shell: a clear message and exit code 2, no traceback.
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(["bash", "scripts/train.sh", "--config", "configs/fma.yaml", "--data.root", str(tmp_path),
+                             "--ckpt_path", str(tiny_checkpoint)], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 2 and result.stderr.startswith("error: cannot resume") and "Traceback" not in result.stderr
+    assert "model.embedding_dim: checkpoint 16, this run 768" in result.stderr
+
+
+def _train_sh_config(*args: str) -> dict:
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(["bash", "scripts/train.sh", *args, "--print_config"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return yaml.safe_load(result.stdout)
+
+
+def test_train_sh_adds_arguments_to_the_demo_config_unless_another_config_is_given():
+    demo = _train_sh_config("--trainer.max_epochs", "2")
+    assert demo["trainer"]["max_epochs"] == 2  # the argument...
+    assert (demo["data"]["sample_rate"], demo["model"]["n_mels"], demo["data"]["source"]) == (22050, 64, "synth")
+    assert demo["trainer"]["default_root_dir"] == "outputs/demo"  # ...on top of configs/demo.yaml
+    fma = _train_sh_config("--config", "configs/fma.yaml", "--data.root", "/data/fma")
+    assert (fma["data"]["source"], fma["data"]["sample_rate"], fma["model"]["embedding_dim"]) == ("fma", 44100, 768)
 
 
 def test_nan_loss_stops_the_run_without_writing_a_checkpoint(tmp_path, monkeypatch):

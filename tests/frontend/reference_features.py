@@ -1,4 +1,13 @@
-"""Handcrafted mix features: dynamics, spectrum, stereo image and inter-stem masking.
+"""TEST REFERENCE ONLY: the NumPy mix features mixrep computed before the torch front end.
+
+The package computes the features once, in torch (:mod:`mixrep.frontend.features`); this is the
+previous per-clip NumPy/SciPy implementation, kept so the tests can check the torch version
+against an independent one (time-domain IIR K-weighting with ``scipy.signal.sosfilt``, a windowed
+``scipy.fft.rfft`` per stem, ``np.add.reduceat`` gating). It is not imported by ``mixrep``.
+
+Its K-weighting coefficients are a parameter: the front end's BS.1770 sections by default, or
+pyloudnorm's cookbook approximation (what the old implementation used) through the public
+``pyloudnorm.IIRfilter`` class.
 
 One fixed-length float32 vector per clip, computed for each stem and for the mix (the sum of
 the stems). The model conditions on it through FiLM; values stay in raw physical units (dB, LUFS,
@@ -29,8 +38,7 @@ is floored at the BS.1770 absolute gate of -70 LUFS and the two stereo energy ra
 +-40 dB (a 40 dB difference is hard-panned / mono for every practical purpose).
 
 Loudness follows ITU-R BS.1770-4 (K-weighting, 400 ms blocks with 75 % overlap, absolute gate
--70 LUFS, relative gate -10 LU) and reproduces ``pyloudnorm.Meter.integrated_loudness`` within 0.01 LU
-(it reuses pyloudnorm's K-weighting coefficients and block boundaries); it is vectorised over the stems because the K-weighting is
+-70 LUFS, relative gate -10 LU) with pyloudnorm's block boundaries; it is vectorised over the stems because the K-weighting is
 linear, so the mix's filtered signal is the sum of the filtered stems. Clips shorter than one
 400 ms block (where pyloudnorm refuses to measure) are measured as a single block spanning the
 whole clip. Band energies come from one Hann-windowed ``rfft`` per stem channel; the mix
@@ -51,6 +59,7 @@ import scipy.signal
 
 from mixrep.audio.io import check_sample_rate
 from mixrep.constants import CHANNELS, STEMS
+from mixrep.frontend.loudness import k_weighting_sos
 
 NUM_BANDS = 8
 """Log-spaced bands between :data:`BAND_MIN_HZ` and ``min(BAND_MAX_HZ, sample_rate / 2)``."""
@@ -102,12 +111,11 @@ def band_edges_hz(sample_rate: int) -> np.ndarray:
     return np.geomspace(BAND_MIN_HZ, top_hz, NUM_BANDS + 1)
 
 
-@functools.cache
-def _k_weighting_sos(sample_rate: int) -> np.ndarray:
-    """BS.1770 K-weighting, pyloudnorm's two biquads as float32 second-order sections, per rate."""
-    meter = pyloudnorm.Meter(sample_rate)  # the filters are built by the ``filter_class`` setter
-    # pyloudnorm keeps its IIRfilter objects (high shelf, then high pass) in ``_filters``.
-    return np.stack([np.concatenate([stage.b, stage.a]) for stage in meter._filters.values()]).astype(np.float32)
+def pyloudnorm_cookbook_sos(sample_rate: int) -> np.ndarray:
+    """pyloudnorm's default K-weighting (cookbook shelf 4 dB / 1500 Hz, high pass 38 Hz) as SOS."""
+    stages = [pyloudnorm.IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, sample_rate, "high_shelf"),
+              pyloudnorm.IIRfilter(0.0, 0.5, 38.0, sample_rate, "high_pass")]
+    return np.stack([np.concatenate([stage.b, stage.a]) for stage in stages])
 
 
 @functools.cache
@@ -205,12 +213,13 @@ def _check_stems(stems: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(stems, dtype=np.float32)
 
 
-def mix_features(stems: np.ndarray, sample_rate: int) -> np.ndarray:
+def mix_features(stems: np.ndarray, sample_rate: int, k_sos: np.ndarray | None = None) -> np.ndarray:
     """Compute the mix feature vector of a clip (see the module docstring for every field).
 
     Args:
         stems: stems in :data:`~mixrep.constants.STEMS` order; their sum is the mix.
         sample_rate: Hz.
+        k_sos: K-weighting sections (default: the front end's BS.1770 ones).
 
     Returns:
         float32 vector ordered as :func:`feature_names`, finite for any finite input (silence,
@@ -250,7 +259,8 @@ def mix_features(stems: np.ndarray, sample_rate: int) -> np.ndarray:
     mean_square = (covariance[:, 0, 0] + covariance[:, 1, 1]) / 2.0
     rms_db = _db(mean_square + _POWER_FLOOR)
     crest_db = _db(peak**2 + _POWER_FLOOR) - rms_db
-    k_stems = scipy.signal.sosfilt(_k_weighting_sos(sample_rate), stems, axis=-1)
+    k_sos = k_weighting_sos(sample_rate) if k_sos is None else k_sos
+    k_stems = scipy.signal.sosfilt(k_sos.astype(np.float32), stems, axis=-1)
     lufs = _loudness_lufs(np.concatenate([k_stems, k_stems.sum(axis=0)[None]]), sample_rate)
 
     # Spectrum: one windowed rfft per stem channel; the mix spectrum is their sum (linearity).
