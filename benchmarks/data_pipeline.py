@@ -2,7 +2,7 @@
 
 DataLoader workers crop the clips and apply the style chain (CPU work); the main process, standing
 in for the training device, runs the batched :class:`~mixrep.frontend.FrontEnd` on every batch
-(``encode_triplets``, what the LightningModule does in ``on_after_batch_transfer``). Rows (4 s
+(``encode_triplets``, what the LightningModule does at the start of each training and validation step). Rows (4 s
 clips at 44.1 kHz, same_song strategy, 2 workers, batches of 8):
 
 (a) the built-in synthetic corpus (in memory);

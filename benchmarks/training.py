@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mixrep.devices import resolve_device
 from mixrep.frontend import num_features
 from mixrep.models.encoder import INPUT_CHANNELS, EncoderConfig, MixStyleEncoder, count_parameters
 from mixrep.training.losses import info_nce
@@ -129,9 +130,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--steps", type=int, default=None, help="timed steps (after 1 warm-up)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto (a GPU when present), cpu, cuda, cuda:N")
     parser.add_argument("--worker", choices=sorted(CONFIGS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.device = str(resolve_device(args.device))
 
     if args.worker:
         steps = args.steps or CONFIGS[args.worker].default_steps

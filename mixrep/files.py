@@ -187,7 +187,8 @@ def require_stem_files(folder: str | os.PathLike) -> tuple[Path, ...]:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise DatasetError(f"stems folder {folder} does not exist or is not a folder; pass a folder holding "
+        problem = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise DatasetError(f"stems folder {folder} {problem}; pass a folder holding "
                            f"{', '.join(f'{s}.wav' for s in STEMS)} (any audio extension)")
     found = find_stem_files(folder)
     missing = [stem for stem in STEMS if stem not in found]

@@ -126,8 +126,10 @@ def test_missing_stems_and_non_folders_are_clear_errors(tmp_path):
     song = _song(tmp_path / "song", ["drums.wav", "bass.wav"])
     with pytest.raises(DatasetError, match=r"song has no other, vocals file"):
         require_stem_files(song)
-    with pytest.raises(DatasetError, match="does not exist or is not a folder"):
+    with pytest.raises(DatasetError, match="drums.wav is a file, not a folder"):
         require_stem_files(tmp_path / "song" / "drums.wav")
+    with pytest.raises(DatasetError, match="nowhere does not exist"):
+        require_stem_files(tmp_path / "nowhere")
 
 
 def test_device_rule():
