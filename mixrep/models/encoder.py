@@ -106,9 +106,10 @@ class EncoderConfig:
 
     @classmethod
     def demo(cls, num_features: int, **overrides: object) -> EncoderConfig:
-        """CPU-sized encoder: 64 mels, channels (16, 32), 128-d embedding."""
+        """CPU-sized encoder of ``configs/demo.yaml``: 64 mels, channels (16, 32), 128-d embedding, a 64-d
+        feature branch."""
         return replace(
-            cls(num_features=num_features, n_mels=64, channels=(16, 32), embedding_dim=128),
+            cls(num_features=num_features, n_mels=64, channels=(16, 32), embedding_dim=128, feature_branch_dim=64),
             **overrides,
         )
 
