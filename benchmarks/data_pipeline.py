@@ -9,12 +9,18 @@ clips at 44.1 kHz, same_song strategy, 2 workers, batches of 8):
 (b) warm stem-cache hits on audio files (float16 memory maps; the cache is filled beforehand by
     a tiny randomly initialised HTDemucs: a hit costs the same whichever model wrote it);
 (c) on-the-fly separation of every crop with the full-size htdemucs architecture (random
-    weights, as the pretrained ones cannot be downloaded here; the cost is the architecture's).
+    weights, as the pretrained ones cannot be downloaded here; the cost is the architecture's);
+(d) the sampled-instrument corpus (per-track FLAC files rendered once with a soundfont, cached),
+    each clip read track by track and mixed in the mixing-style space (``mix_style``), ``same_chain``:
+    three mixes per triplet;
+(e) the same with the ``crossed`` strategy: two songs x two styles, two mixes per triplet.
 
 Then, for the synthetic corpus, where one triplet's CPU time goes (one thread, serial): reading
 the three crops, the style chain, batching (collate) of the stems, and the front end per triplet.
 
-Run: ``python benchmarks/data_pipeline.py [--rows a b c] [--device cuda] [--transport-dtype float16]``.
+Run: ``python benchmarks/data_pipeline.py [--rows a b c d e] [--device cuda] [--transport-dtype float16]
+[--sample-rate 22050 --clip-seconds 3]``; rows (d) and (e) render a corpus with ``--soundfont`` (default
+TimGM6mb) into ``outputs/corpora`` on first use.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ from torch.utils.data import DataLoader, default_collate
 from mixrep.audio.io import write_audio
 from mixrep.data.datamodule import _worker_init
 from mixrep.data.sources import AudioFolderSource
-from mixrep.data.strategies import SameSongStrategy
+from mixrep.data.corpora import render_soundfont_corpus
+from mixrep.data.strategies import SameSongStrategy, make_strategy
+from mixrep.data.styles import MixStyles
 from mixrep.data.synthetic import SynthConfig, SyntheticSource, synthesize_song
 from mixrep.data.triplets import EpochSampler, TripletDataset, encode_triplets
 from mixrep.devices import resolve_device
@@ -53,18 +61,19 @@ def tiny_demucs():
                     nfft=256, dconv_comp=2, segment=2, samplerate=8_000).eval()
 
 
-def make_dataset(source: Source, clip_seconds: float, transport_dtype: str) -> TripletDataset:
-    return TripletDataset(source, source.tracks(), SameSongStrategy(), clip_seconds, seed=0,
+def make_dataset(source: Source, clip_seconds: float, transport_dtype: str, strategy=None) -> TripletDataset:
+    return TripletDataset(source, source.tracks(), strategy or SameSongStrategy(), clip_seconds, seed=0,
                           transport_dtype=transport_dtype)
 
 
 def triplets_per_second(source: Source, frontend: FrontEnd, clip_seconds: float, workers: int, batch_size: int,
-                        batches: int, transport_dtype: str) -> float:
+                        batches: int, transport_dtype: str, strategy=None) -> float:
     """Pull ``batches`` batches (after one warm-up batch), encode each on the front end's device."""
     device = frontend.window.device
-    loader = DataLoader(make_dataset(source, clip_seconds, transport_dtype), batch_size=batch_size,
+    dataset = make_dataset(source, clip_seconds, transport_dtype, strategy)
+    loader = DataLoader(dataset, batch_size=batch_size,
                         num_workers=workers, worker_init_fn=_worker_init, persistent_workers=False,
-                        sampler=EpochSampler(batch_size * (batches + 1), seed=0),
+                        sampler=EpochSampler(batch_size * (batches + 1), seed=0, group_size=dataset.group_size),
                         pin_memory=device.type == "cuda")
     iterator = iter(loader)
     encode_triplets({k: v.to(device) for k, v in next(iterator).items()}, frontend)  # warm-up
@@ -91,10 +100,11 @@ def cost_breakdown(source: Source, frontend: FrontEnd, clip_seconds: float, batc
         for key in keys[b * batch_size:(b + 1) * batch_size]:
             rng = np.random.default_rng([0, key])
             start = time.perf_counter()
-            anchor, positive = dataset.read_clips(tracks[key % len(tracks)], rng, count=2)
+            anchor_clip, positive_clip = dataset.read_clips(tracks[key % len(tracks)], rng, count=2)
+            anchor, positive = anchor_clip.stem_audio(), positive_clip.stem_audio()
             read_s += time.perf_counter() - start
             start = time.perf_counter()
-            negative, _ = strategy.augmenter(anchor, rng, dataset.sample_rate)
+            negative, _ = strategy.styles.restyle(anchor_clip, rng, dataset.sample_rate)
             chain_s += time.perf_counter() - start
             items.append({"anchor_stems": torch.from_numpy(anchor).to(dataset.transport_dtype),
                           "positive_stems": torch.from_numpy(positive).to(dataset.transport_dtype),
@@ -115,10 +125,10 @@ def cost_breakdown(source: Source, frontend: FrontEnd, clip_seconds: float, batc
             f"front end, 3 clips, batched ({device})": 1e3 * frontend_s / n}
 
 
-def write_mixtures(folder: Path, songs: int, seconds: float) -> None:
-    config = SynthConfig(num_songs=songs, song_seconds=seconds, seed=11)
+def write_mixtures(folder: Path, songs: int, seconds: float, sample_rate: int) -> None:
+    config = SynthConfig(num_songs=songs, song_seconds=seconds, seed=11, sample_rate=sample_rate)
     for index in range(songs):
-        write_audio(folder / f"song{index:03d}.flac", synthesize_song(index, config).mix, SR)
+        write_audio(folder / f"song{index:03d}.flac", synthesize_song(index, config).mix, sample_rate)
 
 
 def main() -> None:
@@ -129,7 +139,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--songs", type=int, default=16)
     parser.add_argument("--rows", nargs="+", default=["a", "b", "c", "breakdown"],
-                        choices=["a", "b", "c", "breakdown"])
+                        choices=["a", "b", "c", "d", "e", "breakdown"])
+    parser.add_argument("--sample-rate", type=int, default=SR)
+    parser.add_argument("--soundfont", default="TimGM6mb", help="soundfont of rows (d) and (e)")
     parser.add_argument("--device", default="cpu", help="where the front end runs (cpu, cuda, auto)")
     parser.add_argument("--transport-dtype", default="float32", choices=["float32", "float16"])
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads of the front end (main process)")
@@ -139,11 +151,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     song_seconds = max(12.0, 3 * args.clip_seconds)
     device = resolve_device(args.device)
-    frontend = FrontEnd(FrontEndConfig(sample_rate=SR, clip_seconds=args.clip_seconds)).to(device)
+    rate = args.sample_rate
+    frontend = FrontEnd(FrontEndConfig(sample_rate=rate, clip_seconds=args.clip_seconds)).to(device)
     rows = []
     timing = dict(frontend=frontend, clip_seconds=args.clip_seconds, transport_dtype=args.transport_dtype)
 
-    synth = SyntheticSource(SynthConfig(num_songs=args.songs, song_seconds=song_seconds), cache_songs=args.songs)
+    synth = SyntheticSource(SynthConfig(num_songs=args.songs, song_seconds=song_seconds, sample_rate=rate),
+                            cache_songs=args.songs)
     for track in synth.tracks():  # synthesise every song once, before the workers fork (steady state)
         synth.read_stems(track, 0.0, 0.1)
     if "a" in args.rows:
@@ -154,7 +168,7 @@ def main() -> None:
     if "b" in args.rows or "c" in args.rows:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp) / "library"
-            write_mixtures(root, args.songs, song_seconds)
+            write_mixtures(root, args.songs, song_seconds, rate)
             if "b" in args.rows:
                 cached = CachedSeparation(DemucsSeparator(model=tiny_demucs(), device="cpu"),
                                           StemCache(Path(tmp) / "cache"))
@@ -178,7 +192,19 @@ def main() -> None:
                              triplets_per_second(live, workers=0, batch_size=1, batches=args.on_the_fly_triplets,
                                                  **timing)))
 
-    print(f"\ndata pipeline, {args.clip_seconds:g} s clips at {SR} Hz, {args.workers} workers "
+    if "d" in args.rows or "e" in args.rows:
+        corpus = render_soundfont_corpus(args.soundfont, corpus_dir="outputs/corpora", seed=0, songs=args.songs,
+                                         song_seconds=song_seconds, sample_rate=rate, progress=False)
+        if corpus is None:
+            raise SystemExit(f"rows (d) and (e) need the soundfont {args.soundfont} and FluidSynth")
+        for row, name in (("d", "same_chain"), ("e", "crossed")):
+            if row in args.rows:
+                rows.append((f"({row}) soundfont corpus, mix_style, {name}",
+                             triplets_per_second(corpus, workers=args.workers, batch_size=args.batch_size,
+                                                 batches=args.batches, strategy=make_strategy(name, MixStyles()),
+                                                 **timing)))
+
+    print(f"\ndata pipeline, {args.clip_seconds:g} s clips at {rate} Hz, {args.workers} workers "
           f"(row c: main process), front end on {device}, {args.transport_dtype} stems, batch {args.batch_size}, "
           f"{os.cpu_count()} CPU cores, torch {torch.__version__}")
     print(f"{'source':52s} {'triplets/s':>11s}")

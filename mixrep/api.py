@@ -101,7 +101,7 @@ class StyleEncoder:
                  separator_name: str = "htdemucs", separator_weights: str | None = None) -> None:
         self.device = resolve_device(device)
         self.frontend = FrontEnd(frontend).to(self.device)
-        if model.config.use_film and model.config.num_features != self.frontend.num_features:
+        if model.config.uses_features and model.config.num_features != self.frontend.num_features:
             raise CheckpointError(f"the encoder takes {model.config.num_features} mix features but its front end "
                                   f"computes {self.frontend.num_features} (features={list(frontend.features)}); "
                                   f"use the mixrep version that trained it")

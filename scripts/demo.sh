@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: train on the synthetic corpus, then score the best
-# checkpoint against the two baselines (untrained encoder, handcrafted mix features).
+# The main job on the embedded default: train configs/demo.yaml (numpy synth + two soundfonts), then
+# score the best checkpoint per domain (numpy synth; the soundfont held out from training) against the
+# baselines on the same items (untrained encoder, mix features, per-stem features, MFCC mean/std).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
@@ -8,5 +9,5 @@ export PYTHON
 bash scripts/train.sh "$@"
 checkpoint=$(ls -t outputs/demo/tensorboard/version_*/checkpoints/best-*.ckpt | head -n 1)
 echo
-echo "style retrieval on held-out songs x mixing styles ($checkpoint):"
+echo "cross-domain style retrieval, held-out songs x mixing styles ($checkpoint):"
 "$PYTHON" -m mixrep.cli evaluate --checkpoint "$checkpoint"

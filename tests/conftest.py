@@ -11,9 +11,13 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def tiny_fit_args(root: Path, *extra: str) -> list[str]:
-    """LightningCLI arguments for a very small run on the synthetic corpus, written under ``root``."""
+    """LightningCLI arguments for a very small run on the synthetic corpus alone, written under ``root``.
+
+    ``configs/demo.yaml`` also trains on soundfont renderings; the tiny run leaves them out so that
+    the suite never renders a corpus (tests of the soundfont corpus use a tiny SF2 fixture).
+    """
     return [
-        "fit", "--config", "configs/demo.yaml",
+        "fit", "--config", "configs/demo.yaml", "--data.source", "synth",
         "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
         "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false",
         "--trainer.enable_model_summary", "false",
@@ -51,8 +55,8 @@ def tiny_checkpoint(tmp_path_factory, repo_root) -> Path:
 
 @pytest.fixture(scope="session")
 def style_checkpoint(tmp_path_factory, repo_root) -> Path:
-    """A checkpoint trained for 24 steps with the same_chain strategy: small, but it has learnt
-    to tell mixing styles apart (about a minute on a 2-core CPU)."""
+    """A checkpoint trained for 24 steps with the same_chain strategy on the synth under per-stem
+    chains: small, but it has learnt to tell mixing styles apart (about a minute on a 2-core CPU)."""
     from mixrep.training.cli import last_checkpoint_path, main
 
     root = tmp_path_factory.mktemp("style_run")
@@ -63,7 +67,9 @@ def style_checkpoint(tmp_path_factory, repo_root) -> Path:
             root, "--data.sample_rate", "22050", "--model.n_fft", "512", "--model.hop_length", "256",
             "--data.items_per_epoch", "384", "--data.batch_size", "16", "--trainer.limit_train_batches", "1.0",
             "--model.channels", "[8, 16]", "--model.embedding_dim", "32", "--model.lr", "2e-3",
-            "--data.synth_songs", "40", "--data.synth_cache_songs", "40", "--data.strategy", "same_chain"))
+            "--data.synth_songs", "40", "--data.synth_cache_songs", "40", "--data.strategy", "same_chain",
+            # the per-stem chains the index tests restyle their songs with, no feature branch
+            "--data.styles", "chains", "--model.feature_branch_dim", "0"))
     finally:
         os.chdir(cwd)
     return Path(last_checkpoint_path(cli.trainer))

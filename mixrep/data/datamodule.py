@@ -1,4 +1,4 @@
-"""LightningDataModule serving triplets from any source (synthetic corpus, FMA, folders)."""
+"""LightningDataModule serving triplets from any source (generated corpora, FMA, folders, multitracks)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from mixrep.audio.augment import AugmentConfig
+from mixrep.audio.style_space import MixStyleConfig
 from mixrep.constants import SAMPLE_RATE
+from mixrep.data.corpora import GENERATED_KINDS, open_generated_corpora
 from mixrep.data.strategies import make_strategy
+from mixrep.data.styles import STYLE_SPACES, StyleSpace, make_style_space
 from mixrep.tracks import Source
 from mixrep.data.triplets import TRANSPORT_DTYPES, EpochSampler, TripletDataset
 
@@ -24,20 +27,29 @@ def _worker_init(_: int) -> None:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def build_source(source: str, root: str | Path | None = None, *, sample_rate: int = SAMPLE_RATE,
+def build_source(source: str | list[str], root: str | Path | None = None, *, sample_rate: int = SAMPLE_RATE,
                  synth_songs: int = 64, synth_song_seconds: float = 16.0, synth_seed: int = 0,
-                 synth_cache_songs: int = 16,
+                 synth_cache_songs: int = 16, soundfonts: list[str] | None = None, soundfont_songs: int = 64,
+                 soundfont_song_seconds: float = 16.0, corpus_dir: str | Path = "outputs/corpora",
                  fma_subset: str = "small", separator: str = "htdemucs", weights_path: str | None = None,
                  cache_dir: str | Path | None = None, device: str | None = None,
-                 min_seconds: float | None = None, stem_cache: bool = True) -> Source:
+                 min_seconds: float | None = None, stem_cache: bool = True, progress: bool = True) -> Source:
     """Open a source by kind, wiring Demucs and the stem cache for sources of mixtures.
 
     Args:
-        source: ``synth`` (built-in corpus, no files), ``stems`` (``<song>/<stem>.wav`` folders),
-            ``fma`` (FMA root with ``fma_metadata/`` and ``fma_<size>/``) or ``folder`` (any audio).
-        root: dataset root; unused for ``synth``.
+        source: ``synth`` (built-in numpy corpus, no files), ``soundfont`` (the same song generator
+            rendered with each of ``soundfonts``; with a ``root``, an existing rendered corpus), a
+            list of both (one mixture of corpora, see :mod:`mixrep.data.corpora`), ``stems``
+            (``<song>/<stem>.wav`` folders), ``fma`` (FMA root with ``fma_metadata/`` and
+            ``fma_<size>/``), ``folder`` (any audio) or a multitrack layout (``slakh``,
+            ``medleydb``, ``moisesdb``, ``tracks``).
+        root: dataset root; unused for generated corpora.
         synth_cache_songs: synthetic songs each process keeps in memory (LRU); songs outside it
             are re-synthesised on access (~0.1 s each at 22.05 kHz).
+        soundfonts: paths or installed names (``FluidR3_GM``, ``MuseScore_General``, ``TimGM6mb``);
+            default: the system's default soundfont.
+        soundfont_songs, soundfont_song_seconds: songs per soundfont and their length.
+        corpus_dir: where rendered soundfont corpora are cached.
         cache_dir: where separated stems are stored (default ``<root>/.mixrep_stems``).
         stem_cache: ``False`` separates every crop on the fly instead (no disk, much slower).
         min_seconds: shorter tracks of file sources are skipped (the triplet data module passes
@@ -45,9 +57,21 @@ def build_source(source: str, root: str | Path | None = None, *, sample_rate: in
     """
     from mixrep.data.sources import open_source
 
-    if source == "synth":
-        return open_source("synth", sample_rate=sample_rate, num_songs=synth_songs, song_seconds=synth_song_seconds,
-                           seed=synth_seed, cache_songs=synth_cache_songs)
+    kinds = [source] if isinstance(source, str) else list(source)
+    if all(kind in GENERATED_KINDS for kind in kinds) and not (kinds == ["soundfont"] and root is not None):
+        if root is not None:
+            raise ValueError(f"generated corpora ({', '.join(kinds)}) take no root (got {root}); to read a rendered "
+                             "soundfont corpus pass source: soundfont with its folder as the root")
+        return open_generated_corpora(
+            kinds, sample_rate=sample_rate, seed=synth_seed, synth_songs=synth_songs,
+            synth_song_seconds=synth_song_seconds, synth_cache_songs=synth_cache_songs,
+            soundfonts=soundfonts if soundfonts else _default_soundfonts(), soundfont_songs=soundfont_songs,
+            soundfont_song_seconds=soundfont_song_seconds, corpus_dir=corpus_dir, min_seconds=min_seconds,
+            progress=progress)
+    if len(kinds) != 1:
+        raise ValueError(f"a list of sources may combine the generated corpora {', '.join(GENERATED_KINDS)}; "
+                         f"got {kinds}")
+    source = kinds[0]
     stems = None
     if source in ("fma", "folder"):
         from mixrep.separation.cache import StemCache
@@ -68,17 +92,32 @@ def build_source(source: str, root: str | Path | None = None, *, sample_rate: in
     return open_source(source, root, sample_rate=sample_rate, stems=stems, **options)
 
 
+def _default_soundfonts() -> list[str]:
+    from mixrep.audio.soundfont import default_soundfont
+
+    path = default_soundfont()
+    return [] if path is None else [str(path)]
+
+
 class TripletDataModule(L.LightningDataModule):
     """Train/val triplet loaders with seeded, reproducible sampling.
 
     Args:
-        source: ``synth``, ``stems``, ``fma`` or ``folder`` (see :func:`build_source`).
+        source: ``synth``, ``soundfont``, a list of both, ``stems``, ``fma``, ``folder`` or a
+            multitrack layout (see :func:`build_source`).
         root: dataset root for file sources.
-        strategy: ``same_song``, ``same_chain`` or ``mixed`` (see :mod:`mixrep.data.strategies`).
+        strategy: ``same_song``, ``same_chain``, ``crossed`` or ``mixed`` (see :mod:`mixrep.data.strategies`).
         same_chain_weight: share of ``same_chain`` items when ``strategy="mixed"``.
         clip_seconds: clip length in seconds.
         sample_rate: model sample rate in Hz (the stems' rate; the front end runs in the model).
-        augment: style chains for negatives (and for ``same_chain`` pairs).
+        styles: where the styles of pairs (and of the validation style set) come from: ``chains``
+            (per-stem effect chains, ``augment``) or ``mix_style`` (the mixing-style space,
+            ``mix_style``: a strip per track, buses, master, loudness target); see
+            :mod:`mixrep.data.styles`.
+        augment: the ``chains`` style space.
+        mix_style: the ``mix_style`` style space.
+        soundfonts, soundfont_songs, soundfont_song_seconds, corpus_dir: the soundfont corpora
+            (rendered once, cached in ``corpus_dir``; see :func:`build_source`).
         batch_size: triplets per batch.
         num_workers: DataLoader worker processes.
         items_per_epoch: training items per epoch (default: one per training track).
@@ -92,21 +131,27 @@ class TripletDataModule(L.LightningDataModule):
             subset, Demucs model name, local weights, stem-cache folder, cache on/off.
     """
 
-    def __init__(self, source: str = "synth", root: str | None = None, strategy: str = "same_song",
+    def __init__(self, source: str | list[str] = "synth", root: str | None = None, strategy: str = "same_song",
                  same_chain_weight: float = 0.5, clip_seconds: float = 4.0, sample_rate: int = SAMPLE_RATE,
-                 augment: AugmentConfig | None = None, batch_size: int = 24, num_workers: int = 2,
+                 styles: str = "chains", augment: AugmentConfig | None = None, mix_style: MixStyleConfig | None = None,
+                 batch_size: int = 24, num_workers: int = 2,
                  items_per_epoch: int | None = None, seed: int = 0, transport_dtype: str = "float32",
                  synth_songs: int = 64,
-                 synth_song_seconds: float = 16.0, synth_cache_songs: int = 16, fma_subset: str = "small",
-                 separator: str = "htdemucs",
+                 synth_song_seconds: float = 16.0, synth_cache_songs: int = 16, soundfonts: list[str] | None = None,
+                 soundfont_songs: int = 64, soundfont_song_seconds: float = 16.0, corpus_dir: str = "outputs/corpora",
+                 fma_subset: str = "small", separator: str = "htdemucs",
                  weights_path: str | None = None, cache_dir: str | None = None, stem_cache: bool = True) -> None:
         super().__init__()
         if transport_dtype not in TRANSPORT_DTYPES:
             raise ValueError(f"transport_dtype={transport_dtype!r}: use one of {', '.join(TRANSPORT_DTYPES)}")
+        if styles not in STYLE_SPACES:
+            raise ValueError(f"styles={styles!r}: use one of {', '.join(STYLE_SPACES)}")
         self.augment = augment or AugmentConfig()
+        self.mix_style = mix_style or MixStyleConfig()
         # Checkpoints hold plain builtins only (they load with torch.load(weights_only=True)).
-        self.save_hyperparameters(ignore=["augment"])
+        self.save_hyperparameters(ignore=["augment", "mix_style"])
         self.hparams["augment"] = self.augment.to_dict()
+        self.hparams["mix_style"] = self.mix_style.to_dict()
         self._source: Source | None = None
         self._resumed_epoch = 0
         self.train_set: TripletDataset | None = None
@@ -119,14 +164,20 @@ class TripletDataModule(L.LightningDataModule):
             self._source = build_source(
                 h.source, h.root, sample_rate=h.sample_rate, synth_songs=h.synth_songs,
                 synth_song_seconds=h.synth_song_seconds, synth_seed=h.seed, synth_cache_songs=h.synth_cache_songs,
-                fma_subset=h.fma_subset,
+                soundfonts=h.soundfonts, soundfont_songs=h.soundfont_songs,
+                soundfont_song_seconds=h.soundfont_song_seconds, corpus_dir=h.corpus_dir, fma_subset=h.fma_subset,
                 separator=h.separator, weights_path=h.weights_path, cache_dir=h.cache_dir,
-                stem_cache=h.stem_cache, min_seconds=None if h.source == "synth" else 2 * h.clip_seconds)
+                stem_cache=h.stem_cache, min_seconds=2 * h.clip_seconds)
         return self._source
+
+    @property
+    def style_space(self) -> StyleSpace:
+        """Where the styles of training pairs and of the validation style set come from."""
+        return make_style_space(self.hparams.styles, self.augment, self.mix_style)
 
     def make_dataset(self, split: str, seed_offset: int = 0) -> TripletDataset:
         h = self.hparams
-        strategy = make_strategy(h.strategy, self.augment, h.same_chain_weight)
+        strategy = make_strategy(h.strategy, self.style_space, h.same_chain_weight)
         return TripletDataset(self.source, self.source.tracks(split), strategy, h.clip_seconds,
                               seed=h.seed + seed_offset, transport_dtype=h.transport_dtype)
 
@@ -148,8 +199,10 @@ class TripletDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup('fit') first"
-        size = self.hparams.items_per_epoch or len(self.train_set)
-        return self._loader(self.train_set, EpochSampler(size, seed=self.hparams.seed, epoch=self._starting_epoch()))
+        group = self.train_set.group_size
+        size = self.hparams.items_per_epoch or len(self.train_set) // group * group
+        return self._loader(self.train_set, EpochSampler(size, seed=self.hparams.seed, epoch=self._starting_epoch(),
+                                                         group_size=group))
 
     def _trainer_epoch(self) -> int:
         """The epoch Lightning's fit loop is at (the one its next training pass runs)."""

@@ -2,14 +2,20 @@
 
 Items carry stems only; the front end (log-mel + mix features, :class:`mixrep.frontend.FrontEnd`)
 runs batched on the training device inside the LightningModule. DataLoader workers therefore do
-what only a CPU can: decode or slice the crops and apply the pedalboard style chains.
+what only a CPU can: decode or slice the crops and mix them in their styles (pedalboard).
 
 Sampling is reproducible and independent of worker assignment: item ``key`` draws everything
-(clip offsets, chains, partner songs) from ``np.random.default_rng([seed, key])``, and the track is
+(clip offsets, styles, partner songs) from ``np.random.default_rng([seed, key])``, and the track is
 ``key % num_tracks``. :class:`EpochSampler` yields ``epoch * num_tracks + permutation`` so each
-epoch sees fresh crops and chains while any run with the same seed sees the same ones. One
+epoch sees fresh crops and styles while any run with the same seed sees the same ones. One
 exception: a track found unreadable is remembered per process (DataLoader worker), so once a
 dataset has bad tracks, which replacement an item gets can depend on the worker layout.
+
+Groups. A strategy that draws ``g = strategy.group_size`` triplets at once (``crossed``: 2) makes
+items ``g * j ... g * j + g - 1`` the triplets of group ``j``, drawn from ``default_rng([seed, j])``
+with the anchor track ``j % num_tracks``. The dataset keeps the last group it drew, and
+:class:`EpochSampler` (given the group size) yields a group's items next to each other, so the
+worker that loads a batch draws each group once; which items exist never depends on that cache.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from torch.utils.data import Dataset, Sampler
 from mixrep.audio.primitives import rms_db
 from mixrep.constants import SILENCE_RMS_DB
 from mixrep.data.strategies import PairStrategy, TripletStems, non_overlapping_starts
+from mixrep.data.styles import Clip, read_clip
 from mixrep.errors import DatasetError, MixrepError
 from mixrep.frontend import FrontEnd
 from mixrep.tracks import Source, Track
@@ -111,12 +118,20 @@ class TripletDataset(Dataset):
             raise ValueError(f"transport_dtype={transport_dtype!r}: use one of {', '.join(TRANSPORT_DTYPES)}")
         self.transport_dtype = TRANSPORT_DTYPES[transport_dtype]
         self.skipped_tracks: set[str] = set()
+        self._track_index = {t.track_id: i for i, t in enumerate(tracks)}
+        self._last_group: tuple[int, list[TripletStems]] | None = None
+
+    @property
+    def group_size(self) -> int:
+        """Triplets the strategy draws at once (consecutive items of one group)."""
+        return self.strategy.group_size
 
     def __len__(self) -> int:
         return len(self.tracks)
 
-    def read_clips(self, track: Track, rng: np.random.Generator, count: int = 1) -> list[np.ndarray]:
-        """``count`` non-overlapping, non-silent clips of ``track`` (see :class:`ClipReader`).
+    def read_clips(self, track: Track, rng: np.random.Generator, count: int = 1) -> list[Clip]:
+        """``count`` non-overlapping, non-silent clips of ``track`` (see :class:`ClipReader`), read
+        track by track when the strategy's style space mixes tracks and the source has them.
 
         Raises:
             TrackFailed: the track is unreadable, always silent, or was skipped before.
@@ -129,22 +144,31 @@ class TripletDataset(Dataset):
                     starts = (float(rng.uniform(0.0, track.duration_seconds - self.clip_seconds)),)
                 else:
                     starts = non_overlapping_starts(track.duration_seconds, self.clip_seconds, rng)
-                clips = [self.source.read_stems(track, start, self.clip_seconds) for start in starts]
-                if all(rms_db(clip.sum(axis=0)) > SILENCE_RMS_DB for clip in clips):
+                clips = [read_clip(self.source, track, start, self.clip_seconds, self.strategy.styles.reads_tracks)
+                         for start in starts]
+                if all(rms_db(clip.audio.sum(axis=0)) > SILENCE_RMS_DB for clip in clips):
                     return clips
             raise SilentClipError(f"8 random clips were silent (below {SILENCE_RMS_DB} dBFS)")
         except MixrepError as e:
             raise TrackFailed(track.track_id, e) from e
 
     def draw(self, key: int) -> TripletStems:
-        """Raw stems of item ``key``, skipping unreadable or silent tracks."""
-        rng = np.random.default_rng([self.seed, key])
-        index = key % len(self.tracks)
+        """Raw stems of item ``key`` (a member of group ``key // group_size``)."""
+        group, member = divmod(key, self.group_size)
+        if self._last_group is None or self._last_group[0] != group:
+            self._last_group = (group, self.draw_group(group))
+        return self._last_group[1][member]
+
+    def draw_group(self, group: int) -> list[TripletStems]:
+        """The ``group_size`` triplets of group ``group``, skipping unreadable or silent tracks."""
+        rng = np.random.default_rng([self.seed, group])
+        index = group % len(self.tracks)
         for _ in range(self.max_retries):
             try:
-                triplet = self.strategy.draw(self.tracks, index, self.read_clips, rng, self.sample_rate)
-                triplet.info["track_index"] = index
-                return triplet
+                triplets = self.strategy.draw(self.tracks, index, self.read_clips, rng, self.sample_rate)
+                for triplet in triplets:
+                    triplet.info["track_index"] = self._track_index[triplet.info["track"]]
+                return triplets
             except TrackFailed as e:
                 # The failing track may be the anchor or a partner song: skip that one.
                 if e.track_id not in self.skipped_tracks:
@@ -166,6 +190,9 @@ class TripletDataset(Dataset):
 class EpochSampler(Sampler[int]):
     """Yields ``epoch * size + i`` over a seeded permutation of ``range(size)``.
 
+    With ``group_size`` g > 1 the permutation is of the groups ``range(size // g)`` and each group
+    ``j`` yields its items ``g * j ... g * j + g - 1`` in a row (``size`` must be a multiple of g).
+
     ``size`` is the number of items per epoch (a multiple of the track count visits each track
     several times with different crops). Lightning calls :meth:`set_epoch` at the start of every
     epoch (also through its distributed wrapper), so epochs differ but are reproducible. ``epoch``
@@ -174,8 +201,11 @@ class EpochSampler(Sampler[int]):
     :meth:`set_epoch` (see :meth:`mixrep.data.datamodule.TripletDataModule.train_dataloader`).
     """
 
-    def __init__(self, size: int, seed: int = 0, shuffle: bool = True, epoch: int = 0) -> None:
-        self.size, self.seed, self.shuffle, self.epoch = size, seed, shuffle, epoch
+    def __init__(self, size: int, seed: int = 0, shuffle: bool = True, epoch: int = 0, group_size: int = 1) -> None:
+        if group_size < 1 or size % group_size:
+            raise ValueError(f"an epoch of {size} items cannot be cut into groups of {group_size}; "
+                             f"make items_per_epoch a multiple of {group_size}")
+        self.size, self.seed, self.shuffle, self.epoch, self.group_size = size, seed, shuffle, epoch, group_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -184,7 +214,8 @@ class EpochSampler(Sampler[int]):
         return self.size
 
     def __iter__(self):
-        order = (np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
-                 if self.shuffle else np.arange(self.size))
+        groups = self.size // self.group_size
+        order = (np.random.default_rng([self.seed, self.epoch]).permutation(groups)
+                 if self.shuffle else np.arange(groups))
         offset = self.epoch * self.size
-        return iter(int(offset + i) for i in order)
+        return iter(int(offset + self.group_size * j + m) for j in order for m in range(self.group_size))

@@ -6,6 +6,7 @@ Shape:
 
 from mixrep.models.bandsplit import BandLayout, SubBandCNN, split_bands
 from mixrep.models.encoder import INPUT_CHANNELS, EncoderConfig, MixStyleEncoder, count_parameters
+from mixrep.models.feature_branch import FeatureBranch
 from mixrep.models.film import FiLMGenerator, FiLMParameters, film
 from mixrep.models.pooling import AttentionPooling, MeanPooling, attention_pool
 
@@ -14,6 +15,7 @@ __all__ = [
     "AttentionPooling",
     "BandLayout",
     "EncoderConfig",
+    "FeatureBranch",
     "FiLMGenerator",
     "FiLMParameters",
     "MeanPooling",

@@ -11,7 +11,9 @@ Pipeline (every step is a plain ``nn.Module``; Lightning code lives in ``mixrep.
 3. FiLM ``(gamma, beta)`` for every band and channel of the first layer from the mix features
    (:class:`~mixrep.models.film.FiLMGenerator`, which batch-normalises the raw features);
 4. temporal attention pooling (or mean pooling) over frames;
-5. projection MLP to ``embedding_dim``.
+5. optionally (``feature_branch_dim > 0``) a learned branch over the normalised mix features
+   (:class:`~mixrep.models.feature_branch.FeatureBranch`), concatenated with the pooled vector;
+6. projection MLP to ``embedding_dim``.
 
 :meth:`MixStyleEncoder.forward` returns the un-normalised projection (the contrastive loss
 normalises it); :meth:`MixStyleEncoder.embed` returns L2-normalised embeddings for retrieval.
@@ -33,6 +35,7 @@ from torch import nn
 
 from mixrep.constants import CHANNELS, STEMS
 from mixrep.models.bandsplit import BandLayout, SubBandCNN
+from mixrep.models.feature_branch import FeatureBranch
 from mixrep.models.film import FiLMGenerator
 from mixrep.models.pooling import AttentionPooling, MeanPooling
 
@@ -45,7 +48,8 @@ class EncoderConfig:
     """Hyperparameters of :class:`MixStyleEncoder`.
 
     Attributes:
-        num_features: length of the mix-feature vector (required; ignored without FiLM).
+        num_features: length of the mix-feature vector (required; ignored without FiLM and
+            without the feature branch).
         n_mels: mel bins of the input spectrogram.
         band_size: mel bins per sub-band.
         band_overlap: mel bins shared by neighbouring sub-bands.
@@ -59,6 +63,8 @@ class EncoderConfig:
         pool_size: ``(mels, frames)`` max-pooling after the first layer.
         film_hidden_dim: hidden width of the FiLM generator MLP.
         attention_hidden_dim: hidden width of the attention scoring MLP.
+        feature_branch_dim: output size of the learned branch over the mix features whose output
+            joins the pooled CNN features before the projection (0: no branch, the prototype's).
     """
 
     num_features: int
@@ -74,13 +80,21 @@ class EncoderConfig:
     pool_size: tuple[int, int] = (2, 2)
     film_hidden_dim: int = 128
     attention_hidden_dim: int = 128
+    feature_branch_dim: int = 0
+
+    @property
+    def uses_features(self) -> bool:
+        """Whether the encoder reads the mix features (FiLM or the feature branch)."""
+        return self.use_film or self.feature_branch_dim > 0
 
     def __post_init__(self) -> None:
-        if self.use_film and self.num_features < 1:
+        if self.uses_features and self.num_features < 1:
             raise ValueError(
-                f"use_film=True needs num_features >= 1, got {self.num_features}: pass the "
-                f"length of the mix-feature vector, or set use_film=False"
+                f"use_film=True or feature_branch_dim > 0 needs num_features >= 1, got {self.num_features}: "
+                f"pass the length of the mix-feature vector, or set use_film=False and feature_branch_dim=0"
             )
+        if self.feature_branch_dim < 0:
+            raise ValueError(f"feature_branch_dim must be >= 0, got {self.feature_branch_dim}")
         if self.pooling not in ("attention", "mean"):
             raise ValueError(f"pooling must be 'attention' or 'mean', got {self.pooling!r}")
         if len(self.channels) != 2 or min(self.channels) < 1:
@@ -92,9 +106,10 @@ class EncoderConfig:
 
     @classmethod
     def demo(cls, num_features: int, **overrides: object) -> EncoderConfig:
-        """CPU-sized encoder: 64 mels, channels (16, 32), 128-d embedding."""
+        """CPU-sized encoder of ``configs/demo.yaml``: 64 mels, channels (16, 32), 128-d embedding, a 64-d
+        feature branch."""
         return replace(
-            cls(num_features=num_features, n_mels=64, channels=(16, 32), embedding_dim=128),
+            cls(num_features=num_features, n_mels=64, channels=(16, 32), embedding_dim=128, feature_branch_dim=64),
             **overrides,
         )
 
@@ -153,8 +168,11 @@ class MixStyleEncoder(nn.Module):
             if config.pooling == "attention"
             else MeanPooling()
         )
+        self.feature_branch = (
+            FeatureBranch(config.num_features, config.feature_branch_dim) if config.feature_branch_dim > 0 else None
+        )
         self.projection = nn.Sequential(
-            nn.Linear(frame_dim, config.embedding_dim),
+            nn.Linear(frame_dim + config.feature_branch_dim, config.embedding_dim),
             nn.ReLU(),
             nn.Dropout(config.dropout),
             nn.Linear(config.embedding_dim, config.embedding_dim),
@@ -187,10 +205,10 @@ class MixStyleEncoder(nn.Module):
                 "mel contains NaN or infinite values: floor the power before the log "
                 "(e.g. 10 * log10(max(power, 1e-10)))"
             )
-        if self.film is None:
+        if not cfg.uses_features:
             return
         if features is None:
-            raise ValueError("this encoder uses FiLM (use_film=True): pass the mix features")
+            raise ValueError("this encoder reads the mix features (FiLM or the feature branch): pass the mix features")
         if features.shape != (mel.shape[0], cfg.num_features):
             raise ValueError(
                 f"features must be (batch={mel.shape[0]}, num_features={cfg.num_features}), "
@@ -227,7 +245,11 @@ class MixStyleEncoder(nn.Module):
 
     def forward(self, mel: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         """Un-normalised embeddings ``(batch, embedding_dim)``."""
-        return self.projection(self.pooling(self.frame_features(mel, features)))
+        pooled = self.pooling(self.frame_features(mel, features))
+        if self.feature_branch is not None:
+            assert features is not None  # checked in frame_features
+            pooled = torch.cat([pooled, self.feature_branch(features)], dim=-1)
+        return self.projection(pooled)
 
     def embed(self, mel: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         """L2-normalised embeddings ``(batch, embedding_dim)`` (cosine similarity = dot product)."""

@@ -7,6 +7,7 @@ how inputs must be prepared.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -18,7 +19,8 @@ from lightning.pytorch.cli import LightningCLI
 
 from mixrep.data.datamodule import TripletDataModule
 from mixrep.errors import CheckpointError, MixrepError
-from mixrep.training.callbacks import StyleRetrievalEval
+from mixrep.files import atomic_write_text
+from mixrep.training.callbacks import StyleRetrievalEval, TrainingTimer
 from mixrep.training.contrastive import ContrastiveStyleModule
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class MixrepCLI(LightningCLI):
         parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
         parser.add_lightning_class_args(ModelCheckpoint, "periodic_checkpoint")
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        parser.add_lightning_class_args(TrainingTimer, "timer")
         parser.set_defaults({
             "trainer.gradient_clip_val": 1.0,
             "best_checkpoint.monitor": "val/map",
@@ -99,7 +102,16 @@ class MixrepCLI(LightningCLI):
                   + (f" ({checkpoint.monitor} = {float(checkpoint.best_model_score):.4f})"
                      if checkpoint.best_model_score is not None else ""))
             print(f"  last checkpoint: {last_checkpoint_path(trainer) or '(none)'}")
+        timer = next((c for c in trainer.callbacks if isinstance(c, TrainingTimer)), None)
+        if timer is not None and timer.steps:
+            t = timer.summary
+            print(f"  {t['steps']} steps in {t['fit_seconds']:.0f} s of fit ({t['steps_per_second']:.2f} steps/s while "
+                  f"training; waiting for data {t['data_seconds']:.0f} s, steps {t['step_seconds']:.0f} s; "
+                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
         if trainer.logger is not None and trainer.logger.log_dir:
+            if timer is not None:
+                atomic_write_text(Path(trainer.logger.log_dir) / "timing.json",
+                                  json.dumps({**timer.summary, "load_average": list(os.getloadavg())}, indent=1))
             print(f"  logs: {trainer.logger.log_dir}")
             print(f"  view them: tensorboard --logdir {trainer.logger.save_dir}")
         if checkpoint is not None and checkpoint.best_model_path:

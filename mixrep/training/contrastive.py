@@ -20,7 +20,8 @@ class ContrastiveStyleModule(L.LightningModule):
 
     Args:
         n_mels, band_size, band_overlap, channels, embedding_dim, use_film, band_split, pooling,
-            dropout: encoder hyperparameters (see :class:`~mixrep.models.encoder.EncoderConfig`).
+            dropout, feature_branch_dim: encoder hyperparameters (see
+            :class:`~mixrep.models.encoder.EncoderConfig`).
         temperature: InfoNCE temperature.
         lr: peak AdamW learning rate.
         weight_decay: AdamW weight decay.
@@ -41,8 +42,8 @@ class ContrastiveStyleModule(L.LightningModule):
     def __init__(self, n_mels: int = 128, band_size: int = 20, band_overlap: int = 10,
                  channels: tuple[int, int] = (32, 64), embedding_dim: int = 768, use_film: bool = True,
                  band_split: bool = True, pooling: str = "attention", dropout: float = 0.1,
-                 temperature: float = 0.1, lr: float = 2e-4, weight_decay: float = 0.01, warmup_steps: int = 500,
-                 min_lr_ratio: float = 0.01, gather_negatives: bool = True, sample_rate: int = SAMPLE_RATE,
+                 feature_branch_dim: int = 0, temperature: float = 0.1, lr: float = 2e-4, weight_decay: float = 0.01,
+                 warmup_steps: int = 500, min_lr_ratio: float = 0.01, gather_negatives: bool = True, sample_rate: int = SAMPLE_RATE,
                  n_fft: int = 2048, hop_length: int = 512, f_min: float = 20.0, log_floor: float = 1e-5,
                  features: tuple[str, ...] = FEATURE_GROUPS, clip_seconds: float = 4.0, seed: int = 0) -> None:
         super().__init__()
@@ -54,7 +55,7 @@ class ContrastiveStyleModule(L.LightningModule):
         self.encoder_config = EncoderConfig(
             num_features=num_features(tuple(features)), n_mels=n_mels, band_size=band_size, band_overlap=band_overlap,
             channels=tuple(channels), embedding_dim=embedding_dim, use_film=use_film, band_split=band_split,
-            pooling=pooling, dropout=dropout)
+            pooling=pooling, dropout=dropout, feature_branch_dim=feature_branch_dim)
         self.encoder = MixStyleEncoder(self.encoder_config)
 
     def forward(self, mel: torch.Tensor, features: torch.Tensor) -> torch.Tensor:

@@ -119,12 +119,12 @@ def test_same_chain_positive_is_another_song_under_the_anchors_chain(source):
         (song_a, _, raw_a), (song_p, _, raw_p) = recording.reads[-2:]
         assert song_a == info["track"] == source.tracks()[info["track_index"]].track_id
         assert song_p == info["positive_track"] != song_a
-        chain = StyleChain.from_dict(info["chain"])
+        chain = StyleChain.from_dict(info["style"])
         # Anchor and positive are exactly the two raw clips through the one chain...
         np.testing.assert_array_equal(triplet.anchor, apply_chain(raw_a, chain, source.sample_rate))
         np.testing.assert_array_equal(triplet.positive, apply_chain(raw_p, chain, source.sample_rate))
         # ...and the negative is the anchor's raw clip under another chain.
-        negative_chain = StyleChain.from_dict(info["negative_chain"])
+        negative_chain = StyleChain.from_dict(info["negative_style"])
         assert negative_chain != chain
         np.testing.assert_allclose(triplet.negative, apply_chain(raw_a, negative_chain, source.sample_rate),
                                    rtol=1e-5, atol=1e-6)

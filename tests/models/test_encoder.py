@@ -164,7 +164,7 @@ def test_config_round_trips_through_a_dict_and_presets_have_the_documented_sizes
     cfg = tiny_config(pooling="mean")
     assert EncoderConfig(**cfg.to_dict()) == cfg
     demo, proto = EncoderConfig.demo(24), EncoderConfig.prototype(24)
-    assert (demo.n_mels, demo.embedding_dim) == (64, 128)
+    assert (demo.n_mels, demo.embedding_dim, demo.feature_branch_dim) == (64, 128, 64)  # configs/demo.yaml
     assert (proto.n_mels, proto.embedding_dim) == (128, 768)
     assert (proto.band_size, proto.band_overlap) == (20, 10)
     assert count_parameters(MixStyleEncoder(demo)) < count_parameters(MixStyleEncoder(proto))
