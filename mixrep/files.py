@@ -107,6 +107,19 @@ def atomic_write_text(path: str | os.PathLike, text: str, **options) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"), **options)
 
 
+def save_figure(fig, path: str | os.PathLike, **savefig_options) -> Path:
+    """Write a matplotlib figure atomically (format from ``path``'s extension), then close it."""
+    import matplotlib.pyplot as plt  # only called with a figure, so matplotlib is already loaded
+
+    path = Path(path)
+    try:
+        with atomic_write(path) as tmp:
+            fig.savefig(tmp, format=path.suffix.lstrip(".") or None, **savefig_options)
+    finally:
+        plt.close(fig)
+    return path
+
+
 # ----------------------------------------------------------------------------- hashing
 
 def digest(parts: Iterable[bytes | str] | bytes | str, algorithm: str = "sha256", digits: int | None = None) -> str:

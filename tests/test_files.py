@@ -143,3 +143,29 @@ def test_device_rule():
     assert default_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ValueError, match="unknown device 'gpu'"):
         resolve_device("gpu")
+
+
+def test_save_figure_writes_atomically_and_closes_the_figure(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mixrep.files import save_figure
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    path = save_figure(fig, tmp_path / "plots" / "line.png", dpi=50)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plt.fignum_exists(fig.number)
+    fig, _ = plt.subplots()
+
+    def fail_midway(target, **options):  # a writer that dies after writing part of the file
+        Path(target).write_bytes(b"\x89PNG partial")
+        raise OSError("disk full")
+
+    fig.savefig = fail_midway
+    with pytest.raises(OSError, match="disk full"):
+        save_figure(fig, tmp_path / "plots" / "bad.png", dpi=50)
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["line.png"]
+    assert not plt.fignum_exists(fig.number)

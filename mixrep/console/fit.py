@@ -34,6 +34,7 @@ from mixrep.console.graph import PROCESSOR_TYPES
 from mixrep.console.loss import MixLoss, log_spectrogram_db
 from mixrep.console.processors import DRY_WET, dry_wet_weight
 from mixrep.errors import MixrepError
+from mixrep.files import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -305,8 +306,4 @@ def plot_spectrogram_error(estimate: Tensor, target: Tensor, path: str | os.Path
         ax.set_xlabel("s")
     if title:
         fig.suptitle(title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100, bbox_inches="tight")

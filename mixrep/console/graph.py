@@ -21,7 +21,7 @@ from torch import Tensor
 from mixrep.console.processors import (
     CHAIN_LETTERS, DRY_WET, PROCESSOR_CLASSES, Processor, dry_wet_weight,
 )
-from mixrep.files import atomic_write_text
+from mixrep.files import atomic_write_text, save_figure
 
 INPUT, OUTPUT, MIX = "input", "output", "mix"
 AUX_TYPES: tuple[str, ...] = (INPUT, MIX, OUTPUT)
@@ -402,8 +402,4 @@ def draw_graph(graph: MixingGraph, path: str | os.PathLike, title: str = "") -> 
         ax.text(x, -y, _LETTERS[t], ha="center", va="center", fontsize=7, zorder=3)
     ax.set_axis_off()
     ax.set_title(title or f"{graph.num_processors()} processors, {graph.num_nodes} nodes")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")

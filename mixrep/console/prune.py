@@ -55,7 +55,7 @@ from mixrep.console.graph import PROCESSOR_TYPES, MixingGraph
 from mixrep.console.loss import MixLoss
 from mixrep.console.processors import DRY_WET, dry_wet_weight
 from mixrep.errors import MixrepError
-from mixrep.files import atomic_write_bytes, digest
+from mixrep.files import atomic_write_bytes, digest, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -548,11 +548,7 @@ def plot_pruning(result: PruneResult, path: str | os.PathLike, title: str = "") 
         weight.set_ylim(0, 1)
     top.legend(fontsize=8, loc="upper left")
     fig.suptitle(title or f"pruning ratio {result.pruning_ratio:.2f}, loss {result.loss_full:.3f} -> {result.loss_final:.3f}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100, bbox_inches="tight")
 
 
 @dataclass(frozen=True)

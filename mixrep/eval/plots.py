@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from mixrep.constants import STEMS  # noqa: E402
+from mixrep.files import save_figure
 
 
 def plot_triplet(mels: dict[str, torch.Tensor], path: str | Path, title: str = "") -> Path:
@@ -39,8 +40,4 @@ def plot_triplet(mels: dict[str, torch.Tensor], path: str | Path, title: str = "
     fig.colorbar(image, ax=axes, shrink=0.6, label="log-mel")
     if title:
         fig.suptitle(title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
