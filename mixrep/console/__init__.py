@@ -8,6 +8,7 @@ Parameters are ``{type: {name: (nodes_of_type, *size)}}`` in node order, with a
 its processor's ``parameter_specs()`` declares.
 """
 
+from mixrep.console.audio_features import AudioFeatureLoss, feature_errors
 from mixrep.console.batch import ConsoleBatch, strip_of_nodes
 from mixrep.console.cases import Case, make_case, write_case
 from mixrep.console.console import MixingConsole, ParameterLayout
@@ -28,11 +29,12 @@ from mixrep.console.prune import (
 from mixrep.console.render import BatchedRenderer, RenderResult, render_one_by_one, schedule
 
 __all__ = [
-    "BatchedRenderer", "Case", "ConsoleBatch", "DRY_WET", "FitConfig", "FitResult", "MixLoss",
-    "MixingConsole", "MixingGraph", "MusicalPrior", "NonFiniteFitError", "PROCESSOR_CLASSES",
-    "ParamSpec", "ParameterLayout", "Processor", "PruneConfig", "PruneResult", "PruneStateError",
-    "Recovery", "RenderResult", "TrackLevels", "build_console", "dry_wet_weight", "evaluate",
-    "fit", "graph_recovery", "level_errors", "make_case", "make_processors", "merge_graphs",
-    "merge_params", "plot_pruning", "prune_console", "remove_processors", "render_one_by_one",
-    "sample_mask", "sample_parameters", "schedule", "strip_of_nodes", "track_levels", "write_case",
+    "AudioFeatureLoss", "BatchedRenderer", "Case", "ConsoleBatch", "DRY_WET", "FitConfig",
+    "FitResult", "MixLoss", "MixingConsole", "MixingGraph", "MusicalPrior", "NonFiniteFitError",
+    "PROCESSOR_CLASSES", "ParamSpec", "ParameterLayout", "Processor", "PruneConfig", "PruneResult",
+    "PruneStateError", "Recovery", "RenderResult", "TrackLevels", "build_console", "dry_wet_weight",
+    "evaluate", "feature_errors", "fit", "graph_recovery", "level_errors", "make_case",
+    "make_processors", "merge_graphs", "merge_params", "plot_pruning", "prune_console",
+    "remove_processors", "render_one_by_one", "sample_mask", "sample_parameters", "schedule",
+    "strip_of_nodes", "track_levels", "write_case",
 ]
