@@ -11,7 +11,8 @@ upward one); within layer 4 the three packages do not import each other.
 4. ``mixrep.models`` (plain nn.Modules, checkpoint self-description), ``mixrep.console``
    (differentiable console), ``mixrep.separation`` (separators, stem cache)
 5. ``mixrep.data``: sources, pair strategies, triplets, DataModule
-6. ``mixrep.api``: StyleEncoder (loads checkpoints without Lightning or FAISS)
+6. ``mixrep.api``: StyleEncoder (loads checkpoints without Lightning or FAISS); ``mixrep.transfer``:
+   StyleTransfer (Stage 2: a regression head's checkpoint, refinement, physical report)
 7. ``mixrep.eval``: metrics, style sets, ``mixrep evaluate``
 8. ``mixrep.training``: LightningModules, callbacks, LightningCLI
 9. ``mixrep.index``: FAISS library index
@@ -35,7 +36,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mixrep.frontend",),
     ("mixrep.models", "mixrep.console", "mixrep.separation"),
     ("mixrep.data",),
-    ("mixrep.api",),
+    ("mixrep.api", "mixrep.transfer"),
     ("mixrep.eval",),
     ("mixrep.training",),
     ("mixrep.index",),

@@ -176,6 +176,16 @@ class StyleEncoder:
         return self.model.embed(mel, features).float().cpu().numpy()
 
     @torch.no_grad()
+    def mix_features(self, stems: torch.Tensor | np.ndarray, sample_rate: int) -> np.ndarray:
+        """The front end's mix features of separated stems (what the encoder's feature branch sees).
+
+        Shape:
+            stems: ``(batch, 4, 2, samples)`` -> ``(batch, num_features)`` float32, in physical units
+            (names: ``encoder.frontend.feature_names``).
+        """
+        return self.frontend(self._prepare_stems(stems, sample_rate)).features.float().cpu().numpy()
+
+    @torch.no_grad()
     def embed_audio(self, mix: torch.Tensor | np.ndarray, sample_rate: int) -> np.ndarray:
         """Embed stereo mixtures, separating them with :attr:`separator` first (at its own rate).
 

@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mixrep.separation.cli",
     "mixrep.eval.cli",
     "mixrep.console.cli",
+    "mixrep.transfer.cli",
     "mixrep.index.cli",
 )
 

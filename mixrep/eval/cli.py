@@ -31,6 +31,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--device", default=None, help="cpu, cuda, ... (default: auto)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.set_defaults(func=run_evaluate)
+    register_transfer(subparsers)
+
+
+def register_transfer(subparsers: argparse._SubParsersAction) -> None:
+    transfer = subparsers.add_parser(
+        "evaluate-transfer", help="a regression head vs the baselines on held-out songs and styles",
+        description="Score a Stage 2 head on held-out synthetic songs with held-out style draws, for console-rendered "
+                    "and pedalboard-rendered references, against the equal-loudness sum, the mean training "
+                    "parameters, retrieval of the nearest training reference, the head with refinement and the "
+                    "console fitted to each target (upper bound).")
+    transfer.add_argument("--head", type=Path, required=True)
+    transfer.add_argument("--items", type=int, default=8, help="items per reference kind")
+    transfer.add_argument("--refine-steps", type=int, default=20)
+    transfer.add_argument("--fit-steps", type=int, default=150, help="steps of the upper-bound fit (0 skips it)")
+    transfer.add_argument("--bank-items", type=int, default=64, help="training references of the retrieval baseline")
+    transfer.add_argument("--seed", type=int, default=1234, help="style seed of the test items")
+    transfer.add_argument("--num-songs", type=int, default=96, help="songs of the synthetic corpus (its test split is used)")
+    transfer.add_argument("--device", default=None)
+    transfer.add_argument("--json", type=Path, default=None, help="also write every mean score to this JSON file")
+    transfer.set_defaults(func=run_transfer)
+
+
+def run_transfer(args: argparse.Namespace) -> int:
+    from mixrep.eval.transfer import TransferEvaluation, format_transfer_table
+    from mixrep.files import atomic_write_text
+    from mixrep.transfer import StyleTransfer
+
+    transfer = StyleTransfer.from_checkpoint(args.head, device=args.device)
+    scores = TransferEvaluation(transfer, items=args.items, refine_steps=args.refine_steps, fit_steps=args.fit_steps,
+                                bank_items=args.bank_items, seed=args.seed, num_songs=args.num_songs).run()
+    print(format_transfer_table(scores))
+    if args.json is not None:
+        atomic_write_text(args.json, json.dumps(scores.to_dict(), indent=1))
+    return 0
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ class MixrepCLI(LightningCLI):
     """LightningCLI with linked front-end arguments and mixed precision on GPUs."""
 
     def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--task", default="style", help="which training this config is for (see config_task)")
         for name in LINKED:
             parser.link_arguments(f"data.{name}", f"model.{name}")
         # Always-on callbacks, each configurable from YAML under its own key.
@@ -149,7 +150,47 @@ def _plain(value):
     return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
-def main(args: list[str] | None = None) -> MixrepCLI:
+TASKS = ("style", "regression")
+
+
+def config_task(args: list[str]) -> str:
+    """The ``task`` of a training command line: ``--task`` if given, else the top-level ``task`` key
+    of its last ``--config`` file that has one, else ``"style"`` (the encoder).
+
+    Raises:
+        MixrepError: an unknown task, or a config file that cannot be read.
+    """
+    import yaml
+
+    task = "style"
+    for i, arg in enumerate(args):
+        value = None
+        if arg in ("--config", "-c") and i + 1 < len(args):
+            path = Path(args[i + 1])
+            try:
+                data = yaml.safe_load(path.read_text()) if path.is_file() else None
+            except (OSError, yaml.YAMLError) as e:
+                raise MixrepError(f"cannot read config {path}: {e}") from e
+            value = data.get("task") if isinstance(data, dict) else None
+        elif arg.startswith("--config="):
+            return config_task(["--config", arg.split("=", 1)[1], *args[i + 1:]])
+        elif arg == "--task" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--task="):
+            value = arg.split("=", 1)[1]
+        if value is not None:
+            task = str(value)
+    if task not in TASKS:
+        raise MixrepError(f"unknown training task {task!r}; use one of {', '.join(TASKS)}")
+    return task
+
+
+def main(args: list[str] | None = None) -> LightningCLI:
+    """Train the style encoder, or the Stage 2 head for a config with ``task: regression``."""
+    if config_task(sys.argv[1:] if args is None else args) == "regression":
+        from mixrep.training.regression_cli import main as regression_main
+
+        return regression_main(args)
     return MixrepCLI(ContrastiveStyleModule, TripletDataModule, seed_everything_default=0,
                      save_config_kwargs={"overwrite": True}, args=args)
 

@@ -1,0 +1,257 @@
+"""Style transfer: mix raw tracks like a reference (the Python API of ``mixrep mix``).
+
+    >>> from mixrep.transfer import StyleTransfer
+    >>> transfer = StyleTransfer.from_checkpoint("outputs/regression/.../last.ckpt")
+    >>> result = transfer.mix(tracks, reference_stems, names=["kick", "bass", "vox"])
+    >>> result.mix, result.report                     # (2, samples) at the reference's loudness
+
+Steps: the tracks are resampled to the console's rate, upmixed if mono, and level-aligned (each to
+-20 dBFS RMS, as in training); the reference stems are embedded by the style encoder the head was
+trained with (mean of clip embeddings); the head predicts every strip's and bus's parameters; with
+``refine_steps`` those parameters are then optimised so that the rendered mix's style embedding
+moves towards the reference's (plus audio-feature terms), through the differentiable front end;
+the whole song is rendered in exact chunks and set to the reference's loudness.
+
+Shape:
+    tracks ``(tracks, 2, samples)`` (or ``(tracks, samples)`` mono); reference stems
+    ``(4, 2, samples)``; the mix ``(2, samples)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchaudio
+from torch import Tensor
+
+from mixrep.api import StyleEncoder, aggregate_clips, load_checkpoint
+from mixrep.audio.style_space import integrated_loudness
+from mixrep.console import ConsoleBatch, MixingConsole
+from mixrep.console.audio_features import AudioFeatureLoss
+from mixrep.console.strips import group_outputs
+from mixrep.constants import MIN_EMBED_SECONDS, STEMS
+from mixrep.data.transfer import align_track_levels, stem_groups
+from mixrep.devices import resolve_device
+from mixrep.errors import CheckpointError
+from mixrep.transfer.checkpoint import HeadCheckpoint, read_head
+from mixrep.transfer.report import physical_report
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TransferResult:
+    """What :meth:`StyleTransfer.mix` returns.
+
+    Attributes:
+        mix: ``(2, samples)`` float32 at the reference's integrated loudness, at ``sample_rate``.
+        console: the console with the final parameters (``console.save_json`` writes them).
+        report: the parameters in physical units (:func:`~mixrep.transfer.report.physical_report`).
+        sample_rate: Hz of ``mix``.
+        refine_losses: the refinement objective per step (empty without refinement).
+    """
+
+    mix: np.ndarray
+    console: MixingConsole
+    report: dict
+    sample_rate: int
+    refine_losses: list[float] = field(default_factory=list)
+
+
+def prepare_tracks(tracks, sample_rate: int, target_rate: int) -> Tensor:
+    """Checked, upmixed, resampled tracks ``(K, 2, samples)`` float32 (not level-aligned).
+
+    Raises:
+        ValueError: no tracks, a bad shape, or non-finite samples.
+    """
+    tracks = torch.as_tensor(np.asarray(tracks, dtype=np.float32) if not isinstance(tracks, Tensor) else tracks).float()
+    if tracks.ndim == 2:
+        tracks = tracks[:, None]
+    if tracks.ndim != 3 or tracks.shape[0] == 0 or tracks.shape[1] not in (1, 2):
+        raise ValueError(f"tracks must be (tracks >= 1, 2 or 1 channels, samples), got shape {tuple(tracks.shape)}")
+    if not bool(torch.isfinite(tracks).all()):
+        raise ValueError("tracks contain NaN or infinite samples")
+    if tracks.shape[1] == 1:
+        tracks = tracks.expand(-1, 2, -1).contiguous()  # mono tracks are centred: L = R
+    if sample_rate != target_rate:
+        tracks = torchaudio.functional.resample(tracks, sample_rate, target_rate)
+    return tracks
+
+
+class StyleTransfer:
+    """A trained regression head with its style encoder and console.
+
+    Args:
+        checkpoint: the head (:func:`~mixrep.transfer.checkpoint.read_head`).
+        encoder: the style encoder it was trained against.
+        device: where to run (``None``/``"auto"``: a GPU when present).
+    """
+
+    def __init__(self, checkpoint: HeadCheckpoint, encoder: StyleEncoder, device=None) -> None:
+        self.device = resolve_device(device)
+        self.spec = checkpoint.console
+        self.head = checkpoint.head.to(self.device).eval()
+        self.encoder = encoder
+        self.processors = {k: v.to(self.device) for k, v in self.spec.processors().items()}
+        self.track_layout, self.group_layout = self.spec.layouts(self.processors)
+        self.sample_rate = self.spec.sample_rate
+        if encoder.sample_rate != self.sample_rate:
+            raise CheckpointError(f"the encoder runs at {encoder.sample_rate} Hz, the head's console at "
+                                  f"{self.sample_rate} Hz")
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device=None, encoder_checkpoint: str | Path | None = None) -> StyleTransfer:
+        """Load a head checkpoint; its own embedded encoder is used unless ``encoder_checkpoint`` is given.
+
+        Raises:
+            CheckpointError: not a head checkpoint, corrupt, or ``encoder_checkpoint`` holds another
+                encoder than the one the head was trained against.
+        """
+        loaded = load_checkpoint(path)
+        head = read_head(loaded, str(path))
+        if encoder_checkpoint is None:
+            encoder = StyleEncoder.from_loaded(loaded, path, device=device)
+        else:
+            encoder = StyleEncoder.from_checkpoint(encoder_checkpoint, device=device)
+            expected = head.trained_against_encoder if not head.finetuned_encoder else None
+            if expected is not None and encoder.model_hash != expected:
+                raise CheckpointError(
+                    f"the head {path} was trained against encoder {expected}, but {encoder_checkpoint} holds encoder "
+                    f"{encoder.model_hash}; use that encoder (or leave --encoder out: the head carries its own)")
+        return cls(head, encoder, device)
+
+    # ------------------------------------------------------------------ pieces
+    def reference_embedding(self, reference_stems, sample_rate: int, max_clips: int = 8) -> Tensor:
+        """The head's reference vector ``(reference_dim,)`` of reference stems ``(4, 2, samples)``:
+        the normalised mean of up to ``max_clips`` clip embeddings, followed (for heads trained with
+        reference features) by the clips' mean front-end mix features.
+
+        Raises:
+            ValueError: not four stereo stems, or shorter than the encoder's minimum.
+        """
+        stems = torch.as_tensor(np.asarray(reference_stems, dtype=np.float32))
+        if stems.ndim != 3 or stems.shape[:2] != (len(STEMS), 2):
+            raise ValueError(f"reference stems must be ({len(STEMS)}, 2, samples) in the order {', '.join(STEMS)}, "
+                             f"got {tuple(stems.shape)}")
+        seconds = stems.shape[-1] / sample_rate
+        if seconds < MIN_EMBED_SECONDS:
+            raise ValueError(f"the reference lasts {seconds:.2f} s; the encoder needs at least {MIN_EMBED_SECONDS} s")
+        clip = min(self.encoder.clip_seconds, seconds)
+        starts = self.encoder.clip_offsets(seconds, max_clips)
+        clips = np.stack([stems[..., int(s * sample_rate): int(s * sample_rate) + int(clip * sample_rate)].numpy()
+                          for s in starts])
+        embedding = torch.from_numpy(aggregate_clips(self.encoder.embed_stems(clips, sample_rate))).to(self.device)
+        if not self.head.config.reference_features:
+            return embedding
+        features = torch.from_numpy(self.encoder.mix_features(clips, sample_rate).mean(0))
+        return torch.cat([embedding, features.to(self.device)])
+
+    @torch.no_grad()
+    def predict(self, tracks: Tensor, names: list[str], stems: list[str], embedding: Tensor) -> MixingConsole:
+        """The console with predicted parameters for level-aligned ``tracks`` ``(K, 2, samples)``."""
+        graph = self.spec.graph(names, stems)
+        groups = torch.tensor([[STEMS.index(s) for s in stems]], device=self.device)
+        mask = torch.ones(1, len(names), dtype=torch.bool, device=self.device)
+        out = self.head(tracks[None].to(self.device), mask, groups, embedding[None].to(self.device))
+        params = ConsoleBatch([graph]).params_from_strips(
+            self.track_layout.unflatten(out.track_rows), self.group_layout.unflatten(out.group_rows), mask,
+            out.group_mask)
+        return MixingConsole(graph, self.processors, params).to(self.device)
+
+    def render_stems(self, console: MixingConsole, tracks: Tensor, stems: list[str]) -> Tensor:
+        """The console's stem buses ``(4, 2, samples)`` (STEMS order, zeros for absent classes), differentiable."""
+        nodes = console.render_graph(tracks, keep_nodes=True).node_outputs
+        present = group_outputs(console.graph, nodes)
+        out = tracks.new_zeros((len(STEMS), 2, tracks.shape[-1]))
+        index = torch.tensor([STEMS.index(s) for s in stem_groups(console.track_names, stems)], device=tracks.device)
+        return out.index_copy(0, index, present)
+
+    def refine(self, console: MixingConsole, tracks: Tensor, stems: list[str], embedding: Tensor,
+               reference_stems: Tensor, steps: int, lr: float = 0.01, feature_weight: float = 0.1,
+               seed: int = 0) -> list[float]:
+        """Optimise ``console``'s parameters in place for ``steps`` steps; returns the objective per step.
+
+        Objective on a random clip per step: ``1 - cos(embed(rendered stems), embedding)`` plus
+        ``feature_weight`` x the audio-feature distance (:class:`AudioFeatureLoss`) between the
+        rendered mix and a clip of the reference, both RMS-normalised. Gradients reach the
+        parameters through the console, the front end and the (frozen) encoder.
+        """
+        if steps <= 0:
+            return []
+        generator = torch.Generator().manual_seed(seed)
+        clip = min(tracks.shape[-1], reference_stems.shape[-1], int(self.encoder.clip_seconds * self.sample_rate))
+        features = AudioFeatureLoss(self.sample_rate).to(self.device)
+        optimizer = torch.optim.Adam(console.parameters(), lr=lr)
+        target = embedding[: self.encoder.embedding_dim].to(self.device)
+        ref_mix = reference_stems.sum(0).to(self.device)
+        losses = []
+        for _ in range(steps):
+            a = int(torch.randint(0, tracks.shape[-1] - clip + 1, (1,), generator=generator))
+            b = int(torch.randint(0, ref_mix.shape[-1] - clip + 1, (1,), generator=generator))
+            rendered = self.render_stems(console, tracks[..., a: a + clip], stems)
+            scale = ref_mix[..., b: b + clip].pow(2).mean().add(1e-12).sqrt() / rendered.sum(0).pow(2).mean().add(1e-12).sqrt()
+            rendered = rendered * scale
+            mel, feats = self.encoder.frontend(rendered[None])
+            estimate = torch.nn.functional.normalize(self.encoder.model.embed(mel, feats), dim=-1)[0]
+            loss = 1.0 - (estimate * target).sum()
+            if feature_weight > 0:
+                loss = loss + feature_weight * features(rendered.sum(0)[None], ref_mix[None, :, b: b + clip])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            console.project_()
+            losses.append(float(loss.detach()))
+        return losses
+
+    # ------------------------------------------------------------------ the whole job
+    def mix(self, tracks, reference_stems, names: list[str] | None = None, stems: list[str] | None = None,
+            sample_rate: int | None = None, reference_sample_rate: int | None = None, refine_steps: int = 0,
+            refine_lr: float = 0.01) -> TransferResult:
+        """Mix ``tracks`` in the style of ``reference_stems`` (see the module docstring).
+
+        Args:
+            tracks: ``(K, 2, samples)`` or mono ``(K, samples)`` raw tracks.
+            reference_stems: ``(4, 2, samples)`` the reference's stems (drums, bass, other, vocals).
+            names: one name per track (default ``track1``...); stems: stem class per track
+                (default ``other``).
+            sample_rate, reference_sample_rate: Hz of the inputs (default: the console's rate).
+            refine_steps: inference-time optimisation steps after the prediction.
+
+        Raises:
+            ValueError: no tracks, names/stems that do not match the tracks, bad shapes, a
+                reference shorter than the encoder's minimum.
+        """
+        rate = sample_rate or self.sample_rate
+        raw = prepare_tracks(tracks, rate, self.sample_rate)
+        k = raw.shape[0]
+        names = list(names) if names is not None else [f"track{i + 1}" for i in range(k)]
+        stems = list(stems) if stems is not None else ["other"] * k
+        if len(names) != k or len(stems) != k:
+            raise ValueError(f"{k} tracks but {len(names)} names and {len(stems)} stem classes")
+        bad = [s for s in stems if s not in STEMS]
+        if bad:
+            raise ValueError(f"unknown stem classes {bad}; use {', '.join(STEMS)}")
+        aligned = align_track_levels(raw).to(self.device)
+        silent = [n for n, t in zip(names, aligned) if float(t.abs().max()) == 0.0]
+        if silent:
+            log.warning("silent tracks %s: their strips are predicted but change nothing", silent)
+        ref_rate = reference_sample_rate or self.sample_rate
+        reference = torch.as_tensor(np.asarray(reference_stems, dtype=np.float32))
+        if reference.ndim != 3 or reference.shape[:2] != (len(STEMS), 2):
+            raise ValueError(f"reference stems must be ({len(STEMS)}, 2, samples), got {tuple(reference.shape)}")
+        if ref_rate != self.sample_rate:
+            reference = torchaudio.functional.resample(reference, ref_rate, self.sample_rate)
+        embedding = self.reference_embedding(reference, self.sample_rate)
+        console = self.predict(aligned, names, stems, embedding)
+        losses = self.refine(console, aligned, stems, embedding, reference.to(self.device), refine_steps, refine_lr)
+        mixed = console.render_long(aligned).cpu().numpy()
+        target_lufs = integrated_loudness(reference.sum(0).numpy(), self.sample_rate)
+        loudness = integrated_loudness(mixed, self.sample_rate)
+        if math.isfinite(target_lufs) and math.isfinite(loudness):
+            mixed = mixed * np.float32(10.0 ** ((target_lufs - loudness) / 20.0))
+        return TransferResult(mixed.astype(np.float32), console, physical_report(console), self.sample_rate, losses)

@@ -1,0 +1,166 @@
+"""Stage 2 end to end: the regression config trains, `mixrep mix` mixes, bad input is refused."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mixrep.api import StyleEncoder, load_checkpoint
+from mixrep.audio.io import read_audio, write_audio
+from mixrep.audio.style_space import integrated_loudness
+from mixrep.cli import main as mixrep_main
+from mixrep.errors import CheckpointError, DatasetError
+from mixrep.training.cli import config_task
+from mixrep.transfer import StyleTransfer
+
+SR = 22050
+
+
+def tone(seconds: float, hz: float, seed: int, stereo: bool = True) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    x = 0.2 * np.sin(2 * np.pi * hz * t) * (1 + np.sin(2 * np.pi * 2 * t)) + 0.02 * rng.standard_normal(t.size)
+    x = x.astype(np.float32)
+    return np.stack([x, 0.8 * x]) if stereo else x[None]
+
+
+@pytest.fixture()
+def song(tmp_path):
+    tracks = tmp_path / "song"
+    tracks.mkdir()
+    write_audio(tracks / "kick.wav", tone(3.0, 60, 0), SR)
+    write_audio(tracks / "bass.wav", tone(3.0, 110, 1, stereo=False), SR)  # mono: centred
+    write_audio(tracks / "vox.wav", np.zeros((2, 3 * SR), np.float32), SR)  # silent
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    for i, stem in enumerate(("drums", "bass", "other", "vocals")):
+        write_audio(reference / f"{stem}.wav", tone(2.5, 80 * (i + 1), 10 + i) * (0.5 + 0.2 * i), SR)
+    return tracks, reference
+
+
+def test_the_regression_config_is_dispatched_by_its_task(repo_root):
+    assert config_task(["fit", "--config", str(repo_root / "configs/regression.yaml")]) == "regression"
+    assert config_task(["fit", "--config", str(repo_root / "configs/demo.yaml")]) == "style"
+    assert config_task(["fit", "--config", str(repo_root / "configs/regression.yaml"), "--task", "style"]) == "style"
+
+
+def test_head_checkpoint_describes_itself_and_carries_its_encoder(tiny_head, tiny_checkpoint):
+    checkpoint = load_checkpoint(tiny_head)
+    meta = checkpoint["mixrep_head"]
+    assert meta["kind"] == "mixrep.regression_head"
+    encoder = StyleEncoder.from_checkpoint(tiny_checkpoint)
+    assert meta["trained_against_encoder"] == encoder.model_hash
+    assert StyleEncoder.from_checkpoint(tiny_head).model_hash == encoder.model_hash  # the embedded copy
+    transfer = StyleTransfer.from_checkpoint(tiny_head, encoder_checkpoint=tiny_checkpoint)
+    assert transfer.spec.chain == "egd" and transfer.sample_rate == SR
+
+
+def test_mix_cli_writes_the_mix_settings_and_figure(tiny_head, song, tmp_path):
+    tracks, reference = song
+    out = tmp_path / "out" / "mix.wav"
+    rc = mixrep_main(["mix", "--tracks", str(tracks), "--reference-stems", str(reference), "--head", str(tiny_head),
+                      "--out", str(out), "--refine-steps", "2"])
+    assert rc == 0
+    mix = read_audio(out, SR)
+    assert mix.shape == (2, 3 * SR) and np.isfinite(mix).all()
+    ref = sum(read_audio(reference / f"{s}.wav", SR) for s in ("drums", "bass", "other", "vocals"))
+    assert abs(integrated_loudness(mix, SR) - integrated_loudness(ref, SR)) < 0.5  # at the reference's loudness
+    settings = json.loads(out.with_suffix(".json").read_text())
+    assert settings["stems"] == ["bass", "drums", "vocals"]  # from the names: bass, kick, vox
+    assert len(settings["refine_losses"]) == 2
+    for strip in settings["tracks"].values():
+        assert math.isfinite(strip["gain_pan"]["gain_db"]) and -1 <= strip["gain_pan"]["pan"] <= 1
+        assert set(strip["eq"]["curve_db"]) >= {"60_hz", "1000_hz"}
+        assert "delay_ms" in strip["delay"]
+    assert out.with_suffix(".png").stat().st_size > 10_000
+
+
+def test_groups_file_sets_stem_classes_and_must_name_existing_tracks(tiny_head, song, tmp_path):
+    tracks, reference = song
+    groups = tmp_path / "groups.json"
+    groups.write_text(json.dumps({"vox": "other"}))
+    out = tmp_path / "mix.wav"
+    assert mixrep_main(["mix", "--tracks", str(tracks), "--reference-stems", str(reference), "--head", str(tiny_head),
+                        "--out", str(out), "--groups", str(groups)]) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["stems"] == ["bass", "drums", "other"]
+    groups.write_text(json.dumps({"guitar": "other"}))
+    from mixrep.transfer.cli import read_track_folder
+
+    with pytest.raises(DatasetError, match="guitar"):
+        read_track_folder(tracks, SR, groups)
+
+
+def test_bad_inputs_get_clear_errors(tiny_head, tiny_checkpoint, style_checkpoint, tmp_path):
+    with pytest.raises(CheckpointError, match="not a mixrep regression-head"):
+        StyleTransfer.from_checkpoint(tiny_checkpoint)
+    with pytest.raises(CheckpointError, match="trained against encoder"):
+        StyleTransfer.from_checkpoint(tiny_head, encoder_checkpoint=style_checkpoint)
+    transfer = StyleTransfer.from_checkpoint(tiny_head)
+    raw = np.stack([tone(2.0, 100, 0), tone(2.0, 200, 1)])
+    stems = np.stack([tone(2.0, 100 * (i + 1), i) for i in range(4)])
+    with pytest.raises(ValueError, match="at least"):
+        transfer.mix(raw, stems[..., : SR // 2])
+    with pytest.raises(ValueError, match="tracks must be"):
+        transfer.mix(np.zeros((0, 2, SR)), stems)
+    nan = raw.copy()
+    nan[0, 0, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        transfer.mix(nan, stems)
+    with pytest.raises(ValueError, match="2 tracks but 3 names"):
+        transfer.mix(raw, stems, names=["a", "b", "c"])
+    uneven = tmp_path / "uneven"
+    uneven.mkdir()
+    write_audio(uneven / "kick.wav", tone(3.0, 60, 0), SR)
+    write_audio(uneven / "bass.wav", tone(2.0, 110, 1), SR)
+    from mixrep.transfer.cli import read_track_folder
+
+    with pytest.raises(DatasetError, match="differ in length"):
+        read_track_folder(uneven, SR, None)
+
+
+def test_predictions_are_finite_over_many_random_draws_with_silent_tracks(tiny_head):
+    transfer = StyleTransfer.from_checkpoint(tiny_head)
+    rng = np.random.default_rng(0)
+    for draw in range(6):
+        k = int(rng.integers(1, 9))
+        raw = rng.standard_normal((k, 2, SR)).astype(np.float32) * rng.uniform(0, 3, (k, 1, 1)).astype(np.float32)
+        raw[rng.random(k) < 0.3] = 0.0
+        stems = rng.standard_normal((4, 2, int(1.5 * SR))).astype(np.float32) * 0.1
+        result = transfer.mix(raw, stems, stems=list(rng.choice(["drums", "bass", "other", "vocals"], k)))
+        assert np.isfinite(result.mix).all()
+        for strip in result.report["tracks"].values():
+            assert all(math.isfinite(v) for proc in strip.values() for v in _numbers(proc))
+
+
+def _numbers(entry):
+    for value in entry.values():
+        if isinstance(value, dict):
+            yield from value.values()
+        else:
+            yield value
+
+
+def test_training_loss_decreases_on_a_tiny_overfit_run(tiny_checkpoint):
+    from mixrep.data.transfer import ConsoleSpec, TransferDataset, collate_transfer
+    from mixrep.training.regression import RegressionModule
+
+    torch.manual_seed(0)
+    module = RegressionModule(str(tiny_checkpoint), chain="eg", group_chain="g",
+                              processor_options={"eq": {"bins": 64}}, n_mels=16, channels=(4, 8), track_dim=16,
+                              hidden=32, basis_size=4)
+    spec = ConsoleSpec(SR, "eg", "g", {"eq": {"bins": 64}})
+    data = TransferDataset(spec, "val", 4, num_songs=20, song_seconds=4, clip_seconds=1.5, pedalboard_fraction=0.25)
+    batch = collate_transfer([data[i] for i in range(4)])
+    optimizer = torch.optim.Adam(module.head.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(25):
+        loss = module.losses(batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.8 * losses[0], losses
