@@ -20,7 +20,8 @@ run records its wall time, steps, steps/s, the data-wait share and the load aver
 (sampled every 10 s), since the CPU may be shared.
 
 Run: ``python benchmarks/cross_domain.py [--corpora synth soundfont both] [--seeds 0 1 2]
-[--out outputs/cross_domain] [--extra "--model.temperature 0.2"]``.
+[--out outputs/cross_domain] [--extra "--model.temperature 0.2"]``; ``--table-only`` prints the table of
+the finished runs and starts none.
 """
 
 from __future__ import annotations
@@ -171,11 +172,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--styles", type=int, default=8, help="styles per evaluation domain")
     parser.add_argument("--corpus-dir", default="outputs/corpora")
     parser.add_argument("--nice", type=int, default=10)
+    parser.add_argument("--table-only", action="store_true",
+                        help="summarise the finished runs under --out; start none (missing ones are listed)")
     args = parser.parse_args(argv)
     os.chdir(REPO)
     results = []
     for corpus in args.corpora:
         for seed in args.seeds:
+            result_path = Path(args.out) / f"{corpus}-seed{seed}" / "result.json"
+            if args.table_only:
+                if result_path.is_file():
+                    results.append(json.loads(result_path.read_text()))
+                else:
+                    print(f"{corpus} seed {seed}: not run (no {result_path})")
+                continue
             result = run_one(corpus, seed, args)
             held = next((d for d in result["domains"] if d["domain"] != "synth"), None)
             print(f"{corpus} seed {seed}: {result['train_wall_seconds']:.0f} s, synth mAP "
@@ -183,6 +193,8 @@ def main(argv: list[str] | None = None) -> None:
                   + (f", held-out mAP {held['scores']['trained']['map']:.3f}" if held else ""), flush=True)
             results.append(result)
     print()
+    if not results:
+        raise SystemExit(f"no finished runs under {args.out}")
     print(summarise(results))
 
 

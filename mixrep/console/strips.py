@@ -118,6 +118,16 @@ class StripLayout:
         return [e.to_dict() for e in self.entries]
 
 
+def strip_nodes(graph: MixingGraph) -> dict[str, list[dict[str, int]]]:
+    """Per kind (``"track"``, ``"group"``), per strip in input / mix-node order: ``{processor type: node id}``."""
+    out: dict[str, list[dict[str, int]]] = {TRACK: [{} for _ in graph.nodes_of_type("input")],
+                                            GROUP: [{} for _ in graph.nodes_of_type("mix")]}
+    for v, owner in enumerate(strip_of_nodes(graph)):
+        if owner is not None:
+            out[owner[0]][owner[1]][graph.node_types[v]] = v
+    return out
+
+
 def strip_rows(graph: MixingGraph, params: Params, track_layout: StripLayout,
                group_layout: StripLayout | None) -> tuple[Tensor, Tensor | None]:
     """A console's parameters as strip rows: ``(tracks, track_size)`` and ``(groups, group_size)``.
@@ -127,28 +137,54 @@ def strip_rows(graph: MixingGraph, params: Params, track_layout: StripLayout,
     Raises:
         ValueError: a strip whose processors differ from the layout's chain.
     """
-    owners = strip_of_nodes(graph)
     ranks = graph.type_rank()
-    counts = {TRACK: len(graph.nodes_of_type("input")), GROUP: len(graph.nodes_of_type("mix"))}
+    strips = strip_nodes(graph)
+    out: dict[str, Tensor | None] = {}
+    for kind, layout in ((TRACK, track_layout), (GROUP, group_layout)):
+        rows = []
+        for i, nodes in enumerate(strips[kind] if layout is not None else []):
+            missing = [t for t in layout.types if t not in nodes]
+            if missing:
+                raise ValueError(f"{kind} strip {i} lacks {missing} of chain {layout.chain!r}")
+            rows.append(torch.cat([params[e.node_type][e.name][ranks[nodes[e.node_type]]].reshape(e.size)
+                                   for e in layout.entries]))
+        out[kind] = torch.stack(rows) if rows else None
+    return out[TRACK], out[GROUP]
+
+
+def strip_keep(graph: MixingGraph, track_layout: StripLayout, group_layout: StripLayout | None
+               ) -> tuple[Tensor, Tensor | None]:
+    """Which processors of every strip are active (``graph.mask`` > 0): ``(tracks, track types)``
+    and ``(groups, group types)`` floats in the layouts' type order (a graph-prediction target)."""
+    strips = strip_nodes(graph)
     out: dict[str, Tensor | None] = {}
     for kind, layout in ((TRACK, track_layout), (GROUP, group_layout)):
         if layout is None:
             out[kind] = None
             continue
-        nodes: dict[tuple[int, str], int] = {}
-        for v, owner in enumerate(owners):
-            if owner is not None and owner[0] == kind:
-                nodes[(owner[1], graph.node_types[v])] = v
-        rows = []
-        for i in range(counts[kind]):
-            missing = [t for t in layout.types if (i, t) not in nodes]
-            if missing:
-                raise ValueError(f"{kind} strip {i} lacks {missing} of chain {layout.chain!r}")
-            parts = [params[e.node_type][e.name][ranks[nodes[(i, e.node_type)]]].reshape(e.size)
-                     for e in layout.entries]
-            rows.append(torch.cat(parts))
-        out[kind] = torch.stack(rows) if rows else None
+        keep = torch.zeros(len(strips[kind]), len(layout.types))
+        for i, nodes in enumerate(strips[kind]):
+            for j, t in enumerate(layout.types):
+                if t in nodes:
+                    keep[i, j] = float(graph.mask[nodes[t]] > 0)
+        out[kind] = keep
     return out[TRACK], out[GROUP]
+
+
+def mask_from_keep(graph: MixingGraph, track_keep: Tensor, group_keep: Tensor | None, track_layout: StripLayout,
+                   group_layout: StripLayout | None) -> Tensor:
+    """Inverse of :func:`strip_keep`: the ``(V,)`` node mask of per-strip keep rows (``(tracks,
+    types)``, ``(groups, types)`` for the graph's groups in mix-node order); aux nodes stay 1."""
+    mask = torch.ones(graph.num_nodes)
+    strips = strip_nodes(graph)
+    for kind, rows, layout in ((TRACK, track_keep, track_layout), (GROUP, group_keep, group_layout)):
+        if rows is None or layout is None:
+            continue
+        for i, nodes in enumerate(strips[kind]):
+            for t, v in nodes.items():
+                if t in layout.types:
+                    mask[v] = float(rows[i, layout.types.index(t)] > 0.5)
+    return mask
 
 
 def group_outputs(graph: MixingGraph, node_outputs: Tensor) -> Tensor:

@@ -35,9 +35,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from mixrep.audio.style_space import MixStyleConfig, integrated_loudness, render_mix, sample_mix_style
-from mixrep.console import MixingConsole, MusicalPrior, make_processors, sample_parameters
+from mixrep.console import MixingConsole, MusicalPrior, make_processors, sample_mask, sample_parameters
 from mixrep.console.graph import MixingGraph, build_console
-from mixrep.console.strips import StripLayout, group_outputs, strip_rows
+from mixrep.console.strips import StripLayout, group_outputs, strip_keep, strip_rows
 from mixrep.constants import STEMS
 from mixrep.data.synthetic import TRACKS, SynthConfig, SyntheticCorpus, split_for_index
 
@@ -119,7 +119,9 @@ class TransferDataset(Dataset):
         clip_seconds: crop length.
         pedalboard_fraction: share of items with a pedalboard reference.
         min_tracks: fewest tracks an item keeps.
-        prior: console-parameter prior overrides (fields of :class:`MusicalPrior`).
+        prior: console-parameter prior overrides (fields of :class:`MusicalPrior`); its
+            ``active_probability`` (per processor type) draws sparse graphs, the ground truth of
+            graph prediction.
         style_space: mixing-style space overrides (:meth:`MixStyleConfig.from_dict`).
         seed: item seed.
     """
@@ -177,11 +179,14 @@ class TransferDataset(Dataset):
         groups = torch.tensor([STEMS.index(s) for s in stems])
         track_theta = torch.zeros(k, self.track_layout.size)
         group_theta = torch.zeros(len(STEMS), self.group_layout.size)
+        track_keep = torch.ones(k, len(self.track_layout.types))
+        group_keep = torch.ones(len(STEMS), len(self.group_layout.types))
         if kind == "console":
             graph = self.console.graph(names, stems)
             generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
             theta = sample_parameters(graph, self.processors, self.prior, generator)
             console = MixingConsole(graph, self.processors, theta)
+            console.set_mask(sample_mask(graph, self.prior, generator))  # sparse graphs: prior.active_probability
             with torch.no_grad():
                 target = console.render(torch.from_numpy(x_tracks))
                 nodes = console.render_graph(torch.from_numpy(y_tracks), keep_nodes=True).node_outputs
@@ -192,8 +197,10 @@ class TransferDataset(Dataset):
                 reference[STEMS.index(s)] = present[i]
             rows, bus_rows = strip_rows(graph, theta, self.track_layout, self.group_layout)
             track_theta = rows
+            track_keep, bus_keep = strip_keep(console.graph, self.track_layout, self.group_layout)
             for i, s in enumerate(present_classes):
                 group_theta[STEMS.index(s)] = bus_rows[i]
+                group_keep[STEMS.index(s)] = bus_keep[i]
         else:
             style = sample_mix_style(self.style_space, rng, names=list(names) + list(STEMS))
             target = torch.from_numpy(render_mix(x_tracks, style, sr, names, stems).sum(0))
@@ -202,6 +209,7 @@ class TransferDataset(Dataset):
             "tracks": torch.from_numpy(x_tracks), "groups": groups, "names": names, "stems": stems,
             "target": target.float(), "reference": torch.from_numpy(normalise_loudness(reference, sr)),
             "track_theta": track_theta.float(), "group_theta": group_theta.float(),
+            "track_keep": track_keep, "group_keep": group_keep,
             "has_theta": kind == "console", "kind": kind,
         }
 
@@ -214,6 +222,8 @@ class TransferBatch:
         tracks: ``(B, K_max, 2, samples)``; track_mask, groups: ``(B, K_max)``.
         target: ``(B, 2, samples)``; reference: ``(B, 4, 2, samples)``.
         track_theta: ``(B, K_max, track_size)``; group_theta: ``(B, 4, group_size)``.
+        track_keep: ``(B, K_max, track types)``, group_keep: ``(B, 4, group types)``: 1 where the
+            processor was active in the graph that rendered the target (all 1 without ground truth).
         has_theta: ``(B,)`` bool (console references); kinds, names, stems: per song.
     """
 
@@ -224,6 +234,8 @@ class TransferBatch:
     reference: Tensor
     track_theta: Tensor
     group_theta: Tensor
+    track_keep: Tensor
+    group_keep: Tensor
     has_theta: Tensor
     kinds: list[str]
     names: list[list[str]]
@@ -242,12 +254,15 @@ def collate_transfer(items: list[dict]) -> TransferBatch:
     mask = torch.zeros(b, k_max, dtype=torch.bool)
     groups = torch.zeros(b, k_max, dtype=torch.long)
     theta = torch.zeros(b, k_max, items[0]["track_theta"].shape[-1])
+    keep = torch.zeros(b, k_max, items[0]["track_keep"].shape[-1])
     for i, it in enumerate(items):
         k = len(it["names"])
-        tracks[i, :k], mask[i, :k], groups[i, :k], theta[i, :k] = it["tracks"], True, it["groups"], it["track_theta"]
+        tracks[i, :k], mask[i, :k], groups[i, :k] = it["tracks"], True, it["groups"]
+        theta[i, :k], keep[i, :k] = it["track_theta"], it["track_keep"]
     return TransferBatch(
         tracks, mask, groups, torch.stack([it["target"] for it in items]), torch.stack([it["reference"] for it in items]),
-        theta, torch.stack([it["group_theta"] for it in items]), torch.tensor([it["has_theta"] for it in items]),
+        theta, torch.stack([it["group_theta"] for it in items]), keep, torch.stack([it["group_keep"] for it in items]),
+        torch.tensor([it["has_theta"] for it in items]),
         [it["kind"] for it in items], [it["names"] for it in items], [it["stems"] for it in items])
 
 

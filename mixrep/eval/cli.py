@@ -46,24 +46,31 @@ def register_transfer(subparsers: argparse._SubParsersAction) -> None:
     transfer.add_argument("--refine-steps", type=int, default=20)
     transfer.add_argument("--fit-steps", type=int, default=150, help="steps of the upper-bound fit (0 skips it)")
     transfer.add_argument("--bank-items", type=int, default=64, help="training references of the retrieval baseline")
+    transfer.add_argument("--prune-items", type=int, default=0,
+                          help="console items on which the pruning search also runs (vs the predicted sparse graph)")
     transfer.add_argument("--seed", type=int, default=1234, help="style seed of the test items")
-    transfer.add_argument("--num-songs", type=int, default=96, help="songs of the synthetic corpus (its test split is used)")
+    transfer.add_argument("--num-songs", type=int, default=None,
+                          help="songs of the synthetic corpus (its test split is used; default: the head's training corpus)")
     transfer.add_argument("--device", default=None)
     transfer.add_argument("--json", type=Path, default=None, help="also write every mean score to this JSON file")
     transfer.set_defaults(func=run_transfer)
 
 
 def run_transfer(args: argparse.Namespace) -> int:
-    from mixrep.eval.transfer import TransferEvaluation, format_transfer_table
+    from mixrep.eval.transfer import TransferEvaluation, format_graph_table, format_transfer_table
     from mixrep.files import atomic_write_text
     from mixrep.transfer import StyleTransfer
 
     transfer = StyleTransfer.from_checkpoint(args.head, device=args.device)
-    scores = TransferEvaluation(transfer, items=args.items, refine_steps=args.refine_steps, fit_steps=args.fit_steps,
-                                bank_items=args.bank_items, seed=args.seed, num_songs=args.num_songs).run()
+    evaluation = TransferEvaluation(transfer, items=args.items, refine_steps=args.refine_steps, fit_steps=args.fit_steps,
+                                    bank_items=args.bank_items, seed=args.seed, num_songs=args.num_songs,
+                                    prune_items=args.prune_items)
+    scores = evaluation.run()
     print(format_transfer_table(scores))
+    print("\ngraph prediction (console references; gain/pan always kept):")
+    print(format_graph_table(evaluation.graphs))
     if args.json is not None:
-        atomic_write_text(args.json, json.dumps(scores.to_dict(), indent=1))
+        atomic_write_text(args.json, json.dumps({"scores": scores.to_dict(), "graphs": evaluation.graphs.table()}, indent=1))
     return 0
 
 

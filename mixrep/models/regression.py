@@ -29,6 +29,13 @@ import torchaudio
 from torch import Tensor, nn
 
 from mixrep.constants import STEMS
+from mixrep.frontend.features import compute_mix_features
+
+INTRINSIC = ("rms_db", "crest_db", "lufs", "band0_db", "band1_db", "band2_db", "band3_db", "band4_db", "band5_db",
+             "band6_db", "band7_db", "tilt_db_per_octave", "flatness_db", "ild_db", "lr_correlation", "mid_side_db")
+"""The front end's per-signal mix features (level, spectrum, stereo) that a track and a stem share."""
+FEATURE_SCALE = 0.1
+"""Scale of the relational inputs (mostly dB) before the MLPs."""
 
 LOG_FLOOR = 1e-8
 
@@ -52,6 +59,10 @@ class HeadConfig:
         basis_size: entries whose last axis is longer than twice this are predicted as that many
             coefficients of a smooth cosine basis along the axis (EQ curves, reverb spectra).
         groups: number of subgroup buses (the stem classes).
+        feature_names: names of the mix features appended to the reference embedding (the front
+            end's ``feature_names``), when ``reference_features`` > 0. Each strip then also sees
+            its stem's features in the reference, the same features of its own raw track, and
+            their difference (what level, EQ and stereo changes the reference implies).
     """
 
     track_entries: tuple[dict, ...]
@@ -67,11 +78,13 @@ class HeadConfig:
     hidden: int = 256
     basis_size: int = 12
     groups: int = len(STEMS)
+    feature_names: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["channels"] = list(self.channels)
+        data["feature_names"] = list(self.feature_names)
         data["track_entries"] = [dict(e) for e in self.track_entries]
         data["group_entries"] = [dict(e) for e in self.group_entries]
         return data
@@ -80,6 +93,7 @@ class HeadConfig:
     def from_dict(cls, data: dict) -> HeadConfig:
         data = dict(data)
         data["channels"] = tuple(data.get("channels", cls.channels))
+        data["feature_names"] = tuple(data.get("feature_names", ()))
         data["track_entries"] = tuple(dict(e) for e in data["track_entries"])
         data["group_entries"] = tuple(dict(e) for e in data["group_entries"])
         return cls(**data)
@@ -87,6 +101,11 @@ class HeadConfig:
     @staticmethod
     def row_size(entries: tuple[dict, ...]) -> int:
         return sum(math.prod(e["shape"]) for e in entries)
+
+    @staticmethod
+    def types(entries: tuple[dict, ...]) -> list[str]:
+        """Processor types of a strip, in chain order."""
+        return list(dict.fromkeys(e["node_type"] for e in entries))
 
 
 class HeadOutput(NamedTuple):
@@ -97,11 +116,15 @@ class HeadOutput(NamedTuple):
             initial values).
         group_rows: ``(batch, groups, group_size)`` raw bus parameters.
         group_mask: ``(batch, groups)`` True where the song has a track of that group.
+        track_keep, group_keep: ``(batch, tracks, types)`` / ``(batch, groups, types)`` logits of
+            the probability that each processor of a strip is in the graph (types in chain order).
     """
 
     track_rows: Tensor
     group_rows: Tensor
     group_mask: Tensor
+    track_keep: Tensor
+    group_keep: Tensor
 
 
 class RangeDecoder(nn.Module):
@@ -209,6 +232,14 @@ class TrackEncoder(nn.Module):
         return self.project(pooled)
 
 
+def _intrinsic(signals: Tensor, sample_rate: int) -> Tensor:
+    """The :data:`INTRINSIC` features of signals ``(n, 2, samples)`` -> ``(n, 16)`` (each as a mix)."""
+    stems = torch.zeros(signals.shape[0], len(STEMS), *signals.shape[1:], dtype=signals.dtype, device=signals.device)
+    stems[:, 0] = signals
+    features = compute_mix_features(stems.float(), sample_rate)
+    return features[:, -len(INTRINSIC):]  # the "mix" block comes last, in INTRINSIC order
+
+
 def masked_mean(x: Tensor, mask: Tensor, dim: int) -> Tensor:
     """Mean of ``x`` over ``dim`` where ``mask`` (broadcast to ``x`` without its last axis) is
     True; zeros where nothing is valid."""
@@ -229,10 +260,52 @@ class RegressionHead(nn.Module):
         # standardisation of the reference vector (identity until set from training data)
         self.register_buffer("reference_mean", torch.zeros(config.reference_dim))
         self.register_buffer("reference_scale", torch.ones(config.reference_dim))
-        self.post_processor = _mlp(3 * d + 16, h)
-        self.master = _mlp(3 * d + 16, h)
+        relational = 0
+        if config.reference_features:
+            names = list(config.feature_names)
+            if len(names) != config.reference_features:
+                raise ValueError(f"{config.reference_features} reference features but {len(names)} feature names")
+            offset = config.reference_dim - config.reference_features
+            stem_index = [[offset + names.index(f"{stem}.{n}") for n in (*INTRINSIC, "rel_loudness_lu")] for stem in STEMS]
+            mix_index = [offset + names.index(f"mix.{n}") for n in INTRINSIC]
+            self.register_buffer("stem_index", torch.tensor(stem_index), persistent=False)  # (4, 17)
+            self.register_buffer("mix_index", torch.tensor(mix_index), persistent=False)  # (16,)
+            relational = 2 * len(INTRINSIC) + 1 + len(INTRINSIC)
+        self.relational = relational
+        self.post_processor = _mlp(3 * d + 16 + relational, h)
+        self.master = _mlp(3 * d + 16 + relational, h)
         self.track_decoder = RangeDecoder(config.track_entries, h, config.basis_size)
         self.group_decoder = RangeDecoder(config.group_entries, h, config.basis_size)
+        # graph prediction: is each processor of the strip in the graph?
+        self.track_keep = nn.Linear(h, len(HeadConfig.types(config.track_entries)))
+        self.group_keep = nn.Linear(h, len(HeadConfig.types(config.group_entries)))
+
+    def _track_relations(self, flat: Tensor, reference: Tensor, groups: Tensor, b: int, k: int) -> Tensor:
+        """Per track: its stem's reference features, their difference to the raw track's, the
+        reference mix's features: ``(b, k, relational)``."""
+        raw = _intrinsic(flat, self.config.sample_rate).reshape(b, k, -1)
+        stem = reference.float()[:, self.stem_index]  # (b, 4, 17)
+        own = torch.gather(stem, 1, groups[..., None].expand(b, k, stem.shape[-1]))  # (b, k, 17)
+        mix = reference.float()[:, self.mix_index][:, None].expand(b, k, -1)
+        n = len(INTRINSIC)
+        return FEATURE_SCALE * torch.cat([own, own[..., :n] - raw, mix], -1)
+
+    def _group_relations(self, tracks: Tensor, member: Tensor, reference: Tensor, b: int) -> Tensor:
+        """Per bus: its stem's reference features, their difference to the raw bus sum's, the mix's."""
+        sums = torch.einsum("bgk,bkcs->bgcs", member.to(tracks.dtype), tracks)  # (b, G, 2, samples)
+        raw = _intrinsic(sums.reshape(-1, *sums.shape[2:]), self.config.sample_rate).reshape(b, self.config.groups, -1)
+        stem = reference.float()[:, self.stem_index]
+        mix = reference.float()[:, self.mix_index][:, None].expand(b, self.config.groups, -1)
+        n = len(INTRINSIC)
+        return FEATURE_SCALE * torch.cat([stem, stem[..., :n] - raw, mix], -1)
+
+    @torch.no_grad()
+    def start_keep_at(self, track_frequency: Tensor, group_frequency: Tensor) -> None:
+        """Start the graph-prediction logits at per-type keep frequencies ``(types,)``."""
+        for layer, p in ((self.track_keep, track_frequency), (self.group_keep, group_frequency)):
+            p = p.to(layer.bias).clamp(0.02, 0.98)
+            layer.weight.zero_()
+            layer.bias.copy_(torch.log(p / (1.0 - p)))
 
     @torch.no_grad()
     def set_reference_statistics(self, references: Tensor) -> None:
@@ -250,14 +323,18 @@ class RegressionHead(nn.Module):
         if reference.shape != (b, self.config.reference_dim):
             raise ValueError(f"reference must be ({b}, {self.config.reference_dim}), got {tuple(reference.shape)}")
         mask = track_mask.bool()
-        embedded = self.track_encoder(tracks.reshape(b * k, *tracks.shape[2:])).reshape(b, k, -1)
+        flat = tracks.reshape(b * k, *tracks.shape[2:])
+        embedded = self.track_encoder(flat).reshape(b, k, -1)
         embedded = embedded * mask.unsqueeze(-1)
         context = masked_mean(embedded, mask, 1)  # (b, d)
         ref = self.reference((reference.float() - self.reference_mean) / self.reference_scale)  # (b, d)
         groups = track_groups.clamp(0, self.config.groups - 1)
-        track_in = torch.cat([embedded, context[:, None].expand(b, k, -1), ref[:, None].expand(b, k, -1),
-                              self.group_embedding(groups)], -1)
-        track_rows = self.track_decoder(self.post_processor(track_in))
+        track_parts = [embedded, context[:, None].expand(b, k, -1), ref[:, None].expand(b, k, -1),
+                       self.group_embedding(groups)]
+        if self.relational:
+            track_parts.append(self._track_relations(flat, reference, groups, b, k))
+        track_hidden = self.post_processor(torch.cat(track_parts, -1))
+        track_rows = self.track_decoder(track_hidden)
         # the bus of group g sees the mean of its tracks
         member = (groups[:, None, :] == torch.arange(self.config.groups, device=groups.device)[None, :, None])
         member = member & mask[:, None, :]  # (b, G, k)
@@ -266,7 +343,10 @@ class RegressionHead(nn.Module):
         group_context = (weight @ embedded) / weight.sum(-1, keepdim=True).clamp(min=1.0)  # (b, G, d)
         g = self.config.groups
         ids = torch.arange(g, device=groups.device).expand(b, g)
-        group_in = torch.cat([group_context, context[:, None].expand(b, g, -1), ref[:, None].expand(b, g, -1),
-                              self.group_embedding(ids)], -1)
-        group_rows = self.group_decoder(self.master(group_in))
-        return HeadOutput(track_rows, group_rows, group_mask)
+        group_parts = [group_context, context[:, None].expand(b, g, -1), ref[:, None].expand(b, g, -1),
+                       self.group_embedding(ids)]
+        if self.relational:
+            group_parts.append(self._group_relations(tracks, member, reference, b))
+        group_hidden = self.master(torch.cat(group_parts, -1))
+        group_rows = self.group_decoder(group_hidden)
+        return HeadOutput(track_rows, group_rows, group_mask, self.track_keep(track_hidden), self.group_keep(group_hidden))

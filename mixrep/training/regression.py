@@ -42,16 +42,29 @@ def rms_normalise(mix: Tensor, eps: float = 1e-8) -> Tensor:
     return mix / rms
 
 
-def parameter_loss(pred: Tensor, truth: Tensor, valid: Tensor, layout: StripLayout) -> Tensor:
-    """Mean over processor types of the mean normalised L1 error on valid rows.
+def parameter_loss(pred: Tensor, truth: Tensor, valid: Tensor, layout: StripLayout,
+                   active: Tensor | None = None) -> Tensor:
+    """Mean over processor types of the mean normalised L1 error on valid rows where that
+    processor is active (an inactive processor's settings are not ground truth).
 
     Shape:
-        pred, truth ``(B, S, size)``; valid ``(B, S)`` bool -> scalar (0 when nothing is valid).
+        pred, truth ``(B, S, size)``; valid ``(B, S)`` bool; active ``(B, S, types)`` -> scalar
+        (0 when nothing is valid).
     """
+    error = (layout.normalise(pred) - layout.normalise(truth)).abs()
+    terms = []
+    for i, cols in enumerate(layout.type_slices().values()):
+        rows = valid if active is None else valid & (active[..., i] > 0.5)
+        if bool(rows.any()):
+            terms.append(error[rows][:, cols].mean())
+    return torch.stack(terms).mean() if terms else pred.new_zeros(())
+
+
+def keep_loss(logits: Tensor, keep: Tensor, valid: Tensor) -> Tensor:
+    """Binary cross-entropy of graph prediction on valid rows: logits, keep ``(B, S, types)``."""
     if not bool(valid.any()):
-        return pred.new_zeros(())
-    error = (layout.normalise(pred) - layout.normalise(truth)).abs()[valid]  # (n, size)
-    return torch.stack([error[:, cols].mean() for cols in layout.type_slices().values()]).mean()
+        return logits.new_zeros(())
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits[valid], keep[valid])
 
 
 def gain_pan_errors(pred: Tensor, truth: Tensor, valid: Tensor, layout: StripLayout, processor) -> dict[str, Tensor]:
@@ -87,7 +100,8 @@ class RegressionModule(L.LightningModule):
             embedding (per-stem loudness, spectrum, stereo, dynamics).
         start_items: training items drawn before the first step to standardise the reference
             vectors and to start the head at the mean training parameters (0: transparent start).
-        audio_weight, parameter_weight: weights of the audio loss and of the parameter loss.
+        audio_weight, parameter_weight, keep_weight: weights of the audio loss, the parameter loss
+            and the graph-prediction loss (binary cross-entropy of each processor being active).
         lr, weight_decay, warmup_steps, min_lr_ratio: AdamW with warmup + cosine decay.
     """
 
@@ -95,7 +109,8 @@ class RegressionModule(L.LightningModule):
                  encoder_lr_ratio: float = 0.1, sample_rate: int = 22050, chain: str = "ecnsgdr",
                  group_chain: str = "ecnsgdr", processor_options: dict | None = None, n_mels: int = 64,
                  channels: tuple[int, ...] = (16, 32, 64), track_dim: int = 128, hidden: int = 256,
-                 basis_size: int = 12, reference_features: bool = True, start_items: int = 64, audio_weight: float = 1.0, parameter_weight: float = 1.0, lr: float = 1e-3, weight_decay: float = 0.01,
+                 basis_size: int = 12, reference_features: bool = True, start_items: int = 64, audio_weight: float = 1.0,
+                 parameter_weight: float = 1.0, keep_weight: float = 0.1, lr: float = 1e-3, weight_decay: float = 0.01,
                  warmup_steps: int = 20, min_lr_ratio: float = 0.05) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -114,6 +129,7 @@ class RegressionModule(L.LightningModule):
         features = self.frontend.num_features if reference_features else 0
         self.head_config = HeadConfig(tuple(self.track_layout.describe()), tuple(self.group_layout.describe()),
                                       style.embedding_dim + features, sample_rate, reference_features=features,
+                                      feature_names=tuple(self.frontend.feature_names) if features else (),
                                       n_mels=n_mels, channels=tuple(channels),
                                       track_dim=track_dim, hidden=hidden, basis_size=basis_size)
         self.head = RegressionHead(self.head_config)
@@ -141,6 +157,9 @@ class RegressionModule(L.LightningModule):
             groups = batch.group_theta[(batch.group_theta != 0).any(-1) & known[:, None]]
             self.head.track_decoder.start_at(tracks.mean(0))
             self.head.group_decoder.start_at(groups.mean(0))
+            group_rows = (batch.group_theta != 0).any(-1) & known[:, None]
+            self.head.start_keep_at(batch.track_keep[batch.track_mask & known[:, None]].mean(0),
+                                    batch.group_keep[group_rows].mean(0))
         self.prepared.fill_(True)
 
     def on_fit_start(self) -> None:
@@ -172,9 +191,12 @@ class RegressionModule(L.LightningModule):
         known = batch.has_theta
         track_valid = batch.track_mask & known[:, None]
         group_valid = out.group_mask & known[:, None]
-        param = (parameter_loss(out.track_rows, batch.track_theta, track_valid, self.track_layout)
-                 + parameter_loss(out.group_rows, batch.group_theta, group_valid, self.group_layout)) / 2
-        result = {"loss": self.hparams.audio_weight * audio + self.hparams.parameter_weight * param, "audio_loss": audio, "parameter_loss": param}
+        param = (parameter_loss(out.track_rows, batch.track_theta, track_valid, self.track_layout, batch.track_keep)
+                 + parameter_loss(out.group_rows, batch.group_theta, group_valid, self.group_layout, batch.group_keep)) / 2
+        keep = (keep_loss(out.track_keep, batch.track_keep, track_valid)
+                + keep_loss(out.group_keep, batch.group_keep, group_valid)) / 2
+        result = {"loss": self.hparams.audio_weight * audio + self.hparams.parameter_weight * param
+                  + self.hparams.keep_weight * keep, "audio_loss": audio, "parameter_loss": param, "keep_loss": keep}
         if bool(known.any()):
             result.update(gain_pan_errors(out.track_rows, batch.track_theta, track_valid, self.track_layout,
                                           self.processors["gain_pan"]))

@@ -7,6 +7,6 @@ reference's style embedding, renders the song and reports the settings in physic
 
 from mixrep.transfer.checkpoint import HeadCheckpoint, read_head
 from mixrep.transfer.report import physical_report
-from mixrep.transfer.style_transfer import StyleTransfer, TransferResult, prepare_tracks
+from mixrep.transfer.style_transfer import Prediction, StyleTransfer, TransferResult, prepare_tracks
 
-__all__ = ["HeadCheckpoint", "StyleTransfer", "TransferResult", "physical_report", "prepare_tracks", "read_head"]
+__all__ = ["HeadCheckpoint", "Prediction", "StyleTransfer", "TransferResult", "physical_report", "prepare_tracks", "read_head"]

@@ -31,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mix.add_argument("--figure", type=Path, default=None, help="comparison figure (default: OUT with .png)")
     mix.add_argument("--refine-steps", type=int, default=0, help="inference-time refinement steps (default 0)")
     mix.add_argument("--groups", type=Path, default=None, help="JSON mapping track names to stem classes")
+    mix.add_argument("--sparse", action="store_true",
+                     help="render only the processors the head predicts in the reference's graph, and draw that "
+                          "graph (OUT with .graph.png)")
+    mix.add_argument("--keep-threshold", type=float, default=0.5, help="with --sparse: keep probability threshold")
     mix.add_argument("--device", default=None, help="cpu, cuda, ... (default: auto)")
     mix.set_defaults(func=run_mix)
 
@@ -86,6 +90,13 @@ def read_reference(args: argparse.Namespace, transfer):
     return torchaudio.functional.resample(stems, separator.sample_rate, rate).numpy()
 
 
+def keep_report(transfer, names: list[str], stems: list[str], keep_probability) -> dict[str, float]:
+    """``{node name: probability}`` of the full console's processors (the predicted graph)."""
+    graph = transfer.spec.graph(names, stems)
+    return {name: round(float(p), 3) for name, t, p in zip(graph.node_names, graph.node_types, keep_probability)
+            if t not in ("input", "mix", "output")}
+
+
 def run_mix(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
@@ -102,12 +113,17 @@ def run_mix(args: argparse.Namespace) -> int:
     transfer = StyleTransfer.from_checkpoint(args.head, device=args.device, encoder_checkpoint=args.encoder)
     tracks, names, stems = read_track_folder(args.tracks, transfer.sample_rate, args.groups)
     reference = read_reference(args, transfer)
-    result = transfer.mix(tracks, reference, names, stems, refine_steps=args.refine_steps)
+    if not 0.0 <= args.keep_threshold <= 1.0:
+        raise ValueError(f"--keep-threshold must be in [0, 1], got {args.keep_threshold}")
+    result = transfer.mix(tracks, reference, names, stems, refine_steps=args.refine_steps, sparse=args.sparse,
+                          keep_threshold=args.keep_threshold)
     write_audio(args.out, result.mix, result.sample_rate)
     params_out = args.params_out or args.out.with_suffix(".json")
     atomic_write_text(params_out, json.dumps({
         "head": str(args.head), "tracks": names, "stems": stems, "refine_steps": args.refine_steps,
-        "refine_losses": [round(x, 5) for x in result.refine_losses], **result.report}, indent=1))
+        "refine_losses": [round(x, 5) for x in result.refine_losses], "sparse": args.sparse,
+        "keep_probability": keep_report(transfer, names, stems, result.keep_probability), **result.report}, indent=1))
+    graph_png = result.console.draw(args.out.with_suffix(".graph.png"), title="predicted graph") if args.sparse else None
     # figure: an excerpt of at most 30 s, raw sum and result at the reference's level
     rate, excerpt = result.sample_rate, min(tracks.shape[-1], 30 * result.sample_rate)
     aligned = align_track_levels(torch.from_numpy(tracks[..., :excerpt]).float())
@@ -120,5 +136,6 @@ def run_mix(args: argparse.Namespace) -> int:
                             "raw sum": mix_profile(raw_stems, rate), "result": mix_profile(result_stems, rate)},
                            args.figure or args.out.with_suffix(".png"), title=f"{args.tracks.name} in the style of "
                            f"{(args.reference or args.reference_stems).name}")
-    print(f"wrote {args.out} ({result.mix.shape[-1] / rate:.1f} s at {rate} Hz), settings {params_out}, figure {figure}")
+    print(f"wrote {args.out} ({result.mix.shape[-1] / rate:.1f} s at {rate} Hz), settings {params_out}, figure {figure}"
+          + (f", graph {graph_png} ({result.console.graph.num_processors()} processors kept)" if graph_png else ""))
     return 0

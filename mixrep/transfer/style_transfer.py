@@ -33,6 +33,7 @@ from mixrep.api import StyleEncoder, aggregate_clips, load_checkpoint
 from mixrep.audio.style_space import integrated_loudness
 from mixrep.console import ConsoleBatch, MixingConsole
 from mixrep.console.audio_features import AudioFeatureLoss
+from mixrep.console.batch import strip_of_nodes
 from mixrep.console.strips import group_outputs
 from mixrep.constants import MIN_EMBED_SECONDS, STEMS
 from mixrep.data.transfer import align_track_levels, stem_groups
@@ -45,6 +46,28 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
+class Prediction:
+    """What :meth:`StyleTransfer.predict_graph` returns.
+
+    Attributes:
+        console: the full console with the predicted parameters.
+        keep_probability: ``(V,)`` per node of its graph, the predicted probability that the
+            processor is in the mix's graph (1 for inputs, mixes and the output).
+    """
+
+    console: MixingConsole
+    keep_probability: Tensor
+
+    def sparse(self, threshold: float = 0.5) -> MixingConsole:
+        """The console without the processors predicted absent (probability below ``threshold``);
+        gain/pan faders are always kept."""
+        graph = self.console.graph
+        remove = torch.tensor([t not in ("input", "mix", "output", "gain_pan") and float(p) < threshold
+                               for t, p in zip(graph.node_types, self.keep_probability)])
+        return self.console.pruned(remove) if bool(remove.any()) else self.console
+
+
+@dataclass
 class TransferResult:
     """What :meth:`StyleTransfer.mix` returns.
 
@@ -54,6 +77,8 @@ class TransferResult:
         report: the parameters in physical units (:func:`~mixrep.transfer.report.physical_report`).
         sample_rate: Hz of ``mix``.
         refine_losses: the refinement objective per step (empty without refinement).
+        keep_probability: ``(V,)`` the predicted graph's probabilities over the *full* console's
+            nodes (:class:`Prediction`); with ``sparse`` the console holds only the kept ones.
     """
 
     mix: np.ndarray
@@ -61,6 +86,7 @@ class TransferResult:
     report: dict
     sample_rate: int
     refine_losses: list[float] = field(default_factory=list)
+    keep_probability: Tensor | None = None
 
 
 def prepare_tracks(tracks, sample_rate: int, target_rate: int) -> Tensor:
@@ -90,10 +116,14 @@ class StyleTransfer:
         checkpoint: the head (:func:`~mixrep.transfer.checkpoint.read_head`).
         encoder: the style encoder it was trained against.
         device: where to run (``None``/``"auto"``: a GPU when present).
+        data_config: the training data's settings (the head checkpoint's data-module
+            hyperparameters: the parameter prior, clip length...), used by the evaluation.
     """
 
-    def __init__(self, checkpoint: HeadCheckpoint, encoder: StyleEncoder, device=None) -> None:
+    def __init__(self, checkpoint: HeadCheckpoint, encoder: StyleEncoder, device=None,
+                 data_config: dict | None = None) -> None:
         self.device = resolve_device(device)
+        self.data_config = dict(data_config or {})
         self.spec = checkpoint.console
         self.head = checkpoint.head.to(self.device).eval()
         self.encoder = encoder
@@ -123,7 +153,7 @@ class StyleTransfer:
                 raise CheckpointError(
                     f"the head {path} was trained against encoder {expected}, but {encoder_checkpoint} holds encoder "
                     f"{encoder.model_hash}; use that encoder (or leave --encoder out: the head carries its own)")
-        return cls(head, encoder, device)
+        return cls(head, encoder, device, loaded.get("datamodule_hyper_parameters"))
 
     # ------------------------------------------------------------------ pieces
     def reference_embedding(self, reference_stems, sample_rate: int, max_clips: int = 8) -> Tensor:
@@ -152,8 +182,9 @@ class StyleTransfer:
         return torch.cat([embedding, features.to(self.device)])
 
     @torch.no_grad()
-    def predict(self, tracks: Tensor, names: list[str], stems: list[str], embedding: Tensor) -> MixingConsole:
-        """The console with predicted parameters for level-aligned ``tracks`` ``(K, 2, samples)``."""
+    def predict_graph(self, tracks: Tensor, names: list[str], stems: list[str], embedding: Tensor) -> Prediction:
+        """The full console with predicted parameters for level-aligned ``tracks`` ``(K, 2, samples)``,
+        and the predicted probability that each of its processors is in the graph."""
         graph = self.spec.graph(names, stems)
         groups = torch.tensor([[STEMS.index(s) for s in stems]], device=self.device)
         mask = torch.ones(1, len(names), dtype=torch.bool, device=self.device)
@@ -161,7 +192,19 @@ class StyleTransfer:
         params = ConsoleBatch([graph]).params_from_strips(
             self.track_layout.unflatten(out.track_rows), self.group_layout.unflatten(out.group_rows), mask,
             out.group_mask)
-        return MixingConsole(graph, self.processors, params).to(self.device)
+        console = MixingConsole(graph, self.processors, params).to(self.device)
+        track_p, group_p = torch.sigmoid(out.track_keep[0]).cpu(), torch.sigmoid(out.group_keep[0][out.group_mask[0]]).cpu()
+        keep = torch.ones(graph.num_nodes)
+        for v, owner in enumerate(strip_of_nodes(graph)):
+            if owner is not None:
+                kind, i = owner
+                layout, probabilities = (self.track_layout, track_p) if kind == "track" else (self.group_layout, group_p)
+                keep[v] = probabilities[i, layout.types.index(graph.node_types[v])]
+        return Prediction(console, keep)
+
+    def predict(self, tracks: Tensor, names: list[str], stems: list[str], embedding: Tensor) -> MixingConsole:
+        """The full console with predicted parameters (:meth:`predict_graph` without the graph)."""
+        return self.predict_graph(tracks, names, stems, embedding).console
 
     def render_stems(self, console: MixingConsole, tracks: Tensor, stems: list[str]) -> Tensor:
         """The console's stem buses ``(4, 2, samples)`` (STEMS order, zeros for absent classes), differentiable."""
@@ -211,7 +254,7 @@ class StyleTransfer:
     # ------------------------------------------------------------------ the whole job
     def mix(self, tracks, reference_stems, names: list[str] | None = None, stems: list[str] | None = None,
             sample_rate: int | None = None, reference_sample_rate: int | None = None, refine_steps: int = 0,
-            refine_lr: float = 0.01) -> TransferResult:
+            refine_lr: float = 0.01, sparse: bool = False, keep_threshold: float = 0.5) -> TransferResult:
         """Mix ``tracks`` in the style of ``reference_stems`` (see the module docstring).
 
         Args:
@@ -221,6 +264,8 @@ class StyleTransfer:
                 (default ``other``).
             sample_rate, reference_sample_rate: Hz of the inputs (default: the console's rate).
             refine_steps: inference-time optimisation steps after the prediction.
+            sparse: render only the processors the head predicts present (probability at least
+                ``keep_threshold``; faders always stay).
 
         Raises:
             ValueError: no tracks, names/stems that do not match the tracks, bad shapes, a
@@ -247,11 +292,13 @@ class StyleTransfer:
         if ref_rate != self.sample_rate:
             reference = torchaudio.functional.resample(reference, ref_rate, self.sample_rate)
         embedding = self.reference_embedding(reference, self.sample_rate)
-        console = self.predict(aligned, names, stems, embedding)
+        prediction = self.predict_graph(aligned, names, stems, embedding)
+        console = prediction.sparse(keep_threshold) if sparse else prediction.console
         losses = self.refine(console, aligned, stems, embedding, reference.to(self.device), refine_steps, refine_lr)
         mixed = console.render_long(aligned).cpu().numpy()
         target_lufs = integrated_loudness(reference.sum(0).numpy(), self.sample_rate)
         loudness = integrated_loudness(mixed, self.sample_rate)
         if math.isfinite(target_lufs) and math.isfinite(loudness):
             mixed = mixed * np.float32(10.0 ** ((target_lufs - loudness) / 20.0))
-        return TransferResult(mixed.astype(np.float32), console, physical_report(console), self.sample_rate, losses)
+        return TransferResult(mixed.astype(np.float32), console, physical_report(console), self.sample_rate, losses,
+                              prediction.keep_probability)

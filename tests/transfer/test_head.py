@@ -122,3 +122,29 @@ def test_strip_layout_refuses_rows_of_another_size(processors):
     layout = StripLayout("eg", processors)
     with pytest.raises(ValueError, match="strip rows"):
         layout.unflatten(torch.zeros(2, layout.size + 1))
+
+
+def test_keep_rows_round_trip_through_the_graph_mask(processors):
+    from mixrep.console import sample_mask
+    from mixrep.console.strips import mask_from_keep, strip_keep
+
+    graph = SPEC.graph(["kick", "bass", "lead", "pad"], ["drums", "bass", "vocals", "other"])
+    prior = MusicalPrior(active_probability={"eq": 0.5, "delay": 0.5})
+    mask = sample_mask(graph, prior, torch.Generator().manual_seed(3))
+    sparse = graph.with_mask(mask)
+    track_layout, group_layout = SPEC.layouts(processors)
+    tracks, groups = strip_keep(sparse, track_layout, group_layout)
+    assert tracks.shape == (4, len(track_layout.types)) and 0 < tracks.mean() < 1
+    torch.testing.assert_close(mask_from_keep(graph, tracks, groups, track_layout, group_layout), mask)
+
+
+def test_transfer_items_carry_the_sparse_graph_that_rendered_them():
+    from mixrep.data.transfer import TransferDataset
+
+    data = TransferDataset(SPEC, "val", 4, num_songs=20, song_seconds=3, clip_seconds=1.0, pedalboard_fraction=0.0,
+                           prior={"active_probability": {"eq": 0.0, "delay": 1.0}})
+    item = data[0]
+    types = SPEC.layouts(data.processors)[0].types
+    assert item["has_theta"] and item["track_keep"][:, types.index("eq")].sum() == 0
+    assert item["track_keep"][:, types.index("delay")].all() and item["track_keep"][:, types.index("gain_pan")].all()
+    assert item["target"].shape == (2, 8000) and torch.isfinite(item["reference"]).all()

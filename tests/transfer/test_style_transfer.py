@@ -164,3 +164,27 @@ def test_training_loss_decreases_on_a_tiny_overfit_run(tiny_checkpoint):
         optimizer.step()
         losses.append(float(loss))
     assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_evaluate_transfer_scores_every_method_and_the_graph(tiny_head, tmp_path):
+    out = tmp_path / "scores.json"
+    rc = mixrep_main(["evaluate-transfer", "--head", str(tiny_head), "--items", "1", "--refine-steps", "1",
+                      "--fit-steps", "2", "--bank-items", "2", "--prune-items", "1", "--json", str(out)])
+    assert rc == 0
+    scores = json.loads(out.read_text())["scores"]
+    for method in ("sum", "mean", "retrieval", "head", "head sparse", "head+refine", "fit", "prune search"):
+        assert math.isfinite(scores[f"{method}/console"]["audio_loss"]), method
+    assert math.isfinite(scores["head/console"]["level_db"])
+    assert math.isfinite(scores["head sparse/pedalboard"]["audio_loss"])
+
+
+def test_mix_sparse_writes_the_predicted_graph(tiny_head, song, tmp_path):
+    tracks, reference = song
+    out = tmp_path / "sparse.wav"
+    assert mixrep_main(["mix", "--tracks", str(tracks), "--reference-stems", str(reference), "--head", str(tiny_head),
+                        "--out", str(out), "--sparse", "--keep-threshold", "0.99"]) == 0
+    settings = json.loads(out.with_suffix(".json").read_text())
+    assert settings["sparse"] and set(settings["keep_probability"]) >= {"kick/eq", "bass/delay"}
+    assert out.with_suffix(".graph.png").is_file()
+    # at threshold 0.99 the untrained head keeps only the faders
+    assert all(set(strip) <= {"gain_pan"} for strip in settings["tracks"].values())
