@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install system-deps demo test bench clean
+.PHONY: install system-deps demo transfer test bench clean
 
 install: system-deps $(VENV)/.installed
 
@@ -20,6 +20,9 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	PYTHON=$(BIN)/python bash scripts/demo.sh
+
+transfer: install
+	PYTHON=$(BIN)/python bash scripts/transfer_demo.sh
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -188,3 +188,25 @@ def test_mix_sparse_writes_the_predicted_graph(tiny_head, song, tmp_path):
     assert out.with_suffix(".graph.png").is_file()
     # at threshold 0.99 the untrained head keeps only the faders
     assert all(set(strip) <= {"gain_pan"} for strip in settings["tracks"].values())
+
+
+def test_regression_config_instantiates_with_its_console_linked(repo_root, tiny_checkpoint, monkeypatch):
+    from mixrep.training.regression_cli import RegressionCLI
+    from mixrep.training.regression import RegressionModule
+    from mixrep.data.transfer import TransferDataModule
+
+    monkeypatch.chdir(repo_root)
+    cli = RegressionCLI(RegressionModule, TransferDataModule, run=False,
+                        args=["--config", "configs/regression.yaml", "--model.encoder_checkpoint", str(tiny_checkpoint)])
+    data, model = cli.datamodule.hparams, cli.model.hparams
+    for name in ("sample_rate", "chain", "group_chain", "processor_options"):
+        assert model[name] == data[name]
+    assert data.prior["active_probability"]["reverb"] == 0.4  # sparse graphs: the graph-prediction ground truth
+    assert cli.model.console_spec.chain == "ecnsgdr" and cli.trainer.gradient_clip_val == 1.0
+
+
+def test_a_missing_encoder_checkpoint_says_how_to_train_one(tmp_path, monkeypatch):
+    from mixrep.training.regression_cli import latest_encoder_checkpoint
+
+    with pytest.raises(CheckpointError, match="bash scripts/train.sh"):
+        latest_encoder_checkpoint(tmp_path)
