@@ -53,6 +53,25 @@ def state_dict_hash(state_dict: dict[str, torch.Tensor]) -> str:
     return digest(_state_parts(state_dict), "sha256", digits=16)
 
 
+def prefixed_weights(state_dict: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of ``state_dict`` under ``prefix``, with the prefix removed."""
+    return {k.removeprefix(prefix): v for k, v in state_dict.items() if k.startswith(prefix)}
+
+
+def checked_weights(checkpoint: dict, prefix: str, recorded_hash: str | None, where: str,
+                    what: str) -> dict[str, torch.Tensor]:
+    """A checkpoint's weights under ``prefix``, refused unless they match ``recorded_hash``.
+
+    Raises:
+        CheckpointError: the weights' hash differs (naming ``what`` and ``where``).
+    """
+    weights = prefixed_weights(checkpoint.get("state_dict", {}), prefix)
+    if state_dict_hash(weights) != recorded_hash:
+        raise CheckpointError(f"{where}: {what} do not match their recorded hash {recorded_hash} "
+                              f"(file modified or corrupt)")
+    return weights
+
+
 def encoder_section(encoder: MixStyleEncoder, frontend: dict) -> dict:
     """The ``"mixrep"`` section describing ``encoder`` and the front-end config dict it was trained with."""
     return {
@@ -108,11 +127,7 @@ def read_encoder(checkpoint: dict, where: str) -> tuple[MixStyleEncoder, dict, s
         config = encoder_config_from_dict(meta["encoder_config"], where)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{where}: unreadable encoder config {meta.get('encoder_config')!r}: {e}") from e
-    weights = {k.removeprefix(WEIGHTS_PREFIX): v for k, v in checkpoint.get("state_dict", {}).items()
-               if k.startswith(WEIGHTS_PREFIX)}
-    if state_dict_hash(weights) != meta.get("content_hash"):
-        raise CheckpointError(f"{where}: the weights do not match their recorded hash {meta.get('content_hash')} "
-                              f"(file modified or corrupt)")
+    weights = checked_weights(checkpoint, WEIGHTS_PREFIX, meta.get("content_hash"), where, "the weights")
     encoder = ENCODER_CLASSES[class_name](config)
     encoder.load_state_dict(weights)
     return encoder.eval(), dict(meta.get("frontend", {})), meta["content_hash"]

@@ -30,7 +30,7 @@ from mixrep.console import ConsoleBatch, MixLoss
 from mixrep.console.strips import StripLayout
 from mixrep.data.transfer import ConsoleSpec, TransferBatch, collate_transfer
 from mixrep.errors import CheckpointError
-from mixrep.models.checkpoint import encoder_section, state_dict_hash
+from mixrep.models.checkpoint import encoder_section, prefixed_weights, state_dict_hash
 from mixrep.models.regression import HeadConfig, RegressionHead
 from mixrep.training.schedules import warmup_cosine
 from mixrep.transfer.checkpoint import HEAD_KIND, HEAD_VERSION, WEIGHTS_PREFIX
@@ -230,8 +230,7 @@ class RegressionModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["mixrep"] = encoder_section(self.encoder, self.frontend_config.to_dict())
-        head_state = {k.removeprefix(WEIGHTS_PREFIX): v for k, v in checkpoint["state_dict"].items()
-                      if k.startswith(WEIGHTS_PREFIX)}
+        head_state = prefixed_weights(checkpoint["state_dict"], WEIGHTS_PREFIX)
         checkpoint["mixrep_head"] = {
             "kind": HEAD_KIND, "version": HEAD_VERSION, "head_config": self.head_config.to_dict(),
             "console": self.console_spec.to_dict(), "trained_against_encoder": self.encoder_hash,

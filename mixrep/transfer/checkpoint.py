@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from mixrep.data.transfer import ConsoleSpec
 from mixrep.errors import CheckpointError
-from mixrep.models.checkpoint import state_dict_hash
+from mixrep.models.checkpoint import checked_weights
 from mixrep.models.regression import HeadConfig, RegressionHead
 
 HEAD_KIND = "mixrep.regression_head"
@@ -54,11 +54,7 @@ def read_head(checkpoint: dict, where: str) -> HeadCheckpoint:
         console = ConsoleSpec(**meta["console"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{where}: unreadable head config: {e}") from e
-    weights = {k.removeprefix(WEIGHTS_PREFIX): v for k, v in checkpoint.get("state_dict", {}).items()
-               if k.startswith(WEIGHTS_PREFIX)}
-    if state_dict_hash(weights) != meta.get("content_hash"):
-        raise CheckpointError(f"{where}: the head weights do not match their recorded hash {meta.get('content_hash')} "
-                              f"(file modified or corrupt)")
+    weights = checked_weights(checkpoint, WEIGHTS_PREFIX, meta.get("content_hash"), where, "the head weights")
     head = RegressionHead(config)
     head.load_state_dict(weights)
     return HeadCheckpoint(head.eval(), console, str(meta.get("trained_against_encoder")),
