@@ -4,6 +4,12 @@
 # Installed with apt-get when run as root; otherwise one message says what to install. Never fails:
 # without them the soundfont corpus falls back to the numpy corpus and its tests are skipped.
 set -u
+# Two `make` runs started side by side (a demo beside the tests) take turns here, so the second sees
+# the first one's packages instead of failing on apt's lock and silently falling back; a foreign
+# apt (unattended upgrades) holding dpkg's lock is waited for below.
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"${TMPDIR:-/tmp}/mixrep-system-deps.lock" && flock 9
+fi
 packages=(libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont)
 missing=()
 for package in "${packages[@]}"; do
@@ -20,7 +26,9 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 0
 fi
 echo "mixrep: installing ${missing[*]} (apt-get)"
-if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >/dev/null; then
+wait_for_lock=(-o DPkg::Lock::Timeout=600)
+if ! { apt-get "${wait_for_lock[@]}" update -qq \
+        && DEBIAN_FRONTEND=noninteractive apt-get "${wait_for_lock[@]}" install -y -qq "${missing[@]}"; } >/dev/null; then
     echo "mixrep: apt-get could not install ${missing[*]}; $hint" >&2
 fi
 exit 0

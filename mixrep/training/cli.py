@@ -35,30 +35,14 @@ class MixrepCLI(LightningCLI):
         parser.add_argument("--task", default="style", help="which training this config is for (see config_task)")
         for name in LINKED:
             parser.link_arguments(f"data.{name}", f"model.{name}")
-        # Always-on callbacks, each configurable from YAML under its own key.
         parser.add_lightning_class_args(StyleRetrievalEval, "style_eval")
-        parser.add_lightning_class_args(ModelCheckpoint, "best_checkpoint")
-        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+        add_training_callbacks(parser, monitor="val/map", mode="max", label="map")
         parser.add_lightning_class_args(ModelCheckpoint, "periodic_checkpoint")
-        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
-        parser.add_lightning_class_args(TrainingTimer, "timer")
         parser.set_defaults({
-            "trainer.gradient_clip_val": 1.0,
-            "best_checkpoint.monitor": "val/map",
-            "best_checkpoint.mode": "max",
-            # Lightning writes `save_last` copies only when that callback saved a top-k file, so
-            # "last" is its own callback: the single newest checkpoint, rewritten every epoch.
-            "last_checkpoint.filename": "last",
-            "last_checkpoint.save_top_k": 1,
-            "last_checkpoint.every_n_epochs": 1,
-            "last_checkpoint.enable_version_counter": False,
-            "best_checkpoint.filename": "best-epoch{epoch:02d}-map{val/map:.3f}",
-            "best_checkpoint.auto_insert_metric_name": False,
             "periodic_checkpoint.every_n_epochs": 5,
             "periodic_checkpoint.save_top_k": -1,
             "periodic_checkpoint.filename": "epoch{epoch:02d}",
             "periodic_checkpoint.auto_insert_metric_name": False,
-            "lr_monitor.logging_interval": "step",
         })
 
     def parse_arguments(self, parser, args) -> None:
@@ -93,30 +77,65 @@ class MixrepCLI(LightningCLI):
             share_cpu_with_workers(int(config["data"].get("num_workers") or 0))
 
     def after_fit(self) -> None:
-        trainer = self.trainer
-        if not trainer.is_global_zero:
-            return
-        checkpoint = trainer.checkpoint_callback
-        print("\ntraining finished")
-        if checkpoint is not None:
-            print(f"  best checkpoint: {checkpoint.best_model_path or '(none)'}"
-                  + (f" ({checkpoint.monitor} = {float(checkpoint.best_model_score):.4f})"
-                     if checkpoint.best_model_score is not None else ""))
-            print(f"  last checkpoint: {last_checkpoint_path(trainer) or '(none)'}")
-        timer = next((c for c in trainer.callbacks if isinstance(c, TrainingTimer)), None)
-        if timer is not None and timer.steps:
-            t = timer.summary
-            print(f"  {t['steps']} steps in {t['fit_seconds']:.0f} s of fit ({t['steps_per_second']:.2f} steps/s while "
-                  f"training; waiting for data {t['data_seconds']:.0f} s, steps {t['step_seconds']:.0f} s; "
-                  f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
-        if trainer.logger is not None and trainer.logger.log_dir:
-            if timer is not None:
-                atomic_write_text(Path(trainer.logger.log_dir) / "timing.json",
-                                  json.dumps({**timer.summary, "load_average": list(os.getloadavg())}, indent=1))
-            print(f"  logs: {trainer.logger.log_dir}")
-            print(f"  view them: tensorboard --logdir {trainer.logger.save_dir}")
-        if checkpoint is not None and checkpoint.best_model_path:
-            print(f"  evaluate: mixrep evaluate --checkpoint {checkpoint.best_model_path}")
+        report_fit(self.trainer, "training finished", "mixrep evaluate --checkpoint")
+
+
+def add_training_callbacks(parser, monitor: str, mode: str, label: str) -> None:
+    """The always-on callbacks of every mixrep training, each configurable from YAML under its own key.
+
+    ``best_checkpoint`` keeps the best epoch by ``monitor`` (file ``best-epochNN-<label>X.XXX``);
+    ``last_checkpoint`` is the single newest checkpoint, rewritten every epoch (Lightning writes
+    ``save_last`` copies only when that callback saved a top-k file, hence its own callback);
+    ``lr_monitor`` logs the learning rate per step and ``timer`` splits fit time into data and steps.
+    Also clips gradients at norm 1 by default.
+    """
+    parser.add_lightning_class_args(ModelCheckpoint, "best_checkpoint")
+    parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+    parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+    parser.add_lightning_class_args(TrainingTimer, "timer")
+    parser.set_defaults({
+        "trainer.gradient_clip_val": 1.0,
+        "best_checkpoint.monitor": monitor,
+        "best_checkpoint.mode": mode,
+        "best_checkpoint.filename": f"best-epoch{{epoch:02d}}-{label}{{{monitor}:.3f}}",
+        "best_checkpoint.auto_insert_metric_name": False,
+        "last_checkpoint.filename": "last",
+        "last_checkpoint.save_top_k": 1,
+        "last_checkpoint.every_n_epochs": 1,
+        "last_checkpoint.enable_version_counter": False,
+        "lr_monitor.logging_interval": "step",
+    })
+
+
+def report_fit(trainer, title: str, evaluate_command: str) -> None:
+    """Print where a finished fit left its checkpoints and logs, its time split, and the next command.
+
+    Also writes ``timing.json`` (the ``timer`` callback's summary and the load average) into the log dir.
+    Rank zero only.
+    """
+    if not trainer.is_global_zero:
+        return
+    checkpoint = trainer.checkpoint_callback
+    print(f"\n{title}")
+    if checkpoint is not None:
+        print(f"  best checkpoint: {checkpoint.best_model_path or '(none)'}"
+              + (f" ({checkpoint.monitor} = {float(checkpoint.best_model_score):.4f})"
+                 if checkpoint.best_model_score is not None else ""))
+        print(f"  last checkpoint: {last_checkpoint_path(trainer) or '(none)'}")
+    timer = next((c for c in trainer.callbacks if isinstance(c, TrainingTimer)), None)
+    if timer is not None and timer.steps:
+        t = timer.summary
+        print(f"  {t['steps']} steps in {t['fit_seconds']:.0f} s of fit ({t['steps_per_second']:.2f} steps/s while "
+              f"training; waiting for data {t['data_seconds']:.0f} s, steps {t['step_seconds']:.0f} s; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    if trainer.logger is not None and trainer.logger.log_dir:
+        if timer is not None:
+            atomic_write_text(Path(trainer.logger.log_dir) / "timing.json",
+                              json.dumps({**timer.summary, "load_average": list(os.getloadavg())}, indent=1))
+        print(f"  logs: {trainer.logger.log_dir}")
+        print(f"  view them: tensorboard --logdir {trainer.logger.save_dir}")
+    if checkpoint is not None and checkpoint.best_model_path:
+        print(f"  evaluate: {evaluate_command} {checkpoint.best_model_path}")
 
 
 def share_cpu_with_workers(workers: int) -> int:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from mixrep.data.transfer import TransferDataModule
 from mixrep.errors import CheckpointError
-from mixrep.training.callbacks import TrainingTimer
-from mixrep.training.cli import last_checkpoint_path, share_cpu_with_workers
+from mixrep.training.cli import add_training_callbacks, report_fit, share_cpu_with_workers
 from mixrep.training.regression import RegressionModule
 
 LINKED = ("sample_rate", "chain", "group_chain", "processor_options")
@@ -39,22 +37,7 @@ class RegressionCLI(LightningCLI):
         parser.add_argument("--task", default="regression", help="which training this config is for")
         for name in LINKED:
             parser.link_arguments(f"data.{name}", f"model.{name}")
-        parser.add_lightning_class_args(ModelCheckpoint, "best_checkpoint")
-        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
-        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
-        parser.add_lightning_class_args(TrainingTimer, "timer")
-        parser.set_defaults({
-            "trainer.gradient_clip_val": 1.0,
-            "best_checkpoint.monitor": "val/audio_loss",
-            "best_checkpoint.mode": "min",
-            "best_checkpoint.filename": "best-epoch{epoch:02d}-loss{val/audio_loss:.3f}",
-            "best_checkpoint.auto_insert_metric_name": False,
-            "last_checkpoint.filename": "last",
-            "last_checkpoint.save_top_k": 1,
-            "last_checkpoint.every_n_epochs": 1,
-            "last_checkpoint.enable_version_counter": False,
-            "lr_monitor.logging_interval": "step",
-        })
+        add_training_callbacks(parser, monitor="val/audio_loss", mode="min", label="loss")
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -64,20 +47,7 @@ class RegressionCLI(LightningCLI):
         share_cpu_with_workers(int(config["data"].get("num_workers") or 0))
 
     def after_fit(self) -> None:
-        trainer = self.trainer
-        if not trainer.is_global_zero:
-            return
-        timer = next((c for c in trainer.callbacks if isinstance(c, TrainingTimer)), None)
-        print("\nregression head trained")
-        print(f"  best checkpoint: {trainer.checkpoint_callback.best_model_path or '(none)'}")
-        print(f"  last checkpoint: {last_checkpoint_path(trainer) or '(none)'}")
-        if timer is not None and timer.steps:
-            t = timer.summary
-            print(f"  {t['steps']} steps in {t['fit_seconds']:.0f} s of fit (data {t['data_seconds']:.0f} s, "
-                  f"steps {t['step_seconds']:.0f} s)")
-        best = trainer.checkpoint_callback.best_model_path
-        if best:
-            print(f"  evaluate: mixrep evaluate-transfer --head {best}")
+        report_fit(self.trainer, "regression head trained", "mixrep evaluate-transfer --head")
 
 
 def main(args: list[str] | None = None) -> RegressionCLI:
