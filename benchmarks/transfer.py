@@ -4,8 +4,9 @@
    of B synthetic songs: the batch rendered as one disjoint graph (``ConsoleBatch``, what training
    does) against the same songs rendered one at a time, in one run; songs/s of each, and items/s of
    the data pipeline (one worker's work: two renders per item).
-2. ``mixrep mix`` for 4, 16 and 32 tracks of 30 s: reference embedding + head prediction, the
-   whole-song render, and one refinement step (mean of ``--refine-steps``).
+2. ``mixrep mix`` for 4, 16 and 32 tracks of 30 s: reference embedding + head prediction, balance
+   matching (two renders of 10 s), the whole-song render, and one refinement step (mean of
+   ``--refine-steps``).
 
     nice -n 5 python benchmarks/transfer.py --head outputs/regression/.../last.ckpt
 """
@@ -22,6 +23,7 @@ from mixrep.api import load_checkpoint
 from mixrep.data.transfer import TransferDataset, align_track_levels, collate_transfer
 from mixrep.training.regression import RegressionModule
 from mixrep.transfer import StyleTransfer
+from mixrep.transfer.balance import match_balance
 
 
 def seconds(fn, repeats: int) -> float:
@@ -80,12 +82,15 @@ def mix_rows(args) -> list[str]:
         console = transfer.predict(aligned, names, classes, embedding)
         predict = time.perf_counter() - start
         start = time.perf_counter()
+        match_balance(console, aligned, classes, ref)
+        balance = time.perf_counter() - start
+        start = time.perf_counter()
         console.render_long(aligned)
         render = time.perf_counter() - start
         start = time.perf_counter()
         transfer.refine(console, aligned, classes, embedding, ref, args.refine_steps)
         refine = (time.perf_counter() - start) / max(1, args.refine_steps)
-        rows.append(f"| {k} tracks x 30 s | {predict:.2f} s | {render:.2f} s | {refine:.2f} s |")
+        rows.append(f"| {k} tracks x 30 s | {predict:.2f} s | {balance:.2f} s | {render:.2f} s | {refine:.2f} s |")
     return rows
 
 
@@ -104,7 +109,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     print("| training | time | throughput |\n|---|---|---|")
     print("\n".join(training_rows(args)))
-    print("\n| mixrep mix | embed + predict | render whole song | refinement per step |\n|---|---|---|---|")
+    print("\n| mixrep mix | embed + predict | balance matching | render whole song | refinement per step |\n"
+          "|---|---|---|---|---|")
     print("\n".join(mix_rows(args)))
 
 

@@ -8,10 +8,13 @@ it). Every method is scored on the same items:
 
 * ``sum``: the plain sum of the level-aligned tracks (equal loudness);
 * ``mean``: the console at the mean training parameters (the prior's mean raw strip and bus rows);
+  ``mean+balance``: then its stem buses' faders set to the reference's stem balance
+  (:func:`~mixrep.transfer.balance.match_balance`: measured, not learned);
 * ``retrieval``: the parameters of the training reference nearest in embedding space (a bank of
   console-kind training items);
-* ``head``: the regression head's prediction; ``head+refine``: then refined on the embedding
-  distance (+ audio features) for ``refine_steps``;
+* ``head``: the regression head's prediction; ``head+balance``: then balance-matched (what
+  ``mixrep mix`` does by default); ``head+refine``: balance-matched, then refined on the embedding
+  distance (+ audio features) for ``refine_steps`` (``mixrep mix --refine-steps``);
 * ``fit``: the console fitted directly to the target (``mixrep console fit``'s optimiser; the upper
   bound).
 
@@ -42,11 +45,12 @@ from mixrep.constants import STEMS
 from mixrep.data.synthetic import TRACKS
 from mixrep.data.transfer import TransferDataset
 from mixrep.transfer import StyleTransfer
+from mixrep.transfer.balance import match_balance
 
 log = logging.getLogger(__name__)
 
-METHODS = ("sum", "mean", "retrieval", "head", "head sparse", "head+refine", "fit", "prune search",
-           "head sparse - search")
+METHODS = ("sum", "mean", "mean+balance", "retrieval", "head", "head+balance", "head sparse", "head+refine", "fit",
+           "prune search", "head sparse - search")
 
 
 def rms_normalise(mix: Tensor) -> Tensor:
@@ -260,6 +264,11 @@ class TransferEvaluation:
             def mean_console():
                 return self._console(item, mean_track.expand(k, -1), mean_group.expand(len(STEMS), -1))
 
+            def balanced_mean_console():
+                console = mean_console()
+                match_balance(console, tracks, item["stems"], item["reference"])
+                return console
+
             def retrieval_console():
                 near = bank[int((bank_vectors[:, :dim] @ embedding[:dim]).argmax())]
                 order = [roles.index(n) for n in item["names"]]
@@ -282,15 +291,23 @@ class TransferEvaluation:
             embedding = self.transfer.reference_embedding(item["reference"], self.transfer.sample_rate)
             self._cached(scores, "sum", item, i, lambda: None, truth)
             self._cached(scores, "mean", item, i, mean_console, truth)
+            self._cached(scores, "mean+balance", item, i, balanced_mean_console, truth)
             self._cached(scores, "retrieval", item, i, retrieval_console, truth)
             start = time.perf_counter()
             prediction = self.transfer.predict_graph(tracks, item["names"], item["stems"], embedding)
-            sparse = prediction.sparse()
             predict_seconds = time.perf_counter() - start
             self._score(scores, "head", item, prediction.console, truth)
-            sparse_loss = self._score(scores, "head sparse", item, sparse, truth, predict_seconds)
             if item["has_theta"]:
                 self._graph_scores(item, prediction)
+            start = time.perf_counter()
+            match_balance(prediction.console, tracks, item["stems"], item["reference"])
+            balance_seconds = time.perf_counter() - start
+            self._score(scores, "head+balance", item, prediction.console, truth)
+            start = time.perf_counter()
+            sparse = prediction.sparse()  # as `mixrep mix --sparse`: the kept processors, balance-matched
+            match_balance(sparse, tracks, item["stems"], item["reference"])
+            sparse_seconds = predict_seconds + balance_seconds + time.perf_counter() - start
+            sparse_loss = self._score(scores, "head sparse", item, sparse, truth, sparse_seconds)
             if self.refine_steps:
                 console = prediction.console
                 self.transfer.refine(console, tracks, item["stems"], embedding, item["reference"], self.refine_steps)

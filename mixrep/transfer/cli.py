@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mix.add_argument("--sparse", action="store_true",
                      help="render only the processors the head predicts in the reference's graph, and draw that "
                           "graph (OUT with .graph.png)")
+    mix.add_argument("--no-balance", action="store_true",
+                     help="keep the head's stem balance (default: move the stem buses' faders to the reference's "
+                          "balance)")
     mix.add_argument("--keep-threshold", type=float, default=0.5, help="with --sparse: keep probability threshold")
     mix.add_argument("--device", default=None, help="cpu, cuda, ... (default: auto)")
     mix.set_defaults(func=run_mix)
@@ -105,6 +108,7 @@ def run_mix(args: argparse.Namespace) -> int:
     from mixrep.constants import STEMS
     from mixrep.data.transfer import align_track_levels
     from mixrep.files import atomic_write_text
+    from mixrep.transfer.balance import console_stems
     from mixrep.transfer.figure import mix_profile, plot_transfer
     from mixrep.transfer.style_transfer import StyleTransfer
 
@@ -116,19 +120,20 @@ def run_mix(args: argparse.Namespace) -> int:
     if not 0.0 <= args.keep_threshold <= 1.0:
         raise ValueError(f"--keep-threshold must be in [0, 1], got {args.keep_threshold}")
     result = transfer.mix(tracks, reference, names, stems, refine_steps=args.refine_steps, sparse=args.sparse,
-                          keep_threshold=args.keep_threshold)
+                          keep_threshold=args.keep_threshold, balance=not args.no_balance)
     write_audio(args.out, result.mix, result.sample_rate)
     params_out = args.params_out or args.out.with_suffix(".json")
     atomic_write_text(params_out, json.dumps({
         "head": str(args.head), "tracks": names, "stems": stems, "refine_steps": args.refine_steps,
         "refine_losses": [round(x, 5) for x in result.refine_losses], "sparse": args.sparse,
+        "balance_db": {c: round(v, 2) for c, v in result.balance_db.items()},
         "keep_probability": keep_report(transfer, names, stems, result.keep_probability), **result.report}, indent=1))
     graph_png = result.console.draw(args.out.with_suffix(".graph.png"), title="predicted graph") if args.sparse else None
     # figure: an excerpt of at most 30 s, raw sum and result at the reference's level
     rate, excerpt = result.sample_rate, min(tracks.shape[-1], 30 * result.sample_rate)
     aligned = align_track_levels(torch.from_numpy(tracks[..., :excerpt]).float())
     with torch.no_grad():
-        result_stems = transfer.render_stems(result.console, aligned.to(transfer.device), stems).cpu().numpy()
+        result_stems = console_stems(result.console, aligned.to(transfer.device), stems).cpu().numpy()
     raw_stems = np.zeros_like(result_stems)
     for track, stem in zip(aligned.numpy(), stems):
         raw_stems[STEMS.index(stem)] += track

@@ -7,9 +7,11 @@
 
 Steps: the tracks are resampled to the console's rate, upmixed if mono, and level-aligned (each to
 -20 dBFS RMS, as in training); the reference stems are embedded by the style encoder the head was
-trained with (mean of clip embeddings); the head predicts every strip's and bus's parameters; with
-``refine_steps`` those parameters are then optimised so that the rendered mix's style embedding
-moves towards the reference's (plus audio-feature terms), through the differentiable front end;
+trained with (mean of clip embeddings); the head predicts every strip's and bus's parameters; the
+stem buses' faders are then set so the stems sit in the mix as the reference's do (balance
+matching, :mod:`mixrep.transfer.balance`); with ``refine_steps`` the parameters are then optimised
+so that the rendered mix's style embedding moves towards the reference's (plus audio-feature
+terms), through the differentiable front end;
 the whole song is rendered in exact chunks and set to the reference's loudness.
 
 Shape:
@@ -34,11 +36,11 @@ from mixrep.audio.style_space import integrated_loudness
 from mixrep.console import ConsoleBatch, MixingConsole
 from mixrep.console.audio_features import AudioFeatureLoss
 from mixrep.console.batch import strip_of_nodes
-from mixrep.console.strips import group_outputs
 from mixrep.constants import MIN_EMBED_SECONDS, STEMS
-from mixrep.data.transfer import align_track_levels, stem_groups
+from mixrep.data.transfer import align_track_levels
 from mixrep.devices import resolve_device
 from mixrep.errors import CheckpointError
+from mixrep.transfer.balance import console_stems, match_balance
 from mixrep.transfer.checkpoint import HeadCheckpoint, read_head
 from mixrep.transfer.report import physical_report
 
@@ -79,6 +81,7 @@ class TransferResult:
         refine_losses: the refinement objective per step (empty without refinement).
         keep_probability: ``(V,)`` the predicted graph's probabilities over the *full* console's
             nodes (:class:`Prediction`); with ``sparse`` the console holds only the kept ones.
+        balance_db: the fader move of balance matching per stem class, dB (empty without it).
     """
 
     mix: np.ndarray
@@ -87,6 +90,7 @@ class TransferResult:
     sample_rate: int
     refine_losses: list[float] = field(default_factory=list)
     keep_probability: Tensor | None = None
+    balance_db: dict[str, float] = field(default_factory=dict)
 
 
 def prepare_tracks(tracks, sample_rate: int, target_rate: int) -> Tensor:
@@ -206,14 +210,6 @@ class StyleTransfer:
         """The full console with predicted parameters (:meth:`predict_graph` without the graph)."""
         return self.predict_graph(tracks, names, stems, embedding).console
 
-    def render_stems(self, console: MixingConsole, tracks: Tensor, stems: list[str]) -> Tensor:
-        """The console's stem buses ``(4, 2, samples)`` (STEMS order, zeros for absent classes), differentiable."""
-        nodes = console.render_graph(tracks, keep_nodes=True).node_outputs
-        present = group_outputs(console.graph, nodes)
-        out = tracks.new_zeros((len(STEMS), 2, tracks.shape[-1]))
-        index = torch.tensor([STEMS.index(s) for s in stem_groups(console.track_names, stems)], device=tracks.device)
-        return out.index_copy(0, index, present)
-
     def refine(self, console: MixingConsole, tracks: Tensor, stems: list[str], embedding: Tensor,
                reference_stems: Tensor, steps: int, lr: float = 0.01, feature_weight: float = 0.1,
                seed: int = 0) -> list[float]:
@@ -236,7 +232,7 @@ class StyleTransfer:
         for _ in range(steps):
             a = int(torch.randint(0, tracks.shape[-1] - clip + 1, (1,), generator=generator))
             b = int(torch.randint(0, ref_mix.shape[-1] - clip + 1, (1,), generator=generator))
-            rendered = self.render_stems(console, tracks[..., a: a + clip], stems)
+            rendered = console_stems(console, tracks[..., a: a + clip], stems)
             scale = ref_mix[..., b: b + clip].pow(2).mean().add(1e-12).sqrt() / rendered.sum(0).pow(2).mean().add(1e-12).sqrt()
             rendered = rendered * scale
             mel, feats = self.encoder.frontend(rendered[None])
@@ -254,7 +250,8 @@ class StyleTransfer:
     # ------------------------------------------------------------------ the whole job
     def mix(self, tracks, reference_stems, names: list[str] | None = None, stems: list[str] | None = None,
             sample_rate: int | None = None, reference_sample_rate: int | None = None, refine_steps: int = 0,
-            refine_lr: float = 0.01, sparse: bool = False, keep_threshold: float = 0.5) -> TransferResult:
+            refine_lr: float = 0.01, sparse: bool = False, keep_threshold: float = 0.5,
+            balance: bool = True) -> TransferResult:
         """Mix ``tracks`` in the style of ``reference_stems`` (see the module docstring).
 
         Args:
@@ -266,6 +263,8 @@ class StyleTransfer:
             refine_steps: inference-time optimisation steps after the prediction.
             sparse: render only the processors the head predicts present (probability at least
                 ``keep_threshold``; faders always stay).
+            balance: after the prediction, move the stem buses' faders so the stems sit in the
+                mix as the reference's do (:func:`~mixrep.transfer.balance.match_balance`).
 
         Raises:
             ValueError: no tracks, names/stems that do not match the tracks, bad shapes, a
@@ -294,6 +293,7 @@ class StyleTransfer:
         embedding = self.reference_embedding(reference, self.sample_rate)
         prediction = self.predict_graph(aligned, names, stems, embedding)
         console = prediction.sparse(keep_threshold) if sparse else prediction.console
+        balance_db = match_balance(console, aligned, stems, reference) if balance else {}
         losses = self.refine(console, aligned, stems, embedding, reference.to(self.device), refine_steps, refine_lr)
         mixed = console.render_long(aligned).cpu().numpy()
         target_lufs = integrated_loudness(reference.sum(0).numpy(), self.sample_rate)
@@ -301,4 +301,4 @@ class StyleTransfer:
         if math.isfinite(target_lufs) and math.isfinite(loudness):
             mixed = mixed * np.float32(10.0 ** ((target_lufs - loudness) / 20.0))
         return TransferResult(mixed.astype(np.float32), console, physical_report(console), self.sample_rate, losses,
-                              prediction.keep_probability)
+                              prediction.keep_probability, balance_db)

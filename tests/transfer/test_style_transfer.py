@@ -72,6 +72,7 @@ def test_mix_cli_writes_the_mix_settings_and_figure(tiny_head, song, tmp_path):
     settings = json.loads(out.with_suffix(".json").read_text())
     assert settings["stems"] == ["bass", "drums", "vocals"]  # from the names: bass, kick, vox
     assert len(settings["refine_losses"]) == 2
+    assert set(settings["balance_db"]) == {"bass", "drums", "vocals"}  # every bus moved to the reference's balance
     for strip in settings["tracks"].values():
         assert math.isfinite(strip["gain_pan"]["gain_db"]) and -1 <= strip["gain_pan"]["pan"] <= 1
         assert set(strip["eq"]["curve_db"]) >= {"60_hz", "1000_hz"}
@@ -172,7 +173,8 @@ def test_evaluate_transfer_scores_every_method_and_the_graph(tiny_head, tmp_path
                       "--fit-steps", "2", "--bank-items", "2", "--prune-items", "1", "--json", str(out)])
     assert rc == 0
     scores = json.loads(out.read_text())["scores"]
-    for method in ("sum", "mean", "retrieval", "head", "head sparse", "head+refine", "fit", "prune search"):
+    for method in ("sum", "mean", "mean+balance", "retrieval", "head", "head+balance", "head sparse", "head+refine",
+                   "fit", "prune search"):
         assert math.isfinite(scores[f"{method}/console"]["audio_loss"]), method
     assert math.isfinite(scores["head/console"]["level_db"])
     assert math.isfinite(scores["head sparse/pedalboard"]["audio_loss"])
