@@ -5,7 +5,7 @@
    does) against the same songs rendered one at a time, in one run; songs/s of each, and items/s of
    the data pipeline (one worker's work: two renders per item).
 2. ``mixrep mix`` for 4, 16 and 32 tracks of 30 s: reference embedding + head prediction, balance
-   matching (two renders of 10 s), the whole-song render, and one refinement step (mean of
+   matching (three renders of 10 s), the whole-song render, and one refinement step (mean of
    ``--refine-steps``).
 
     nice -n 5 python benchmarks/transfer.py --head outputs/regression/.../last.ckpt
@@ -43,7 +43,8 @@ def training_rows(args) -> list[str]:
     items_per_second = args.batch / (time.perf_counter() - start)
     batch = collate_transfer(items)
     checkpoint = load_checkpoint(args.head)  # the Lightning module, rebuilt from the head checkpoint
-    hyper = {**checkpoint["hyper_parameters"], "encoder_checkpoint": str(args.head)}
+    hyper = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}  # LightningCLI's own
+    hyper["encoder_checkpoint"] = str(args.head)
     module = RegressionModule(**hyper)
     module.load_state_dict(checkpoint["state_dict"])
 

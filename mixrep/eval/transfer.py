@@ -8,13 +8,13 @@ it). Every method is scored on the same items:
 
 * ``sum``: the plain sum of the level-aligned tracks (equal loudness);
 * ``mean``: the console at the mean training parameters (the prior's mean raw strip and bus rows);
-  ``mean+balance``: then its stem buses' faders set to the reference's stem balance
+  ``mean+balance``: then its faders set to the reference's stem balance, level and stereo
   (:func:`~mixrep.transfer.balance.match_balance`: measured, not learned);
 * ``retrieval``: the parameters of the training reference nearest in embedding space (a bank of
   console-kind training items);
 * ``head``: the regression head's prediction; ``head+balance``: then balance-matched (what
-  ``mixrep mix`` does by default); ``head+refine``: balance-matched, then refined on the embedding
-  distance (+ audio features) for ``refine_steps`` (``mixrep mix --refine-steps``);
+  ``mixrep mix`` does by default); ``head+refine``: balance-matched, then refined for ``refine_steps``
+  with :meth:`~mixrep.transfer.StyleTransfer.refine`'s default objective (``mixrep mix --refine-steps``);
 * ``fit``: the console fitted directly to the target (``mixrep console fit``'s optimiser; the upper
   bound).
 

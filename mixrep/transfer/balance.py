@@ -1,21 +1,31 @@
-"""Balance matching: set each stem bus's fader so the stems sit in the mix as the reference's do.
+"""Balance matching: move the faders so the stems sit in the mix as the reference's do, in level and stereo.
 
-The stem balance (each stem's level relative to the mix) is the most audible part of a mix's style
-and the part a reference shows directly: its stems are measured, not inferred. The head predicts
-it only as well as the embedding carries it, so after the prediction :func:`match_balance` renders
-the console's stem buses on a stretch of the tracks, compares every stem's level relative to the
-mix with the reference's, and moves that bus's fader by the difference. The bus fader (``g`` of the
-bus chain) sits after the bus dynamics and before the echo effects, so the stem's level moves by
-exactly the correction; the mix level moves with it, which a second pass settles.
+The stem balance (each stem's level relative to the mix, and where it sits between the speakers) is
+the most audible part of a mix's style and the part a reference shows directly: its stems are
+measured, not inferred. The head predicts it only as well as the embedding carries it, so after the
+prediction :func:`match_balance` renders the console's stem buses on a stretch of the tracks and
+compares every stem with the reference's:
 
-Levels are energies over both channels in dB (the measure the audio loss weighs); stems that are
-silent in the reference (below ``silent_db`` under its mix) or absent from the tracks are left as
-they are.
+* **level**: the stem's energy relative to the mix; the stem bus's fader (``g`` of the bus chain)
+  moves by the difference. It sits after the bus dynamics and before the echo effects, so the
+  stem's level moves by exactly the correction; the mix level moves with it, which the next pass
+  settles. (Moving the stem's track faders instead, where the musical prior puts more of a stem's
+  level, made the fader-gain error worse on the evaluation items: the bus compressor and the
+  tracks' own dynamics account for as much of a stem's level as its faders.)
+* **stereo balance**: the stem's right-minus-left channel energy in dB. The faders of the stem's
+  tracks (``g`` of the track chain: the pan of a track alone in its stem, the common shift of
+  several) move their two channels apart by the difference, at constant stem energy; the bus's
+  imager and dynamics sit between them and the stem, so every pass corrects again.
+
+Levels are energies in dB; stems that are silent in the reference (below ``silent_db`` under its
+mix) or absent from the tracks are left as they are, a stem whose tracks have no fader keeps its
+stereo balance, and one stem alone has no level to match.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -28,6 +38,24 @@ from mixrep.constants import STEMS
 from mixrep.data.transfer import stem_groups
 
 log = logging.getLogger(__name__)
+
+SILENT_STEM_DB = -50.0
+"""A reference stem this far under the reference mix (dB) is taken as absent."""
+STEREO_DB_LIMIT = 30.0
+"""Largest right-minus-left difference matched, dB (a hard-panned reference stem is matched to this)."""
+
+
+@dataclass(frozen=True)
+class BalanceMoves:
+    """What :func:`match_balance` moved, per stem class.
+
+    Attributes:
+        level_db: the level move of the stem bus's fader, dB.
+        stereo_db: the right-minus-left channel move of the stem's track faders, dB (positive: to the right).
+    """
+
+    level_db: dict[str, float]
+    stereo_db: dict[str, float]
 
 
 def console_stems(console: MixingConsole, tracks: Tensor, stems: list[str]) -> Tensor:
@@ -48,11 +76,46 @@ def level_db(audio: Tensor) -> Tensor:
     return 10.0 * torch.log10(audio.pow(2).mean((-2, -1)) + 1e-20)
 
 
+def stereo_db(audio: Tensor) -> Tensor:
+    """Right-minus-left channel energy in dB of ``(..., 2, samples)`` -> ``(...)``, within
+    +-:data:`STEREO_DB_LIMIT`."""
+    energy = audio.pow(2).mean(-1) + 1e-20
+    return (10.0 * torch.log10(energy[..., 1] / energy[..., 0])).clamp(-STEREO_DB_LIMIT, STEREO_DB_LIMIT)
+
+
+def _faders(console: MixingConsole, stems: list[str]) -> tuple[dict[str, int], dict[str, list[int]]]:
+    """Rows of ``gain_pan`` parameters: each stem bus's fader, and the faders of each stem's tracks."""
+    classes = list(stem_groups(console.track_names, stems))  # the console's buses, in mix-node order
+    rows = {v: i for i, v in enumerate(console.graph.nodes_of_type("gain_pan"))}
+    bus: dict[str, int] = {}
+    tracks: dict[str, list[int]] = {c: [] for c in classes}
+    for v, owner in enumerate(strip_of_nodes(console.graph)):
+        if owner is None or v not in rows:
+            continue
+        if owner[0] == "group":
+            bus[classes[owner[1]]] = rows[v]
+        else:
+            tracks[stems[owner[1]]].append(rows[v])
+    return bus, tracks
+
+
+def _move_stereo(log_gain: Tensor, rows: list[int], left_energy: float, right_energy: float,
+                 delta_db: float) -> None:
+    """Scale the two channels of fader ``rows`` so right/left energy moves by ``delta_db`` at constant energy."""
+    total = left_energy + right_energy
+    ratio = right_energy / left_energy * 10.0 ** (delta_db / 10.0)
+    left_scale = (total / (left_energy * (1.0 + ratio))) ** 0.5
+    right_scale = (ratio * left_scale**2 * left_energy / right_energy) ** 0.5
+    shift = torch.tensor([left_scale, right_scale], dtype=log_gain.dtype, device=log_gain.device).log()
+    low, high = (g * Fn.LOG10_OVER_20 for g in Fn.GAIN_DB_RANGE)
+    log_gain[rows] = (log_gain[rows] + shift).clamp(low, high)
+
+
 @torch.no_grad()
 def match_balance(console: MixingConsole, tracks: Tensor, stems: list[str], reference_stems: Tensor,
-                  seconds: float = 10.0, passes: int = 2, silent_db: float = -50.0) -> dict[str, float]:
-    """Move every stem bus's fader of ``console`` in place so its stems' levels relative to the mix
-    match ``reference_stems``'; returns the total correction per stem class in dB.
+                  seconds: float = 10.0, passes: int = 3, silent_db: float = SILENT_STEM_DB) -> BalanceMoves:
+    """Move the faders of ``console`` in place so its stems' levels relative to the mix and their
+    stereo balance match ``reference_stems``'.
 
     Args:
         tracks: ``(K, 2, samples)`` level-aligned, in the console's track order; stems: class per track.
@@ -66,13 +129,10 @@ def match_balance(console: MixingConsole, tracks: Tensor, stems: list[str], refe
     """
     reference_stems = reference_stems.to(tracks.device).float()
     target_db = level_db(reference_stems) - level_db(reference_stems.sum(0))
-    classes = list(stem_groups(console.track_names, stems))  # the console's buses, in mix-node order
-    faders: dict[str, int] = {}
-    fader_nodes = console.graph.nodes_of_type("gain_pan")
-    for v, owner in enumerate(strip_of_nodes(console.graph)):
-        if owner is not None and owner[0] == "group" and console.graph.node_types[v] == "gain_pan":
-            faders[classes[owner[1]]] = fader_nodes.index(v)
-    missing = [c for c in classes if c not in faders]
+    target_stereo = stereo_db(reference_stems)
+    bus, track_faders = _faders(console, stems)
+    classes = list(track_faders)
+    missing = [c for c in classes if c not in bus]
     if missing:
         raise ValueError(f"the console has no fader on the {', '.join(missing)} bus; balance matching needs one "
                          f"(a bus chain with 'g')")
@@ -85,17 +145,27 @@ def match_balance(console: MixingConsole, tracks: Tensor, stems: list[str], refe
     stretch = tracks[..., start: start + length]
     log_gain = console.params["gain_pan"]["log_gain"]
     low, high = (g * Fn.LOG10_OVER_20 for g in Fn.GAIN_DB_RANGE)
-    total = dict.fromkeys(matched, 0.0)
-    for _ in range(passes if len(matched) > 1 else 0):  # one stem alone has nothing to balance against
+    level = len(matched) > 1  # one stem alone has no level to balance against
+    level_moves = dict.fromkeys(matched if level else [], 0.0)
+    stereo_moves = {c: 0.0 for c in matched if track_faders[c]}
+    for _ in range(passes):
         rendered = console_stems(console, stretch, stems)
         current_db = level_db(rendered) - level_db(rendered.sum(0))
         for c in matched:
             s = STEMS.index(c)
             if float(level_db(rendered[s])) < -150.0:
                 continue  # the bus renders silence (silent tracks): no fader move helps
-            delta_db = float(target_db[s] - current_db[s])
-            row = faders[c]
-            before = log_gain[row].clone()
-            log_gain[row] = (log_gain[row] + delta_db * Fn.LOG10_OVER_20).clamp(low, high)
-            total[c] += float((log_gain[row] - before).mean()) / Fn.LOG10_OVER_20
-    return total
+            if level:
+                before = log_gain[bus[c]].clone()
+                delta_db = float(target_db[s] - current_db[s])
+                log_gain[bus[c]] = (log_gain[bus[c]] + delta_db * Fn.LOG10_OVER_20).clamp(low, high)
+                level_moves[c] += float((log_gain[bus[c]] - before).mean()) / Fn.LOG10_OVER_20
+            if c in stereo_moves:
+                rows = track_faders[c]
+                before = log_gain[rows].clone()
+                energy = rendered[s].pow(2).mean(-1).double() + 1e-20
+                _move_stereo(log_gain, rows, float(energy[0]), float(energy[1]),
+                             float(target_stereo[s] - stereo_db(rendered[s])))
+                moved = (log_gain[rows] - before).mean(0) / Fn.LOG10_OVER_20
+                stereo_moves[c] += float(moved[1] - moved[0])
+    return BalanceMoves(level_moves, stereo_moves)

@@ -30,13 +30,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mix.add_argument("--params-out", type=Path, default=None, help="settings in physical units (JSON)")
     mix.add_argument("--figure", type=Path, default=None, help="comparison figure (default: OUT with .png)")
     mix.add_argument("--refine-steps", type=int, default=0, help="inference-time refinement steps (default 0)")
+    mix.add_argument("--refine-embedding-weight", type=float, default=0.0,
+                     help="weight of the style-embedding distance in the refinement objective (default 0: the "
+                          "stems' audio features alone, which measured better; see StyleTransfer.refine)")
     mix.add_argument("--groups", type=Path, default=None, help="JSON mapping track names to stem classes")
     mix.add_argument("--sparse", action="store_true",
                      help="render only the processors the head predicts in the reference's graph, and draw that "
                           "graph (OUT with .graph.png)")
     mix.add_argument("--no-balance", action="store_true",
-                     help="keep the head's stem balance (default: move the stem buses' faders to the reference's "
-                          "balance)")
+                     help="keep the head's stem balance (default: move the faders to the reference's stem "
+                          "levels and stereo balance)")
     mix.add_argument("--keep-threshold", type=float, default=0.5, help="with --sparse: keep probability threshold")
     mix.add_argument("--device", default=None, help="cpu, cuda, ... (default: auto)")
     mix.set_defaults(func=run_mix)
@@ -108,7 +111,7 @@ def run_mix(args: argparse.Namespace) -> int:
     from mixrep.constants import STEMS
     from mixrep.data.transfer import align_track_levels
     from mixrep.files import atomic_write_text
-    from mixrep.transfer.balance import console_stems
+    from mixrep.transfer.balance import BalanceMoves, console_stems
     from mixrep.transfer.figure import mix_profile, plot_transfer
     from mixrep.transfer.style_transfer import StyleTransfer
 
@@ -119,14 +122,17 @@ def run_mix(args: argparse.Namespace) -> int:
     reference = read_reference(args, transfer)
     if not 0.0 <= args.keep_threshold <= 1.0:
         raise ValueError(f"--keep-threshold must be in [0, 1], got {args.keep_threshold}")
-    result = transfer.mix(tracks, reference, names, stems, refine_steps=args.refine_steps, sparse=args.sparse,
+    result = transfer.mix(tracks, reference, names, stems, refine_steps=args.refine_steps,
+                          refine_embedding_weight=args.refine_embedding_weight, sparse=args.sparse,
                           keep_threshold=args.keep_threshold, balance=not args.no_balance)
     write_audio(args.out, result.mix, result.sample_rate)
+    moves = result.balance or BalanceMoves({}, {})
     params_out = args.params_out or args.out.with_suffix(".json")
     atomic_write_text(params_out, json.dumps({
         "head": str(args.head), "tracks": names, "stems": stems, "refine_steps": args.refine_steps,
         "refine_losses": [round(x, 5) for x in result.refine_losses], "sparse": args.sparse,
-        "balance_db": {c: round(v, 2) for c, v in result.balance_db.items()},
+        "balance": {"level_db": {c: round(v, 2) for c, v in moves.level_db.items()},
+                    "stereo_db": {c: round(v, 2) for c, v in moves.stereo_db.items()}},
         "keep_probability": keep_report(transfer, names, stems, result.keep_probability), **result.report}, indent=1))
     graph_png = result.console.draw(args.out.with_suffix(".graph.png"), title="predicted graph") if args.sparse else None
     # figure: an excerpt of at most 30 s, raw sum and result at the reference's level

@@ -72,7 +72,8 @@ def test_mix_cli_writes_the_mix_settings_and_figure(tiny_head, song, tmp_path):
     settings = json.loads(out.with_suffix(".json").read_text())
     assert settings["stems"] == ["bass", "drums", "vocals"]  # from the names: bass, kick, vox
     assert len(settings["refine_losses"]) == 2
-    assert set(settings["balance_db"]) == {"bass", "drums", "vocals"}  # every bus moved to the reference's balance
+    for part in ("level_db", "stereo_db"):  # every stem moved to the reference's balance
+        assert set(settings["balance"][part]) == {"bass", "drums", "vocals"}
     for strip in settings["tracks"].values():
         assert math.isfinite(strip["gain_pan"]["gain_db"]) and -1 <= strip["gain_pan"]["pan"] <= 1
         assert set(strip["eq"]["curve_db"]) >= {"60_hz", "1000_hz"}
@@ -212,3 +213,24 @@ def test_a_missing_encoder_checkpoint_says_how_to_train_one(tmp_path, monkeypatc
 
     with pytest.raises(CheckpointError, match="bash scripts/train.sh"):
         latest_encoder_checkpoint(tmp_path)
+
+
+def test_refinement_lowers_its_objective_and_its_embedding_term_reaches_the_faders(tiny_head):
+    from mixrep.data.transfer import align_track_levels
+
+    transfer = StyleTransfer.from_checkpoint(tiny_head)
+    seconds = transfer.encoder.clip_seconds  # tracks exactly one clip long: every step sees the same clip
+    tracks = align_track_levels(torch.from_numpy(np.stack([tone(seconds, 60, 0), tone(seconds, 110, 1),
+                                                           tone(seconds, 440, 2)])))
+    names, stems = ["kick", "bass", "keys"], ["drums", "bass", "other"]
+    reference = torch.from_numpy(np.stack([tone(seconds, 80 * (i + 1), 10 + i) * (0.3 + 0.2 * i) for i in range(4)]))
+    embedding = transfer.reference_embedding(reference, transfer.sample_rate)
+    console = transfer.predict(tracks, names, stems, embedding)
+    losses = transfer.refine(console, tracks, stems, embedding, reference, steps=12, lr=0.01)
+    assert len(losses) == 12 and losses[-1] < losses[0], losses  # the stems' features move towards the reference's
+
+    console = transfer.predict(tracks, names, stems, embedding)
+    faders = console.params["gain_pan"]["log_gain"].detach().clone()
+    transfer.refine(console, tracks, stems, embedding, reference, steps=1, embedding_weight=1.0,
+                    stem_feature_weight=0.0)
+    assert not torch.equal(console.params["gain_pan"]["log_gain"].detach(), faders)  # a gradient through the encoder
