@@ -10,8 +10,9 @@ compares every stem with the reference's:
   moves by the difference. It sits after the bus dynamics and before the echo effects, so the
   stem's level moves by exactly the correction; the mix level moves with it, which the next pass
   settles. (Moving the stem's track faders instead, where the musical prior puts more of a stem's
-  level, made the fader-gain error worse on the evaluation items: the bus compressor and the
-  tracks' own dynamics account for as much of a stem's level as its faders.)
+  level, made the fader-gain error worse on 12 evaluation items, 3.58 against 3.38 dB, at the same
+  effective levels: the compressors and EQs that the prior draws change a stem's level as much as
+  its faders do, so the level shown does not say which fader to move.)
 * **stereo balance**: the stem's right-minus-left channel energy in dB. The faders of the stem's
   tracks (``g`` of the track chain: the pan of a track alone in its stem, the common shift of
   several) move their two channels apart by the difference, at constant stem energy; the bus's

@@ -10,9 +10,10 @@ Steps: the tracks are resampled to the console's rate, upmixed if mono, and leve
 trained with (mean of clip embeddings); the head predicts every strip's and bus's parameters; the
 faders are then set so the stems sit in the mix as the reference's do, in level and stereo
 (balance matching, :mod:`mixrep.transfer.balance`); with ``refine_steps`` the parameters are then
-optimised so that the rendered mix's style embedding moves towards the reference's (plus
-audio-feature terms), through the differentiable front end; the whole song is rendered in exact
-chunks and set to the reference's loudness.
+optimised so that every rendered stem's audio features move towards the reference stem's (the
+distance of the rendered mix's style embedding to the reference's, through the differentiable front
+end, is a term of the same objective, off by default); the whole song is rendered in exact chunks
+and set to the reference's loudness.
 
 Shape:
     tracks ``(tracks, 2, samples)`` (or ``(tracks, samples)`` mono); reference stems
@@ -246,6 +247,10 @@ class StyleTransfer:
         ref_mix = reference_stems.sum(0).to(self.device)
         ref_db = level_db(reference_stems.to(self.device)) - level_db(ref_mix)
         shared = [i for i, c in enumerate(STEMS) if c in stems and float(ref_db[i]) > SILENT_STEM_DB]
+        if embedding_weight <= 0 and feature_weight <= 0 and not (stem_feature_weight > 0 and shared):
+            log.warning("refinement skipped: the reference has none of the tracks' stem classes %s and the "
+                        "objective has no other term", sorted(set(stems)))
+            return []
         losses = []
         for _ in range(steps):
             a = int(torch.randint(0, tracks.shape[-1] - clip + 1, (1,), generator=generator))

@@ -234,3 +234,5 @@ def test_refinement_lowers_its_objective_and_its_embedding_term_reaches_the_fade
     transfer.refine(console, tracks, stems, embedding, reference, steps=1, embedding_weight=1.0,
                     stem_feature_weight=0.0)
     assert not torch.equal(console.params["gain_pan"]["log_gain"].detach(), faders)  # a gradient through the encoder
+    reference[:3] = 0.0  # no stem the tracks have: nothing to refine against, and no crash
+    assert transfer.refine(console, tracks, stems, embedding, reference, steps=3) == []
