@@ -16,7 +16,7 @@ from mixrep.console.fit import FitConfig, FitResult, NonFiniteFitError, evaluate
 from mixrep.console.graph import (
     MixingGraph, build_console, merge_graphs, merge_params, remove_processors,
 )
-from mixrep.console.loss import MixLoss
+from mixrep.console.loss import MixLoss, rms, rms_normalise
 from mixrep.console.metrics import TrackLevels, level_errors, track_levels
 from mixrep.console.prior import MusicalPrior, sample_mask, sample_parameters
 from mixrep.console.processors import (
@@ -35,6 +35,6 @@ __all__ = [
     "PruneStateError", "Recovery", "RenderResult", "TrackLevels", "build_console", "dry_wet_weight",
     "evaluate", "feature_errors", "fit", "graph_recovery", "level_errors", "make_case",
     "make_processors", "merge_graphs", "merge_params", "plot_pruning", "prune_console",
-    "remove_processors", "render_one_by_one", "sample_mask", "sample_parameters", "schedule",
-    "strip_of_nodes", "track_levels", "write_case",
+    "remove_processors", "render_one_by_one", "rms", "rms_normalise", "sample_mask", "sample_parameters",
+    "schedule", "strip_of_nodes", "track_levels", "write_case",
 ]

@@ -32,6 +32,21 @@ NORM_EPS = 1e-20
 """Added under the square roots of the Frobenius norms: finite gradients at exactly zero."""
 
 
+RMS_EPS = 1e-16
+"""Added under the RMS's square root: silence has RMS 1e-8 and stays silent when normalised."""
+
+
+def rms(audio: Tensor, keepdim: bool = False) -> Tensor:
+    """RMS over channels and samples: ``(..., channels, samples)`` -> ``(...)`` (or with the two dims kept)."""
+    return audio.pow(2).mean((-2, -1), keepdim=keepdim).add(RMS_EPS).sqrt()
+
+
+def rms_normalise(audio: Tensor) -> Tensor:
+    """Each ``(..., channels, samples)`` signal scaled to unit RMS (silence stays silent), the form
+    :class:`MixLoss` compares mixes in for Stage 2."""
+    return audio / rms(audio, keepdim=True)
+
+
 def a_weighting(frequencies_hz: Tensor) -> Tensor:
     """IEC 61672 A-weighting as an amplitude factor, 1 at 1 kHz.
 

@@ -37,7 +37,8 @@ from torch import Tensor
 from tqdm import tqdm
 
 from mixrep.console import (
-    ConsoleBatch, FitConfig, MixingConsole, MixLoss, PruneConfig, TrackLevels, fit, prune_console, track_levels,
+    ConsoleBatch, FitConfig, MixingConsole, MixLoss, PruneConfig, TrackLevels, fit, prune_console, rms_normalise,
+    track_levels,
 )
 from mixrep.console.audio_features import feature_errors
 from mixrep.console.strips import StripLayout, mask_from_keep, strip_rows
@@ -51,10 +52,6 @@ log = logging.getLogger(__name__)
 
 METHODS = ("sum", "mean", "mean+balance", "retrieval", "head", "head+balance", "head sparse", "head+refine", "fit",
            "prune search", "head sparse - search")
-
-
-def rms_normalise(mix: Tensor) -> Tensor:
-    return mix / mix.pow(2).mean((-1, -2), keepdim=True).add(1e-16).sqrt()
 
 
 @dataclass

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from mixrep.api import StyleEncoder
-from mixrep.console import ConsoleBatch, MixLoss
+from mixrep.console import ConsoleBatch, MixLoss, rms_normalise
 from mixrep.console.strips import StripLayout
 from mixrep.data.transfer import ConsoleSpec, TransferBatch, collate_transfer
 from mixrep.errors import CheckpointError
@@ -34,12 +34,6 @@ from mixrep.models.checkpoint import encoder_section, prefixed_weights, state_di
 from mixrep.models.regression import HeadConfig, RegressionHead
 from mixrep.training.schedules import warmup_cosine
 from mixrep.transfer.checkpoint import HEAD_KIND, HEAD_VERSION, WEIGHTS_PREFIX
-
-
-def rms_normalise(mix: Tensor, eps: float = 1e-8) -> Tensor:
-    """Each mix scaled to unit RMS: ``(B, 2, samples)`` -> same (silence stays silent)."""
-    rms = mix.pow(2).mean((-1, -2), keepdim=True).add(eps**2).sqrt()
-    return mix / rms
 
 
 def parameter_loss(pred: Tensor, truth: Tensor, valid: Tensor, layout: StripLayout,

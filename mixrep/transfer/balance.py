@@ -84,6 +84,13 @@ def stereo_db(audio: Tensor) -> Tensor:
     return (10.0 * torch.log10(energy[..., 1] / energy[..., 0])).clamp(-STEREO_DB_LIMIT, STEREO_DB_LIMIT)
 
 
+def audible_stems(reference_stems: Tensor, stems: list[str], silent_db: float = SILENT_STEM_DB) -> list[str]:
+    """The stem classes of ``stems`` that the reference ``(4, 2, samples)`` holds at more than ``silent_db``
+    under its mix, in STEMS order."""
+    relative_db = level_db(reference_stems) - level_db(reference_stems.sum(0))
+    return [c for i, c in enumerate(STEMS) if c in stems and float(relative_db[i]) > silent_db]
+
+
 def _faders(console: MixingConsole, stems: list[str]) -> tuple[dict[str, int], dict[str, list[int]]]:
     """Rows of ``gain_pan`` parameters: each stem bus's fader, and the faders of each stem's tracks."""
     classes = list(stem_groups(console.track_names, stems))  # the console's buses, in mix-node order
@@ -137,7 +144,7 @@ def match_balance(console: MixingConsole, tracks: Tensor, stems: list[str], refe
     if missing:
         raise ValueError(f"the console has no fader on the {', '.join(missing)} bus; balance matching needs one "
                          f"(a bus chain with 'g')")
-    matched = [c for c in classes if float(target_db[STEMS.index(c)]) > silent_db]
+    matched = audible_stems(reference_stems, classes, silent_db)
     skipped = sorted(set(classes) - set(matched))
     if skipped:
         log.info("balance matching leaves the %s bus as predicted: silent in the reference", ", ".join(skipped))

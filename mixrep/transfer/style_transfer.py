@@ -34,14 +34,14 @@ from torch import Tensor
 
 from mixrep.api import StyleEncoder, aggregate_clips, load_checkpoint
 from mixrep.audio.style_space import integrated_loudness
-from mixrep.console import ConsoleBatch, MixingConsole
+from mixrep.console import ConsoleBatch, MixingConsole, rms, rms_normalise
 from mixrep.console.audio_features import AudioFeatureLoss
 from mixrep.console.batch import strip_of_nodes
 from mixrep.constants import MIN_EMBED_SECONDS, STEMS
 from mixrep.data.transfer import align_track_levels
 from mixrep.devices import resolve_device
 from mixrep.errors import CheckpointError
-from mixrep.transfer.balance import SILENT_STEM_DB, BalanceMoves, console_stems, level_db, match_balance
+from mixrep.transfer.balance import BalanceMoves, audible_stems, console_stems, match_balance
 from mixrep.transfer.checkpoint import HeadCheckpoint, read_head
 from mixrep.transfer.report import physical_report
 
@@ -92,11 +92,6 @@ class TransferResult:
     refine_losses: list[float] = field(default_factory=list)
     keep_probability: Tensor | None = None
     balance: BalanceMoves | None = None
-
-
-def rms(audio: Tensor, keepdim: bool = False) -> Tensor:
-    """RMS over channels and samples: ``(..., channels, samples)`` -> ``(...)`` (or kept dims)."""
-    return audio.pow(2).mean((-2, -1), keepdim=keepdim).add(1e-12).sqrt()
 
 
 def prepare_tracks(tracks, sample_rate: int, target_rate: int) -> Tensor:
@@ -244,9 +239,9 @@ class StyleTransfer:
         features = AudioFeatureLoss(self.sample_rate).to(self.device)
         optimizer = torch.optim.Adam(console.parameters(), lr=lr)
         target = embedding[: self.encoder.embedding_dim].to(self.device)
-        ref_mix = reference_stems.sum(0).to(self.device)
-        ref_db = level_db(reference_stems.to(self.device)) - level_db(ref_mix)
-        shared = [i for i, c in enumerate(STEMS) if c in stems and float(ref_db[i]) > SILENT_STEM_DB]
+        reference_stems = reference_stems.to(self.device)
+        ref_mix = reference_stems.sum(0)
+        shared = [STEMS.index(c) for c in audible_stems(reference_stems, stems)]
         if embedding_weight <= 0 and feature_weight <= 0 and not (stem_feature_weight > 0 and shared):
             log.warning("refinement skipped: the reference has none of the tracks' stem classes %s and the "
                         "objective has no other term", sorted(set(stems)))
@@ -266,9 +261,8 @@ class StyleTransfer:
             if feature_weight > 0:
                 loss = loss + feature_weight * features(rendered.sum(0)[None], ref_mix[None, :, b: b + clip])
             if stem_feature_weight > 0 and shared:
-                ours, theirs = rendered[shared], reference_stems[shared, :, b: b + clip].to(self.device)
-                loss = loss + stem_feature_weight * features(ours / rms(ours, keepdim=True),
-                                                             theirs / rms(theirs, keepdim=True))
+                loss = loss + stem_feature_weight * features(rms_normalise(rendered[shared]),
+                                                             rms_normalise(reference_stems[shared, :, b: b + clip]))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
