@@ -72,15 +72,19 @@ def checked_weights(checkpoint: dict, prefix: str, recorded_hash: str | None, wh
     return weights
 
 
-def encoder_section(encoder: MixStyleEncoder, frontend: dict) -> dict:
-    """The ``"mixrep"`` section describing ``encoder`` and the front-end config dict it was trained with."""
+def encoder_section(encoder: MixStyleEncoder, frontend: dict, state_dict: dict[str, torch.Tensor]) -> dict:
+    """The ``"mixrep"`` section describing ``encoder`` and the front-end config dict it was trained with.
+
+    The content hash is that of the weights the checkpoint stores (``state_dict``, the module's
+    under ``encoder.``), not of ``encoder``'s own: with weight averaging (EMA) the two differ.
+    """
     return {
         "kind": CHECKPOINT_KIND,
         "version": CHECKPOINT_VERSION,
         "encoder_class": f"{type(encoder).__module__}.{type(encoder).__qualname__}",
         "encoder_config": {k: list(v) if isinstance(v, tuple) else v for k, v in encoder.config.to_dict().items()},
         "frontend": dict(frontend),
-        "content_hash": state_dict_hash(encoder.state_dict()),
+        "content_hash": state_dict_hash(prefixed_weights(state_dict, WEIGHTS_PREFIX)),
     }
 
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import torch
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, WeightAveraging
 from lightning.pytorch.cli import LightningCLI
 
 from mixrep.data.datamodule import TripletDataModule
@@ -76,8 +76,31 @@ class MixrepCLI(LightningCLI):
         if not torch.cuda.is_available() and trainer.get("accelerator") in (None, "auto", "cpu"):
             share_cpu_with_workers(int(config["data"].get("num_workers") or 0))
 
+    def instantiate_trainer(self, **kwargs):
+        trainer = super().instantiate_trainer(**kwargs)
+        averaging_after_style_eval(trainer.callbacks)
+        return trainer
+
     def after_fit(self) -> None:
         report_fit(self.trainer, "training finished", "mixrep evaluate --checkpoint")
+
+
+def averaging_after_style_eval(callbacks: list) -> None:
+    """Move weight averaging (``trainer.callbacks: EMAWeightAveraging``) after the style metric, in place.
+
+    Weight averaging swaps the averaged weights in at the start of validation and back at its end
+    (``on_validation_epoch_end``); the style metric is computed in that same hook, so it must run
+    first, or ``val/map`` (and the best checkpoint, which stores the averaged weights) would score
+    the raw weights. Lightning calls callbacks in list order, and the config's callbacks come first.
+    """
+    evals = [i for i, c in enumerate(callbacks) if isinstance(c, StyleRetrievalEval)]
+    if not evals:
+        return
+    averaging = [c for c in callbacks[:evals[-1]] if isinstance(c, WeightAveraging)]
+    for callback in averaging:
+        callbacks.remove(callback)
+    position = max(i for i, c in enumerate(callbacks) if isinstance(c, StyleRetrievalEval)) + 1
+    callbacks[position:position] = averaging
 
 
 def add_training_callbacks(parser, monitor: str, mode: str, label: str) -> None:

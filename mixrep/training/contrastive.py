@@ -111,7 +111,7 @@ class ContrastiveStyleModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Self-description read by mixrep.api.StyleEncoder: no Lightning or config files needed.
-        checkpoint["mixrep"] = encoder_section(self.encoder, self.frontend_config.to_dict())
+        checkpoint["mixrep"] = encoder_section(self.encoder, self.frontend_config.to_dict(), checkpoint["state_dict"])
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse to resume from a checkpoint of another model or front end, naming what differs."""

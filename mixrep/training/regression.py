@@ -223,7 +223,7 @@ class RegressionModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["mixrep"] = encoder_section(self.encoder, self.frontend_config.to_dict())
+        checkpoint["mixrep"] = encoder_section(self.encoder, self.frontend_config.to_dict(), checkpoint["state_dict"])
         head_state = prefixed_weights(checkpoint["state_dict"], WEIGHTS_PREFIX)
         checkpoint["mixrep_head"] = {
             "kind": HEAD_KIND, "version": HEAD_VERSION, "head_config": self.head_config.to_dict(),

@@ -12,9 +12,10 @@ import pytest
 import torch
 import yaml
 
-from mixrep.training.cli import MixrepCLI, last_checkpoint_path, main
+from mixrep.training.callbacks import StyleRetrievalEval, TrainingTimer
+from mixrep.training.cli import MixrepCLI, averaging_after_style_eval, last_checkpoint_path, main
 from mixrep.errors import CheckpointError
-from mixrep.models.checkpoint import CHECKPOINT_KIND
+from mixrep.models.checkpoint import CHECKPOINT_KIND, read_encoder
 from mixrep.training.contrastive import ContrastiveStyleModule
 from mixrep.data.datamodule import TripletDataModule
 from tests.conftest import tiny_fit_args
@@ -169,3 +170,32 @@ def test_ddp_with_two_cpu_processes(tmp_path):
     # The distributed sampler gives each process half of the 16 items of an epoch: 2 batches of 4
     # each instead of 4 batches in a single process.
     assert state["global_step"] == math.ceil(16 / 2 / 4) == 2
+
+
+def test_weight_averaging_scores_and_saves_the_averaged_encoder(tmp_path):
+    # EMA from the config's trainer.callbacks comes before the metric callbacks in Lightning's order; the
+    # CLI moves it after the style metric, so val/map (and the best checkpoint) score the averaged weights.
+    cli = main(tiny_fit_args(tmp_path, "--trainer.max_epochs", "2",
+                             "--trainer.callbacks+=lightning.pytorch.callbacks.EMAWeightAveraging",
+                             "--trainer.callbacks.decay=0.5"))
+    names = [type(c).__name__ for c in cli.trainer.callbacks]
+    assert names.index("StyleRetrievalEval") < names.index("EMAWeightAveraging")
+    checkpoint = torch.load(last_checkpoint_path(cli.trainer), map_location="cpu", weights_only=True)
+    encoder, _, _ = read_encoder(checkpoint, "last.ckpt")  # the recorded hash is that of the stored (averaged) weights
+    raw = checkpoint["current_model_state"]
+    floats = [k for k, v in checkpoint["state_dict"].items() if k.startswith("encoder.") and v.is_floating_point()]
+    assert any(not torch.equal(checkpoint["state_dict"][k], raw[k]) for k in floats)
+    for name, value in encoder.state_dict().items():
+        torch.testing.assert_close(value, checkpoint["state_dict"]["encoder." + name], rtol=0, atol=0)
+
+
+def test_averaging_moves_after_the_last_style_metric_and_keeps_the_rest_in_order():
+    from lightning.pytorch.callbacks import EMAWeightAveraging
+
+    ema, style, timer = EMAWeightAveraging(), StyleRetrievalEval(), TrainingTimer()
+    callbacks = [ema, timer, style]
+    averaging_after_style_eval(callbacks)
+    assert callbacks == [timer, style, ema]
+    callbacks = [timer, ema]  # no style metric (another task): untouched
+    averaging_after_style_eval(callbacks)
+    assert callbacks == [timer, ema]
