@@ -3,7 +3,8 @@
 Console references of the Stage 2 training prior (all six synthetic tracks, sparse graphs drawn with
 ``configs/regression.yaml``'s ``active_probability``), described by the 116 front-end mix features of
 their four stems. Per track and per stem bus, and per processor type: is it in the graph? Logistic
-regression (regularisation chosen by inner cross-validation), 5-fold cross-validated AUROC (mean over the tracks / buses), from
+regression (regularisation chosen by inner cross-validation), 5-fold cross-validated AUROC (mean over
+the tracks / buses), from
 
 - ``reference``: the reference's features (what the head has of it);
 - ``reference - raw X``: minus those of the item's raw tracks of song X summed per stem (what the head
@@ -40,6 +41,12 @@ from mixrep.frontend.features import mix_features
 class RecordingDataset(TransferDataset):
     """A :class:`TransferDataset` that keeps the two crops (raw X, raw Y) of the last item it drew."""
 
+    crops: list[np.ndarray]
+
+    def __getitem__(self, index: int) -> dict:
+        self.crops = []
+        return super().__getitem__(index)
+
     def _crop(self, song, rng, keep):
         out = super()._crop(song, rng, keep)
         self.crops.append(out)
@@ -47,7 +54,8 @@ class RecordingDataset(TransferDataset):
 
 
 def stem_features(tracks: np.ndarray, stems: list[str], sample_rate: int) -> np.ndarray:
-    """Mix features ``(116,)`` of raw tracks ``(k, 2, samples)`` summed per stem, loudness-normalised as references are."""
+    """Mix features ``(116,)`` of raw tracks ``(k, 2, samples)`` summed per stem, loudness-normalised
+    as references are."""
     summed = np.zeros((len(STEMS), 2, tracks.shape[-1]), np.float32)
     for track, stem in zip(tracks, stems):
         summed[STEMS.index(stem)] += track
@@ -82,7 +90,6 @@ def main() -> None:
     rows: dict[str, list] = {"reference": [], "raw_x": [], "raw_y": [], "track_keep": [], "group_keep": []}
     start = time.perf_counter()
     for i in range(args.items):
-        dataset.crops = []
         item = dataset[i]
         raw_x, raw_y = dataset.crops
         rows["reference"].append(features(item["reference"].numpy(), sr))
