@@ -1,7 +1,8 @@
 """Can a processor's presence be read off a reference at all? (README, graph prediction shortfall.)
 
 Console references of the Stage 2 training prior (all six synthetic tracks, sparse graphs drawn with
-``configs/regression.yaml``'s ``active_probability``), described by the 116 front-end mix features of
+``configs/regression.yaml``'s ``active_probability``, processors counted present when audible in the
+reference, ``--audible-db``), described by the 116 front-end mix features of
 their four stems. Per track and per stem bus, and per processor type: is it in the graph? Logistic
 regression (regularisation chosen by inner cross-validation), 5-fold cross-validated AUROC (mean over
 the tracks / buses), from
@@ -16,7 +17,7 @@ the tracks / buses), from
 Needs no checkpoint. 300 items took 52 min to draw on 2 loaded cores (rendering the graph and the
 per-stem loudness normalisation dominate).
 
-    python benchmarks/presence_probe.py --items 300
+    python benchmarks/presence_probe.py --items 300 [--audible-db 0]
 """
 
 from __future__ import annotations
@@ -79,13 +80,16 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=300)
     parser.add_argument("--config", default="configs/regression.yaml")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--audible-db", type=float, default=1.0,
+                        help="ground truth: drawn processors that change their input by less are absent "
+                             "(TransferDataset's audible_db; 0: every drawn processor counts)")
     parser.add_argument("--save", help="write the features and ground truth to this .npz")
     args = parser.parse_args()
     data = yaml.safe_load(open(args.config))["data"]
     spec = ConsoleSpec(sample_rate=data["sample_rate"], chain=data["chain"], group_chain=data["group_chain"])
     dataset = RecordingDataset(spec, "train", args.items, num_songs=data["num_songs"],
                                clip_seconds=data["clip_seconds"], pedalboard_fraction=0.0, min_tracks=len(TRACKS),
-                               prior=data["prior"], seed=args.seed)
+                               prior=data["prior"], audible_db=args.audible_db, seed=args.seed)
     sr = spec.sample_rate
     rows: dict[str, list] = {"reference": [], "raw_x": [], "raw_y": [], "track_keep": [], "group_keep": []}
     start = time.perf_counter()

@@ -377,7 +377,8 @@ class MixStyle:
 # ----------------------------------------------------------------------------- sampling
 
 
-def _sample_eq(config: EqRanges, rng: np.random.Generator) -> tuple[EqBand, ...]:
+def sample_eq(config: EqRanges, rng: np.random.Generator) -> tuple[EqBand, ...]:
+    """Bands of one parametric EQ drawn from ``config`` (none with probability ``1 - config.prob``)."""
     if rng.random() >= config.prob:
         return ()
     bands = [EqBand("low_shelf", log_uniform(rng, config.low_shelf_hz_range),
@@ -410,7 +411,7 @@ def _sample_strip(config: MixStyleConfig, name: str, rng: np.random.Generator, d
     filters = config.filters
     highpass = log_uniform(rng, filters.highpass_hz_range) if rng.random() < filters.highpass_prob else None
     lowpass = log_uniform(rng, filters.lowpass_hz_range) if rng.random() < filters.lowpass_prob else None
-    eq = _sample_eq(config.eq, rng)
+    eq = sample_eq(config.eq, rng)
     compressor = None
     if rng.random() < config.compressor.prob:
         compressor = _sample_compressor(config.compressor, rng, config.compressor.makeup_db_range)
@@ -493,13 +494,19 @@ def _eq_plugins(bands: tuple[EqBand, ...], sample_rate: int) -> list[pedalboard.
     return plugins
 
 
+def equalise(audio: np.ndarray, bands: tuple[EqBand, ...], sample_rate: int) -> np.ndarray:
+    """``audio`` ``(channels, samples)`` through the EQ ``bands`` (pedalboard biquads; bands above
+    0.45 of the rate are moved down to it). Returns the same shape, float32."""
+    return pedalboard.Pedalboard(_eq_plugins(bands, sample_rate))(audio, sample_rate)
+
+
 def _render_strip(audio: np.ndarray, strip: ChannelStrip, sample_rate: int) -> np.ndarray:
     """One channel strip up to the pan (sends are taken from its output). ``(2, n) -> (2, n)``."""
     if not audio.any():
         return audio
     audio = butterworth(audio, sample_rate, strip.highpass_hz, strip.lowpass_hz)
     if strip.eq:
-        audio = pedalboard.Pedalboard(_eq_plugins(strip.eq, sample_rate))(audio, sample_rate)
+        audio = equalise(audio, strip.eq, sample_rate)
     dynamics: list[pedalboard.Plugin] = []
     level_db = rms_db(audio)  # what the relative settings refer to; -inf (silence) bypasses them
     if strip.compressor is not None and math.isfinite(level_db):
@@ -626,7 +633,7 @@ def integrated_loudness(mix: np.ndarray, sample_rate: int) -> float:
 def _render_master(stems: np.ndarray, master: MasterBus, loudness_lufs: float, sample_rate: int) -> np.ndarray:
     if master.eq:
         flat = stems.reshape(-1, stems.shape[-1])
-        flat = pedalboard.Pedalboard(_eq_plugins(master.eq, sample_rate))(flat, sample_rate)
+        flat = equalise(flat, master.eq, sample_rate)
         stems = flat.reshape(stems.shape)
     if master.compressor is not None:
         stems = stems * compressor_gain(stems.sum(axis=0), master.compressor, sample_rate)

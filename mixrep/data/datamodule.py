@@ -15,6 +15,7 @@ from mixrep.constants import SAMPLE_RATE
 from mixrep.data.corpora import GENERATED_KINDS, open_generated_corpora
 from mixrep.data.strategies import make_strategy
 from mixrep.data.styles import STYLE_SPACES, StyleSpace, make_style_space
+from mixrep.data.timbre import timbre_ranges
 from mixrep.tracks import Source
 from mixrep.data.triplets import TRANSPORT_DTYPES, EpochSampler, TripletDataset
 
@@ -124,6 +125,9 @@ class TripletDataModule(L.LightningDataModule):
         synth_songs, synth_song_seconds, synth_cache_songs: size of the built-in corpus and how
             many of its songs each process keeps in memory.
         seed: seed of every random draw.
+        timbre_jitter_db: training clips only: every track of a song read gets a random static EQ of
+            shelves and a peak within this many dB (:mod:`mixrep.data.timbre`), timbre the
+            embedding must ignore; 0 turns it off.
         transport_dtype: dtype of the stems in a batch, ``float32`` or ``float16`` (half the
             bytes workers copy and the host sends to the GPU; 11-bit mantissa, about -66 dB of
             relative rounding error, as the stem cache already stores).
@@ -136,6 +140,7 @@ class TripletDataModule(L.LightningDataModule):
                  styles: str = "chains", augment: AugmentConfig | None = None, mix_style: MixStyleConfig | None = None,
                  batch_size: int = 24, num_workers: int = 2,
                  items_per_epoch: int | None = None, seed: int = 0, transport_dtype: str = "float32",
+                 timbre_jitter_db: float = 0.0,
                  synth_songs: int = 64,
                  synth_song_seconds: float = 16.0, synth_cache_songs: int = 16, soundfonts: list[str] | None = None,
                  soundfont_songs: int = 64, soundfont_song_seconds: float = 16.0, corpus_dir: str = "outputs/corpora",
@@ -146,6 +151,7 @@ class TripletDataModule(L.LightningDataModule):
             raise ValueError(f"transport_dtype={transport_dtype!r}: use one of {', '.join(TRANSPORT_DTYPES)}")
         if styles not in STYLE_SPACES:
             raise ValueError(f"styles={styles!r}: use one of {', '.join(STYLE_SPACES)}")
+        timbre_ranges(timbre_jitter_db)  # refuses a negative jitter here, not in a worker
         self.augment = augment or AugmentConfig()
         self.mix_style = mix_style or MixStyleConfig()
         # Checkpoints hold plain builtins only (they load with torch.load(weights_only=True)).
@@ -178,8 +184,9 @@ class TripletDataModule(L.LightningDataModule):
     def make_dataset(self, split: str, seed_offset: int = 0) -> TripletDataset:
         h = self.hparams
         strategy = make_strategy(h.strategy, self.style_space, h.same_chain_weight)
+        timbre = timbre_ranges(h.timbre_jitter_db) if split == "train" and h.timbre_jitter_db > 0 else None
         return TripletDataset(self.source, self.source.tracks(split), strategy, h.clip_seconds,
-                              seed=h.seed + seed_offset, transport_dtype=h.transport_dtype)
+                              seed=h.seed + seed_offset, transport_dtype=h.transport_dtype, timbre=timbre)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None and stage in (None, "fit"):

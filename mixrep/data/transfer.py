@@ -35,7 +35,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from mixrep.audio.style_space import MixStyleConfig, integrated_loudness, render_mix, sample_mix_style
-from mixrep.console import MixingConsole, MusicalPrior, make_processors, sample_mask, sample_parameters
+from mixrep.console import (
+    MixingConsole, MusicalPrior, audible_mask, make_processors, sample_mask, sample_parameters,
+)
 from mixrep.console.graph import MixingGraph, build_console
 from mixrep.console.strips import StripLayout, group_outputs, strip_keep, strip_rows
 from mixrep.constants import STEMS
@@ -123,13 +125,18 @@ class TransferDataset(Dataset):
             ``active_probability`` (per processor type) draws sparse graphs, the ground truth of
             graph prediction.
         style_space: mixing-style space overrides (:meth:`MixStyleConfig.from_dict`).
+        audible_db: a drawn optional processor (a type whose ``active_probability`` is below 1)
+            stays in the ground-truth graph only if it changes its own input in the reference by
+            at least this much (:func:`~mixrep.console.audibility.processor_change_db`); the
+            others are bypassed before the target and the reference are rendered. 0 keeps
+            every drawn processor.
         seed: item seed.
     """
 
     def __init__(self, console: ConsoleSpec, split: str = "train", items: int = 256, num_songs: int = 96,
                  song_seconds: float = 12.0, corpus_seed: int = 0, clip_seconds: float = 3.0,
                  pedalboard_fraction: float = 0.3, min_tracks: int = 2, prior: dict | None = None,
-                 style_space: dict | None = None, seed: int = 0) -> None:
+                 style_space: dict | None = None, audible_db: float = 1.0, seed: int = 0) -> None:
         if split not in ("train", "val", "test"):
             raise ValueError(f"split must be train, val or test, got {split!r}")
         if not 0.0 <= pedalboard_fraction <= 1.0:
@@ -140,6 +147,9 @@ class TransferDataset(Dataset):
         self.clip_seconds, self.pedalboard_fraction, self.min_tracks = clip_seconds, pedalboard_fraction, min_tracks
         self.prior = MusicalPrior(**(prior or {}))
         self.style_space = MixStyleConfig.from_dict(style_space) if style_space else MixStyleConfig()
+        if audible_db < 0:
+            raise ValueError(f"audible_db must be >= 0, got {audible_db}")
+        self.audible_db = audible_db
         self.seed = seed
         self.corpus = SyntheticCorpus(SynthConfig(num_songs=num_songs, seed=corpus_seed, song_seconds=song_seconds,
                                                   sample_rate=console.sample_rate), cache_songs=num_songs)
@@ -188,8 +198,13 @@ class TransferDataset(Dataset):
             console = MixingConsole(graph, self.processors, theta)
             console.set_mask(sample_mask(graph, self.prior, generator))  # sparse graphs: prior.active_probability
             with torch.no_grad():
-                target = console.render(torch.from_numpy(x_tracks))
                 nodes = console.render_graph(torch.from_numpy(y_tracks), keep_nodes=True).node_outputs
+                optional = tuple(t for t, p in self.prior.active_probability.items() if p < 1.0)
+                if self.audible_db > 0 and optional:
+                    # the ground-truth graph holds the optional processors the reference lets one hear
+                    console.set_mask(audible_mask(console.graph, nodes, sr, self.audible_db, optional))
+                    nodes = console.render_graph(torch.from_numpy(y_tracks), keep_nodes=True).node_outputs
+                target = console.render(torch.from_numpy(x_tracks))
                 present = group_outputs(graph, nodes).numpy()
             reference = np.zeros((len(STEMS), 2, self.clip_samples), np.float32)
             present_classes = [s for s in STEMS if s in stems]
@@ -281,14 +296,15 @@ class TransferDataModule(pl.LightningDataModule):
                  train_items: int = 256, val_items: int = 32, num_songs: int = 96, song_seconds: float = 12.0,
                  corpus_seed: int = 0, clip_seconds: float = 3.0, pedalboard_fraction: float = 0.3,
                  min_tracks: int = 2, prior: dict | None = None, style_space: dict | None = None,
-                 seed: int = 0) -> None:
+                 audible_db: float = 1.0, seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
         options = {"eq": {"bins": 256}, "reverb": {"ir_seconds": 1.5}} if processor_options is None else processor_options
         self.console = ConsoleSpec(sample_rate, chain, group_chain, options)
         self.dataset_args = {"num_songs": num_songs, "song_seconds": song_seconds, "corpus_seed": corpus_seed,
                              "clip_seconds": clip_seconds, "pedalboard_fraction": pedalboard_fraction,
-                             "min_tracks": min_tracks, "prior": prior, "style_space": style_space, "seed": seed}
+                             "min_tracks": min_tracks, "prior": prior, "style_space": style_space,
+                             "audible_db": audible_db, "seed": seed}
         self.batch_size, self.num_workers = batch_size, num_workers
         self.train_items, self.val_items = train_items, val_items
 

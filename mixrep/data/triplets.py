@@ -27,9 +27,11 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from mixrep.audio.primitives import rms_db
+from mixrep.audio.style_space import EqRanges
 from mixrep.constants import SILENCE_RMS_DB
 from mixrep.data.strategies import PairStrategy, TripletStems, non_overlapping_starts
 from mixrep.data.styles import Clip, read_clip
+from mixrep.data.timbre import jitter_timbre
 from mixrep.errors import DatasetError, MixrepError
 from mixrep.frontend import FrontEnd
 from mixrep.tracks import Source, Track
@@ -96,10 +98,13 @@ class TripletDataset(Dataset):
         seed: base seed of all random draws.
         max_retries: tracks tried for one item before giving up with a DatasetError.
         transport_dtype: ``"float32"`` or ``"float16"`` (see :data:`TRANSPORT_DTYPES`).
+        timbre: EQ ranges of the timbre jitter of every clip read (:mod:`mixrep.data.timbre`);
+            ``None``: clips as the source gives them.
     """
 
     def __init__(self, source: Source, tracks: list[Track], strategy: PairStrategy, clip_seconds: float = 4.0,
-                 seed: int = 0, max_retries: int = 20, transport_dtype: str = "float32") -> None:
+                 seed: int = 0, max_retries: int = 20, transport_dtype: str = "float32",
+                 timbre: EqRanges | None = None) -> None:
         if not tracks:
             raise DatasetError(f"source {source.name!r} has no usable tracks for this split "
                                f"({source.skipped.summary()}); add tracks or lower the clip length")
@@ -114,6 +119,7 @@ class TripletDataset(Dataset):
         self.sample_rate = source.sample_rate
         self.seed = seed
         self.max_retries = max_retries
+        self.timbre = timbre
         if transport_dtype not in TRANSPORT_DTYPES:
             raise ValueError(f"transport_dtype={transport_dtype!r}: use one of {', '.join(TRANSPORT_DTYPES)}")
         self.transport_dtype = TRANSPORT_DTYPES[transport_dtype]
@@ -147,7 +153,7 @@ class TripletDataset(Dataset):
                 clips = [read_clip(self.source, track, start, self.clip_seconds, self.strategy.styles.reads_tracks)
                          for start in starts]
                 if all(rms_db(clip.audio.sum(axis=0)) > SILENCE_RMS_DB for clip in clips):
-                    return clips
+                    return clips if self.timbre is None else jitter_timbre(clips, self.timbre, rng, self.sample_rate)
             raise SilentClipError(f"8 random clips were silent (below {SILENCE_RMS_DB} dBFS)")
         except MixrepError as e:
             raise TrackFailed(track.track_id, e) from e

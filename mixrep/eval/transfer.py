@@ -160,7 +160,8 @@ class TransferEvaluation:
         data = transfer.data_config
         prior = data.get("prior") if prior is None else prior
         options = {"num_songs": num_songs or data.get("num_songs", 96), "song_seconds": data.get("song_seconds", 12.0),
-                   "clip_seconds": clip_seconds or data.get("clip_seconds", 3.0), "prior": prior}
+                   "clip_seconds": clip_seconds or data.get("clip_seconds", 3.0), "prior": prior,
+                   "audible_db": data.get("audible_db", 0.0)}  # heads from before audibility: every drawn processor
         spec = transfer.spec
         self.datasets = {kind: TransferDataset(spec, "test", items, pedalboard_fraction=float(kind == "pedalboard"),
                                                seed=seed, **options)

@@ -148,3 +148,24 @@ def test_transfer_items_carry_the_sparse_graph_that_rendered_them():
     assert item["has_theta"] and item["track_keep"][:, types.index("eq")].sum() == 0
     assert item["track_keep"][:, types.index("delay")].all() and item["track_keep"][:, types.index("gain_pan")].all()
     assert item["target"].shape == (2, 8000) and torch.isfinite(item["reference"]).all()
+
+
+def test_transfer_ground_truth_keeps_only_processors_the_reference_lets_one_hear(processors):
+    from mixrep.constants import STEMS
+    from mixrep.data.transfer import TransferDataset
+
+    options = dict(num_songs=20, song_seconds=3, clip_seconds=1.0, pedalboard_fraction=0.0,
+                   prior={"active_probability": {"eq": 0.99, "delay": 0.99}})
+    track_types, group_types = (layout.types for layout in SPEC.layouts(processors))
+    drawn = TransferDataset(SPEC, "val", 4, audible_db=0.0, **options)[0]
+    strict = TransferDataset(SPEC, "val", 4, audible_db=1000.0, **options)[0]  # nothing is that audible
+    assert drawn["track_keep"][:, track_types.index("delay")].all()
+    buses = sorted({STEMS.index(s) for s in strict["stems"]})  # rows of absent stem classes are padding
+    for rows, types in ((strict["track_keep"], track_types), (strict["group_keep"][buses], group_types)):
+        judged = [types.index(t) for t in ("eq", "delay") if t in types]
+        assert rows[:, judged].sum() == 0  # judged types drop out; gain/pan stays as drawn
+        assert rows[:, types.index("gain_pan")].all()
+    # the target is the mix of the graph without them: the same tracks, less delay and EQ
+    assert torch.equal(strict["tracks"], drawn["tracks"]) and not torch.allclose(strict["target"], drawn["target"])
+    with pytest.raises(ValueError, match="audible_db"):
+        TransferDataset(SPEC, "val", 4, audible_db=-1.0, **options)
