@@ -106,9 +106,12 @@ def main() -> None:
         np.savez(args.save, **arrays)
     print(f"{args.items} console references in {time.perf_counter() - start:.0f} s; 5-fold cross-validated AUROC")
     ref, x, y = arrays["reference"], arrays["raw_x"], arrays["raw_y"]
+    types = [t for t in dataset.track_layout.types if t != "gain_pan"]
+    for strip, keeps in (("track", arrays["track_keep"]), ("bus", arrays["group_keep"])):
+        shares = [keeps[..., dataset.track_layout.types.index(t)].mean() for t in types]
+        print(f"present ({strip} strips): " + ", ".join(f"{t} {share:.2f}" for t, share in zip(types, shares)))
     inputs = {"reference": ref, "reference - raw X": ref - x, "reference - raw Y (oracle)": ref - y,
               "reference, raw Y (oracle)": np.concatenate([ref, y], 1)}
-    types = [t for t in dataset.track_layout.types if t != "gain_pan"]
     print("| input | strip | " + " | ".join(types) + " |")
     print("|---|---|" + "---|" * len(types))
     warnings.filterwarnings("ignore", category=FutureWarning)
