@@ -1,7 +1,7 @@
 """Pruning on mixes made by known sparse graphs (README "Pruning the console to a sparse graph").
 
 Each case: synthetic-corpus stems (four per song, two subgroups) mixed by a full ``ecnsgdr``
-console whose processors are each kept with a per-type probability (``--active``; gain/pan always)
+console whose processors are each kept with a per-type probability (``ACTIVE``; gain/pan always)
 and whose parameters come from the musical prior (``mixrep.console.cases.make_case``). The full
 console is fitted once per case; every (method, tolerance) row then prunes a copy of that fitted
 console (``mixrep.console.prune.prune`` with no further full fit) and is measured on the whole
@@ -9,10 +9,14 @@ song: audio loss of the full and the pruned console, pruning ratio overall and p
 type the recall (true processors kept) and precision (kept processors that were true) against the
 graph that made the mix. ``L_full+`` is the full console trained for as many more steps as the
 pruning phase takes (its fine-tuning), without pruning: ``dL`` is the pruned loss minus that
-(the cost of the removals, not of the shorter training). Rows aggregate over the cases: losses and ratios are means, recall and
-precision pool the counts of all cases.
+(the cost of the removals, not of the shorter training). Rows aggregate over the cases: losses and
+ratios are means, recall and precision pool the counts of all cases. ``--audible-db D`` bypasses the
+drawn processors that change their own input by less than D dB before the mix is rendered
+(``make_case(audible_db=D)``): the true graph then holds only what one can hear, as graph
+prediction's ground truth does.
 
     nice -n 15 python benchmarks/prune.py --cases 3 --out runs/prune
+    nice -n 15 python benchmarks/prune.py --cases 3 --audible-db 1 --out runs/prune_audible
     python benchmarks/prune.py --table-only --out runs/prune
     nice -n 15 python benchmarks/prune.py --scaling 4 8 16 --fit-steps 50 --rounds 2 \
         --finetune-steps 20 --brute-force-every 2
@@ -45,7 +49,7 @@ ACTIVE = {"eq": 0.6, "compressor": 0.4, "noisegate": 0.3, "imager": 0.4, "delay"
 def run_case(seed: int, args: argparse.Namespace, rows: list[tuple[str, float]]) -> list[dict]:
     names, groups, stems = synthetic_tracks(args.tracks, args.seconds, args.sample_rate, seed)
     prior = MusicalPrior(active_probability=ACTIVE)
-    case = make_case(stems, names, groups, args.sample_rate, seed=seed, prior=prior)
+    case = make_case(stems, names, groups, args.sample_rate, seed=seed, prior=prior, audible_db=args.audible_db)
     fit_config = FitConfig(steps=args.fit_steps, crop_seconds=args.crop_seconds,
                            warmup_seconds=args.warmup_seconds, seed=seed, progress=False)
     full = MixingConsole.from_tracks(names, groups, "ecnsgdr", sample_rate=args.sample_rate)
@@ -83,7 +87,7 @@ def audibility(seed: int, args: argparse.Namespace, tolerance: float = 0.01) -> 
     of its own mix above ``tolerance``): the processors a pruning could be expected to keep."""
     names, groups, stems = synthetic_tracks(args.tracks, args.seconds, args.sample_rate, seed)
     case = make_case(stems, names, groups, args.sample_rate, seed=seed,
-                     prior=MusicalPrior(active_probability=ACTIVE))
+                     prior=MusicalPrior(active_probability=ACTIVE), audible_db=args.audible_db)
     graph, out = case.console.graph, {}
     for v, t in enumerate(graph.node_types):
         if t in TYPES and graph.mask[v] > 0:
@@ -98,7 +102,7 @@ def scaling(tracks: int, args: argparse.Namespace) -> str:
     then the pruning phase split into trials (whole-song renders) and fine-tuning."""
     names, groups, stems = synthetic_tracks(tracks, args.seconds, args.sample_rate, 0)
     case = make_case(stems, names, groups, args.sample_rate, seed=0,
-                     prior=MusicalPrior(active_probability=ACTIVE))
+                     prior=MusicalPrior(active_probability=ACTIVE), audible_db=args.audible_db)
     fit_config = FitConfig(steps=args.fit_steps, crop_seconds=args.crop_seconds,
                            warmup_seconds=args.warmup_seconds, progress=False)
     full = MixingConsole.from_tracks(names, groups, "ecnsgdr", sample_rate=args.sample_rate)
@@ -116,8 +120,9 @@ def scaling(tracks: int, args: argparse.Namespace) -> str:
 
 def table(results: list[dict]) -> str:
     keys = list(dict.fromkeys((r["method"], r["tolerance"]) for r in results))
-    head = (["method", "tau", "L_full", "L_full+", "L_pruned", "dL", "rho", "rho_true"] + [f"rho_{LETTER[t]}" for t in TYPES]
-            + [f"R_{LETTER[t]}" for t in TYPES] + ["P (all)", "trials", "seconds"])
+    head = (["method", "tau", "L_full", "L_full+", "L_pruned", "dL", "rho", "rho_true"]
+            + [f"rho_{LETTER[t]}" for t in TYPES] + [f"R_{LETTER[t]}" for t in TYPES]
+            + ["P (all)", "trials", "seconds"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method, tau in keys:
         rows = [r for r in results if (r["method"], r["tolerance"]) == (method, tau)]
@@ -182,6 +187,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--taus", type=float, nargs="+", default=[0.001, 0.01, 0.1])
     parser.add_argument("--methods", nargs="*", default=["brute-force", "dry-wet"],
                         help="compared with hybrid at tau 0.01")
+    parser.add_argument("--audible-db", type=float, default=0.0,
+                        help="true graphs hold only processors that change their input by >= this (dB)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None, help="folder for results.json")
     parser.add_argument("--scaling", type=int, nargs="+", default=None, metavar="TRACKS",
@@ -210,7 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = [("hybrid", tau) for tau in args.taus] + [(m, 0.01) for m in args.methods]
     print(f"{args.cases} cases x {len(rows)} rows: {args.tracks} tracks, {args.seconds} s at "
           f"{args.sample_rate} Hz, full fit {args.fit_steps} steps, {args.rounds} rounds x "
-          f"{args.finetune_steps} steps; kept-probabilities {ACTIVE} (gain_pan 1)", flush=True)
+          f"{args.finetune_steps} steps; kept-probabilities {ACTIVE} (gain_pan 1), audible_db "
+          f"{args.audible_db:g}", flush=True)
     results = []
     for seed in range(args.cases):
         results += run_case(seed, args, rows)

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from mixrep.audio.io import write_audio
+from mixrep.console.audibility import audible_mask
 from mixrep.console.console import MixingConsole
 from mixrep.console.graph import DEFAULT_CHAIN
 from mixrep.console.functional import LOG10_OVER_20
@@ -28,6 +29,8 @@ from mixrep.console.prior import MusicalPrior, after_mix, sample_mask, sample_pa
 from mixrep.files import atomic_write_text
 
 CASE_STEMS, CASE_MIX, CASE_GROUPS, CASE_TRUTH = "stems", "mix.wav", "groups.json", "true_parameters.json"
+AUDIBLE_WINDOW_SECONDS = 20.0
+"""The audibility of the drawn processors is judged on at most this much of the song (its middle)."""
 
 
 @dataclass
@@ -43,13 +46,23 @@ class Case:
 
 def make_case(stems: Tensor, names: list[str], groups: dict[str, list[str]], sample_rate: int,
               seed: int = 0, prior: MusicalPrior | None = None, chain: str = DEFAULT_CHAIN,
-              group_chain: str | None = None, processor_options: dict | None = None) -> Case:
+              group_chain: str | None = None, processor_options: dict | None = None,
+              audible_db: float = 0.0) -> Case:
     """Mix ``stems`` with a console of ``chain`` whose parameters are drawn from ``prior``.
+
+    With ``audible_db`` > 0, a drawn optional processor (a type whose ``prior.active_probability``
+    is below 1) stays in the true graph only when it changes its own input by at least that many
+    dB (:func:`~mixrep.console.audibility.audible_mask`, judged on the middle
+    ``AUDIBLE_WINDOW_SECONDS`` of the song); the others are bypassed before the mix is rendered, so
+    the true graph holds what one can hear (the ground truth of graph prediction, see
+    :class:`~mixrep.data.transfer.TransferDataset`). 0 keeps every drawn processor.
 
     The drawn console is then made as loud as the plain sum of the tracks (the same gain added to
     every subgroup fader, which only scales the output): the fit starts at the right overall level
     and its loss measures the mix, not a master gain (the prior's compressors have no make-up gain).
     """
+    if audible_db < 0:
+        raise ValueError(f"audible_db must be >= 0 (0 keeps every drawn processor), got {audible_db}")
     prior = prior or MusicalPrior()
     console = MixingConsole.from_tracks(names, groups, chain, group_chain, sample_rate,
                                         processor_options)
@@ -57,6 +70,13 @@ def make_case(stems: Tensor, names: list[str], groups: dict[str, list[str]], sam
     params = sample_parameters(console.graph, dict(console.processors), prior, generator)
     console = MixingConsole(console.graph.with_mask(sample_mask(console.graph, prior, generator)),
                             dict(console.processors), params)
+    optional = tuple(t for t, p in prior.active_probability.items() if p < 1.0)
+    if audible_db > 0 and optional:
+        window = min(stems.shape[-1], int(AUDIBLE_WINDOW_SECONDS * sample_rate))
+        start = (stems.shape[-1] - window) // 2
+        with torch.no_grad():
+            nodes = console.render_graph(stems[..., start : start + window], keep_nodes=True).node_outputs
+        console.set_mask(audible_mask(console.graph, nodes, sample_rate, audible_db, optional))
     mix = console.render_long(stems)
     offset_db = 10.0 * torch.log10((stems.sum(0) ** 2).mean() / (mix**2).mean().clamp(min=1e-20))
     faders = [v for v in console.graph.nodes_of_type("gain_pan") if after_mix(console.graph)[v]]

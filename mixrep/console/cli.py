@@ -68,6 +68,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--active-probability", action="append", default=[], metavar="TYPE=P",
                    help="keep each processor of TYPE with probability P (repeatable; 'all=P' for "
                         "every type): a sparse graph, the ground truth of pruning")
+    c.add_argument("--audible-db", type=float, default=0.0,
+                   help="bypass drawn processors (of types with P < 1) that change their own input by "
+                        "less than this many dB, so the true graph holds what one can hear (0: keep all)")
     c.set_defaults(func=run_make_case)
 
     from mixrep.console.prune_cli import register_prune
@@ -305,8 +308,10 @@ def parse_active_probability(items: list[str]) -> dict[str, float]:
 def run_make_case(args: argparse.Namespace) -> int:
     names, groups, stems = synthetic_tracks(args.tracks, args.seconds, args.sample_rate, args.seed)
     prior = MusicalPrior(active_probability=parse_active_probability(args.active_probability))
+    if args.audible_db < 0:
+        raise DatasetError(f"--audible-db {args.audible_db}: must be >= 0 (0 keeps every drawn processor)")
     case = make_case(stems, names, groups, args.sample_rate, seed=args.seed, prior=prior,
-                     chain=args.chain)
+                     chain=args.chain, audible_db=args.audible_db)
     check_finite_output(case.mix, "the case's mix")
     write_case(case, args.out)
     print(f"wrote {len(names)} tracks in groups {groups}, the mix and the true parameters to "

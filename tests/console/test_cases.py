@@ -84,6 +84,31 @@ def test_case_is_loudness_matched_and_reproducible():
                                                   processor_options=SMALL).mix)
 
 
+def test_case_with_audible_db_keeps_only_what_one_can_hear():
+    """Steady tones never fall under a gate's -75..-55 dB threshold: with ``audible_db`` the drawn
+    gates leave the true graph, an impossible threshold removes every optional processor and
+    leaves the mandatory types (probability 1) alone, and the mix is always the true graph's."""
+    stems = _tracks()
+    prior = MusicalPrior(active_probability={"noisegate": 0.999, "eq": 0.999})
+
+    def kept(case, node_type):
+        graph = case.console.graph
+        return sum(int(graph.mask[v]) for v in graph.nodes_of_type(node_type))
+
+    drawn = make_case(stems, NAMES, GROUPS, TEST_RATE, seed=2, prior=prior, processor_options=SMALL)
+    audible = make_case(stems, NAMES, GROUPS, TEST_RATE, seed=2, prior=prior, processor_options=SMALL,
+                        audible_db=1.0)
+    nothing = make_case(stems, NAMES, GROUPS, TEST_RATE, seed=2, prior=prior, processor_options=SMALL,
+                        audible_db=1000.0)
+    gates = len(drawn.console.graph.nodes_of_type("noisegate"))
+    assert kept(drawn, "noisegate") == gates > 0 and kept(audible, "noisegate") == 0
+    assert kept(nothing, "eq") == 0 < kept(drawn, "eq")
+    assert kept(nothing, "compressor") == kept(drawn, "compressor") > 0
+    for case in (drawn, audible, nothing):
+        with torch.no_grad():
+            assert torch.allclose(case.console.render_long(stems), case.mix, atol=1e-6)
+
+
 def test_track_levels_of_a_gain_pan_console_are_its_faders():
     stems = _tracks(1.0)
     console = MixingConsole.from_tracks(NAMES, chain="g", group_chain="", sample_rate=TEST_RATE)
@@ -156,3 +181,6 @@ def test_cli_make_case_writes_a_fittable_case(tmp_path, capsys):
     assert len(losses["train"]) == 2 and losses["initial"] > 0
     assert sorted(losses["gain_error_db"]) == names and all(v >= 0 for v in losses["pan_error"].values())
     assert "gain error dB" in capsys.readouterr().out
+    assert cli.main(["console", "make-case", "--out", str(tmp_path / "bad"), "--audible-db", "-1"]) == 2
+    assert "--audible-db -1.0: must be >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
