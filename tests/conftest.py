@@ -13,7 +13,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 def tiny_fit_args(root: Path, *extra: str) -> list[str]:
     """LightningCLI arguments for a very small run on the synthetic corpus alone, written under ``root``.
 
-    ``configs/demo.yaml`` also trains on soundfont renderings; the tiny run leaves them out so that
+    ``configs/demo.yaml`` trains on soundfont renderings; the tiny run uses the numpy synth instead so that
     the suite never renders a corpus (tests of the soundfont corpus use a tiny SF2 fixture).
     """
     return [

@@ -131,9 +131,9 @@ def test_train_sh_adds_arguments_to_the_demo_config_unless_another_config_is_giv
     demo = _train_sh_config("--trainer.max_epochs", "2")
     assert demo["trainer"]["max_epochs"] == 2  # the argument...
     assert (demo["data"]["sample_rate"], demo["model"]["n_mels"]) == (22050, 64)
-    # The default that generalises (README, cross-domain table): numpy synth + two soundfonts, the third
+    # The default that generalises (README, cross-domain table): two soundfonts, the third
     # (MuseScore_General) held out for evaluation; mixing-style space, same_chain pairs, feature branch.
-    assert demo["data"]["source"] == ["synth", "soundfont"] and demo["data"]["soundfonts"] == ["FluidR3_GM", "TimGM6mb"]
+    assert demo["data"]["source"] == ["soundfont"] and demo["data"]["soundfonts"] == ["FluidR3_GM", "TimGM6mb"]
     assert (demo["data"]["styles"], demo["data"]["strategy"], demo["model"]["feature_branch_dim"]) == (
         "mix_style", "same_chain", 64)
     assert demo["trainer"]["default_root_dir"] == "outputs/demo"  # ...on top of configs/demo.yaml
