@@ -10,8 +10,8 @@ highest mean mAP among the untrained encoder, mix features, per-stem features an
 Training corpora (``--corpora``):
 
 - ``synth``: the numpy synth alone;
-- ``soundfont``: the soundfont renderings alone (``data.soundfonts`` of the config);
-- ``both``: both (the demo config's default);
+- ``soundfont``: the soundfont renderings alone (``data.soundfonts`` of the config; the demo config's default);
+- ``both``: both (the demo config's default until 2026-12-04);
 - ``old-default``: the previous default recipe (numpy synth, per-stem chains, no feature branch,
   FiLM only), re-measured on today's songs.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: train configs/demo.yaml (numpy synth + two soundfonts), then
+# The main job on the embedded default: train configs/demo.yaml (two GM soundfonts; the numpy synth without them), then
 # score the best checkpoint per domain (numpy synth; the soundfont held out from training) against the
 # baselines on the same items (untrained encoder, mix features, per-stem features, MFCC mean/std).
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the style encoder. Without --config: configs/demo.yaml (numpy synth + two GM soundfonts, CPU-sized), and
+# Train the style encoder. Without --config: configs/demo.yaml (two GM soundfonts, the numpy synth without them; CPU-sized), and
 # any arguments given are added to it (they override its values). With --config: that config instead.
 #   bash scripts/train.sh                                                   # the demo
 #   bash scripts/train.sh --trainer.max_epochs 2                            # the demo, 2 epochs
