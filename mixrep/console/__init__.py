@@ -8,7 +8,7 @@ Parameters are ``{type: {name: (nodes_of_type, *size)}}`` in node order, with a
 its processor's ``parameter_specs()`` declares.
 """
 
-from mixrep.console.audibility import audible_mask, processor_change_db
+from mixrep.console.audibility import audible_console_mask, audible_mask, processor_change_db
 from mixrep.console.audio_features import AudioFeatureLoss, feature_errors
 from mixrep.console.batch import ConsoleBatch, strip_of_nodes
 from mixrep.console.cases import Case, make_case, write_case
@@ -35,7 +35,8 @@ __all__ = [
     "PROCESSOR_CLASSES", "ParamSpec", "ParameterLayout", "Processor", "PruneConfig", "PruneResult",
     "PruneStateError", "Recovery", "RenderResult", "TrackLevels", "build_console", "dry_wet_weight",
     "evaluate", "feature_errors", "fit", "graph_recovery", "level_errors", "make_case",
-    "audible_mask", "make_processors", "merge_graphs", "merge_params", "plot_pruning", "processor_change_db",
+    "audible_console_mask", "audible_mask", "make_processors", "merge_graphs", "merge_params", "plot_pruning",
+    "processor_change_db",
     "prune_console",
     "remove_processors", "render_one_by_one", "rms", "rms_normalise", "sample_mask", "sample_parameters",
     "schedule", "strip_of_nodes", "track_levels", "write_case",

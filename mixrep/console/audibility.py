@@ -22,6 +22,7 @@ import torch
 import torchaudio
 from torch import Tensor
 
+from mixrep.console.console import MixingConsole
 from mixrep.console.graph import PROCESSOR_TYPES, MixingGraph
 
 N_FFT = 1024
@@ -86,3 +87,15 @@ def audible_mask(graph: MixingGraph, node_outputs: Tensor, sample_rate: int, thr
     change = processor_change_db(graph, node_outputs, sample_rate)
     judged = torch.tensor([t in types for t in graph.node_types])
     return torch.where(judged & (change < threshold_db), torch.zeros_like(change), graph.mask.float().cpu())
+
+
+def audible_console_mask(console: MixingConsole, stems: Tensor, threshold_db: float,
+                         types: tuple[str, ...] = PROCESSOR_TYPES) -> Tensor:
+    """:func:`audible_mask` of ``console`` playing ``stems``: one render of every node, no gradients.
+
+    Shape:
+        ``stems`` ``(tracks, 2, samples)`` -> ``(V,)``.
+    """
+    with torch.no_grad():
+        nodes = console.render_graph(stems, keep_nodes=True).node_outputs
+    return audible_mask(console.graph, nodes, console.sample_rate, threshold_db, types)

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from mixrep.audio.io import write_audio
-from mixrep.console.audibility import audible_mask
+from mixrep.console.audibility import audible_console_mask
 from mixrep.console.console import MixingConsole
 from mixrep.console.graph import DEFAULT_CHAIN
 from mixrep.console.functional import LOG10_OVER_20
@@ -70,13 +70,11 @@ def make_case(stems: Tensor, names: list[str], groups: dict[str, list[str]], sam
     params = sample_parameters(console.graph, dict(console.processors), prior, generator)
     console = MixingConsole(console.graph.with_mask(sample_mask(console.graph, prior, generator)),
                             dict(console.processors), params)
-    optional = tuple(t for t, p in prior.active_probability.items() if p < 1.0)
-    if audible_db > 0 and optional:
+    if audible_db > 0 and prior.optional_types:
         window = min(stems.shape[-1], int(AUDIBLE_WINDOW_SECONDS * sample_rate))
         start = (stems.shape[-1] - window) // 2
-        with torch.no_grad():
-            nodes = console.render_graph(stems[..., start : start + window], keep_nodes=True).node_outputs
-        console.set_mask(audible_mask(console.graph, nodes, sample_rate, audible_db, optional))
+        console.set_mask(audible_console_mask(console, stems[..., start : start + window], audible_db,
+                                              prior.optional_types))
     mix = console.render_long(stems)
     offset_db = 10.0 * torch.log10((stems.sum(0) ** 2).mean() / (mix**2).mean().clamp(min=1e-20))
     faders = [v for v in console.graph.nodes_of_type("gain_pan") if after_mix(console.graph)[v]]

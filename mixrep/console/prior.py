@@ -65,6 +65,11 @@ class MusicalPrior:
     active_probability: dict[str, float] = field(default_factory=dict)
     """Per type, probability that a node is kept (default 1: the full console)."""
 
+    @property
+    def optional_types(self) -> tuple[str, ...]:
+        """The types a sparse graph may leave out (``active_probability`` below 1)."""
+        return tuple(t for t, p in self.active_probability.items() if p < 1.0)
+
 
 def _uniform(generator: torch.Generator, span: Range, n: int = 1) -> Tensor:
     low, high = span

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mixrep.audio.style_space import MixStyleConfig, integrated_loudness, render_mix, sample_mix_style
 from mixrep.console import (
-    MixingConsole, MusicalPrior, audible_mask, make_processors, sample_mask, sample_parameters,
+    MixingConsole, MusicalPrior, audible_console_mask, make_processors, sample_mask, sample_parameters,
 )
 from mixrep.console.graph import MixingGraph, build_console
 from mixrep.console.strips import StripLayout, group_outputs, strip_keep, strip_rows
@@ -198,12 +198,11 @@ class TransferDataset(Dataset):
             console = MixingConsole(graph, self.processors, theta)
             console.set_mask(sample_mask(graph, self.prior, generator))  # sparse graphs: prior.active_probability
             with torch.no_grad():
-                nodes = console.render_graph(torch.from_numpy(y_tracks), keep_nodes=True).node_outputs
-                optional = tuple(t for t, p in self.prior.active_probability.items() if p < 1.0)
-                if self.audible_db > 0 and optional:
+                if self.audible_db > 0 and self.prior.optional_types:
                     # the ground-truth graph holds the optional processors the reference lets one hear
-                    console.set_mask(audible_mask(console.graph, nodes, sr, self.audible_db, optional))
-                    nodes = console.render_graph(torch.from_numpy(y_tracks), keep_nodes=True).node_outputs
+                    console.set_mask(audible_console_mask(console, torch.from_numpy(y_tracks), self.audible_db,
+                                                          self.prior.optional_types))
+                nodes = console.render_graph(torch.from_numpy(y_tracks), keep_nodes=True).node_outputs
                 target = console.render(torch.from_numpy(x_tracks))
                 present = group_outputs(graph, nodes).numpy()
             reference = np.zeros((len(STEMS), 2, self.clip_samples), np.float32)
