@@ -38,6 +38,7 @@ from mixrep.console.cases import make_case
 from mixrep.console.cli import synthetic_tracks
 from mixrep.console.console import MixingConsole
 from mixrep.console.fit import FitConfig, evaluate, fit
+from mixrep.console.graph_predictor import GraphPredictor, predict_console_graph
 from mixrep.console.prior import MusicalPrior
 from mixrep.console.prune import PruneConfig, graph_recovery, prune_console
 
@@ -79,6 +80,40 @@ def run_case(seed: int, args: argparse.Namespace, rows: list[tuple[str, float]])
         print(f"case {seed} {method:11s} tau {tau:<6g} loss {result.loss_full:.4f} (same steps "
               f"{loss_full_same_steps:.4f}) -> {result.loss_final:.4f} "
               f"ratio {result.pruning_ratio:.2f} trials {len(result.trials)} {result.seconds:.0f} s", flush=True)
+    if args.predictor is not None:
+        out += predicted_rows(seed, args, case, fit_config, loss_initial, loss_full_same_steps)
+    return out
+
+
+def predicted_rows(seed: int, args: argparse.Namespace, case, fit_config: FitConfig, loss_initial: float,
+                   loss_full_same_steps: float) -> list[dict]:
+    """Rows that start from the graph ``--predictor`` predicts from the tracks and the case's buses:
+    ``predicted`` fits that graph for as many steps as the full console gets in all (full fit +
+    fine-tuning), no search; ``predicted+hybrid`` fits it for the full fit's steps, then runs the
+    hybrid search (tau 0.01) from it. ``seconds`` count the prediction, the fit and the search."""
+    predictor = GraphPredictor.load(args.predictor)
+    full = MixingConsole.from_tracks(case.names, case.groups, "ecnsgdr", sample_rate=args.sample_rate)
+    prediction = predict_console_graph(predictor, full, case.stems, case.buses)
+    settings = {
+        "predicted": PruneConfig(rounds=0, fit=dataclasses.replace(
+            fit_config, steps=args.fit_steps + args.rounds * args.finetune_steps), seed=seed, progress=False),
+        "predicted+hybrid": PruneConfig(tolerance=0.01, rounds=args.rounds, fit=fit_config,
+                                        finetune_steps=args.finetune_steps, brute_force_every=args.brute_force_every,
+                                        seed=seed, progress=False),
+    }
+    out = []
+    for method, config in settings.items():
+        console = MixingConsole.from_tracks(case.names, case.groups, "ecnsgdr", sample_rate=args.sample_rate)
+        result = prune_console(console, case.stems, case.mix, config, start_removed=prediction.removed())
+        recovery = graph_recovery(result.console.graph, case.console.graph)
+        summary = {**result.summary(), "seconds": result.seconds + prediction.seconds}
+        out.append({"case": seed, "method": method, "tolerance": config.tolerance if config.rounds else None,
+                    "loss_initial": loss_initial, "loss_full_same_steps": loss_full_same_steps, "fit_seconds": 0.0,
+                    "prediction_seconds": prediction.seconds, **summary,
+                    "recovery": {t: dataclasses.asdict(r) for t, r in recovery.items()}})
+        print(f"case {seed} {method:16s} loss {result.loss_full:.4f} -> {result.loss_final:.4f} (full console, "
+              f"same steps {loss_full_same_steps:.4f}) ratio {result.pruning_ratio:.2f} trials {len(result.trials)} "
+              f"{summary['seconds']:.0f} s", flush=True)
     return out
 
 
@@ -122,14 +157,14 @@ def table(results: list[dict]) -> str:
     keys = list(dict.fromkeys((r["method"], r["tolerance"]) for r in results))
     head = (["method", "tau", "L_full", "L_full+", "L_pruned", "dL", "rho", "rho_true"]
             + [f"rho_{LETTER[t]}" for t in TYPES] + [f"R_{LETTER[t]}" for t in TYPES]
-            + ["P (all)", "trials", "seconds"])
+            + ["P (all)", "trials", "seconds", "total s"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method, tau in keys:
         rows = [r for r in results if (r["method"], r["tolerance"]) == (method, tau)]
 
         precision_hits = sum(sum(v["hits"] for v in r["recovery"].values()) for r in rows)
         precision_kept = sum(sum(v["kept"] for v in r["recovery"].values()) for r in rows)
-        cells = [method, f"{tau:g}", f"{_mean(rows, lambda r: r['loss_full']):.3f}",
+        cells = [method, "-" if tau is None else f"{tau:g}", f"{_mean(rows, lambda r: r['loss_full']):.3f}",
                  f"{_mean(rows, lambda r: r['loss_full_same_steps']):.3f}",
                  f"{_mean(rows, lambda r: r['loss_final']):.3f}",
                  _mean_std(rows, lambda r: r["loss_final"] - r["loss_full_same_steps"], "+.3f"),
@@ -138,7 +173,8 @@ def table(results: list[dict]) -> str:
         cells += [_cell(_mean(rows, lambda r, t=t: r["type_pruning_ratios"].get(t))) for t in TYPES]
         cells += [_cell(_pooled(rows, t, "true")) for t in TYPES]
         cells += [_cell(precision_hits / precision_kept if precision_kept else float("nan")),
-                  f"{_mean(rows, lambda r: r['trials']):.0f}", f"{_mean(rows, lambda r: r['seconds']):.0f}"]
+                  f"{_mean(rows, lambda r: r['trials']):.0f}", f"{_mean(rows, lambda r: r['seconds']):.0f}",
+                  f"{_mean(rows, lambda r: r['seconds'] + r['fit_seconds']):.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -196,6 +232,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--audibility", action="store_true",
                         help="per type, how many true processors matter (> 0.01 loss when removed)")
     parser.add_argument("--table-only", action="store_true", help="print the table of --out's results.json")
+    parser.add_argument("--predictor", type=Path, default=None,
+                        help="graph predictor JSON: add the rows that start from its predicted graph")
     args = parser.parse_args(argv)
     if args.scaling:
         print("| tracks | processors | fit s/step | trials | s/trial | trials s | fine-tuning s | "

@@ -23,25 +23,48 @@ from torch import Tensor
 from mixrep.audio.io import write_audio
 from mixrep.console.audibility import audible_console_mask
 from mixrep.console.console import MixingConsole
-from mixrep.console.graph import DEFAULT_CHAIN
+from mixrep.console.graph import DEFAULT_CHAIN, MixingGraph
 from mixrep.console.functional import LOG10_OVER_20
 from mixrep.console.prior import MusicalPrior, after_mix, sample_mask, sample_parameters
+from mixrep.console.processors import Processor
 from mixrep.files import atomic_write_text
 
 CASE_STEMS, CASE_MIX, CASE_GROUPS, CASE_TRUTH = "stems", "mix.wav", "groups.json", "true_parameters.json"
+CASE_BUSES = "buses"
+"""Every subgroup's output, ``buses/<group>.wav`` (the reference's stems: graph prediction's input)."""
 AUDIBLE_WINDOW_SECONDS = 20.0
 """The audibility of the drawn processors is judged on at most this much of the song (its middle)."""
 
 
 @dataclass
 class Case:
-    """Tracks, their groups, the console that mixed them and its mix."""
+    """Tracks, their groups, the console that mixed them, its mix and its subgroups' outputs
+    (``buses``, ``(groups, 2, samples)`` in ``groups`` order; they sum to the mix up to rounding)."""
 
     names: list[str]
     groups: dict[str, list[str]]
     stems: Tensor
     console: MixingConsole
     mix: Tensor
+    buses: Tensor
+
+
+def draw_console(graph: MixingGraph, processors: dict[str, Processor], prior: MusicalPrior,
+                 generator: torch.Generator, stems: Tensor | None = None, audible_db: float = 0.0) -> MixingConsole:
+    """A console of ``graph`` with parameters and a sparse mask drawn from ``prior``.
+
+    With ``audible_db`` > 0, the drawn optional processors (types whose ``prior.active_probability``
+    is below 1) that change their own input by less than that many dB while playing ``stems``
+    ``(tracks, 2, samples)`` are bypassed (:func:`~mixrep.console.audibility.audible_console_mask`):
+    the graph then holds what one can hear, the ground truth of graph prediction.
+    """
+    params = sample_parameters(graph, processors, prior, generator)
+    console = MixingConsole(graph.with_mask(sample_mask(graph, prior, generator)), processors, params)
+    if audible_db > 0 and prior.optional_types:
+        if stems is None:
+            raise ValueError("audible_db > 0 needs the stems the console plays")
+        console.set_mask(audible_console_mask(console, stems, audible_db, prior.optional_types))
+    return console
 
 
 def make_case(stems: Tensor, names: list[str], groups: dict[str, list[str]], sample_rate: int,
@@ -66,15 +89,10 @@ def make_case(stems: Tensor, names: list[str], groups: dict[str, list[str]], sam
     prior = prior or MusicalPrior()
     console = MixingConsole.from_tracks(names, groups, chain, group_chain, sample_rate,
                                         processor_options)
-    generator = torch.Generator().manual_seed(seed)
-    params = sample_parameters(console.graph, dict(console.processors), prior, generator)
-    console = MixingConsole(console.graph.with_mask(sample_mask(console.graph, prior, generator)),
-                            dict(console.processors), params)
-    if audible_db > 0 and prior.optional_types:
-        window = min(stems.shape[-1], int(AUDIBLE_WINDOW_SECONDS * sample_rate))
-        start = (stems.shape[-1] - window) // 2
-        console.set_mask(audible_console_mask(console, stems[..., start : start + window], audible_db,
-                                              prior.optional_types))
+    window = min(stems.shape[-1], int(AUDIBLE_WINDOW_SECONDS * sample_rate))
+    start = (stems.shape[-1] - window) // 2
+    console = draw_console(console.graph, dict(console.processors), prior, torch.Generator().manual_seed(seed),
+                           stems[..., start : start + window], audible_db)
     mix = console.render_long(stems)
     offset_db = 10.0 * torch.log10((stems.sum(0) ** 2).mean() / (mix**2).mean().clamp(min=1e-20))
     faders = [v for v in console.graph.nodes_of_type("gain_pan") if after_mix(console.graph)[v]]
@@ -86,15 +104,18 @@ def make_case(stems: Tensor, names: list[str], groups: dict[str, list[str]], sam
             log_gain[rows] += float(offset_db) * LOG10_OVER_20
             console.project_()
         mix = console.render_long(stems)
-    return Case(list(names), groups, stems, console, mix)
+    return Case(list(names), groups, stems, console, mix, console.render_buses_long(stems))
 
 
 def write_case(case: Case, out: str | os.PathLike) -> Path:
-    """Write ``stems/<name>.wav``, ``mix.wav``, ``groups.json`` and ``true_parameters.json``."""
+    """Write ``stems/<name>.wav``, ``mix.wav``, ``buses/<group>.wav``, ``groups.json`` and
+    ``true_parameters.json``."""
     out = Path(out)
     sample_rate = case.console.sample_rate
     for name, stem in zip(case.names, case.stems):
         write_audio(out / CASE_STEMS / f"{name}.wav", stem.cpu().numpy(), sample_rate)
+    for name, bus in zip(case.groups, case.buses):
+        write_audio(out / CASE_BUSES / f"{name}.wav", bus.cpu().numpy(), sample_rate)
     write_audio(out / CASE_MIX, case.mix.cpu().numpy(), sample_rate)
     atomic_write_text(out / CASE_GROUPS, json.dumps(case.groups, indent=1))
     case.console.save_json(out / CASE_TRUTH)

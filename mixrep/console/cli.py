@@ -73,9 +73,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "less than this many dB, so the true graph holds what one can hear (0: keep all)")
     c.set_defaults(func=run_make_case)
 
+    from mixrep.console.graph_cli import register_graph
     from mixrep.console.prune_cli import register_prune
 
     register_prune(commands)
+    register_graph(commands)
 
 
 def add_fit_arguments(p: argparse.ArgumentParser, steps: int, steps_help: str = "optimisation steps "

@@ -25,6 +25,7 @@ from mixrep.console.graph import (
 )
 from mixrep.console.processors import DRY_WET, ParamSpec, Processor, make_processors
 from mixrep.console.render import BatchedRenderer, RenderResult, dependency_span, render_one_by_one
+from mixrep.console.strips import group_outputs
 from mixrep.constants import SAMPLE_RATE
 
 
@@ -202,6 +203,21 @@ class MixingConsole(nn.Module):
     def render_long(self, stems: Tensor, chunk_seconds: float = 20.0) -> Tensor:
         """Render a whole song chunk by chunk, exactly (each chunk gets the graph's full history
         and lookahead as context), without gradients. ``(tracks, 2, samples)`` -> ``(2, samples)``."""
+        return self._render_chunks(stems, self.render, chunk_seconds)
+
+    @torch.no_grad()
+    def render_buses_long(self, stems: Tensor, chunk_seconds: float = 20.0) -> Tensor:
+        """Every subgroup's output (its last node), chunk by chunk like :meth:`render_long`.
+
+        Shape:
+            ``(tracks, 2, samples)`` -> ``(groups, 2, samples)``, groups in mix-node order.
+        """
+        def buses(chunk: Tensor) -> Tensor:
+            return group_outputs(self.graph, self.render_graph(chunk, keep_nodes=True).node_outputs)
+
+        return self._render_chunks(stems, buses, chunk_seconds)
+
+    def _render_chunks(self, stems: Tensor, render, chunk_seconds: float) -> Tensor:
         self._check_stems(stems)
         history, lookahead = dependency_span(self.graph, dict(self.processors))
         chunk = max(1, int(chunk_seconds * self.sample_rate))
@@ -209,7 +225,7 @@ class MixingConsole(nn.Module):
         pieces = []
         for start in range(0, length, chunk):
             a, b = max(0, start - history), min(length, start + chunk + lookahead)
-            out = self.render(stems[..., a:b])
+            out = render(stems[..., a:b])
             pieces.append(out[..., start - a : start - a + min(chunk, length - start)])
         return torch.cat(pieces, -1)
 

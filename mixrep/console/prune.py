@@ -43,6 +43,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -194,7 +195,8 @@ class PruneResult:
         full_counts: processors per type in the full console.
         removed: names of the removed processors, in removal order.
         loss_initial: audio loss of the unfitted full console.
-        loss_full: audio loss of the fitted full console (the first ``best``).
+        loss_full: audio loss of the fitted full console (the first ``best``; with ``start_removed``,
+            of the fitted starting graph).
         best: the final ``best`` (the lowest loss of the full console, the accepted trials and
             the fine-tuned graphs).
         loss_final: audio loss of the pruned console after the last fine-tuning.
@@ -400,18 +402,22 @@ def _load(path: Path, fingerprint: dict) -> dict | None:
 
 
 def prune_console(console: MixingConsole, stems: Tensor, mix: Tensor, config: PruneConfig | None = None,
-          state_path: str | os.PathLike | None = None, loss_fn: MixLoss | None = None) -> PruneResult:
+          state_path: str | os.PathLike | None = None, loss_fn: MixLoss | None = None,
+          start_removed: Sequence[int] = ()) -> PruneResult:
     """Fit ``console`` to ``mix`` and prune it (seed algorithm 1 with algorithm 3's sampling).
 
     Args:
-        console: the full (unfitted) console; it is fitted in place, and the result holds a new,
-            smaller console.
+        console: the full (unfitted) console; it is fitted in place (without ``start_removed``), and
+            the result holds a new, smaller console.
         stems: ``(tracks, 2, samples)`` on the console's device.
         mix: ``(2, samples)`` target.
         config: settings (default: the seed's).
         state_path: where the resumable state lives; an existing state made by the same inputs and
             settings is resumed, one made by another run raises.
         loss_fn: the audio loss (default :class:`~mixrep.console.loss.MixLoss`).
+        start_removed: node ids of ``console`` to leave out before the full fit (a predicted sparse
+            graph, :func:`~mixrep.console.graph_predictor.predict_console_graph`): the search then
+            fits and prunes that smaller graph, and reports its pruning ratio against ``console``.
 
     Raises:
         ValueError: stems and mix of different lengths, non-finite audio (from :func:`fit`).
@@ -425,9 +431,13 @@ def prune_console(console: MixingConsole, stems: Tensor, mix: Tensor, config: Pr
     loss_fn = loss_fn or MixLoss(console.sample_rate).to(stems.device)
     path = Path(state_path) if state_path is not None else None
     graph = console.graph
+    start = sorted({int(v) for v in start_removed})
+    if any(not 0 <= v < graph.num_nodes or graph.node_types[v] not in PROCESSOR_TYPES for v in start):
+        raise ValueError(f"start_removed must name processor nodes of the console, got {start}")
     fingerprint = {
         "audio": audio_fingerprint(stems, mix),
-        "settings": digest(json.dumps(config.fingerprint(), sort_keys=True), digits=32),
+        "settings": digest(json.dumps({**config.fingerprint(), **({"start_removed": start} if start else {})},
+                                      sort_keys=True), digits=32),
         "console": digest(json.dumps([graph.node_types, graph.node_names, graph.edge_index.tolist(),
                                       console.sample_rate]), digits=32),
     }
@@ -439,9 +449,11 @@ def prune_console(console: MixingConsole, stems: Tensor, mix: Tensor, config: Pr
         log.info("resuming the pruning search from %s: round %d (%s), %d processors left", path,
                  search.round, search.phase, search.console.graph.num_processors())
     else:
-        search.loss_initial = evaluate(console, stems, mix, loss_fn)
-        fit(console, stems, mix, dataclasses.replace(config.fit, progress=config.progress), loss_fn)
-        search.loss_full = search.best = evaluate(console, stems, mix, loss_fn)
+        if start:
+            search.remove(start)
+        search.loss_initial = evaluate(search.console, stems, mix, loss_fn)
+        fit(search.console, stems, mix, dataclasses.replace(config.fit, progress=config.progress), loss_fn)
+        search.loss_full = search.best = evaluate(search.console, stems, mix, loss_fn)
         log.info("full console: audio loss %.4f -> %.4f", search.loss_initial, search.loss_full)
         _save(search, path, fingerprint, started)
     while search.round <= config.rounds and search.console.graph.num_processors():

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from mixrep.audio.io import write_audio
-from mixrep.console.cases import CASE_GROUPS, CASE_TRUTH
+from mixrep.console.cases import CASE_BUSES, CASE_GROUPS, CASE_TRUTH
 from mixrep.console.cli import (
     add_fit_arguments,
     check_finite_output,
@@ -28,6 +28,7 @@ from mixrep.console.cli import (
     song_console,
 )
 from mixrep.console.console import MixingConsole
+from mixrep.console.graph_cli import predict_song_graph
 from mixrep.console.prune import (
     METHODS,
     PruneConfig,
@@ -57,6 +58,7 @@ class Song:
     mix: Path
     groups: Path | None = None
     truth: Path | None = None
+    buses: Path | None = None
 
 
 def register_prune(commands: argparse._SubParsersAction) -> None:
@@ -68,6 +70,8 @@ def register_prune(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--true-parameters", type=Path, default=None,
                    help="graph JSON that made the mix (make-case): per-type precision and recall")
     p.add_argument("--out", type=Path, required=True, help="output folder (holds the resumable state)")
+    p.add_argument("--buses", type=Path, default=None,
+                   help="with --predictor: folder with one audio file per group, named as the group")
     _add_prune_arguments(p)
     p.set_defaults(func=run_prune)
 
@@ -75,7 +79,7 @@ def register_prune(commands: argparse._SubParsersAction) -> None:
                                                   "resumable, with a summary table")
     d.add_argument("--songs", type=Path, required=True,
                    help="folder of song folders (mix.<ext> + stems/ or tracks/ or the tracks beside "
-                        "it; optional groups.json and true_parameters.json)")
+                        "it; optional groups.json, true_parameters.json and buses/)")
     d.add_argument("--out", type=Path, required=True, help="one subfolder per song + summary.md/json")
     d.add_argument("--limit", type=int, default=None, help="prune at most this many songs")
     _add_prune_arguments(d)
@@ -90,6 +94,9 @@ def _add_prune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--finetune-steps", type=int, default=500, help="fine-tuning steps per round")
     p.add_argument("--sparsity-weight", type=float, default=1e-2,
                    help="final dry/wet L1 weight alpha_p (ramped from 0 over 2/3 of the rounds)")
+    p.add_argument("--predictor", type=Path, default=None,
+                   help="graph predictor JSON (mixrep console train-graph): start the search from the graph it "
+                        "predicts from the tracks and the buses (a song folder's buses/) instead of the full console")
     add_fit_arguments(p, steps=6000, steps_help="full-console fit steps (seed: 6000)")
 
 
@@ -113,7 +120,14 @@ def prune_song(song: Song, args: argparse.Namespace, out: Path) -> dict:
             truth = MixingConsole.from_json(song.truth).graph
         except (ValueError, KeyError) as e:
             raise DatasetError(f"cannot load the true graph {song.truth}: {e}") from e
-    result = prune_console(console, stems, mix, config, state_path=out / STATE_FILE)
+    start_removed, prediction = [], None
+    if args.predictor is not None:
+        if song.buses is None:
+            raise DatasetError(f"--predictor needs the outputs of {song.name}'s groups: pass --buses DIR (prune) or "
+                               "give the song folder a buses/ folder (prune-dataset), one file per group")
+        prediction = predict_song_graph(console, stems, song.buses, args.predictor)
+        start_removed = prediction.removed()
+    result = prune_console(console, stems, mix, config, state_path=out / STATE_FILE, start_removed=start_removed)
     rendered = result.console.render_long(stems)
     check_finite_output(rendered, f"the pruned mix of {song.name}")
     write_audio(out / "mix.wav", rendered.cpu().numpy(), args.sample_rate)
@@ -122,6 +136,8 @@ def prune_song(song: Song, args: argparse.Namespace, out: Path) -> dict:
     plot_pruning(result, out / "pruning.png", title=_title(song.name, result))
     report = {"song": song.name, "tracks": len(names), "method": config.method,
               "tolerance": config.tolerance, **result.to_dict()}
+    if prediction is not None:
+        report["predicted"] = {"removed": len(start_removed), "seconds": prediction.seconds}
     if truth is not None:
         try:
             recovery = graph_recovery(result.console.graph, truth)
@@ -146,7 +162,7 @@ def run_prune(args: argparse.Namespace) -> int:
     truth = args.true_parameters
     if truth is not None and not truth.is_file():
         raise DatasetError(f"--true-parameters {truth} does not exist")
-    report = prune_song(Song(args.out.name or "song", args.tracks, args.mix, args.groups, truth),
+    report = prune_song(Song(args.out.name or "song", args.tracks, args.mix, args.groups, truth, args.buses),
                         args, args.out)
     print(_format_table([report]))
     print(f"wrote {args.out}/graph.json, graph.png, mix.wav, pruning.png, {RESULT_FILE} "
@@ -170,9 +186,9 @@ def find_songs(root: Path) -> tuple[list[Song], list[str]]:
             skipped.append(f"{folder.name}: no mix.<ext> file")
             continue
         tracks = next((folder / n for n in TRACK_FOLDERS if (folder / n).is_dir()), folder)
-        groups, truth = folder / CASE_GROUPS, folder / CASE_TRUTH
+        groups, truth, buses = folder / CASE_GROUPS, folder / CASE_TRUTH, folder / CASE_BUSES
         songs.append(Song(folder.name, tracks, mixes[0], groups if groups.is_file() else None,
-                          truth if truth.is_file() else None))
+                          truth if truth.is_file() else None, buses if buses.is_dir() else None))
     return songs, skipped
 
 

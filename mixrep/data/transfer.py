@@ -35,9 +35,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from mixrep.audio.style_space import MixStyleConfig, integrated_loudness, render_mix, sample_mix_style
-from mixrep.console import (
-    MixingConsole, MusicalPrior, audible_console_mask, make_processors, sample_mask, sample_parameters,
-)
+from mixrep.console import MusicalPrior, make_processors
+from mixrep.console.cases import draw_console
 from mixrep.console.graph import MixingGraph, build_console
 from mixrep.console.strips import StripLayout, group_outputs, strip_keep, strip_rows
 from mixrep.constants import STEMS
@@ -194,14 +193,11 @@ class TransferDataset(Dataset):
         if kind == "console":
             graph = self.console.graph(names, stems)
             generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
-            theta = sample_parameters(graph, self.processors, self.prior, generator)
-            console = MixingConsole(graph, self.processors, theta)
-            console.set_mask(sample_mask(graph, self.prior, generator))  # sparse graphs: prior.active_probability
+            # sparse graphs (prior.active_probability) holding what the reference lets one hear
+            console = draw_console(graph, self.processors, self.prior, generator, torch.from_numpy(y_tracks),
+                                   self.audible_db)
+            theta = {t: {k: v.detach() for k, v in p.items()} for t, p in console.parameter_dict().items()}
             with torch.no_grad():
-                if self.audible_db > 0 and self.prior.optional_types:
-                    # the ground-truth graph holds the optional processors the reference lets one hear
-                    console.set_mask(audible_console_mask(console, torch.from_numpy(y_tracks), self.audible_db,
-                                                          self.prior.optional_types))
                 nodes = console.render_graph(torch.from_numpy(y_tracks), keep_nodes=True).node_outputs
                 target = console.render(torch.from_numpy(x_tracks))
                 present = group_outputs(graph, nodes).numpy()

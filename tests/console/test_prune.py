@@ -196,3 +196,22 @@ def test_mismatched_inputs_raise(sparse_case, small_processors, tmp_path):
     stems, mix, _ = sparse_case
     with pytest.raises(ValueError, match="does not match stems"):
         prune_console(new_console(small_processors), stems, mix[..., :-10], base_config())
+
+
+def test_search_from_a_predicted_graph(sparse_case, small_processors, tmp_path):
+    """``start_removed`` (a predicted sparse graph): those processors are gone before the fit, the
+    ratio counts them against the full console, and a state of another start is not resumed."""
+    stems, mix, _ = sparse_case
+    quick = base_config(rounds=0, fit=dataclasses.replace(FAST_FIT, steps=3))
+    console = new_console(small_processors)
+    start = [console.graph.node_names.index("b/reverb")]
+    state = tmp_path / "state.pt"
+    result = prune_console(console, stems, mix, quick, state_path=state, start_removed=start)
+    assert result.removed == ["b/reverb"] and "b/reverb" not in result.console.graph.node_names
+    assert result.full_counts == {"gain_pan": 3, "reverb": 2}
+    assert result.pruning_ratio == pytest.approx(1 / 5)
+    assert result.loss_final == pytest.approx(evaluate(result.console, stems, mix))
+    with pytest.raises(PruneStateError, match="pruning or fit settings"):
+        prune_console(new_console(small_processors), stems, mix, quick, state_path=state)
+    with pytest.raises(ValueError, match="start_removed must name processor nodes"):
+        prune_console(new_console(small_processors), stems, mix, quick, start_removed=[0])
