@@ -16,6 +16,11 @@ probability, ``2 p q / (p + q)`` for prevalence ``p`` and frequency ``q``; AUROC
 baselines). Mean +- standard deviation over seeds. Evidence tables are cached under ``--out``.
 
     python benchmarks/graph_prediction.py --seeds 0 1 2 --train-cases 800 --test-cases 300 --out runs/graphs
+
+``--by-audibility`` then scores the first seed's predictor on the synth test cases again, keeping
+only the present processors that change their own input by at least 2, 3 or 6 dB
+(:func:`~mixrep.console.audibility.processor_change_db`; every absent one stays): how well the
+clearly audible ones are told from the absent ones.
 """
 
 from __future__ import annotations
@@ -26,7 +31,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from mixrep.console.audibility import processor_change_db
+from mixrep.console.batch import GROUP, TRACK
+from mixrep.console.evidence import strip_evidence
 from mixrep.console.graph_predictor import GraphPredictor
+from mixrep.console.strips import strip_nodes
 from mixrep.data.corpora import render_soundfont_corpus
 from mixrep.data.graph_cases import GraphCaseSet, evidence_table
 from mixrep.data.synthetic import SynthConfig, SyntheticSource
@@ -46,6 +58,41 @@ def cached_table(path: Path, make) -> tuple[np.ndarray, np.ndarray]:
     return rows, labels
 
 
+def by_audibility(predictor: GraphPredictor, cases: GraphCaseSet, count: int, floors=(2.0, 3.0, 6.0)) -> None:
+    """AUROC per type with only the present processors changing their input by at least each floor (dB)."""
+    rows, labels, change = [], [], []
+    for i in range(count):
+        case = cases[i]
+        evidence = strip_evidence(case.tracks, case.groups, case.buses, cases.console.sample_rate)
+        with torch.no_grad():
+            nodes = case.console.render_graph(case.tracks, keep_nodes=True).node_outputs
+        change_db = processor_change_db(case.console.graph, nodes, cases.console.sample_rate)
+        strips = strip_nodes(case.console.graph)
+        for kind, kind_rows, kind_labels in ((TRACK, evidence.tracks, case.track_labels),
+                                             (GROUP, evidence.buses, case.bus_labels)):
+            for k, nodes_of_strip in enumerate(strips[kind]):
+                rows.append(kind_rows[k])
+                labels.append(kind_labels[k].numpy())
+                change.append([float(change_db[nodes_of_strip[t]]) if t in nodes_of_strip else 0.0
+                               for t in predictor.types])
+    probability = predictor.probabilities(np.array(rows))
+    labels, change = np.array(labels) > 0.5, np.array(change)
+    print(f"\nsynth test cases, seed {predictor.training.get('seed')}'s predictor: AUROC (present strips) with only "
+          "the present processors changing their input by at least:\n")
+    print("| type | all | " + " | ".join(f">= {f:g} dB" for f in floors) + " |")
+    print("|---|---|" + "---|" * len(floors))
+    for j, t in enumerate(predictor.types):
+        if predictor.models[t] is None:
+            continue
+        cells = []
+        for floor in (0.0, *floors):
+            kept = ~labels[:, j] | (change[:, j] >= floor)
+            truth = labels[kept, j]
+            cells.append(f"{roc_auc_score(truth, probability[kept, j]):.3f} ({truth.sum()})"
+                         if 0 < truth.sum() < len(truth) else "-")
+        print(f"| {t} | " + " | ".join(cells) + " |")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -57,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--soundfont-songs", type=int, default=24)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("runs/graphs"))
+    p.add_argument("--by-audibility", action="store_true", help="AUROC against clearly audible processors only")
     args = p.parse_args(argv)
 
     synth = SyntheticSource(SynthConfig(num_songs=args.songs, sample_rate=SAMPLE_RATE), cache_songs=args.songs)
@@ -91,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             ms = {k: f"{np.nanmean(v):.3f} +- {np.nanstd(v):.3f}" for k, v in cells.items() if k != "learnt"}
             print(f"| {domain} | {t} | {int(cells['n'][0])} | {cells['present'][0]:.2f} | {ms['f1']} | "
                   f"{np.mean(cells['keep_all_f1']):.3f} | {ms['frequency_f1']} | {ms['auroc']} |")
+    if args.by_audibility:
+        by_audibility(GraphPredictor.load(args.out / f"predictor-seed{args.seeds[0]}.json"),
+                      GraphCaseSet(synth, "test", seed=1000), args.test_cases)
     return 0
 
 
