@@ -135,8 +135,8 @@ def _lag_weights(columns: np.ndarray, target: np.ndarray) -> np.ndarray:
     usable = norm > 1e-9 * max(float(norm.max()), EPS)
     weights = np.zeros(columns.shape[1])
     if usable.any():
-        fitted = scipy.optimize.nnls(columns[:, usable] / norm[usable], target.ravel(), maxiter=50 * columns.shape[1])[0]
-        weights[usable] = fitted / norm[usable]
+        scaled = columns[:, usable] / norm[usable]
+        weights[usable] = scipy.optimize.nnls(scaled, target.ravel(), maxiter=50 * columns.shape[1])[0] / norm[usable]
     return weights
 
 

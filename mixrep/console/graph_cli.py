@@ -108,7 +108,7 @@ def run_train_graph(args: argparse.Namespace) -> int:
     training = {"source": args.source, "songs": args.songs, "cases": args.cases, "val_cases": args.val_cases,
                 "clip_seconds": args.clip_seconds, "audible_db": args.audible_db, "prior": prior, "seed": args.seed}
     predictor = GraphPredictor.fit(*train, sets["train"].types, args.sample_rate, *val,
-                                   iterations=args.iterations, training=training)
+                                   iterations=args.iterations, training=training, clip_seconds=args.clip_seconds)
     table = {t: row for t, row in predictor.scores(*val).items() if row["learnt"]}
     predictor.training["validation"] = table
     predictor.save(args.out)

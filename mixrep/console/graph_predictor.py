@@ -43,11 +43,11 @@ from mixrep.errors import MixrepError
 from mixrep.files import atomic_write_text, digest
 
 FORMAT = "mixrep-graph-predictor"
-VERSION = 2
+VERSION = 3
 MIN_POSITIVES = 10
 """A type with fewer present (or absent) training strips is predicted at its training frequency."""
 CLIP_SECONDS = 3.0
-"""Evidence is taken on clips of this length (the training clips) and averaged over a song."""
+"""Default length of the training cases; a song is judged on clips of its predictor's length, averaged."""
 TRUSTED_PREFIX = "sklearn."
 """The only types a stored classifier may hold beyond skops' defaults."""
 
@@ -109,6 +109,7 @@ class GraphPredictor:
         threshold: ``(types,)`` keep thresholds (validation F1 optimum; 0.5 for constant types).
         frequency: per type, the share of training strips that held it.
         training: what it was trained on and its validation figures.
+        clip_seconds: length of the training cases; a song is judged on clips of this length.
     """
 
     sample_rate: int
@@ -117,13 +118,14 @@ class GraphPredictor:
     threshold: np.ndarray
     frequency: dict[str, float]
     training: dict = field(default_factory=dict)
+    clip_seconds: float = CLIP_SECONDS
 
     @classmethod
     def fit(cls, rows: np.ndarray, labels: np.ndarray, types: tuple[str, ...], sample_rate: int,
             val_rows: np.ndarray, val_labels: np.ndarray, iterations: int = 300, learning_rate: float = 0.05,
-            training: dict | None = None) -> GraphPredictor:
-        """Fit on evidence ``rows`` ``(N, D)`` and 0/1 ``labels`` ``(N, types)``; thresholds on the
-        validation rows. ``iterations`` and ``learning_rate`` are the boosting's."""
+            training: dict | None = None, clip_seconds: float = CLIP_SECONDS) -> GraphPredictor:
+        """Fit on evidence ``rows`` ``(N, D)`` and 0/1 ``labels`` ``(N, types)`` of ``clip_seconds`` cases;
+        thresholds on the validation rows. ``iterations`` and ``learning_rate`` are the boosting's."""
         rows, labels = np.asarray(rows, np.float64), np.asarray(labels, np.float64)
         if rows.ndim != 2 or rows.shape[1] != len(EVIDENCE_NAMES) or labels.shape != (len(rows), len(types)):
             raise ValueError(f"expected rows (N, {len(EVIDENCE_NAMES)}) and labels (N, {len(types)}), got "
@@ -135,7 +137,7 @@ class GraphPredictor:
             enough = min(y.sum(), (~y).sum()) >= MIN_POSITIVES
             models[t] = _classifier(iterations, learning_rate).fit(rows, y) if enough else None
         predictor = cls(int(sample_rate), tuple(types), models, np.full(len(types), 0.5), frequency,
-                        dict(training or {}))
+                        dict(training or {}), float(clip_seconds))
         val_probability = predictor.probabilities(val_rows)
         for j, t in enumerate(types):
             if models[t] is not None:
@@ -179,7 +181,8 @@ class GraphPredictor:
     def to_dict(self) -> dict:
         body = {"format": FORMAT, "version": VERSION, "sample_rate": self.sample_rate, "types": list(self.types),
                 "evidence": list(EVIDENCE_NAMES), "threshold": self.threshold.tolist(), "frequency": self.frequency,
-                "training": self.training, "models": {t: _dump(self.models[t]) for t in self.types}}
+                "training": self.training, "clip_seconds": self.clip_seconds,
+                "models": {t: _dump(self.models[t]) for t in self.types}}
         return {**body, "sha256": digest(json.dumps(body, sort_keys=True))}
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -211,7 +214,8 @@ class GraphPredictor:
         types = tuple(data["types"])
         models = {t: _load_model(data["models"][t], path, t) for t in types}
         return cls(int(data["sample_rate"]), types, models, np.array(data["threshold"]),
-                   {k: float(v) for k, v in data["frequency"].items()}, data.get("training", {}))
+                   {k: float(v) for k, v in data["frequency"].items()}, data.get("training", {}),
+                   float(data["clip_seconds"]))
 
 
 @dataclass(frozen=True)
@@ -236,13 +240,13 @@ class GraphPrediction:
 
 def song_probabilities(predictor: GraphPredictor, tracks: Tensor, groups: list[int], buses: Tensor,
                        max_clips: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """Keep probabilities of every strip, averaged over up to ``max_clips`` evenly spaced
-    :data:`CLIP_SECONDS` clips (the length of the training cases) at the predictor's rate.
+    """Keep probabilities of every strip, averaged over up to ``max_clips`` evenly spaced clips of the
+    predictor's ``clip_seconds`` (the length of its training cases) at its rate.
 
     Shape:
         tracks ``(K, 2, samples)``, buses ``(G, 2, samples)`` -> ``(K, types)`` and ``(G, types)``.
     """
-    clip = int(round(CLIP_SECONDS * predictor.sample_rate))
+    clip = int(round(predictor.clip_seconds * predictor.sample_rate))
     samples = tracks.shape[-1]
     count = 1 if samples <= clip else min(max_clips, int(math.ceil(samples / clip)))
     starts = [0] if count == 1 else np.linspace(0, samples - clip, count).round().astype(int).tolist()

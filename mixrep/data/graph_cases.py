@@ -108,8 +108,8 @@ class GraphCaseSet:
             raise ValueError("graph cases need one chain for tracks and buses (labels share their columns), got "
                              f"{self.console.chain!r} and {self.console.group_chain!r}")
         self.types = tuple(parse_chain(self.console.chain))
-        for g in groupings:
-            case_groups([], [], g)
+        if not groupings or not set(groupings) <= set(GROUPINGS):
+            raise ValueError(f"groupings must be one or more of {GROUPINGS}, got {groupings!r}")
         self.groupings = tuple(groupings)
         self.clip_seconds, self.min_tracks = clip_seconds, min_tracks
         self.prior = MusicalPrior(**{"active_probability": GRAPH_PRIOR, **(prior or {})})

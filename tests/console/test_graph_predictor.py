@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -161,13 +162,16 @@ def test_a_predictor_trained_on_cases_beats_keep_everything_on_other_songs():
     assert f1 > 2 * truth.mean() / (1 + truth.mean())
 
 
-def test_a_song_is_judged_on_training_length_clips_and_their_mean(predictor):
+@pytest.mark.parametrize("clip_seconds", [CLIP_SECONDS, 2.0])
+def test_a_song_is_judged_on_training_length_clips_and_their_mean(predictor, clip_seconds):
+    predictor = dataclasses.replace(predictor, clip_seconds=clip_seconds)
     rate = predictor.sample_rate
     tracks = harmonic_tracks([110.0, 330.0], 7.0, rate)
     buses = torch.stack([tracks[0] * 0.5, tracks[1] * 2.0])
     track_p, bus_p = song_probabilities(predictor, tracks, [0, 1], buses)
-    clip = int(CLIP_SECONDS * rate)
-    starts = [0, (tracks.shape[-1] - clip) // 2, tracks.shape[-1] - clip]  # 3 clips span 7 s
+    clip = int(clip_seconds * rate)
+    count = -(-7 // int(clip_seconds))  # clips needed to cover 7 s
+    starts = np.linspace(0, tracks.shape[-1] - clip, count).round().astype(int)
     per_clip = [predictor.probabilities(strip_evidence(tracks[..., s:s + clip], [0, 1], buses[..., s:s + clip],
                                                        rate).tracks) for s in starts]
     np.testing.assert_allclose(track_p, np.mean(per_clip, 0), atol=1e-3)
