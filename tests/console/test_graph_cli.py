@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -78,6 +79,11 @@ def test_predict_graph_bad_input_is_a_clear_error(case, predictor_file, tmp_path
     damaged.write_text(json.dumps(data))
     assert cli.main([*base, "--buses", str(case / "buses"), "--predictor", str(damaged)]) == 2
     assert "content hash" in capsys.readouterr().err
+    groups = tmp_path / "groups.json"
+    groups.write_text(json.dumps({"all": ["drums", "piano"]}))
+    assert cli.main([*base[:5], str(groups), *base[6:], "--buses", str(case / "buses"),
+                     "--predictor", str(predictor_file)]) == 2
+    assert "unknown track 'piano'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # nothing written on an error
 
 
@@ -92,6 +98,19 @@ def test_prune_from_the_predicted_graph(case, predictor_file, tmp_path, capsys):
     assert report["predicted"]["removed"] == len(report["removed"]) - sum(
         t["accepted"] * len(t["candidates"]) for t in report["history"]["trials"])
     assert sum(report["full_counts"].values()) == 8
+
+
+def test_prune_dataset_reads_each_songs_buses(case, predictor_file, tmp_path, capsys):
+    songs = tmp_path / "songs"
+    shutil.copytree(case, songs / "song_a")
+    shutil.copytree(case, songs / "song_b")
+    shutil.rmtree(songs / "song_b" / "buses")  # no buses: skipped and logged, the other song is pruned
+    out = tmp_path / "pruned"
+    assert cli.main(["console", "prune-dataset", "--songs", str(songs), "--out", str(out), "--predictor",
+                     str(predictor_file), "--steps", "5", "--rounds", "1", "--finetune-steps", "2", *FIT]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["songs"] == 1 and "song_b: --predictor needs the outputs" in summary["failed"][0]
+    assert "predicted" in json.loads((out / "song_a" / "pruning.json").read_text())
 
 
 def test_train_graph_writes_a_predictor(tmp_path, capsys):
