@@ -31,6 +31,7 @@ from mixrep.console.graph import DEFAULT_CHAIN, PROCESSOR_TYPES
 from mixrep.console.loss import MixLoss
 from mixrep.console.metrics import track_levels
 from mixrep.console.prior import MusicalPrior
+from mixrep.console.evidence import explained_share
 from mixrep.constants import AUDIO_EXTENSIONS, SAMPLE_RATE
 from mixrep.errors import DatasetError
 from mixrep.files import atomic_write_text
@@ -100,6 +101,8 @@ def add_fit_arguments(p: argparse.ArgumentParser, steps: int, steps_help: str = 
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's; 1 is fastest on a loaded machine)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--no-match-check", action="store_true",
+                   help="fit even when the tracks' plain sum does not resemble the mix (a wrong song)")
 
 
 def read_stems_folder(folder: Path, sample_rate: int, exclude: tuple[str, ...] = ()
@@ -195,6 +198,29 @@ def fit_config_from_args(args: argparse.Namespace, steps: int | None = None) -> 
                      seed=args.seed, progress=not args.no_progress)
 
 
+MIN_EXPLAINED_SHARE = 0.4
+"""Below this share of the mix explained by a linear transfer of the tracks, they are taken for
+another song's (:func:`~mixrep.console.evidence.explained_share`)."""
+MATCH_WINDOW_SECONDS = 20.0
+"""The match is judged on the middle of the song, at most this long (memory grows with tracks x length)."""
+
+
+def require_match(console: MixingConsole, stems: torch.Tensor, mix: torch.Tensor, tracks: Path, mix_path: Path
+                  ) -> None:
+    """Raise ``DatasetError`` when no linear mix of the tracks comes near the mix (a wrong song), with
+    the explained share and the unfitted console's audio loss."""
+    window = min(mix.shape[-1], int(MATCH_WINDOW_SECONDS * console.sample_rate))
+    start = (mix.shape[-1] - window) // 2
+    share = explained_share(stems[..., start:start + window], mix[..., start:start + window], console.sample_rate)
+    if share < MIN_EXPLAINED_SHARE:
+        loss = evaluate(console, stems, mix)
+        raise DatasetError(
+            f"the tracks in {tracks} do not sum to anything near the mix {mix_path}: a linear mix of them (any EQ, "
+            f"gain and pan per track) explains {share:.0%} of its energy, where a song's own tracks explain over "
+            f"{MIN_EXPLAINED_SHARE:.0%}, and the unfitted console's audio loss is {loss:.2f}. Are they from the same "
+            "song and edit? Pass --no-match-check to fit anyway")
+
+
 def song_console(tracks: Path, mix_path: Path, groups: Path | None, args: argparse.Namespace
                  ) -> tuple[list[str], MixingConsole, torch.Tensor, torch.Tensor]:
     """A song's tracks and mix (:func:`load_song`) and the full console for them, built from the
@@ -211,6 +237,8 @@ def song_console(tracks: Path, mix_path: Path, groups: Path | None, args: argpar
     except ValueError as e:
         raise DatasetError(f"cannot build the console for {tracks}: {e}") from e
     require_crop(mix_path, mix.shape[-1], args.sample_rate, args.crop_seconds)
+    if not args.no_match_check:
+        require_match(console, stems, mix, tracks, mix_path)
     device = torch.device(args.device)
     return names, console.to(device), stems.to(device), mix.to(device)
 

@@ -140,18 +140,45 @@ def _lag_weights(columns: np.ndarray, target: np.ndarray) -> np.ndarray:
     return weights
 
 
-def _bus_evidence(raw: Tensor, out: Tensor, edges: list[tuple[int, int]], max_lag: int,
-                  ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
-    """Analysis of one bus: ``raw`` ``(K, 2, bins, frames)`` and ``out`` ``(2, bins, frames)`` spectra ->
-    ``(K, len(OWN_NAMES))`` per-track rows and the ``(len(BUS_NAMES),)`` bus row."""
+def _linear_transfer(raw: Tensor, out: Tensor, ridge: float = 1e-3) -> Tensor:
+    """Ridge least squares per bin of ``out`` ``(2, bins, frames)`` from ``raw`` ``(K, 2, bins, frames)``:
+    ``out_c = sum_(k, d) transfer[f, k, c, d] raw_(k, d)``; returns ``(bins, K, 2, 2)`` complex."""
     k, _, bins, frames = raw.shape
-    # 1. linear transfer per bin: out_c = sum_j A[j, c] raw_j, j over (track, channel)
     x = raw.permute(2, 3, 0, 1).reshape(bins, frames, 2 * k)
     gram = x.conj().transpose(1, 2) @ x
     scale = gram.diagonal(dim1=1, dim2=2).real.mean(-1).clamp(min=EPS)
     gram = gram + ridge * scale[:, None, None] * torch.eye(2 * k, dtype=gram.dtype)
     a = torch.linalg.solve(gram, x.conj().transpose(1, 2) @ out.permute(1, 2, 0))
-    transfer = a.reshape(bins, k, 2, 2).transpose(-1, -2)  # (bins, K, out channel, in channel)
+    return a.reshape(bins, k, 2, 2).transpose(-1, -2)
+
+
+def explained_share(tracks: Tensor, mix: Tensor, sample_rate: int) -> float:
+    """Share of the mix's energy that the per-bin linear transfer of the tracks explains (1 - residual
+    energy over mix energy; NaN for a silent mix): near 1 for a mix of these tracks, whatever EQ,
+    fader, pan or width it applied, lower with dynamics and echoes, near 0 for another song's mix.
+
+    Measured with :func:`~mixrep.console.cli.synthetic_tracks` songs mixed by ``make-case``
+    consoles of the musical prior (full and sparse, 8 kHz, six songs each against the next one's
+    mix): 0.83 to 0.99 for their own tracks against 0.03 to 0.16 for another song's (4 tracks, 3 and
+    6 s); with 2 tracks and 1.2 s (38 frames for 4 unknowns per bin) another song reached 0.65.
+
+    Shape:
+        tracks ``(K, 2, samples)``, mix ``(2, samples)``.
+    """
+    n_fft, hop, _ = analysis_sizes(sample_rate)
+    raw, out = _stft(torch.as_tensor(tracks).cpu(), n_fft, hop), _stft(torch.as_tensor(mix).cpu(), n_fft, hop)
+    explained = torch.einsum("fkcd,kdft->cft", _linear_transfer(raw, out), raw)
+    total = float(out.abs().pow(2).sum())
+    return 1.0 - float((out - explained).abs().pow(2).sum()) / total if total > EPS else float("nan")
+
+
+def _bus_evidence(raw: Tensor, out: Tensor, edges: list[tuple[int, int]], max_lag: int,
+                  ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Analysis of one bus: ``raw`` ``(K, 2, bins, frames)`` and ``out`` ``(2, bins, frames)`` spectra ->
+    ``(K, len(OWN_NAMES))`` per-track rows and the ``(len(BUS_NAMES),)`` bus row."""
+    k, _, bins, frames = raw.shape
+    # 1. linear transfer per bin
+    transfer = _linear_transfer(raw, out, ridge)
     parts = torch.einsum("fkcd,kdft->kcft", transfer, raw)  # each track's contribution (K, 2, bins, frames)
 
     power_in = _band_frames(raw.abs().pow(2).sum(1), edges).sum(-1) + EPS  # (K, BANDS)

@@ -20,6 +20,7 @@ from mixrep.console.cli import (
     read_groups,
     read_stems_folder,
     require_crop,
+    require_match,
 )
 from mixrep.console.console import MixingConsole
 from mixrep.console.fit import check_finite_output, evaluate, fit
@@ -200,6 +201,8 @@ def run_predict_graph(args: argparse.Namespace) -> int:
     if args.mix is not None:
         _, stems, mix = load_song(args.tracks, args.mix, args.sample_rate)
         require_crop(args.mix, mix.shape[-1], args.sample_rate, args.crop_seconds)
+        if not args.no_match_check:
+            require_match(full, stems, mix, args.tracks, args.mix)
         device = torch.device(args.device)
         console, stems, mix = console.to(device), stems.to(device), mix.to(device)
         report["loss_initial"] = evaluate(console, stems, mix)

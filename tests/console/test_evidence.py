@@ -122,3 +122,18 @@ def test_silent_tracks_and_bad_input():
     bad[0, 0, 100] = float("nan")
     with pytest.raises(ValueError, match="not finite"):
         strip_evidence(bad, [0, 0], bad.sum(0, keepdim=True), RATE)
+
+
+def test_a_songs_own_tracks_explain_its_mix_and_another_songs_do_not():
+    from mixrep.console import MusicalPrior, make_case
+    from mixrep.console.cli import synthetic_tracks
+    from mixrep.console.evidence import explained_share
+
+    cases = []
+    for seed in range(3):  # full consoles of the musical prior: EQ, dynamics, width, echoes, reverb
+        names, groups, stems = synthetic_tracks(4, 3.0, 8000, seed)
+        cases.append(make_case(stems, names, groups, 8000, seed=seed, prior=MusicalPrior()))
+    for i, case in enumerate(cases):
+        assert explained_share(case.stems, case.mix, 8000) > 0.8
+        assert explained_share(case.stems, cases[(i + 1) % 3].mix, 8000) < 0.25
+    assert explained_share(cases[0].stems, 0.5 * cases[0].stems.sum(0), 8000) > 0.999  # a plain gain: all of it

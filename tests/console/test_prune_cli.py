@@ -114,3 +114,16 @@ def test_prune_dataset_collects_songs_skips_bad_ones_and_resumes(case, tmp_path,
     stamp = (out / "case_song" / "pruning.json").stat().st_mtime_ns
     assert cli.main(args) == 0  # finished songs are not pruned again
     assert (out / "case_song" / "pruning.json").stat().st_mtime_ns == stamp
+
+
+def test_tracks_of_another_song_are_refused(case, tmp_path, capsys):
+    other = tmp_path / "other"
+    assert cli.main(["console", "make-case", "--out", str(other), "--tracks", "2", "--seconds", "1.2",
+                     "--sample-rate", RATE, "--chain", "eg", "--seed", "2"]) == 0
+    base = ["console", "prune", "--tracks", str(case / "stems"), "--mix", str(other / "mix.wav"),
+            "--out", str(tmp_path / "o"), *FAST]
+    assert cli.main(base) == 2
+    err = capsys.readouterr().err
+    assert "do not sum to anything near the mix" in err and "unfitted console's audio loss" in err
+    assert not (tmp_path / "o").exists()
+    assert cli.main([*base, "--no-match-check"]) == 0  # the user knows better: fitted anyway
