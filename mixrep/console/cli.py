@@ -20,6 +20,7 @@ from mixrep.console.cases import (
     write_case,
 )
 from mixrep.console.console import MixingConsole
+from mixrep.console.evidence import explained_share
 from mixrep.console.fit import (
     FitConfig,
     check_finite_output,
@@ -31,7 +32,6 @@ from mixrep.console.graph import DEFAULT_CHAIN, PROCESSOR_TYPES
 from mixrep.console.loss import MixLoss
 from mixrep.console.metrics import track_levels
 from mixrep.console.prior import MusicalPrior
-from mixrep.console.evidence import explained_share
 from mixrep.constants import AUDIO_EXTENSIONS, SAMPLE_RATE
 from mixrep.errors import DatasetError
 from mixrep.files import atomic_write_text
@@ -102,7 +102,7 @@ def add_fit_arguments(p: argparse.ArgumentParser, steps: int, steps_help: str = 
                    help="torch CPU threads (default: torch's; 1 is fastest on a loaded machine)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--no-match-check", action="store_true",
-                   help="fit even when the tracks' plain sum does not resemble the mix (a wrong song)")
+                   help="fit even when no linear mix of the tracks comes near the mix (tracks of another song)")
 
 
 def read_stems_folder(folder: Path, sample_rate: int, exclude: tuple[str, ...] = ()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +27,6 @@ from mixrep.console.graph_predictor import GraphPrediction, GraphPredictor, pred
 from mixrep.console.prune import graph_recovery
 from mixrep.errors import DatasetError
 from mixrep.files import atomic_write_text
-
-log = logging.getLogger(__name__)
 
 SOURCES_HELP = "synth (the numpy synth, no files) or soundfont:NAME (an installed GM soundfont, e.g. FluidR3_GM)"
 
