@@ -12,6 +12,7 @@ import torch
 
 from mixrep.audio.io import write_audio
 from mixrep.console.cli import (
+    LENGTH_TOLERANCE_SECONDS,
     add_fit_arguments,
     fit_config_from_args,
     load_song,
@@ -126,8 +127,6 @@ def read_buses(folder: Path, groups: list[str], sample_rate: int, samples: int) 
     Raises:
         DatasetError: a group without a file, a file of no group, or buses of another length.
     """
-    from mixrep.console.cli import LENGTH_TOLERANCE_SECONDS
-
     names, audio = read_stems_folder(folder, sample_rate)
     missing, extra = sorted(set(groups) - set(names)), sorted(set(names) - set(groups))
     if missing or extra:
@@ -186,20 +185,24 @@ def run_predict_graph(args: argparse.Namespace) -> int:
     if args.true_parameters is not None and not args.true_parameters.is_file():
         raise DatasetError(f"--true-parameters {args.true_parameters} does not exist")
     config = fit_config_from_args(args) if args.mix is not None else None
-    names, audio = read_stems_folder(args.tracks, args.sample_rate)
+    if args.mix is not None:  # the tracks are read once, with the mix
+        names, stems, mix = load_song(args.tracks, args.mix, args.sample_rate)
+    else:
+        names, audio = read_stems_folder(args.tracks, args.sample_rate)
+        stems = torch.from_numpy(audio)
     try:
         full = MixingConsole.from_tracks(names, read_groups(args.groups), args.chain, args.group_chain,
                                          args.sample_rate)
     except ValueError as e:
         raise DatasetError(f"cannot build the console for {args.tracks}: {e}") from e
-    prediction = predict_song_graph(full, torch.from_numpy(audio), args.buses, args.predictor)
-    report = prediction_report(full, prediction, args.true_parameters)
-    console = full.pruned(prediction.removed())
     if args.mix is not None:
-        _, stems, mix = load_song(args.tracks, args.mix, args.sample_rate)
         require_crop(args.mix, mix.shape[-1], args.sample_rate, args.crop_seconds)
         if not args.no_match_check:
             require_match(full, stems, mix, args.tracks, args.mix)
+    prediction = predict_song_graph(full, stems, args.buses, args.predictor)
+    report = prediction_report(full, prediction, args.true_parameters)
+    console = full.pruned(prediction.removed())
+    if args.mix is not None:
         device = torch.device(args.device)
         console, stems, mix = console.to(device), stems.to(device), mix.to(device)
         report["loss_initial"] = evaluate(console, stems, mix)
