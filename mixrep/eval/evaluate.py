@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from mixrep.api import StyleEncoder, load_checkpoint
+from mixrep.api import StyleEncoder, load_checkpoint, recorded_separator
 from mixrep.audio.augment import AugmentConfig
 from mixrep.audio.soundfont import installed_soundfonts
 from mixrep.data.corpora import detect_layout, find_soundfont, render_soundfont_corpus, soundfont_label
@@ -77,11 +77,17 @@ def _data_hparams(checkpoint: dict) -> dict:
 
 
 def training_source(checkpoint: dict, sample_rate: int) -> Source:
-    """Re-open the data source a loaded checkpoint was trained on (at ``sample_rate``)."""
+    """Re-open the data source a loaded checkpoint was trained on (at ``sample_rate``).
+
+    The separator is the Demucs model the checkpoint names (:func:`~mixrep.api.recorded_separator`):
+    a weights file it records is never loaded.
+    """
     data = _data_hparams(checkpoint)
     keys = ("synth_songs", "synth_song_seconds", "soundfonts", "soundfont_songs", "soundfont_song_seconds",
-            "corpus_dir", "fma_subset", "separator", "weights_path", "cache_dir")
+            "corpus_dir", "fma_subset", "cache_dir")
     options = {k: data[k] for k in keys if k in data}
+    if "separator" in data:
+        options["separator"] = recorded_separator(checkpoint, "the checkpoint")
     if "seed" in data:
         options["synth_seed"] = data["seed"]
     return build_source(data.get("source", "synth"), data.get("root"), sample_rate=sample_rate, **options)
