@@ -12,6 +12,8 @@ Lightning nor FAISS: the checkpoint describes itself (:mod:`mixrep.models.checkp
 from __future__ import annotations
 
 import logging
+import pickle
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,6 +45,12 @@ def load_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"checkpoint {path} does not exist; train one with `bash scripts/train.sh`")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        raise CheckpointError(
+            f"refusing checkpoint {path}: it holds pickled objects beyond tensors and plain values"
+            + (f" ({found.group(1)})" if found else "") + ", which loading would run; nothing in it was run. mixrep "
+            f"checkpoints hold none: use a checkpoint written by mixrep training") from e
     except Exception as e:
         raise CheckpointError(f"cannot read checkpoint {path} (corrupt or not a PyTorch file): {e}") from e
 
