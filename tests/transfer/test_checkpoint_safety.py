@@ -98,15 +98,20 @@ def test_evaluation_reopens_the_training_source_without_the_recorded_weights(tin
     monkeypatch.setattr("mixrep.eval.evaluate.build_source", lambda kind, root, **options: seen.update(options))
     training_source(load_checkpoint(evil), 22_050)
     assert "weights_path" not in seen and seen["separator"] == "htdemucs" and not marker.exists()
+    download = load_checkpoint(evil)
+    download["datamodule_hyper_parameters"]["separator"] = "hf://someone/model"  # demucs would fetch it
+    with pytest.raises(CheckpointError, match=r"'hf://someone/model', which is not a pretrained Demucs name"):
+        training_source(download, 22_050)
 
 
 def test_weights_come_only_from_the_caller(tiny_checkpoint, tmp_path):
     unknown = load_checkpoint(tiny_checkpoint)
-    unknown["datamodule_hyper_parameters"]["separator"] = "../../somewhere/model"
-    seal(unknown)
-    encoder = StyleEncoder.from_loaded(unknown, "unknown.ckpt")
-    with pytest.raises(CheckpointError, match=r"'../../somewhere/model'.*not a pretrained Demucs name"):
-        _ = encoder.separator
+    for name in ("../../somewhere/model", "hf://someone/model"):
+        unknown["datamodule_hyper_parameters"]["separator"] = name
+        seal(unknown)
+        encoder = StyleEncoder.from_loaded(unknown, "unknown.ckpt")
+        with pytest.raises(CheckpointError, match=rf"'{name}'.*not a pretrained Demucs name"):
+            _ = encoder.separator
     weights = tmp_path / "mine.th"
     weights.write_bytes(b"")
     chosen = StyleEncoder.from_loaded(unknown, "unknown.ckpt", separator_weights=weights)
