@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torchaudio
 from mixrep.audio.io import audio_duration, read_segment
 from mixrep.constants import CHANNELS, MIN_EMBED_SECONDS, STEMS
 from mixrep.devices import resolve_device
-from mixrep.errors import CheckpointError
+from mixrep.errors import CheckpointError, refused_global
 from mixrep.files import require_stem_files
 from mixrep.frontend import FrontEnd, FrontEndConfig
 from mixrep.models.checkpoint import read_encoder
@@ -46,11 +45,10 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
         raise CheckpointError(
-            f"refusing checkpoint {path}: it holds pickled objects beyond tensors and plain values"
-            + (f" ({found.group(1)})" if found else "") + ", which loading would run; nothing in it was run. mixrep "
-            f"checkpoints hold none: use a checkpoint written by mixrep training") from e
+            f"refusing checkpoint {path}: it holds pickled objects beyond tensors and plain values "
+            f"({refused_global(e)}), which loading would run; nothing in it was run. mixrep checkpoints hold none: "
+            f"use a checkpoint written by mixrep training") from e
     except Exception as e:
         raise CheckpointError(f"cannot read checkpoint {path} (corrupt or not a PyTorch file): {e}") from e
 

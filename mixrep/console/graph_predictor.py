@@ -12,8 +12,8 @@ It is trained on songs mixed by known random sparse graphs
 (:class:`~mixrep.data.graph_cases.GraphCaseSet`, ``mixrep console train-graph``) and stored as one
 JSON file: thresholds, frequencies and what it was trained on in plain text, each classifier in
 skops' format (no pickle: loading refuses any type beyond skops' defaults and the exact ones it
-writes, :data:`TRUSTED_TYPES`), and a content hash checked on load. :func:`predict_console_graph` applies it to a console: keep probabilities per node
-and the mask of the predicted sparse graph.
+writes, :data:`TRUSTED_TYPES`), and a content hash checked on load. :func:`predict_console_graph`
+applies it to a console: keep probabilities per node and the mask of the predicted sparse graph.
 
 Shape:
     evidence rows ``(strips, D)``; probabilities ``(strips, types)``; per node ``(V,)``.

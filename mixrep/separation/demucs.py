@@ -45,7 +45,7 @@ import yaml
 
 from mixrep.audio.io import check_sample_rate
 from mixrep.constants import CHANNELS, STEMS
-from mixrep.errors import SeparationError
+from mixrep.errors import SeparationError, refused_global
 from mixrep.files import digest, file_chunks
 
 log = logging.getLogger(__name__)
@@ -148,8 +148,7 @@ def read_package(path: Path) -> dict:
         with torch.serialization.safe_globals(_safe_globals()):
             package = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
-        beyond = found.group(1) if found else str(e).splitlines()[0]
+        beyond = refused_global(e)
         if checksum is None:
             raise SeparationError(
                 f"Demucs weights {path} hold objects beyond demucs' model classes ({beyond}); "

@@ -144,11 +144,10 @@ def write_best_record(trainer) -> Path | None:
     logger = trainer.logger
     if checkpoint is None or not checkpoint.best_model_path or logger is None or not logger.log_dir:
         return None
-    score = checkpoint.best_model_score
+    score, last = checkpoint.best_model_score, last_checkpoint_path(trainer)
     record = json.dumps({"best_model_path": str(Path(checkpoint.best_model_path).resolve()),
-                         "best_model_score": None if score is None else float(score),
-                         "monitor": checkpoint.monitor, "last_model_path": str(Path(last_checkpoint_path(trainer)).resolve())
-                         if last_checkpoint_path(trainer) else None,
+                         "best_model_score": None if score is None else float(score), "monitor": checkpoint.monitor,
+                         "last_model_path": str(Path(last).resolve()) if last else None,
                          "run_dir": str(Path(logger.log_dir).resolve())}, indent=1)
     atomic_write_text(Path(logger.save_dir) / BEST_RECORD, record)
     return atomic_write_text(Path(logger.log_dir) / BEST_RECORD, record)
