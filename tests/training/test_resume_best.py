@@ -33,7 +33,7 @@ def scripted_map(monkeypatch, values: list[float]) -> None:
     monkeypatch.setattr(StyleRetrievalEval, "on_validation_epoch_end", log_scripted)
 
 
-def test_a_resumed_run_keeps_the_better_best_and_records_it(tmp_path, monkeypatch):
+def test_a_resumed_run_keeps_the_better_best_and_records_it(tmp_path, monkeypatch, recwarn):
     scripted_map(monkeypatch, [0.462, 0.461])  # epoch 0 is the better one
     first = main(tiny_fit_args(tmp_path))
     run = Path(first.trainer.logger.log_dir)
@@ -43,6 +43,7 @@ def test_a_resumed_run_keeps_the_better_best_and_records_it(tmp_path, monkeypatc
                                  "--ckpt_path", str(run / "checkpoints" / "last.ckpt")))
     assert Path(resumed.trainer.logger.log_dir) == run  # the same version folder, not version_1
     assert not (run.parent / "version_1").exists()
+    assert not [w for w in recwarn if "won't be reloaded" in str(w.message)]  # Lightning restored the best
     callback = resumed.trainer.checkpoint_callback
     assert resumed.trainer.current_epoch == 2 and float(callback.best_model_score) == pytest.approx(0.462)
     assert Path(callback.best_model_path) == best_epoch0 and best_epoch0.is_file()
