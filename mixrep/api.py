@@ -12,6 +12,7 @@ Lightning nor FAISS: the checkpoint describes itself (:mod:`mixrep.models.checkp
 from __future__ import annotations
 
 import logging
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import torchaudio
 from mixrep.audio.io import audio_duration, read_segment
 from mixrep.constants import CHANNELS, MIN_EMBED_SECONDS, STEMS
 from mixrep.devices import resolve_device
-from mixrep.errors import CheckpointError
+from mixrep.errors import CheckpointError, refused_global
 from mixrep.files import require_stem_files
 from mixrep.frontend import FrontEnd, FrontEndConfig
 from mixrep.models.checkpoint import read_encoder
@@ -43,6 +44,11 @@ def load_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"checkpoint {path} does not exist; train one with `bash scripts/train.sh`")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"refusing checkpoint {path}: it holds pickled objects beyond tensors and plain values "
+            f"({refused_global(e)}), which loading would run; nothing in it was run. mixrep checkpoints hold none: "
+            f"use a checkpoint written by mixrep training") from e
     except Exception as e:
         raise CheckpointError(f"cannot read checkpoint {path} (corrupt or not a PyTorch file): {e}") from e
 
@@ -69,6 +75,23 @@ def aggregate_clips(clip_embeddings: np.ndarray) -> np.ndarray:
     return mean / norm
 
 
+def recorded_separator(checkpoint: dict, where: str) -> str:
+    """The Demucs model name a checkpoint's training data used (``htdemucs`` when it names none).
+
+    A checkpoint is a file the user did not write, so it may name a pretrained separator but never
+    choose a file to load: a weights file it records (``weights_path``, e.g. a ``.th`` pickle) is
+    ignored with a warning naming it. Weights come only from the caller
+    (``separator_weights=``, ``--weights``). A name that is not a pretrained one is returned as is:
+    :attr:`StyleEncoder.separator` refuses it unless the caller passed weights it labels.
+    """
+    data = checkpoint.get("datamodule_hyper_parameters") or {}
+    if data.get("weights_path"):
+        log.warning("%s records the Demucs weights file %r; a checkpoint never chooses a file to load, so it is "
+                    "ignored: pass separator_weights= (--weights) to separate with it", where, data["weights_path"])
+    name = data.get("separator", "htdemucs")
+    return name if isinstance(name, str) else repr(name)
+
+
 class StyleEncoder:
     """A trained mixing-style encoder with its front end.
 
@@ -85,7 +108,9 @@ class StyleEncoder:
         model_hash: content hash of the weights (indexes record it).
         device: where to run; ``None``/``"auto"`` picks a GPU when present.
         separator: separates mixtures (default: the checkpoint's Demucs model, loaded on first use).
-        separator_name, separator_weights: which Demucs to load when ``separator`` is ``None``.
+        separator_name, separator_weights: which Demucs to load when ``separator`` is ``None``: a
+            pretrained name, or a label for a weights file or folder the caller chose
+            (``separator_weights``; see :class:`~mixrep.separation.demucs.DemucsSeparator`).
 
     Attributes:
         embedding_dim: size of the embeddings.
@@ -116,33 +141,53 @@ class StyleEncoder:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: torch.device | str | None = None,
-                        separator: Separator | None = None) -> StyleEncoder:
+                        separator: Separator | None = None,
+                        separator_weights: str | Path | None = None) -> StyleEncoder:
         """Load a checkpoint written by training (Lightning ``.ckpt``); needs nothing else.
 
+        No pickled code runs: the file is read with ``weights_only`` and it may name a pretrained
+        separator but never a file to load (:func:`recorded_separator`).
+
+        Args:
+            separator_weights: local Demucs weights (``.th``/``.safetensors`` file or model folder)
+                for mixtures, instead of the pretrained model the checkpoint names.
+
         Raises:
-            CheckpointError: missing, corrupt, of another kind or encoder class, or weights that
-                do not match their recorded hash.
+            CheckpointError: missing, corrupt, of another kind or encoder class, or weights or
+                settings that do not match their recorded hashes.
         """
-        return cls.from_loaded(load_checkpoint(path), path, device, separator)
+        return cls.from_loaded(load_checkpoint(path), path, device, separator, separator_weights)
 
     @classmethod
     def from_loaded(cls, checkpoint: dict, path: str | Path, device: torch.device | str | None = None,
-                    separator: Separator | None = None) -> StyleEncoder:
+                    separator: Separator | None = None,
+                    separator_weights: str | Path | None = None) -> StyleEncoder:
         """Like :meth:`from_checkpoint`, from a dict :func:`load_checkpoint` already read from ``path``."""
         model, frontend, model_hash = read_encoder(checkpoint, str(path))
         try:
             config = FrontEndConfig.from_dict(frontend, where=str(path))
         except (TypeError, ValueError) as e:
             raise CheckpointError(f"{path}: unreadable front-end config {frontend!r}: {e}") from e
-        data = checkpoint.get("datamodule_hyper_parameters", {})
         return cls(model, config, model_hash, device=device, separator=separator,
-                   separator_name=data.get("separator", "htdemucs"), separator_weights=data.get("weights_path"))
+                   separator_name=recorded_separator(checkpoint, str(path)),
+                   separator_weights=None if separator_weights is None else str(separator_weights))
 
     @property
     def separator(self) -> Separator:
-        """The separator used for mixtures (Demucs as configured in training, loaded on first use)."""
+        """The separator used for mixtures (Demucs as configured in training, loaded on first use).
+
+        Raises:
+            CheckpointError: no weights were passed and :attr:`separator_name` is not a pretrained
+                Demucs name (a checkpoint trained with local weights: pass ``separator_weights``).
+        """
         if self._separator is None:
-            from mixrep.separation.demucs import DemucsSeparator
+            from mixrep.separation.demucs import DemucsSeparator, is_pretrained_name
+
+            if self.separator_weights is None and not is_pretrained_name(self.separator_name):
+                raise CheckpointError(
+                    f"the encoder was trained with the Demucs separator {self.separator_name!r}, which is not a "
+                    f"pretrained Demucs name; pass its weights as separator_weights= (--weights PATH), or "
+                    f"separate the mixtures yourself and embed the stems")
 
             self._separator = DemucsSeparator(self.separator_name, weights_path=self.separator_weights,
                                               device=str(self.device))

@@ -38,6 +38,10 @@ def register_embed(subparsers: argparse._SubParsersAction) -> None:
                        help="inputs are folders holding drums/bass/other/vocals audio files")
     embed.add_argument("--max-clips", type=int, default=8, help="clips averaged per input")
     embed.add_argument("--device", default=None)
+    embed.add_argument("--weights", type=Path, default=None,
+                       help="local Demucs weights for mixtures (.th/.safetensors file or demucs model folder; see "
+                            "`mixrep separate --help`), instead of the pretrained model the checkpoint names. A "
+                            "checkpoint never chooses a weights file: one it records is ignored")
     embed.set_defaults(func=run_embed)
 
 
@@ -48,7 +52,7 @@ def run_embed(args: argparse.Namespace) -> int:
     from mixrep.index.embedder import aggregate_clips
     from mixrep.index.queries import embed_inputs
 
-    encoder = StyleEncoder.from_checkpoint(args.checkpoint, device=args.device)
+    encoder = StyleEncoder.from_checkpoint(args.checkpoint, device=args.device, separator_weights=args.weights)
     results = embed_inputs(encoder, args.inputs, args.stems, max_clips=args.max_clips,
                            stems_hint="Or, with pre-separated stems, embed stems folders: `mixrep embed --stems`.")
     done = [r for r in results if r.error is None]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class MixrepError(Exception):
     """Base class of every error mixrep raises on purpose."""
@@ -21,3 +23,13 @@ class SeparationError(MixrepError):
 
 class CheckpointError(MixrepError):
     """A checkpoint is missing, corrupt or of another kind."""
+
+
+def refused_global(error: BaseException) -> str:
+    """What a ``torch.load(weights_only=True)`` refusal names: the first global it would have had to
+    import (``io.open``...), else the first line of its message."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+    if found:
+        return found.group(1)
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
 export PYTHON
 bash scripts/train.sh "$@"
-checkpoint=$(ls -t outputs/demo/tensorboard/version_*/checkpoints/best-*.ckpt | head -n 1)
+# the best checkpoint of the run just trained (or resumed), as training recorded it
+checkpoint=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["best_model_path"])' outputs/demo/best.json)
 echo
 echo "cross-domain style retrieval, held-out songs x mixing styles ($checkpoint):"
 "$PYTHON" -m mixrep.cli evaluate --checkpoint "$checkpoint"

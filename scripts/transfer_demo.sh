@@ -11,7 +11,8 @@ if ! ls outputs/demo/tensorboard/version_*/checkpoints/last.ckpt > /dev/null 2>&
   bash scripts/train.sh
 fi
 bash scripts/train.sh --config configs/regression.yaml "$@"
-head=$(ls -t outputs/regression/tensorboard/version_*/checkpoints/best-*.ckpt | head -n 1)
+# the best head of the run just trained, as training recorded it
+head=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["best_model_path"])' outputs/regression/best.json)
 example=outputs/transfer_demo
 "$PYTHON" - "$example" <<'PY'
 # a held-out synthetic song's raw tracks, and another song mixed in a style of the mixing-style space

@@ -11,9 +11,9 @@ labels hardly vary (gain/pan in a console: always there) are predicted at their 
 It is trained on songs mixed by known random sparse graphs
 (:class:`~mixrep.data.graph_cases.GraphCaseSet`, ``mixrep console train-graph``) and stored as one
 JSON file: thresholds, frequencies and what it was trained on in plain text, each classifier in
-skops' format (no pickle: loading checks that it holds scikit-learn types only), and a content hash
-checked on load. :func:`predict_console_graph` applies it to a console: keep probabilities per node
-and the mask of the predicted sparse graph.
+skops' format (no pickle: loading refuses any type beyond skops' defaults and the exact ones it
+writes, :data:`TRUSTED_TYPES`), and a content hash checked on load. :func:`predict_console_graph`
+applies it to a console: keep probabilities per node and the mask of the predicted sparse graph.
 
 Shape:
     evidence rows ``(strips, D)``; probabilities ``(strips, types)``; per node ``(V,)``.
@@ -48,8 +48,11 @@ MIN_POSITIVES = 10
 """A type with fewer present (or absent) training strips is predicted at its training frequency."""
 CLIP_SECONDS = 3.0
 """Default length of the training cases; a song is judged on clips of its predictor's length, averaged."""
-TRUSTED_PREFIX = "sklearn."
-"""The only types a stored classifier may hold beyond skops' defaults."""
+TRUSTED_TYPES = frozenset({"sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"})
+"""The only types a stored classifier may hold beyond skops' defaults: exactly those a fitted
+``HistGradientBoostingClassifier`` brings (``skops.io.get_untrusted_types`` of what :meth:`GraphPredictor.save`
+writes). Never a prefix: scikit-learn modules re-export functions such as ``os.remove``, which a
+crafted file could otherwise name and have skops call."""
 
 
 class GraphPredictorError(MixrepError):
@@ -89,12 +92,17 @@ def _load_model(blob: str | None, path: Path, node_type: str):
         return None
     import skops.io
 
-    data = base64.b64decode(blob)
-    untrusted = skops.io.get_untrusted_types(data=data)
-    foreign = [t for t in untrusted if not t.startswith(TRUSTED_PREFIX)]
+    try:
+        data = base64.b64decode(blob, validate=True)
+        untrusted = skops.io.get_untrusted_types(data=data)
+    except Exception as e:  # not base64, not a zip, no schema: skops raises many kinds
+        raise GraphPredictorError(f"the {node_type} classifier in {path} is unreadable ({type(e).__name__}: {e}); "
+                                  f"train the predictor again") from e
+    foreign = sorted(set(untrusted) - TRUSTED_TYPES)
     if foreign:
-        raise GraphPredictorError(f"the {node_type} classifier in {path} holds types other than scikit-learn's "
-                                  f"({foreign[:3]}); refusing to load it")
+        raise GraphPredictorError(f"the {node_type} classifier in {path} holds types a graph predictor never writes "
+                                  f"({', '.join(foreign[:3])}); refusing to load it (nothing in it was run): train "
+                                  f"the predictor again with `mixrep console train-graph`")
     return skops.io.loads(data, trusted=untrusted)
 
 
@@ -194,7 +202,8 @@ class GraphPredictor:
 
         Raises:
             GraphPredictorError: unreadable, not a predictor, edited since it was written (hash),
-                made for another evidence layout, or holding types other than scikit-learn's.
+                made for another evidence layout, or holding types beyond skops' defaults and
+                :data:`TRUSTED_TYPES`.
         """
         path = Path(path)
         try:

@@ -202,12 +202,13 @@ def run_prune_dataset(args: argparse.Namespace) -> int:
     if not songs:
         raise DatasetError(f"no song folders (with a mix.<ext> file) in {args.songs}")
     songs = songs[: args.limit] if args.limit is not None else songs
-    reports, failed = [], []
+    reports, failed, already = [], [], []
     for k, song in enumerate(songs, 1):
         out = args.out / song.name
         done = out / RESULT_FILE
         if done.is_file():
             reports.append(json.loads(done.read_text()))
+            already.append(song.name)
             log.info("[%d/%d] %s: already pruned", k, len(songs), song.name)
             continue
         log.info("[%d/%d] %s", k, len(songs), song.name)
@@ -217,12 +218,13 @@ def run_prune_dataset(args: argparse.Namespace) -> int:
             log.error("skipping song %s: %s", song.name, e)
             failed.append(f"{song.name}: {e}")
     table = _format_table(reports)
-    summary = {"songs": len(reports), "failed": failed, "skipped": skipped,
+    summary = {"songs": len(reports), "already_pruned": already, "failed": failed, "skipped": skipped,
                "mean": _mean_row(reports), "per_song": [_row(r) for r in reports]}
     atomic_write_text(args.out / "summary.json", json.dumps(summary, indent=1, allow_nan=True))
     atomic_write_text(args.out / "summary.md", table + "\n")
     print(table)
-    print(f"{len(reports)} songs pruned into {args.out} ({len(failed)} failed, {len(skipped)} skipped); "
+    print(f"{len(reports)} songs pruned into {args.out} ({len(reports) - len(already)} this run, {len(already)} "
+          f"already pruned by an earlier run, {len(failed)} failed, {len(skipped)} skipped); "
           f"summary in {args.out}/summary.md and summary.json")
     return 0 if reports else 1
 

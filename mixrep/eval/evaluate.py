@@ -29,17 +29,18 @@ from pathlib import Path
 
 import torch
 
-from mixrep.api import StyleEncoder, load_checkpoint
+from mixrep.api import StyleEncoder, load_checkpoint, recorded_separator
 from mixrep.audio.augment import AugmentConfig
 from mixrep.audio.soundfont import installed_soundfonts
 from mixrep.data.corpora import detect_layout, find_soundfont, render_soundfont_corpus, soundfont_label
 from mixrep.data.datamodule import build_source
 from mixrep.data.styles import STYLE_SPACES, StyleSpace, make_style_space
-from mixrep.errors import DatasetError
+from mixrep.errors import CheckpointError, DatasetError
 from mixrep.eval.baselines import feature_baselines
 from mixrep.eval.metrics import StyleRetrievalScores, style_retrieval_scores
 from mixrep.eval.style_set import StyleSet, build_style_set, embed_style_set
 from mixrep.models.encoder import MixStyleEncoder
+from mixrep.separation.demucs import is_pretrained_name
 from mixrep.tracks import Source
 
 log = logging.getLogger(__name__)
@@ -77,11 +78,25 @@ def _data_hparams(checkpoint: dict) -> dict:
 
 
 def training_source(checkpoint: dict, sample_rate: int) -> Source:
-    """Re-open the data source a loaded checkpoint was trained on (at ``sample_rate``)."""
+    """Re-open the data source a loaded checkpoint was trained on (at ``sample_rate``).
+
+    The separator is the pretrained Demucs model the checkpoint names
+    (:func:`~mixrep.api.recorded_separator`): a weights file it records is never loaded.
+
+    Raises:
+        CheckpointError: the checkpoint names a separator that is not a pretrained Demucs name.
+    """
     data = _data_hparams(checkpoint)
     keys = ("synth_songs", "synth_song_seconds", "soundfonts", "soundfont_songs", "soundfont_song_seconds",
-            "corpus_dir", "fma_subset", "separator", "weights_path", "cache_dir")
+            "corpus_dir", "fma_subset", "cache_dir")
     options = {k: data[k] for k in keys if k in data}
+    if "separator" in data:
+        options["separator"] = recorded_separator(checkpoint, "the checkpoint")
+        if not is_pretrained_name(options["separator"]):  # e.g. hf://someone/model: a download it would choose
+            raise CheckpointError(f"the checkpoint's training data was separated with {options['separator']!r}, "
+                                  f"which is not a pretrained Demucs name; a checkpoint never chooses a separator "
+                                  f"file or download, so its training domain cannot be re-opened: evaluate other "
+                                  f"domains (--domain SPEC)")
     if "seed" in data:
         options["synth_seed"] = data["seed"]
     return build_source(data.get("source", "synth"), data.get("root"), sample_rate=sample_rate, **options)

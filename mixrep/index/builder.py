@@ -37,7 +37,7 @@ from mixrep.files import digest, file_chunks
 from mixrep.index.embedder import Embedder, check_clip_embeddings, load_separator
 from mixrep.index.faiss_index import IndexConfig
 from mixrep.index.library import LibraryItem, list_library, select_shard
-from mixrep.index.library_index import LibraryIndex, write_lock
+from mixrep.index.library_index import LibraryIndex, quarantine_unusable, write_lock
 from mixrep.index.screening import RETRY_KINDS, classify_failure, screen_track
 from mixrep.index.store import STORE_NAME, FileState, MetadataStore, SkippedFile, TrackRecord
 
@@ -135,6 +135,7 @@ def build_library_index(
                 store.set_meta({"index_config": json.dumps(asdict(config))})
             if listing.from_source:
                 store.set_listing_skips(listing.dropped)
+            quarantine_unusable(store)  # damaged rows become retried skips: re-embedded below
             todo, replace, retried = _plan(items, store.file_states(), retry, retry_skipped)
             _check_embedder_ready(embedder, todo)
             report = BuildReport(shard, len(items), len(items) - len(todo), 0, retried=retried,

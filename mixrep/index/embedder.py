@@ -79,6 +79,16 @@ def l2_normalize(vectors: np.ndarray, what: str = "embeddings") -> np.ndarray:
     return np.ascontiguousarray(vectors / norms)
 
 
+def usable_clips(clip_embeddings: np.ndarray) -> bool:
+    """Whether stored clip embeddings ``(clips, dim)`` can be indexed in either mode: at least one
+    clip, every value finite, and neither a clip nor their mean of zero norm."""
+    clip_embeddings = np.asarray(clip_embeddings, dtype=np.float32)
+    if clip_embeddings.ndim != 2 or clip_embeddings.shape[0] == 0 or not np.isfinite(clip_embeddings).all():
+        return False
+    norms = np.linalg.norm(np.concatenate([clip_embeddings, clip_embeddings.mean(0, keepdims=True)]), axis=1)
+    return bool((norms > 1e-12).all())
+
+
 def aggregate_clips(clip_embeddings: np.ndarray) -> np.ndarray:
     """One track vector from its clips: the L2-normalised mean of the clip embeddings.
 

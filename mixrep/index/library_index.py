@@ -33,9 +33,10 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from mixrep.errors import CheckpointError, MixrepError
-from mixrep.index.embedder import Embedder
+from mixrep.index.embedder import Embedder, usable_clips
 from mixrep.index.faiss_index import MANIFEST, IndexConfig, StyleIndex
 from mixrep.index.queries import embed_inputs
+from mixrep.index.screening import UNUSABLE_KIND
 from mixrep.index.store import STORE_NAME, MetadataStore
 
 log = logging.getLogger(__name__)
@@ -143,16 +144,27 @@ class LibraryIndex:
     # ------------------------------------------------------------------ consistency
 
     def sync(self) -> tuple[int, int]:
-        """Make the FAISS index hold exactly the store's tracks; returns ``(added, removed)``."""
+        """Make the FAISS index hold exactly the store's tracks; returns ``(added, removed)``.
+
+        Tracks whose stored embeddings are zero or not finite are kept out and named
+        (:func:`set_aside_unusable`: quarantined when the store is writable).
+        """
         generation = self.store.generation()
         store_ids, index_ids = self.store.track_ids(), self.style_index.track_ids()
         extra = np.setdiff1d(index_ids, store_ids)
         missing = np.setdiff1d(store_ids, index_ids)
         self.style_index.remove(extra.tolist())
-        ids, embeddings = [], []
+        ids, embeddings, unusable = [], [], []
         for batch_ids, batch_embeddings in self.store.iter_embeddings(missing.tolist()):
-            ids += batch_ids
-            embeddings += batch_embeddings
+            for track_id, clips in zip(batch_ids, batch_embeddings):
+                if usable_clips(clips):
+                    ids.append(track_id)
+                    embeddings.append(clips)
+                else:
+                    unusable.append(track_id)
+        if unusable:
+            set_aside_unusable(self.store, unusable)
+            generation = self.store.generation()
         if ids and len(self.style_index) == 0:  # train any quantiser once, on everything
             self.style_index = StyleIndex.build(ids, embeddings, self.style_index.embedding_dim,
                                                 self.style_index.model_hash, self.style_index.config)
@@ -163,7 +175,7 @@ class LibraryIndex:
         if extra.size or missing.size:
             log.info("index %s reconciled with its store: %d added, %d removed", self.index_dir,
                      missing.size, extra.size)
-        return int(missing.size), int(extra.size)
+        return len(ids), int(extra.size)
 
     def save(self) -> None:
         """Atomically save the FAISS index (the store is saved by its own commits)."""
@@ -250,6 +262,34 @@ class LibraryIndex:
         self.sync()
         self.save()
         return removed
+
+
+def set_aside_unusable(store: MetadataStore, track_ids: Sequence[int]) -> None:
+    """Keep tracks whose stored embeddings are zero or not finite out of the index, naming them.
+
+    A writable store quarantines them (:meth:`MetadataStore.quarantine`, kind
+    :data:`~mixrep.index.screening.UNUSABLE_KIND`, which the next build re-embeds); a read-only
+    one only leaves them out of this search.
+    """
+    reason = "its stored embedding is zero or not finite (damaged index row)"
+    if store.readonly:
+        paths = [r.path for r in store.get_tracks(track_ids).values()]
+        log.warning("%d tracks of %s have unusable stored embeddings and are left out of the search; run `mixrep "
+                    "index build` to re-embed them:\n%s", len(paths), store.path, "\n".join(f"  {p}" for p in paths))
+        return
+    skips = store.quarantine(track_ids, UNUSABLE_KIND, reason + "; quarantined, the next build re-embeds it")
+    log.warning("%d tracks of %s had unusable stored embeddings; quarantined (the next `mixrep index build` "
+                "re-embeds them):\n%s", len(skips), store.path, "\n".join(f"  {s.path}: {s.reason}" for s in skips))
+
+
+def quarantine_unusable(store: MetadataStore) -> list[int]:
+    """Scan every stored track and quarantine those with unusable embeddings (:func:`set_aside_unusable`);
+    returns their ids. A build runs it first, so it re-embeds them."""
+    unusable = [t for batch_ids, batch in store.iter_embeddings() for t, clips in zip(batch_ids, batch)
+                if not usable_clips(clips)]
+    if unusable:
+        set_aside_unusable(store, unusable)
+    return unusable
 
 
 def _load_derived(index_dir: Path, store: MetadataStore, readonly: bool) -> StyleIndex | None:

@@ -30,7 +30,9 @@ from mixrep.errors import AudioReadError, DatasetError, MixrepError, SeparationE
 
 log = logging.getLogger(__name__)
 
-RETRY_KINDS: frozenset[str] = frozenset({"unreadable", "separation", "failed"})
+UNUSABLE_KIND = "unusable"
+"""Skip kind of a track whose stored embedding turned out zero or not finite (a damaged store row)."""
+RETRY_KINDS: frozenset[str] = frozenset({"unreadable", "separation", "failed", UNUSABLE_KIND})
 """Skip kinds a rebuild retries even for unchanged files: the reason was not the file's content."""
 
 PROBES = 8

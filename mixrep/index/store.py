@@ -158,6 +158,7 @@ class MetadataStore:
 
     def __init__(self, path: str | os.PathLike, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
         if readonly and not self.path.exists():
             raise CheckpointError(f"no metadata store at {self.path}: build the index with `mixrep index build`")
         uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
@@ -299,6 +300,27 @@ class MetadataStore:
             self._db.executemany("DELETE FROM tracks WHERE id = ?", [(i,) for i in found])
             self._bump_generation()
         return found
+
+    @_guarded
+    def quarantine(self, track_ids: Iterable[int], kind: str, reason: str) -> list[SkippedFile]:
+        """Move tracks out of the index into the skipped files (one transaction): their vectors are
+        unusable. The skip keeps each file's size and mtime, so a build retries it when ``kind`` is a
+        retry kind. Returns the skips (ids that do not exist are ignored)."""
+        ids = [int(i) for i in track_ids]
+        skips = []
+        with self._transaction():
+            for i in ids:
+                row = self._db.execute("SELECT path, size_bytes, mtime_ns FROM tracks WHERE id = ?", (i,)).fetchone()
+                if row is None:
+                    continue
+                path, size, mtime = row
+                skips.append(SkippedFile(path, kind, f"track {i}: {reason}", size, mtime))
+                self._db.execute("DELETE FROM tracks WHERE id = ?", (i,))
+            self._db.executemany(
+                "INSERT OR REPLACE INTO skipped (path, kind, reason, size_bytes, mtime_ns) VALUES (?, ?, ?, ?, ?)",
+                [(s.path, s.kind, s.reason, int(s.size_bytes), int(s.mtime_ns)) for s in skips])
+            self._bump_generation()
+        return skips
 
     def _bump_generation(self) -> None:
         self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")

@@ -3,20 +3,30 @@
 A Lightning ``.ckpt`` of :class:`~mixrep.training.contrastive.ContrastiveStyleModule` carries a
 ``"mixrep"`` section (plain builtins, so ``torch.load(weights_only=True)`` reads it)::
 
-    {"kind": "mixrep.style_encoder", "version": 2,
+    {"kind": "mixrep.style_encoder", "version": 3,
      "encoder_class": "mixrep.models.encoder.MixStyleEncoder",
      "encoder_config": {...EncoderConfig fields...},
      "frontend": {...FrontEndConfig fields...},
-     "content_hash": "<16 hex digits of the encoder weights>"}
+     "content_hash": "<16 hex digits of the encoder weights>",
+     "metadata_hash": "<16 hex digits of everything else read at load time>"}
 
 and the encoder's weights under ``state_dict`` with the prefix ``encoder.``. This module owns
-both directions (:func:`encoder_section`, :func:`read_encoder`), so loading needs neither
-Lightning nor anything else above the models layer.
+both directions (:func:`encoder_section` and :func:`seal`, :func:`read_encoder`), so loading needs
+neither Lightning nor anything else above the models layer.
+
+The two hashes cover every part of the file that loading reads (:data:`SEALED_SECTIONS`: this
+section, a regression head's ``"mixrep_head"`` and the data-module hyper-parameters), so an edited
+or damaged checkpoint is refused. They detect damage and careless edits, not an attacker, who can
+recompute them: safety rests on what a checkpoint can do, not on the hashes. A checkpoint is read
+with ``torch.load(weights_only=True)`` and nothing in it names a file that gets loaded: it may name
+a pretrained separator, never a weights file (see :mod:`mixrep.api`). Version 2 files (no
+``metadata_hash``) still load, with their weights checked.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
 
@@ -30,8 +40,10 @@ from mixrep.models.encoder import EncoderConfig, MixStyleEncoder
 log = logging.getLogger(__name__)
 
 CHECKPOINT_KIND = "mixrep.style_encoder"
-CHECKPOINT_VERSION = 2
-"""2: the full front-end config (version 1 stored five of its fields; both load)."""
+CHECKPOINT_VERSION = 3
+"""3: adds ``metadata_hash``; 2: the full front-end config (version 1 stored five of its fields; all load)."""
+SEALED_SECTIONS = ("mixrep", "mixrep_head", "datamodule_hyper_parameters")
+"""The checkpoint entries besides the weights that loading reads: :func:`metadata_hash` covers them."""
 WEIGHTS_PREFIX = "encoder."
 ENCODER_CLASSES: dict[str, type[MixStyleEncoder]] = {
     f"{MixStyleEncoder.__module__}.{MixStyleEncoder.__qualname__}": MixStyleEncoder,
@@ -70,6 +82,40 @@ def checked_weights(checkpoint: dict, prefix: str, recorded_hash: str | None, wh
         raise CheckpointError(f"{where}: {what} do not match their recorded hash {recorded_hash} "
                               f"(file modified or corrupt)")
     return weights
+
+
+def metadata_hash(checkpoint: dict) -> str:
+    """SHA-256 (first 16 hex digits) of the :data:`SEALED_SECTIONS` a checkpoint holds, less the hash itself.
+
+    Canonical JSON (sorted keys; tuples as lists; anything else by ``str``), so the value survives
+    ``torch.save``/``torch.load`` unchanged.
+    """
+    sealed = {key: checkpoint[key] for key in SEALED_SECTIONS if key in checkpoint}
+    sealed["mixrep"] = {k: v for k, v in dict(sealed.get("mixrep", {})).items() if k != "metadata_hash"}
+    return digest(json.dumps(sealed, sort_keys=True, default=str), "sha256", digits=16)
+
+
+def seal(checkpoint: dict) -> None:
+    """Record :func:`metadata_hash` in the checkpoint's ``"mixrep"`` section; call it last, once every
+    sealed section is written (Lightning writes the data-module hyper-parameters before the module's
+    ``on_save_checkpoint`` hook)."""
+    checkpoint["mixrep"]["metadata_hash"] = metadata_hash(checkpoint)
+
+
+def check_metadata(checkpoint: dict, where: str) -> None:
+    """Refuse a version-3 checkpoint whose sealed sections do not match their recorded hash.
+
+    Raises:
+        CheckpointError: naming the file and what to do.
+    """
+    meta = checkpoint.get("mixrep") if isinstance(checkpoint, dict) else None
+    if not isinstance(meta, dict) or not isinstance(meta.get("version"), int) or meta["version"] < 3:
+        return  # written before the metadata hash: only its weights are checked
+    recorded = meta.get("metadata_hash")
+    if recorded != metadata_hash(checkpoint):
+        raise CheckpointError(f"{where}: its settings ({', '.join(SEALED_SECTIONS)}) do not match their recorded "
+                              f"hash {recorded} (file modified or corrupt); nothing was loaded from it: use the "
+                              f"checkpoint as training wrote it")
 
 
 def encoder_section(encoder: MixStyleEncoder, frontend: dict, state_dict: dict[str, torch.Tensor]) -> dict:
@@ -113,7 +159,7 @@ def read_encoder(checkpoint: dict, where: str) -> tuple[MixStyleEncoder, dict, s
 
     Raises:
         CheckpointError: no ``mixrep`` section of the right kind, an unknown encoder class or
-            version, or weights that do not match their recorded hash.
+            version, or weights or settings that do not match their recorded hashes.
     """
     meta = checkpoint.get("mixrep") if isinstance(checkpoint, dict) else None
     if not isinstance(meta, dict) or meta.get("kind") != CHECKPOINT_KIND:
@@ -131,6 +177,7 @@ def read_encoder(checkpoint: dict, where: str) -> tuple[MixStyleEncoder, dict, s
         config = encoder_config_from_dict(meta["encoder_config"], where)
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{where}: unreadable encoder config {meta.get('encoder_config')!r}: {e}") from e
+    check_metadata(checkpoint, where)
     weights = checked_weights(checkpoint, WEIGHTS_PREFIX, meta.get("content_hash"), where, "the weights")
     encoder = ENCODER_CLASSES[class_name](config)
     encoder.load_state_dict(weights)

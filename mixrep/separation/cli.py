@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="local Demucs weights: .th/.safetensors file or a folder of demucs models. A .th "
                              "package is a pickle, which can run code when loaded: use only files from trusted "
                              "sources. The checksum in a <signature>-<sha256 prefix>.th name is verified before "
-                             "anything is unpickled, and the file is read with weights_only when it allows")
+                             "anything is unpickled, and the file is read with weights_only; a package that needs "
+                             "a full unpickle is refused unless its name carries a checksum that matched")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1...")
     parser.add_argument("--sample-rate", type=int, default=SAMPLE_RATE, help="rate of the cached stems in Hz")
     parser.add_argument("--max-seconds", type=float, default=None,

@@ -11,11 +11,14 @@ Weights come from one of three places:
   ``<signature>.th`` files, like ``python -m demucs --repo``);
 * ``model``: an already built ``HTDemucs``/``HDemucs``/``Demucs``/``BagOfModels``.
 
-A ``.th`` package is a pickle, and unpickling runs code stored in the file: load packages only from
-trusted sources. :func:`read_package` first verifies the ``-<sha256 prefix>`` checksum a file name
-carries (``955717e8-8726e21a.th``, as demucs releases and ``save_with_checksum`` name them), before
-anything is unpickled, then reads with ``torch.load(weights_only=True)`` allowing only demucs' model
-classes; only a package holding other objects is unpickled in full, with a warning.
+A ``.th`` package is a pickle, and unpickling runs code stored in the file. :func:`read_package`
+first verifies the ``-<sha256 prefix>`` checksum a file name carries (``955717e8-8726e21a.th``, as
+demucs releases and ``save_with_checksum`` name them), before anything is unpickled, then reads with
+``torch.load(weights_only=True)`` allowing only demucs' model classes. A package holding other
+objects (released packages keep their training arguments) is unpickled in full only when its name
+carries a checksum that matched, with a warning; one without a checksum is refused. Weights files
+come only from the caller (``weights_path=``, ``--weights``): a mixrep checkpoint may name a
+pretrained model (:func:`is_pretrained_name`), never a file.
 
 The model is loaded lazily, on the first :meth:`DemucsSeparator.separate`: :attr:`DemucsSeparator.name`
 (the stem-cache key) is computed from the weights' identity without building the network, so a
@@ -42,7 +45,7 @@ import yaml
 
 from mixrep.audio.io import check_sample_rate
 from mixrep.constants import CHANNELS, STEMS
-from mixrep.errors import SeparationError
+from mixrep.errors import SeparationError, refused_global
 from mixrep.files import digest, file_chunks
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,18 @@ def remote_model_urls() -> dict[str, str]:
     return urls
 
 
+def pretrained_names() -> frozenset[str]:
+    """Every pretrained name demucs knows: its bags (``htdemucs``, ``mdx_extra``...) and single signatures."""
+    from demucs.pretrained import REMOTE_ROOT
+
+    return frozenset(p.stem for p in REMOTE_ROOT.glob("*.yaml")) | frozenset(remote_model_urls())
+
+
+def is_pretrained_name(name: object) -> bool:
+    """Whether ``name`` is one of :func:`pretrained_names` (the only separators a checkpoint may name)."""
+    return isinstance(name, str) and name in pretrained_names()
+
+
 def _remote_files(model_name: str) -> list[tuple[str, str]]:
     """``(url, file name)`` of every legacy download of a pretrained name; ``[]`` if unknown."""
     from demucs.pretrained import REMOTE_ROOT
@@ -112,12 +127,14 @@ def read_package(path: Path) -> dict:
     """Read a demucs ``.th`` package (``klass``, ``args``, ``kwargs``, ``state``) as safely as it allows.
 
     The checksum in the file name, if any, is verified before anything is unpickled. Then the file
-    is read with ``weights_only=True``, allowing demucs' model classes only; a package that holds
-    other objects is unpickled in full, which runs code stored in it, after a warning: Demucs
-    packages are pickles to be loaded only from trusted sources.
+    is read with ``weights_only=True``, allowing demucs' model classes only. A package that holds
+    other objects is unpickled in full (which runs code stored in it) only when its name carries a
+    checksum that matched, i.e. the caller vouched for these exact bytes, after a warning; without
+    one it is refused, unread.
 
     Raises:
-        SeparationError: the checksum does not match, or the file is not a readable package.
+        SeparationError: the checksum does not match, the file needs a full unpickle and its name
+            carries no checksum, or the file is not a readable package.
     """
     checksum = name_checksum(path)
     if checksum is not None:
@@ -131,9 +148,17 @@ def read_package(path: Path) -> dict:
         with torch.serialization.safe_globals(_safe_globals()):
             package = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        beyond = refused_global(e)
+        if checksum is None:
+            raise SeparationError(
+                f"Demucs weights {path} hold objects beyond demucs' model classes ({beyond}); "
+                f"reading them means unpickling the file in full, which runs code stored in it, and its name "
+                f"carries no checksum to verify first, so nothing was loaded. If you trust the file, name it "
+                f"<name>-<first 8 hex digits of its sha256>{path.suffix} (`sha256sum {path}`) and pass it again."
+            ) from e
         log.warning("Demucs weights %s hold objects beyond demucs' model classes (%s); unpickling the file in "
                     "full, which runs code stored in it: load weights only from trusted sources",
-                    path, str(e).splitlines()[0])
+                    path, beyond)
         package = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(package, dict) or not {"klass", "args", "kwargs", "state"} <= set(package):
         raise SeparationError(f"{path} is not a Demucs package (a dict with klass, args, kwargs and state, as "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, WeightAveraging
 from lightning.pytorch.cli import LightningCLI
 
+from mixrep.api import load_checkpoint
 from mixrep.data.datamodule import TripletDataModule
 from mixrep.errors import CheckpointError, MixrepError
 from mixrep.files import atomic_write_text
@@ -54,11 +56,13 @@ class MixrepCLI(LightningCLI):
         """
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if not ckpt_path or not Path(ckpt_path).is_file():
+        config = self.config[subcommand] if subcommand else None
+        checkpoint = resume_checkpoint(config)
+        if checkpoint is None:
             return
-        saved = torch.load(ckpt_path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
-        model = self.config[subcommand]["model"]
+        ckpt_path = config["ckpt_path"]
+        saved = checkpoint.get("hyper_parameters", {})
+        model = config["model"]
         differences = [f"model.{name}: checkpoint {_plain(saved[name])!r}, this run {_plain(model[name])!r}"
                        for name in sorted(saved) if name in model and _plain(saved[name]) != _plain(model[name])]
         if differences:
@@ -83,6 +87,70 @@ class MixrepCLI(LightningCLI):
 
     def after_fit(self) -> None:
         report_fit(self.trainer, "training finished", "mixrep evaluate --checkpoint")
+
+
+def resume_checkpoint(config) -> dict | None:
+    """The checkpoint a ``fit`` config resumes from (``ckpt_path``), read safely, and its run continued.
+
+    The file is read with ``weights_only`` (:func:`mixrep.api.load_checkpoint`), so a checkpoint
+    holding pickled code is refused with a clear error before Lightning reads it. When it lies in a
+    version folder of this run's logger (``<save_dir>/<name>/version_N/checkpoints/``), the logger
+    is set to that version: the resumed run writes into the same folder, and Lightning's
+    ``ModelCheckpoint`` then restores its best model and score instead of starting over (it reloads
+    them only for the same folder). ``None`` without ``ckpt_path`` or for Lightning's special values
+    (``last``, ``best``...).
+
+    Raises:
+        CheckpointError: the file cannot be read safely.
+    """
+    ckpt_path = config.get("ckpt_path") if config is not None else None
+    if not ckpt_path or not Path(ckpt_path).is_file():
+        return None
+    checkpoint = load_checkpoint(ckpt_path)
+    version = resumed_version(Path(ckpt_path), config["trainer"].get("logger"))
+    if version is not None:
+        config["trainer"]["logger"]["init_args"]["version"] = version
+        log.info("resuming %s in its own run folder (version_%d): the best checkpoint so far is kept", ckpt_path,
+                 version)
+    return checkpoint
+
+
+def resumed_version(ckpt_path: Path, logger) -> int | None:
+    """N when ``ckpt_path`` is ``<save_dir>/<name>/version_N/checkpoints/*.ckpt`` of the configured
+    logger (whose own version is unset), else ``None``."""
+    init = logger.get("init_args") if hasattr(logger, "get") else None
+    if init is None or init.get("version") is not None or init.get("save_dir") is None:
+        return None
+    folder = ckpt_path.resolve().parent
+    found = re.fullmatch(r"version_(\d+)", folder.parent.name) if folder.name == "checkpoints" else None
+    logs = Path(init["save_dir"]) / (init.get("name") or "lightning_logs")
+    if found is None or not logs.exists() or folder.parent.parent != logs.resolve():
+        return None
+    return int(found.group(1))
+
+
+BEST_RECORD = "best.json"
+"""Written after a fit into the run folder and the logger's ``save_dir``: the run's best checkpoint."""
+
+
+def write_best_record(trainer) -> Path | None:
+    """Record the best checkpoint of a finished fit in ``<run folder>/best.json`` and
+    ``<save_dir>/best.json`` (the newest finished run there), atomically; scripts read it instead of
+    guessing from file times. Returns the run's record path (``None`` without a logger or a best).
+
+    The record: ``best_model_path``, ``best_model_score``, ``monitor``, ``last_model_path``, ``run_dir``.
+    """
+    checkpoint = trainer.checkpoint_callback
+    logger = trainer.logger
+    if checkpoint is None or not checkpoint.best_model_path or logger is None or not logger.log_dir:
+        return None
+    score, last = checkpoint.best_model_score, last_checkpoint_path(trainer)
+    record = json.dumps({"best_model_path": str(Path(checkpoint.best_model_path).resolve()),
+                         "best_model_score": None if score is None else float(score), "monitor": checkpoint.monitor,
+                         "last_model_path": str(Path(last).resolve()) if last else None,
+                         "run_dir": str(Path(logger.log_dir).resolve())}, indent=1)
+    atomic_write_text(Path(logger.save_dir) / BEST_RECORD, record)
+    return atomic_write_text(Path(logger.log_dir) / BEST_RECORD, record)
 
 
 def averaging_after_style_eval(callbacks: list) -> None:
@@ -157,6 +225,9 @@ def report_fit(trainer, title: str, evaluate_command: str) -> None:
                               json.dumps({**timer.summary, "load_average": list(os.getloadavg())}, indent=1))
         print(f"  logs: {trainer.logger.log_dir}")
         print(f"  view them: tensorboard --logdir {trainer.logger.save_dir}")
+    record = write_best_record(trainer)
+    if record is not None:
+        print(f"  best checkpoint recorded in {record}")
     if checkpoint is not None and checkpoint.best_model_path:
         print(f"  evaluate: {evaluate_command} {checkpoint.best_model_path}")
 

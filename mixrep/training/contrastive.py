@@ -9,7 +9,7 @@ from mixrep.constants import SAMPLE_RATE
 from mixrep.data.triplets import SIDES, encode_triplets
 from mixrep.errors import CheckpointError
 from mixrep.frontend import FEATURE_GROUPS, FrontEnd, FrontEndConfig, num_features
-from mixrep.models.checkpoint import encoder_config_from_dict, encoder_section
+from mixrep.models.checkpoint import encoder_config_from_dict, encoder_section, seal
 from mixrep.models.encoder import EncoderConfig, MixStyleEncoder
 from mixrep.training.losses import info_nce
 from mixrep.training.schedules import warmup_cosine
@@ -112,6 +112,7 @@ class ContrastiveStyleModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Self-description read by mixrep.api.StyleEncoder: no Lightning or config files needed.
         checkpoint["mixrep"] = encoder_section(self.encoder, self.frontend_config.to_dict(), checkpoint["state_dict"])
+        seal(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse to resume from a checkpoint of another model or front end, naming what differs."""

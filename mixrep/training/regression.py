@@ -30,7 +30,7 @@ from mixrep.console import ConsoleBatch, MixLoss, rms_normalise
 from mixrep.console.strips import StripLayout
 from mixrep.data.transfer import ConsoleSpec, TransferBatch, collate_transfer
 from mixrep.errors import CheckpointError
-from mixrep.models.checkpoint import encoder_section, prefixed_weights, state_dict_hash
+from mixrep.models.checkpoint import encoder_section, prefixed_weights, seal, state_dict_hash
 from mixrep.models.regression import HeadConfig, RegressionHead
 from mixrep.training.schedules import warmup_cosine
 from mixrep.transfer.checkpoint import HEAD_KIND, HEAD_VERSION, WEIGHTS_PREFIX
@@ -230,3 +230,4 @@ class RegressionModule(L.LightningModule):
             "console": self.console_spec.to_dict(), "trained_against_encoder": self.encoder_hash,
             "finetuned_encoder": bool(self.hparams.finetune_encoder), "content_hash": state_dict_hash(head_state),
         }
+        seal(checkpoint)

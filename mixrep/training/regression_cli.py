@@ -13,7 +13,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from mixrep.data.transfer import TransferDataModule
 from mixrep.errors import CheckpointError
-from mixrep.training.cli import add_training_callbacks, report_fit, share_cpu_with_workers
+from mixrep.training.cli import add_training_callbacks, report_fit, resume_checkpoint, share_cpu_with_workers
 from mixrep.training.regression import RegressionModule
 
 LINKED = ("sample_rate", "chain", "group_chain", "processor_options")
@@ -41,6 +41,7 @@ class RegressionCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        resume_checkpoint(config)
         model = config["model"]
         if model.get("encoder_checkpoint") in (None, "", "auto"):
             model["encoder_checkpoint"] = str(latest_encoder_checkpoint())

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from mixrep.data.transfer import ConsoleSpec
 from mixrep.errors import CheckpointError
-from mixrep.models.checkpoint import checked_weights
+from mixrep.models.checkpoint import check_metadata, checked_weights
 from mixrep.models.regression import HeadConfig, RegressionHead
 
 HEAD_KIND = "mixrep.regression_head"
@@ -40,7 +40,8 @@ def read_head(checkpoint: dict, where: str) -> HeadCheckpoint:
 
     Raises:
         CheckpointError: not a head checkpoint (e.g. a style-encoder checkpoint), a newer version,
-            or weights that do not match their recorded hash.
+            or weights or settings that do not match their recorded hashes
+            (:func:`~mixrep.models.checkpoint.check_metadata`).
     """
     meta = checkpoint.get("mixrep_head") if isinstance(checkpoint, dict) else None
     if not isinstance(meta, dict) or meta.get("kind") != HEAD_KIND:
@@ -49,6 +50,7 @@ def read_head(checkpoint: dict, where: str) -> HeadCheckpoint:
     if not isinstance(meta.get("version"), int) or meta["version"] > HEAD_VERSION:
         raise CheckpointError(f"{where} is a version {meta.get('version')} head checkpoint; this mixrep reads up to "
                               f"{HEAD_VERSION}: upgrade mixrep")
+    check_metadata(checkpoint, where)
     try:
         config = HeadConfig.from_dict(meta["head_config"])
         console = ConsoleSpec(**meta["console"])

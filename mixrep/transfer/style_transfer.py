@@ -140,8 +140,12 @@ class StyleTransfer:
                                   f"{self.sample_rate} Hz")
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device=None, encoder_checkpoint: str | Path | None = None) -> StyleTransfer:
+    def from_checkpoint(cls, path: str | Path, device=None, encoder_checkpoint: str | Path | None = None,
+                        separator_weights: str | Path | None = None) -> StyleTransfer:
         """Load a head checkpoint; its own embedded encoder is used unless ``encoder_checkpoint`` is given.
+
+        Like :meth:`StyleEncoder.from_checkpoint`, no pickled code runs and the checkpoints choose
+        no file to load; ``separator_weights`` are local Demucs weights for separating mixtures.
 
         Raises:
             CheckpointError: not a head checkpoint, corrupt, or ``encoder_checkpoint`` holds another
@@ -150,9 +154,10 @@ class StyleTransfer:
         loaded = load_checkpoint(path)
         head = read_head(loaded, str(path))
         if encoder_checkpoint is None:
-            encoder = StyleEncoder.from_loaded(loaded, path, device=device)
+            encoder = StyleEncoder.from_loaded(loaded, path, device=device, separator_weights=separator_weights)
         else:
-            encoder = StyleEncoder.from_checkpoint(encoder_checkpoint, device=device)
+            encoder = StyleEncoder.from_checkpoint(encoder_checkpoint, device=device,
+                                                   separator_weights=separator_weights)
             expected = head.trained_against_encoder if not head.finetuned_encoder else None
             if expected is not None and encoder.model_hash != expected:
                 raise CheckpointError(

@@ -108,8 +108,63 @@ def test_a_classifier_of_foreign_types_is_refused(predictor, tmp_path):
     body["models"]["eq"] = base64.b64encode(skops.io.dumps(Payload())).decode("ascii")
     path = tmp_path / "p.json"
     path.write_text(json.dumps({**body, "sha256": digest(json.dumps(body, sort_keys=True))}))
-    with pytest.raises(GraphPredictorError, match="types other than scikit-learn's"):
+    with pytest.raises(GraphPredictorError, match="types a graph predictor never writes"):
         GraphPredictor.load(path)
+
+
+def skops_call(module: str, name: str, argument: str) -> bytes:
+    """A skops file whose schema makes loading call ``module.name(argument)`` (a ConstructorFromReduceNode)."""
+    import io
+    import zipfile
+
+    import skops.io
+
+    schema = json.loads(zipfile.ZipFile(io.BytesIO(skops.io.dumps((argument,)))).read("schema.json"))
+    arguments = {k: v for k, v in schema.items() if k not in ("protocol", "_skops_version")}
+    root = {"__class__": name, "__module__": module, "__loader__": "ConstructorFromReduceNode", "content": arguments,
+            "__id__": 1, "protocol": schema["protocol"], "_skops_version": schema["_skops_version"]}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("schema.json", json.dumps(root))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("module, name, target, existed", [
+    ("sklearn.datasets._species_distributions", "remove", "victim.txt", True),  # os.remove, re-exported
+    ("sklearn.datasets._rcv1", "makedirs", "created", False),  # os.makedirs, re-exported
+])
+def test_a_classifier_calling_a_function_sklearn_re_exports_is_refused_before_it_runs(
+        predictor, tmp_path, module, name, target, existed):
+    import base64
+
+    import skops.io
+
+    from mixrep.files import digest
+
+    target = tmp_path / target
+    if existed:
+        target.write_text("keep me")
+    blob = skops_call(module, name, str(target))
+    assert skops.io.get_untrusted_types(data=blob) == [f"{module}.{name}"]
+    body = predictor.to_dict()
+    body.pop("sha256")
+    body["models"]["eq"] = base64.b64encode(blob).decode("ascii")
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({**body, "sha256": digest(json.dumps(body, sort_keys=True))}))  # the hash is public
+    with pytest.raises(GraphPredictorError, match=rf"p.json holds types a graph predictor never writes \({module}.{name}\)"):
+        GraphPredictor.load(path)
+    assert target.exists() == existed
+
+
+def test_a_saved_predictor_holds_only_the_trusted_types(predictor, tmp_path):
+    import base64
+
+    import skops.io
+
+    from mixrep.console.graph_predictor import TRUSTED_TYPES
+
+    blobs = [b for b in predictor.to_dict()["models"].values() if b is not None]
+    assert blobs and {t for b in blobs for t in skops.io.get_untrusted_types(data=base64.b64decode(b))} == TRUSTED_TYPES
 
 
 def test_fit_rejects_rows_of_another_layout():

@@ -111,9 +111,13 @@ def test_prune_dataset_collects_songs_skips_bad_ones_and_resumes(case, tmp_path,
     assert "| mean |" in (out / "summary.md").read_text()
     for song in ("case_song", "plain_song"):
         assert (out / song / "graph.json").is_file() and (out / song / "mix.wav").is_file()
+    assert summary["already_pruned"] == []
     stamp = (out / "case_song" / "pruning.json").stat().st_mtime_ns
+    capsys.readouterr()
     assert cli.main(args) == 0  # finished songs are not pruned again
     assert (out / "case_song" / "pruning.json").stat().st_mtime_ns == stamp
+    assert json.loads((out / "summary.json").read_text())["already_pruned"] == ["case_song", "plain_song"]
+    assert "(0 this run, 2 already pruned by an earlier run, 1 failed, 1 skipped)" in capsys.readouterr().out
 
 
 def test_tracks_of_another_song_are_refused(case, tmp_path, capsys):

@@ -351,3 +351,43 @@ def test_a_damaged_manifest_or_vectors_file_is_rederived_by_build(built, how, em
     with caplog.at_level(logging.WARNING), LibraryIndex.open(built) as index:
         assert [[h.path for h in r.hits] for r in index.search_ids([1, 2, 3], k=4)] == before
     assert caplog.text == ""
+
+
+# --------------------------------------------------------------------------- issue 27 item 8: a NaN row
+
+
+def test_a_non_finite_stored_embedding_is_named_left_out_and_re_embedded_by_build(
+        built, embedder, monkeypatch, capsys, caplog):
+    with sqlite3.connect(built / STORE_NAME) as db:  # track 2's vectors damaged in place, FAISS rebuilt
+        path, blob = db.execute("SELECT path, embeddings FROM tracks WHERE id = 2").fetchone()
+        damaged = np.frombuffer(blob, np.float32).copy()
+        damaged[0] = np.nan
+        db.execute("UPDATE tracks SET embeddings = ? WHERE id = 2", (damaged.tobytes(),))
+    for vectors in built.glob("vectors-*.faiss"):
+        vectors.unlink()
+    with caplog.at_level(logging.WARNING):
+        assert run_cli(["search", "--index", str(built), "--query-id", "1", "-k", "3"], monkeypatch, embedder) == 0
+        assert run_cli(["index", "info", "--index", str(built)], monkeypatch, embedder) == 0
+    assert f"left out of the search; run `mixrep index build` to re-embed them:\n  {path}" in caplog.text
+    with LibraryIndex.open(built) as index:  # read-only: the store is left as it is
+        assert 2 not in index.style_index and len(index.style_index) == 5 and len(index.store.track_ids()) == 6
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        report = build_library_index(embedder, built.parent / "lib", built, progress=False)
+    assert f"{path}: track 2: its stored embedding is zero or not finite" in caplog.text
+    assert report.retried == 1 and report.embedded == 1 and report.tracks_in_index == 6
+    with MetadataStore(built / STORE_NAME, readonly=True) as store:
+        assert store.skipped() == [] and store.find(path=path) != [2]  # re-embedded under a new id
+        assert all(np.isfinite(e).all() for _, batch in store.iter_embeddings() for e in batch)
+
+
+def test_a_writer_quarantines_an_unusable_row_as_a_retried_skip(built, caplog):
+    with sqlite3.connect(built / STORE_NAME) as db:
+        blob = db.execute("SELECT embeddings FROM tracks WHERE id = 3").fetchone()[0]
+        db.execute("UPDATE tracks SET embeddings = ? WHERE id = 3", (bytes(len(blob)),))  # all zeros
+    for vectors in built.glob("vectors-*.faiss"):
+        vectors.unlink()
+    with caplog.at_level(logging.WARNING), LibraryIndex.open(built, readonly=False) as index:
+        assert 3 not in index.style_index and len(index.store.track_ids()) == 5
+        (skip,) = index.store.skipped()
+    assert skip.kind == "unusable" and "quarantined" in caplog.text

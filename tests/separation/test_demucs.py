@@ -12,6 +12,7 @@ import torch
 from tests.separation.conftest import TINY_RATE, GainModel, offline_demucs, save_demucs_package, tiny_htdemucs
 
 from mixrep.errors import SeparationError
+from mixrep.files import digest, file_chunks
 from mixrep.separation.base import Separator
 from mixrep.separation.demucs import DemucsSeparator, remote_model_urls, state_hash
 
@@ -122,14 +123,23 @@ class Note:
     """A harmless object outside demucs' model classes."""
 
 
-def test_a_package_beyond_demucs_classes_is_unpickled_only_with_a_warning(tmp_path, caplog):
+def test_a_package_beyond_demucs_classes_is_refused_unread_unless_its_name_carries_a_matching_checksum(
+        tmp_path, caplog):
+    marker = tmp_path / "unpickled"
     path = save_demucs_package(tiny_htdemucs(seed=6), tmp_path / "tiny.th")
     package = torch.load(path, weights_only=False)
-    package["note"] = Note()
-    unnamed = tmp_path / "custom.th"  # no checksum in the name: nothing to verify
+    package["note"] = Payload(marker)
+    unnamed = tmp_path / "custom.th"  # no checksum in the name: nothing vouches for these bytes
     write_package(unnamed, package)
-    with caplog.at_level(logging.WARNING, logger="mixrep.separation.demucs"):
+    with pytest.raises(SeparationError, match=r"\(io.open\).*no checksum to verify first, so nothing was loaded"):
         DemucsSeparator("tiny", weights_path=unnamed).load()
+    assert not marker.exists()
+    package["note"] = Note()
+    write_package(unnamed, package)
+    named = tmp_path / f"custom-{digest(file_chunks([unnamed]), digits=8)}.th"  # the caller vouches: sha256sum
+    unnamed.rename(named)
+    with caplog.at_level(logging.WARNING, logger="mixrep.separation.demucs"):
+        DemucsSeparator("tiny", weights_path=named).load()
     assert "unpickling the file in full, which runs code stored in it" in caplog.text
 
 
