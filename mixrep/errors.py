@@ -21,3 +21,7 @@ class SeparationError(MixrepError):
 
 class CheckpointError(MixrepError):
     """A checkpoint is missing, corrupt or of another kind."""
+
+
+class OutputError(MixrepError):
+    """An output location cannot be written, or writing there would replace or mix with an input."""
