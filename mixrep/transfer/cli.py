@@ -112,6 +112,8 @@ def run_mix(args: argparse.Namespace) -> int:
         raise ValueError(f"--refine-steps must be >= 0, got {args.refine_steps}")
     if not 0.0 <= args.keep_threshold <= 1.0:
         raise ValueError(f"--keep-threshold must be in [0, 1], got {args.keep_threshold}")
+    if not -60.0 <= args.true_peak_db <= 0.0:
+        raise ValueError(f"--true-peak-db must be between -60 and 0 dBTP, got {args.true_peak_db}")
     reference_files = reference_inputs(args)
     folders = {"tracks folder": args.tracks}
     if args.reference_stems is not None:

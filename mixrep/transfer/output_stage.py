@@ -43,8 +43,12 @@ log = logging.getLogger(__name__)
 
 ANALYSIS_SECONDS = 30.0
 """Length of the excerpt (the middle of the song) the head, balance matching and refinement see."""
-MAX_LOUDNESS_BOOST_DB = 20.0
-"""The loudness matching raises the rendered mix by at most this (it may lower it by any amount)."""
+MAX_LOUDNESS_BOOST_DB = 40.0
+"""The loudness matching raises the rendered mix by at most this (it may lower it by any amount).
+The level-aligned tracks sum to about -17 LUFS and a reference sits near -14 LUFS, so a musical
+console needs a few dB; a render 40 dB under the reference is a broken prediction (faders near
+their -80 dB floor), and raising it further would raise its noise, not its music. The true-peak
+ceiling applies after it, so no boost can clip."""
 TRUE_PEAK_CEILING_DB = -1.0
 """Default true-peak ceiling of the written mix, dBTP (EBU R 128's maximum for distribution)."""
 SILENT_REFERENCE_LUFS = -70.0

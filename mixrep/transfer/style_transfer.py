@@ -382,7 +382,7 @@ class StyleTransfer:
         mixed = render_song(final, raw, gains)
         levels = finish_levels(mixed, rate, target_lufs, true_peak_db)
         return TransferResult(mixed, final, physical_report(final), rate, losses, prediction.keep_probability, moves,
-                              levels, gains)
+                              levels=levels, track_gains=gains)
 
     @staticmethod
     def _level_gains(tracks: np.ndarray, names: list[str]) -> np.ndarray:
