@@ -19,10 +19,11 @@ its physical meaning (the processors' ``to_physical`` / ``from_physical``):
   resampled like the EQ's;
 * reverb: the STFT frame and hop keep their length in seconds (``n_fft`` and ``hop`` scaled), the
   IR its length in seconds; the mask's initial level and RT60 per frequency are interpolated like
-  the EQ's curve (held above the old Nyquist). The IR is shaped noise whose sample amplitude follows
-  the mask, so at ``r`` times the rate it carries ``r`` times the energy per second; the initial
-  level is lowered by ``10 log10(r)`` dB to keep the reverb's level (checked by the tests on
-  white noise, within 0.5 dB);
+  the EQ's curve (held above the old Nyquist). The noise is carried over
+  (:func:`carry_reverb_noise`: the old noise resampled, plus fresh noise of the same spectral
+  density above the old Nyquist), so the reverb keeps its fine structure, not just its level. The
+  same IR waveform sampled ``r`` times as densely has ``r`` times the gain (a convolution sums ``r``
+  times as many taps), so the initial level is lowered by ``20 log10(r)`` dB;
 * dry/wet logits are rate-free: copied.
 
 Shape:
@@ -35,6 +36,7 @@ import math
 
 import numpy as np
 import torch
+import torchaudio
 from torch import Tensor
 
 from mixrep.console.console import MixingConsole
@@ -84,6 +86,25 @@ def processor_options_at_rate(processors: dict[str, Processor], ratio: float) ->
     return options
 
 
+@torch.no_grad()
+def carry_reverb_noise(old: Reverb, new: Reverb, seed: int = 1) -> None:
+    """Give ``new`` (another rate) ``old``'s noise: recovered from ``old``'s STFT frames, resampled to
+    ``new``'s rate, with fresh uniform noise of the same spectral density above ``old``'s Nyquist
+    when ``new`` runs faster; stored as ``new``'s STFT frames."""
+    noise = torch.istft(old.noise_frames.transpose(-1, -2).cpu(), old.n_fft, old.hop_length,
+                        window=torch.hann_window(old.n_fft), length=old.ir_samples)
+    noise = torchaudio.functional.resample(noise, old.sample_rate, new.sample_rate)
+    noise = torch.nn.functional.pad(noise, (0, max(0, new.ir_samples - noise.shape[-1])))[..., : new.ir_samples]
+    if new.sample_rate > old.sample_rate:
+        generator = torch.Generator().manual_seed(seed)
+        fresh = (2.0 * torch.rand(2, new.ir_samples, generator=generator) - 1.0) * math.sqrt(new.sample_rate / old.sample_rate)
+        spectrum = torch.fft.rfft(fresh)
+        spectrum[..., torch.fft.rfftfreq(new.ir_samples, 1.0 / new.sample_rate) < old.sample_rate / 2] = 0
+        noise = noise + torch.fft.irfft(spectrum, new.ir_samples)
+    stft = torch.stft(noise, new.n_fft, new.hop_length, window=torch.hann_window(new.n_fft), return_complex=True)
+    new.noise_frames = stft.transpose(-1, -2).contiguous().to(new.noise_frames.device)
+
+
 def convert_parameters(old: Processor, new: Processor, params: dict[str, Tensor]) -> dict[str, Tensor]:
     """Raw parameters ``{name: (nodes, *size)}`` of ``old`` -> the same settings for ``new`` (same
     type, another rate), dry/wet logit included."""
@@ -101,9 +122,9 @@ def convert_parameters(old: Processor, new: Processor, params: dict[str, Tensor]
         out = new.from_physical(physical)
     elif isinstance(old, Reverb):
         physical = old.to_physical(**raw)
-        energy_db = 10.0 * math.log10(new.sample_rate / old.sample_rate)
+        density_db = 20.0 * math.log10(new.sample_rate / old.sample_rate)
         out = new.from_physical({
-            "initial_db": interpolate_curve(physical["initial_db"], old.frequencies_hz(), new.frequencies_hz()) - energy_db,
+            "initial_db": interpolate_curve(physical["initial_db"], old.frequencies_hz(), new.frequencies_hz()) - density_db,
             "rt60_seconds": interpolate_curve(physical["rt60_seconds"], old.frequencies_hz(), new.frequencies_hz()),
         })
     else:  # gain_pan, imager: no rate in their parameters
@@ -134,5 +155,8 @@ def console_at_rate(console: MixingConsole, sample_rate: int, processor_options:
     for t, derived in processor_options_at_rate(old, ratio).items():
         options[t].update(derived)
     new = make_processors(sample_rate, **{t: o for t, o in options.items() if o})
+    for t, processor in new.items():
+        if isinstance(processor, Reverb):
+            carry_reverb_noise(old[t], processor)
     params = {t: convert_parameters(old[t], new[t], p) for t, p in console.parameter_dict().items()}
     return MixingConsole(console.graph, new, params, console.schedule)
