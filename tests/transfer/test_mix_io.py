@@ -92,6 +92,19 @@ def test_unwritable_output_locations_are_refused_before_any_work(tmp_path, capsy
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "reference", "song"]
 
 
+def test_a_read_only_folder_is_refused_before_any_work(tmp_path, monkeypatch):
+    """Tests run as root, where chmod does not stop a write: the probe's file creation is made to fail."""
+    import mixrep.files as files
+    from mixrep.errors import OutputError
+
+    def read_only(folder, prefix, suffix):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(files, "_create_temp", read_only)
+    with pytest.raises(OutputError, match=f"cannot write --out {tmp_path / 'ro' / 'mix.wav'}: {tmp_path} is not writable"):
+        files.check_output_file(tmp_path / "ro" / "mix.wav", "--out")
+
+
 def test_a_write_failing_midway_leaves_nothing_behind(tiny_head, tmp_path, monkeypatch, capsys):
     import mixrep.transfer.outputs as outputs
 
