@@ -88,9 +88,10 @@ def analysis_excerpt(tracks: np.ndarray | Tensor, gains: np.ndarray, sample_rate
     keep = min(length, int(round(seconds * sample_rate)))
     start = (length - keep) // 2
     excerpt = _aligned(tracks, gains, start, start + keep)
-    if sample_rate != model_rate:
-        excerpt = torchaudio.functional.resample(excerpt, sample_rate, model_rate)
-    return excerpt
+    if sample_rate == model_rate:
+        return excerpt
+    # track by track: torchaudio's polyphase resampler needs several times its input in scratch
+    return torch.stack([torchaudio.functional.resample(track, sample_rate, model_rate) for track in excerpt])
 
 
 @torch.no_grad()
