@@ -394,12 +394,19 @@ class StyleTransfer:
         return track_gains(rms)
 
     def _checked_reference(self, reference_stems, reference_rate: int) -> Tensor:
-        """Reference stems ``(4, 2, samples)`` float32 at the console's rate."""
+        """Reference stems ``(4, 2, samples)`` float32 at the console's rate.
+
+        Raises:
+            ValueError: a bad shape, non-finite samples, shorter than the encoder's minimum.
+        """
         reference = torch.as_tensor(np.asarray(reference_stems, dtype=np.float32))
         if reference.ndim != 3 or reference.shape[:2] != (len(STEMS), 2):
             raise ValueError(f"reference stems must be ({len(STEMS)}, 2, samples), got {tuple(reference.shape)}")
         if not bool(torch.isfinite(reference).all()):
             raise ValueError("the reference stems contain NaN or infinite samples")
+        seconds = reference.shape[-1] / reference_rate
+        if seconds < MIN_EMBED_SECONDS:
+            raise ValueError(f"the reference lasts {seconds:.2f} s; the encoder needs at least {MIN_EMBED_SECONDS} s")
         if reference_rate != self.sample_rate:
             reference = torchaudio.functional.resample(reference, reference_rate, self.sample_rate)
         return reference
