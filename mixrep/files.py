@@ -162,10 +162,6 @@ class StagedFiles:
             tmp.write_text(text, encoding="utf-8")
         return Path(path)
 
-    @property
-    def destinations(self) -> list[Path]:
-        return [dest for _, dest in self._pending]
-
     def commit(self) -> list[Path]:
         """Publish every staged file (all or none); returns the destinations."""
         done: list[tuple[Path, Path | None]] = []  # (destination, backup of its old file)
@@ -174,7 +170,12 @@ class StagedFiles:
                 backup = None
                 if os.path.lexists(dest):
                     backup = _create_temp(dest.parent, f".{dest.name}.old.", dest.suffix)
-                    os.replace(dest, backup)
+                    try:
+                        os.replace(dest, backup)
+                    except BaseException:
+                        with contextlib.suppress(OSError):
+                            os.unlink(backup)
+                        raise
                 done.append((dest, backup))
                 os.replace(tmp, dest)
         except BaseException:

@@ -13,8 +13,8 @@
   guitar, piano, ...) mapped to a stem class.
 - :class:`TrackFolderSource` - any folder of song folders of tracks, ``<song>/<track>.wav``, with an
   optional ``groups.json`` (``{"<track file or name>": "drums" | "bass" | "other" | "vocals"}``, or
-  ``{"drums": ["<track>", ...], ...}`` by stem class) in the song folder or at the root; tracks it does not name are classed by their name (``kick``,
-  ``bass``, ``vox``...).
+  ``{"drums": ["<track>", ...], ...}`` by stem class) in the song folder or at the root; tracks it
+  does not name are classed by their name (``kick``, ``bass``, ``vox``...).
 
 Every reader: an instrument it cannot place maps to ``other`` and is logged once per label; a song
 whose tracks differ in sample rate or in length (by more than ``length_tolerance_seconds``), whose
