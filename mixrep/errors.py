@@ -25,6 +25,10 @@ class CheckpointError(MixrepError):
     """A checkpoint is missing, corrupt or of another kind."""
 
 
+class OutputError(MixrepError):
+    """An output location cannot be written, or writing there would replace or mix with an input."""
+
+
 def refused_global(error: BaseException) -> str:
     """What a ``torch.load(weights_only=True)`` refusal names: the first global it would have had to
     import (``io.open``...), else the first line of its message."""

@@ -7,6 +7,10 @@
   partial one; a writer killed mid-way leaves at most a temporary file. Written files get the mode
   a plain ``open(path, "w")`` would give them (``0o666`` minus the process umask), like the
   SQLite store does, whatever creates the temporary file.
+- :class:`StagedFiles`: several files written all or none (each to a temporary file beside its
+  destination, published together by :meth:`StagedFiles.commit`, which puts every old file back if
+  one publication fails); :func:`check_output_file` tells before any work whether a path can be
+  written.
 - :func:`digest` / :func:`file_chunks` / :func:`hash64`: content hashes (hex digests of bytes and
   strings, of file contents, and a stable 64-bit integer of a key for splits and shards).
 - :func:`find_stem_files` / :func:`pick_stem_files` / :func:`require_stem_files`: the one rule
@@ -23,7 +27,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from mixrep.constants import STEMS
-from mixrep.errors import DatasetError
+from mixrep.errors import DatasetError, OutputError
 
 # ----------------------------------------------------------------------------- atomic writes
 
@@ -105,6 +109,127 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, **options) -> Path:
 def atomic_write_text(path: str | os.PathLike, text: str, **options) -> Path:
     """Atomically replace ``path`` with ``text`` encoded as UTF-8."""
     return atomic_write_bytes(path, text.encode("utf-8"), **options)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class StagedFiles:
+    """Write several files all or none.
+
+    Each file is written to a temporary file in its destination's folder; :meth:`commit` renames
+    them all onto their names. If one rename fails, the files already renamed are taken back (an
+    old file they replaced is restored) and the error is raised; leaving the ``with`` block without
+    a commit (an error while writing) removes every temporary file. Either way no destination is
+    left half-written or changed.
+
+    Example:
+        >>> with StagedFiles() as staged:
+        ...     with staged.file("out/mix.wav") as tmp:
+        ...         write_wav(tmp, audio)
+        ...     staged.write_text("out/mix.json", text)
+        ...     staged.commit()
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Path, Path]] = []  # (temporary file, destination)
+
+    def __enter__(self) -> StagedFiles:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.discard()
+
+    @contextlib.contextmanager
+    def file(self, path: str | os.PathLike) -> Iterator[Path]:
+        """Yield a temporary path to write ``path``'s content to (same suffix, same folder)."""
+        path = Path(path)
+        if any(dest == path for _, dest in self._pending):
+            raise OutputError(f"{path} is written twice; give every output its own name")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _create_temp(path.parent, f".{path.name}.", path.suffix)
+        self._pending.append((tmp, path))
+        yield tmp
+        _fsync_file(tmp)
+
+    def write_text(self, path: str | os.PathLike, text: str) -> Path:
+        with self.file(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+        return Path(path)
+
+    def commit(self) -> list[Path]:
+        """Publish every staged file (all or none); returns the destinations."""
+        done: list[tuple[Path, Path | None]] = []  # (destination, backup of its old file)
+        try:
+            for tmp, dest in self._pending:
+                backup = None
+                if os.path.lexists(dest):
+                    backup = _create_temp(dest.parent, f".{dest.name}.old.", dest.suffix)
+                    try:
+                        os.replace(dest, backup)
+                    except BaseException:
+                        with contextlib.suppress(OSError):
+                            os.unlink(backup)
+                        raise
+                done.append((dest, backup))
+                os.replace(tmp, dest)
+        except BaseException:
+            for dest, backup in reversed(done):
+                with contextlib.suppress(OSError):
+                    if backup is not None:
+                        os.replace(backup, dest)
+                    else:
+                        os.unlink(dest)
+            raise
+        for dest, backup in done:
+            if backup is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(backup)
+        for folder in {dest.parent for dest, _ in done}:
+            fsync_dir(folder)
+        published = [dest for dest, _ in done]
+        self._pending = []
+        return published
+
+    def discard(self) -> None:
+        """Remove every temporary file not yet published."""
+        for tmp, _ in self._pending:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        self._pending = []
+
+
+def check_output_file(path: str | os.PathLike, what: str = "output") -> Path:
+    """Check, before any work, that ``path`` can be written as a file; returns it.
+
+    The path must not be a folder; its nearest existing ancestor must be a folder (not a file) in
+    which a file can be created (probed by creating and removing one, which also catches read-only
+    file systems and immutable folders, for root too). Folders missing below it are created only
+    when the file is written.
+
+    Raises:
+        OutputError: naming the path, what stands in the way, and what to do.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{what} {path} is a folder; give a file name (e.g. {path / 'mix.wav'})")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(f"cannot write {what} {path}: {ancestor} is a file, not a folder; choose another location")
+    try:
+        probe = _create_temp(ancestor, ".mixrep-write-check.", "")
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputError(f"cannot write {what} {path}: {ancestor} is not writable ({e.strerror}); choose a "
+                          f"writable folder") from e
+    return path
 
 
 def save_figure(fig, path: str | os.PathLike, **savefig_options) -> Path:

@@ -41,11 +41,18 @@ def check_sample_rate(sample_rate: float, what: str = "sample_rate") -> int:
     return int(sample_rate)
 
 
-def to_stereo(audio: np.ndarray) -> np.ndarray:
+def channels_remedy(path: str | os.PathLike, channels: int) -> str:
+    """The message for a file of more than two channels: which file, and what to do."""
+    return (f"{path} has {channels} channels; mixrep reads mono or stereo: downmix it "
+            f"(ffmpeg -i IN -ac 2 OUT.wav) or split it into one file per track")
+
+
+def to_stereo(audio: np.ndarray, what: str | os.PathLike | None = None) -> np.ndarray:
     """Return ``(2, samples)``: mono is duplicated, stereo kept, more channels rejected.
 
     Args:
         audio: ``(channels, samples)`` or ``(samples,)``.
+        what: the file the audio came from, named in the error.
     """
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 1:
@@ -56,6 +63,8 @@ def to_stereo(audio: np.ndarray) -> np.ndarray:
         return np.repeat(audio, CHANNELS, axis=0)
     if audio.shape[0] == CHANNELS:
         return audio
+    if what is not None:
+        raise AudioReadError(channels_remedy(what, audio.shape[0]))
     raise ValueError(f"expected mono or stereo audio, got {audio.shape[0]} channels")
 
 
@@ -98,7 +107,7 @@ def read_segment(
         ``(2, samples)`` float32.
 
     Raises:
-        AudioReadError: the file cannot be opened or decoded.
+        AudioReadError: the file cannot be opened or decoded, or has more than two channels.
         ValueError: negative start/duration or unsupported sample rate.
     """
     sample_rate = check_sample_rate(sample_rate)
@@ -118,7 +127,7 @@ def read_segment(
                     audio = np.zeros((r.num_channels, 0), dtype=np.float32)
     except Exception as e:
         raise AudioReadError(f"cannot decode {path} at {start_seconds:.2f} s: {e}") from e
-    audio = to_stereo(audio)
+    audio = to_stereo(audio, path)
     if audio.shape[1] < wanted:
         audio = np.pad(audio, ((0, 0), (0, wanted - audio.shape[1])))
     if not np.isfinite(audio).all():
@@ -135,6 +144,43 @@ FLOAT_FORMATS: tuple[str, ...] = (".wav",)
 """Extensions written as 32-bit float: any level survives, nothing clips."""
 INTEGER_BIT_DEPTH = 24
 """Bit depth of lossless integer formats (FLAC)."""
+
+
+WRITABLE_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".aiff", ".aif", ".ogg", ".mp3")
+"""Formats :func:`write_audio` writes (pedalboard's encoders)."""
+MAX_SAMPLE_DBFS = 60.0
+"""A sample above this (1000 x full scale) is not audio: a corrupt or mis-scaled file. Float WAVs
+legitimately hold peaks above 0 dBFS (mixrep writes them), never 60 dB above it."""
+
+
+def check_sample_range(audio: np.ndarray, what: str | os.PathLike, sample_rate: int) -> None:
+    """Refuse audio ``(channels, samples)`` with a sample above :data:`MAX_SAMPLE_DBFS` (e.g. 1e30).
+
+    Raises:
+        AudioReadError: naming ``what``, the sample's level and time, and what to do.
+    """
+    limit = 10.0 ** (MAX_SAMPLE_DBFS / 20.0)
+    peak_index = int(np.abs(audio).argmax()) if audio.size else 0
+    peak = float(np.abs(audio.reshape(-1)[peak_index])) if audio.size else 0.0
+    if peak > limit:
+        seconds = (peak_index % audio.shape[-1]) / sample_rate
+        raise AudioReadError(
+            f"{what} has a sample of {peak:.3g} ({20.0 * math.log10(peak):+.0f} dBFS) at {seconds:.2f} s, more "
+            f"than {MAX_SAMPLE_DBFS:.0f} dB above full scale: the file is corrupt or not audio; re-export it "
+            f"(or remove the samples) and run again")
+
+
+def check_audio_extension(path: str | os.PathLike, what: str = "output") -> Path:
+    """``path`` if :func:`write_audio` can write its format.
+
+    Raises:
+        ValueError: another extension (naming the ones it writes).
+    """
+    path = Path(path)
+    if path.suffix.lower() not in WRITABLE_EXTENSIONS:
+        raise ValueError(f"{what} {path}: cannot write {path.suffix or 'a file without an extension'}; use one of "
+                         f"{', '.join(WRITABLE_EXTENSIONS)} (.wav keeps peaks above 0 dBFS)")
+    return path
 
 
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Path:

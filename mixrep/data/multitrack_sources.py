@@ -12,9 +12,9 @@
   ``<id>/<stemName>/<track id>.<extension>``; ``stemName`` (vocals, bass, drums, percussion,
   guitar, piano, ...) mapped to a stem class.
 - :class:`TrackFolderSource` - any folder of song folders of tracks, ``<song>/<track>.wav``, with an
-  optional ``groups.json`` (``{"<track file or name>": "drums" | "bass" | "other" | "vocals"}``) in
-  the song folder or at the root; tracks it does not name are classed by their name (``kick``,
-  ``bass``, ``vox``...).
+  optional ``groups.json`` (``{"<track file or name>": "drums" | "bass" | "other" | "vocals"}``, or
+  ``{"drums": ["<track>", ...], ...}`` by stem class) in the song folder or at the root; tracks it
+  does not name are classed by their name (``kick``, ``bass``, ``vox``...).
 
 Every reader: an instrument it cannot place maps to ``other`` and is logged once per label; a song
 whose tracks differ in sample rate or in length (by more than ``length_tolerance_seconds``), whose
@@ -499,6 +499,17 @@ class TrackFolderSource(FileMultitrackSource):
 
 
 def _read_groups(path: Path) -> dict[str, str]:
+    """``{track file or name: stem class}`` from a ``groups.json`` (``{}`` when there is none).
+
+    Two forms are read: ``{"kick": "drums", "bass.wav": "bass", ...}`` (track -> stem class) and
+    ``{"drums": ["kick", "snare"], "bass": ["bass"], ...}`` (stem class -> tracks, every key a stem
+    class). Lists under other names (``mixrep console make-case`` writes ``{"rhythm": [...],
+    "music": [...]}``: groups of a console, not stem classes) are refused with how to convert them.
+
+    Raises:
+        DatasetError: unparsable JSON, not an object, unknown stem classes, lists under names that
+            are not stem classes, or a track listed under two classes.
+    """
     if not path.is_file():
         return {}
     try:
@@ -507,10 +518,39 @@ def _read_groups(path: Path) -> dict[str, str]:
         raise DatasetError(f"cannot parse {path}: {e}; it must map track names to {', '.join(STEMS)}") from e
     if not isinstance(groups, dict):
         raise DatasetError(f"{path} must be a JSON object mapping track names to {', '.join(STEMS)}")
-    bad = {k: v for k, v in groups.items() if v not in STEM_INDEX}
+    lists = {k: v for k, v in groups.items() if isinstance(v, list)}
+    if lists:
+        return _groups_by_class(path, groups, lists)
+    bad = {k: v for k, v in groups.items() if not isinstance(v, str) or v not in STEM_INDEX}
     if bad:
         raise DatasetError(f"{path}: unknown stem classes {bad}; use one of {', '.join(STEMS)}")
     return groups
+
+
+def _groups_by_class(path: Path, groups: dict, lists: dict) -> dict[str, str]:
+    """Invert the ``{stem class: [tracks]}`` form of a groups file (see :func:`_read_groups`)."""
+    classes = "|".join(STEMS)
+    example = ", ".join(f'"{t}": "<{classes}>"' for t in [t for v in lists.values() for t in v][:2]) or '"kick": "drums"'
+    mixed = [k for k in groups if k not in lists]
+    if mixed:
+        raise DatasetError(f"{path} mixes lists with single entries ({mixed}); use one form: track -> class, or "
+                           f"class -> list of tracks")
+    not_classes = [k for k in groups if k not in STEM_INDEX]
+    if not_classes:
+        raise DatasetError(
+            f"{path} lists tracks under {not_classes}, which are not stem classes; mixrep needs each track's "
+            f"stem class ({', '.join(STEMS)}): write either {{{example}}} (track -> class) or "
+            f'{{"drums": ["kick", ...], "bass": [...], "other": [...], "vocals": [...]}} (class -> tracks). '
+            f"A console's groups (mixrep console make-case writes rhythm/music) do not say the class")
+    out: dict[str, str] = {}
+    for stem, tracks in groups.items():
+        for track in tracks:
+            if not isinstance(track, str):
+                raise DatasetError(f"{path}: the {stem} list holds {track!r}; list track names (strings)")
+            if track in out and out[track] != stem:
+                raise DatasetError(f"{path}: {track} is listed under both {out[track]} and {stem}; list it once")
+            out[track] = stem
+    return out
 
 
 MULTITRACK_KINDS: tuple[str, ...] = ("slakh", "medleydb", "moisesdb", "tracks", "soundfont")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -14,11 +13,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mix = subparsers.add_parser(
         "mix", help="mix raw tracks in a reference's style with a trained regression head",
         description="Predict every console setting from the reference's style embedding and the raw tracks, "
-                    "optionally refine them, render the whole song at the reference's loudness, and write the "
-                    "settings in physical units and a comparison figure. Track names come from the file names; "
-                    "stem classes from --groups, the folder's groups.json, or the names (kick -> drums...). Mono "
-                    "tracks are centred (L = R); tracks are resampled to the console's rate; tracks of different "
-                    "lengths or sample rates in one folder are refused.")
+                    "optionally refine them, render the whole song at the tracks' own sample rate and the reference's "
+                    "loudness under a true-peak ceiling, and write the settings in physical units and a comparison "
+                    "figure, all or none. Track names come from the file names; stem classes from --groups, the "
+                    "folder's groups.json ({track: class} or {class: [tracks]}), or the names (kick -> drums...). "
+                    "Mono tracks are centred (L = R); the head sees the middle 30 s at its own rate; tracks of "
+                    "different lengths or sample rates in one folder are refused, and so is a silent reference.")
     mix.add_argument("--tracks", type=Path, required=True, help="folder of one song's track files")
     ref = mix.add_mutually_exclusive_group(required=True)
     ref.add_argument("--reference", type=Path, help="the reference mix (separated with the encoder's Demucs)")
@@ -26,14 +26,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mix.add_argument("--head", type=Path, required=True, help="regression-head checkpoint (configs/regression.yaml)")
     mix.add_argument("--encoder", type=Path, default=None,
                      help="style-encoder checkpoint (default: the one inside the head checkpoint; another one is refused)")
-    mix.add_argument("--out", type=Path, required=True, help="the mix (WAV keeps peaks above 0 dBFS)")
+    mix.add_argument("--out", type=Path, required=True,
+                     help="the mix, written at the tracks' sample rate (.wav, .flac, .aiff, .ogg, .mp3); not "
+                          "inside the tracks folder")
     mix.add_argument("--params-out", type=Path, default=None, help="settings in physical units (JSON)")
     mix.add_argument("--figure", type=Path, default=None, help="comparison figure (default: OUT with .png)")
     mix.add_argument("--refine-steps", type=int, default=0, help="inference-time refinement steps (default 0)")
     mix.add_argument("--refine-embedding-weight", type=float, default=0.0,
                      help="weight of the style-embedding distance in the refinement objective (default 0: the "
                           "stems' audio features alone, which measured better; see StyleTransfer.refine)")
-    mix.add_argument("--groups", type=Path, default=None, help="JSON mapping track names to stem classes")
+    mix.add_argument("--groups", type=Path, default=None,
+                     help="JSON mapping track names to stem classes ({\"kick\": \"drums\"}) or stem classes to "
+                          "track names ({\"drums\": [\"kick\"]})")
     mix.add_argument("--sparse", action="store_true",
                      help="render only the processors the head predicts in the reference's graph, and draw that "
                           "graph (OUT with .graph.png)")
@@ -42,56 +46,50 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "levels and stereo balance)")
     mix.add_argument("--keep-threshold", type=float, default=0.5, help="with --sparse: keep probability threshold")
     mix.add_argument("--device", default=None, help="cpu, cuda, ... (default: auto)")
+    mix.add_argument("--true-peak-db", type=float, default=-1.0,
+                     help="true-peak ceiling of the written mix in dBTP (default -1): after loudness matching, a "
+                          "mix whose true peak (4x oversampled, ITU-R BS.1770-4) exceeds it is lowered by a plain "
+                          "gain, reported on the terminal and in the settings JSON")
+    mix.add_argument("--force", action="store_true",
+                     help="allow outputs inside the tracks or reference folder (an input file is never overwritten)")
     mix.set_defaults(func=run_mix)
 
 
-def read_track_folder(folder: Path, sample_rate: int, groups_path: Path | None):
-    """``(tracks (K, 2, samples), names, stems)`` of the one song in ``folder``.
+def read_track_folder(folder: Path, sample_rate: int | None, groups_path: Path | None):
+    """``(tracks (K, 2, samples), names, stems)`` of the one song in ``folder``, at the files' own
+    rate (:func:`~mixrep.transfer.inputs.read_song`; ``sample_rate`` is ignored: kept for callers)."""
+    from mixrep.transfer.inputs import read_song
 
-    Raises:
-        DatasetError: not a folder of one song's tracks, tracks that disagree, or a groups file
-            naming tracks that are not there.
-    """
-    from mixrep.data.multitrack_sources import TrackFolderSource, _read_groups
-    from mixrep.errors import DatasetError
+    song = read_song(folder, groups_path)
+    return song.tracks, song.names, song.stems
 
-    source = TrackFolderSource(folder, sample_rate=sample_rate, min_seconds=1.0, val_fraction=0.0, test_fraction=0.0)
-    songs = source.tracks()
-    if len(songs) != 1:
-        raise DatasetError(f"{folder} holds {len(songs)} songs ({', '.join(s.track_id for s in songs[:4])}...); "
-                           f"pass the folder of one song's track files")
-    song = source.multitrack(songs[0])
-    names, stems = list(song.names), list(song.stems)
-    if groups_path is not None:
-        if not groups_path.is_file():
-            raise DatasetError(f"groups file {groups_path} does not exist")
-        groups = _read_groups(groups_path)
-        files = {t.path.name: t.name for t in song.tracks}
-        missing = [k for k in groups if k not in names and k not in files]
-        if missing:
-            raise DatasetError(f"{groups_path} names tracks that are not in {folder}: {missing}; tracks: {names}")
-        for key, stem in groups.items():
-            stems[names.index(files.get(key, key))] = stem
-    tracks = source.read_tracks(songs[0], 0.0, songs[0].duration_seconds)
-    return tracks, names, stems
+
+def reference_inputs(args: argparse.Namespace) -> list[Path]:
+    """The reference's files, header-checked (before any model is loaded)."""
+    from mixrep.transfer.inputs import check_reference_files, reference_stem_files
+
+    if args.reference_stems is not None:
+        return list(reference_stem_files(args.reference_stems))
+    check_reference_files([args.reference])
+    return [args.reference]
 
 
 def read_reference(args: argparse.Namespace, transfer):
-    """Reference stems ``(4, 2, samples)`` (NumPy float32) at the console's rate."""
-    import numpy as np
+    """Reference stems ``(4, 2, samples)`` (NumPy float32) at the console's rate, refused when silent."""
     import torch
     import torchaudio
 
-    from mixrep.audio.io import read_audio
-    from mixrep.files import require_stem_files
+    from mixrep.transfer.inputs import read_reference_mix, read_reference_stems
+    from mixrep.transfer.style_transfer import reference_loudness
 
     rate = transfer.sample_rate
     if args.reference_stems is not None:
-        stems = [read_audio(p, rate) for p in require_stem_files(args.reference_stems)]
-        length = min(s.shape[-1] for s in stems)
-        return np.stack([s[..., :length] for s in stems])
+        stems = read_reference_stems(args.reference_stems, rate)
+        reference_loudness(torch.from_numpy(stems), rate, f"the reference {args.reference_stems}")
+        return stems
     separator = transfer.encoder.separator
-    mix = read_audio(args.reference, separator.sample_rate)
+    mix = read_reference_mix(args.reference, separator.sample_rate)
+    reference_loudness(torch.from_numpy(mix)[None], separator.sample_rate, f"the reference {args.reference}")
     stems = separator.separate(torch.from_numpy(mix)[None])[0]
     return torchaudio.functional.resample(stems, separator.sample_rate, rate).numpy()
 
@@ -104,49 +102,44 @@ def keep_report(transfer, names: list[str], stems: list[str], keep_probability) 
 
 
 def run_mix(args: argparse.Namespace) -> int:
-    import numpy as np
-    import torch
-
-    from mixrep.audio.io import write_audio
-    from mixrep.constants import STEMS
-    from mixrep.data.transfer import align_track_levels
-    from mixrep.files import atomic_write_text
-    from mixrep.transfer.balance import BalanceMoves, console_stems
-    from mixrep.transfer.figure import mix_profile, plot_transfer
+    from mixrep.transfer.figure import transfer_profiles
+    from mixrep.transfer.inputs import read_song, song_files
+    from mixrep.transfer.outputs import mix_settings, plan_outputs, write_mix_outputs
     from mixrep.transfer.style_transfer import StyleTransfer
 
     if args.refine_steps < 0:
         raise ValueError(f"--refine-steps must be >= 0, got {args.refine_steps}")
-    transfer = StyleTransfer.from_checkpoint(args.head, device=args.device, encoder_checkpoint=args.encoder)
-    tracks, names, stems = read_track_folder(args.tracks, transfer.sample_rate, args.groups)
-    reference = read_reference(args, transfer)
     if not 0.0 <= args.keep_threshold <= 1.0:
         raise ValueError(f"--keep-threshold must be in [0, 1], got {args.keep_threshold}")
-    result = transfer.mix(tracks, reference, names, stems, refine_steps=args.refine_steps,
-                          refine_embedding_weight=args.refine_embedding_weight, sparse=args.sparse,
-                          keep_threshold=args.keep_threshold, balance=not args.no_balance)
-    write_audio(args.out, result.mix, result.sample_rate)
-    moves = result.balance or BalanceMoves({}, {})
-    params_out = args.params_out or args.out.with_suffix(".json")
-    atomic_write_text(params_out, json.dumps({
-        "head": str(args.head), "tracks": names, "stems": stems, "refine_steps": args.refine_steps,
-        "refine_losses": [round(x, 5) for x in result.refine_losses], "sparse": args.sparse,
-        "balance": {"level_db": {c: round(v, 2) for c, v in moves.level_db.items()},
-                    "stereo_db": {c: round(v, 2) for c, v in moves.stereo_db.items()}},
-        "keep_probability": keep_report(transfer, names, stems, result.keep_probability), **result.report}, indent=1))
-    graph_png = result.console.draw(args.out.with_suffix(".graph.png"), title="predicted graph") if args.sparse else None
-    # figure: an excerpt of at most 30 s, raw sum and result at the reference's level
-    rate, excerpt = result.sample_rate, min(tracks.shape[-1], 30 * result.sample_rate)
-    aligned = align_track_levels(torch.from_numpy(tracks[..., :excerpt]).float())
-    with torch.no_grad():
-        result_stems = console_stems(result.console, aligned.to(transfer.device), stems).cpu().numpy()
-    raw_stems = np.zeros_like(result_stems)
-    for track, stem in zip(aligned.numpy(), stems):
-        raw_stems[STEMS.index(stem)] += track
-    figure = plot_transfer({"reference": mix_profile(reference[..., :excerpt], rate),
-                            "raw sum": mix_profile(raw_stems, rate), "result": mix_profile(result_stems, rate)},
-                           args.figure or args.out.with_suffix(".png"), title=f"{args.tracks.name} in the style of "
-                           f"{(args.reference or args.reference_stems).name}")
-    print(f"wrote {args.out} ({result.mix.shape[-1] / rate:.1f} s at {rate} Hz), settings {params_out}, figure {figure}"
-          + (f", graph {graph_png} ({result.console.graph.num_processors()} processors kept)" if graph_png else ""))
+    if not -60.0 <= args.true_peak_db <= 0.0:
+        raise ValueError(f"--true-peak-db must be between -60 and 0 dBTP, got {args.true_peak_db}")
+    reference_files = reference_inputs(args)
+    folders = {"tracks folder": args.tracks}
+    if args.reference_stems is not None:
+        folders["reference folder"] = args.reference_stems
+    inputs = [*song_files(args.tracks), *reference_files, args.head,
+              *(p for p in (args.encoder, args.groups, args.tracks / "groups.json") if p is not None)]
+    outputs = plan_outputs(args.out, args.params_out, args.figure, args.sparse, inputs, folders, args.force)
+    song = read_song(args.tracks, args.groups)
+    transfer = StyleTransfer.from_checkpoint(args.head, device=args.device, encoder_checkpoint=args.encoder)
+    reference = read_reference(args, transfer)
+    result = transfer.mix(song.tracks, reference, song.names, song.stems, sample_rate=song.sample_rate,
+                          refine_steps=args.refine_steps, refine_embedding_weight=args.refine_embedding_weight,
+                          sparse=args.sparse, keep_threshold=args.keep_threshold, balance=not args.no_balance,
+                          true_peak_db=args.true_peak_db)
+    settings = mix_settings(result, args.head, song.names, song.stems, args.refine_steps, args.sparse,
+                            keep_report(transfer, song.names, song.stems, result.keep_probability))
+    profiles = transfer_profiles(result.console, song.tracks, result.track_gains, song.stems, result.sample_rate,
+                                 reference, transfer.sample_rate)
+    title = (f"{args.tracks.name} in the style of {(args.reference or args.reference_stems).name} "
+             f"(mix at {result.sample_rate} Hz)")
+    write_mix_outputs(outputs, result, settings, profiles, title)
+    levels = result.levels
+    print(f"wrote {outputs.audio} ({result.mix.shape[-1] / result.sample_rate:.1f} s at {result.sample_rate} Hz, "
+          f"{levels.lufs:.1f} LUFS, true peak {levels.true_peak_db:+.2f} dBTP"
+          + (f", lowered {-levels.ceiling_gain_db:.2f} dB to the {levels.ceiling_db:g} dBTP ceiling"
+             if levels.ceiling_gain_db < 0 else "")
+          + f"), settings {outputs.settings}, figure {outputs.figure}"
+          + (f", graph {outputs.graph} ({result.console.graph.num_processors()} processors kept)"
+             if outputs.graph else ""))
     return 0

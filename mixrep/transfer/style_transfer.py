@@ -5,19 +5,24 @@
     >>> result = transfer.mix(tracks, reference_stems, names=["kick", "bass", "vox"])
     >>> result.mix, result.report                     # (2, samples) at the reference's loudness
 
-Steps: the tracks are resampled to the console's rate, upmixed if mono, and level-aligned (each to
--20 dBFS RMS, as in training); the reference stems are embedded by the style encoder the head was
-trained with (mean of clip embeddings); the head predicts every strip's and bus's parameters; the
-faders are then set so the stems sit in the mix as the reference's do, in level and stereo
-(balance matching, :mod:`mixrep.transfer.balance`); with ``refine_steps`` the parameters are then
-optimised so that every rendered stem's audio features move towards the reference stem's (the
-distance of the rendered mix's style embedding to the reference's, through the differentiable front
-end, is a term of the same objective, off by default); the whole song is rendered in exact chunks
-and set to the reference's loudness.
+Steps: the tracks are checked, upmixed if mono, and level-aligned (each to -20 dBFS RMS, as in
+training); a silent reference is refused; the reference stems are embedded by the style encoder the
+head was trained with (mean of clip embeddings); the head predicts every strip's and bus's
+parameters at the console's (the model's) rate from the middle of the song
+(:func:`~mixrep.transfer.output_stage.analysis_excerpt`); the faders are then set so the stems sit
+in the mix as the reference's do, in level and stereo (balance matching,
+:mod:`mixrep.transfer.balance`); with ``refine_steps`` the parameters are then optimised so that
+every rendered stem's audio features move towards the reference stem's (the distance of the
+rendered mix's style embedding to the reference's, through the differentiable front end, is a term
+of the same objective, off by default); the console is rebuilt at the tracks' own rate
+(:func:`~mixrep.console.rate.console_at_rate`), renders the whole song in exact chunks at full band,
+and the mix is set to the reference's loudness under a true-peak ceiling
+(:mod:`mixrep.transfer.output_stage`). Memory grows with the song only by the tracks read and the
+mix written.
 
 Shape:
-    tracks ``(tracks, 2, samples)`` (or ``(tracks, samples)`` mono); reference stems
-    ``(4, 2, samples)``; the mix ``(2, samples)``.
+    tracks ``(tracks, 2, samples)`` (or ``(tracks, samples)`` mono) at their rate; reference stems
+    ``(4, 2, samples)``; the mix ``(2, samples)`` at the tracks' rate.
 """
 
 from __future__ import annotations
@@ -33,16 +38,22 @@ import torchaudio
 from torch import Tensor
 
 from mixrep.api import StyleEncoder, aggregate_clips, load_checkpoint
-from mixrep.audio.style_space import integrated_loudness
+from mixrep.audio.io import MAX_SAMPLE_DBFS
+from mixrep.audio.meters import chunked_loudness
 from mixrep.console import ConsoleBatch, MixingConsole, rms, rms_normalise
 from mixrep.console.audio_features import AudioFeatureLoss
 from mixrep.console.batch import strip_of_nodes
+from mixrep.console.rate import console_at_rate
 from mixrep.constants import MIN_EMBED_SECONDS, STEMS
-from mixrep.data.transfer import align_track_levels
+from mixrep.data.transfer import SILENT_RMS
 from mixrep.devices import resolve_device
 from mixrep.errors import CheckpointError
 from mixrep.transfer.balance import BalanceMoves, audible_stems, console_stems, match_balance
 from mixrep.transfer.checkpoint import HeadCheckpoint, read_head
+from mixrep.transfer.output_stage import (
+    CHUNK_SAMPLES, SILENT_REFERENCE_LUFS, TRUE_PEAK_CEILING_DB, OutputLevels, analysis_excerpt, finish_levels,
+    render_song, track_gains, track_rms,
+)
 from mixrep.transfer.report import physical_report
 
 log = logging.getLogger(__name__)
@@ -75,14 +86,18 @@ class TransferResult:
     """What :meth:`StyleTransfer.mix` returns.
 
     Attributes:
-        mix: ``(2, samples)`` float32 at the reference's integrated loudness, at ``sample_rate``.
-        console: the console with the final parameters (``console.save_json`` writes them).
+        mix: ``(2, samples)`` float32 at the reference's integrated loudness (under the true-peak
+            ceiling), at ``sample_rate``, the tracks' rate.
+        console: the console with the final parameters at the tracks' rate, the one that rendered
+            ``mix`` (``console.save_json`` writes them).
         report: the parameters in physical units (:func:`~mixrep.transfer.report.physical_report`).
         sample_rate: Hz of ``mix``.
         refine_losses: the refinement objective per step (empty without refinement).
         keep_probability: ``(V,)`` the predicted graph's probabilities over the *full* console's
             nodes (:class:`Prediction`); with ``sparse`` the console holds only the kept ones.
         balance: what balance matching moved (level and stereo per stem class; ``None`` without it).
+        levels: the written mix's rate, loudness, true peak and the gains that set them.
+        track_gains: ``(tracks,)`` the linear level-alignment gain of every track.
     """
 
     mix: np.ndarray
@@ -92,6 +107,8 @@ class TransferResult:
     refine_losses: list[float] = field(default_factory=list)
     keep_probability: Tensor | None = None
     balance: BalanceMoves | None = None
+    levels: OutputLevels | None = None
+    track_gains: np.ndarray | None = None
 
 
 def prepare_tracks(tracks, sample_rate: int, target_rate: int) -> Tensor:
@@ -112,6 +129,49 @@ def prepare_tracks(tracks, sample_rate: int, target_rate: int) -> Tensor:
     if sample_rate != target_rate:
         tracks = torchaudio.functional.resample(tracks, sample_rate, target_rate)
     return tracks
+
+
+def checked_tracks(tracks, names: list[str] | None = None) -> np.ndarray:
+    """Tracks ``(K, 2, samples)`` float32 as given (no copy for float32 stereo; mono is a broadcast
+    view, L = R), checked chunk by chunk.
+
+    Raises:
+        ValueError: no tracks, a bad shape, non-finite samples, or a sample more than
+            :data:`~mixrep.audio.io.MAX_SAMPLE_DBFS` above full scale (naming the track).
+    """
+    array = tracks.detach().cpu().numpy() if isinstance(tracks, Tensor) else np.asarray(tracks)
+    array = array.astype(np.float32, copy=False)
+    if array.ndim == 2:
+        array = array[:, None]
+    if array.ndim != 3 or array.shape[0] == 0 or array.shape[1] not in (1, 2):
+        raise ValueError(f"tracks must be (tracks >= 1, 2 or 1 channels, samples), got shape {tuple(array.shape)}")
+    limit = 10.0 ** (MAX_SAMPLE_DBFS / 20.0)
+    for start in range(0, array.shape[-1], CHUNK_SAMPLES):
+        chunk = array[..., start: start + CHUNK_SAMPLES]
+        if not np.isfinite(chunk).all():
+            raise ValueError("tracks contain NaN or infinite samples")
+        peaks = np.abs(chunk).max(axis=(1, 2))
+        if (peaks > limit).any():
+            i = int(np.argmax(peaks))
+            name = names[i] if names is not None and i < len(names) else f"track {i + 1}"
+            raise ValueError(f"{name} has a sample of {float(peaks[i]):.3g} ({20 * math.log10(float(peaks[i])):+.0f} "
+                             f"dBFS), more than {MAX_SAMPLE_DBFS:.0f} dB above full scale: corrupt or mis-scaled "
+                             f"audio; fix or remove that track")
+    return np.broadcast_to(array, (array.shape[0], 2, array.shape[-1])) if array.shape[1] == 1 else array
+
+
+def reference_loudness(reference: Tensor, sample_rate: int, where: str = "the reference") -> float:
+    """Integrated loudness (LUFS) of the sum of reference stems ``(4, 2, samples)``.
+
+    Raises:
+        ValueError: a silent or near-silent reference (below :data:`~mixrep.transfer.output_stage.
+            SILENT_REFERENCE_LUFS`): it has no level or balance to match.
+    """
+    lufs = chunked_loudness(reference.sum(0).cpu().numpy(), sample_rate, CHUNK_SAMPLES)
+    if not lufs >= SILENT_REFERENCE_LUFS:
+        raise ValueError(f"{where} is silent or nearly ({lufs:.1f} LUFS, below {SILENT_REFERENCE_LUFS:.0f} LUFS): it "
+                         f"has no level or balance to match; pass the stems of a real mix")
+    return lufs
 
 
 class StyleTransfer:
@@ -279,15 +339,17 @@ class StyleTransfer:
     def mix(self, tracks, reference_stems, names: list[str] | None = None, stems: list[str] | None = None,
             sample_rate: int | None = None, reference_sample_rate: int | None = None, refine_steps: int = 0,
             refine_lr: float = 0.003, refine_embedding_weight: float = 0.0, sparse: bool = False,
-            keep_threshold: float = 0.5, balance: bool = True) -> TransferResult:
+            keep_threshold: float = 0.5, balance: bool = True,
+            true_peak_db: float = TRUE_PEAK_CEILING_DB) -> TransferResult:
         """Mix ``tracks`` in the style of ``reference_stems`` (see the module docstring).
 
         Args:
-            tracks: ``(K, 2, samples)`` or mono ``(K, samples)`` raw tracks.
+            tracks: ``(K, 2, samples)`` or mono ``(K, samples)`` raw tracks at ``sample_rate``.
             reference_stems: ``(4, 2, samples)`` the reference's stems (drums, bass, other, vocals).
             names: one name per track (default ``track1``...); stems: stem class per track
                 (default ``other``).
-            sample_rate, reference_sample_rate: Hz of the inputs (default: the console's rate).
+            sample_rate, reference_sample_rate: Hz of the inputs (default: the console's rate); the
+                mix is rendered and returned at ``sample_rate``.
             refine_steps: inference-time optimisation steps after the prediction (:meth:`refine`);
                 refine_lr, refine_embedding_weight: its learning rate and the weight of its
                 style-embedding term.
@@ -295,13 +357,14 @@ class StyleTransfer:
                 ``keep_threshold``; faders always stay).
             balance: after the prediction, move the faders so the stems sit in the mix as the
                 reference's do, in level and stereo (:func:`~mixrep.transfer.balance.match_balance`).
+            true_peak_db: the written mix's true-peak ceiling, dBTP.
 
         Raises:
-            ValueError: no tracks, names/stems that do not match the tracks, bad shapes, a
-                reference shorter than the encoder's minimum.
+            ValueError: no tracks, names/stems that do not match the tracks, bad shapes, corrupt
+                samples, a reference shorter than the encoder's minimum, a silent reference.
         """
-        rate = sample_rate or self.sample_rate
-        raw = prepare_tracks(tracks, rate, self.sample_rate)
+        rate = int(sample_rate or self.sample_rate)
+        raw = checked_tracks(tracks, names)
         k = raw.shape[0]
         names = list(names) if names is not None else [f"track{i + 1}" for i in range(k)]
         stems = list(stems) if stems is not None else ["other"] * k
@@ -310,26 +373,45 @@ class StyleTransfer:
         bad = [s for s in stems if s not in STEMS]
         if bad:
             raise ValueError(f"unknown stem classes {bad}; use {', '.join(STEMS)}")
-        aligned = align_track_levels(raw).to(self.device)
-        silent = [n for n, t in zip(names, aligned) if float(t.abs().max()) == 0.0]
-        if silent:
-            log.warning("silent tracks %s: their strips are predicted but change nothing", silent)
-        ref_rate = reference_sample_rate or self.sample_rate
-        reference = torch.as_tensor(np.asarray(reference_stems, dtype=np.float32))
-        if reference.ndim != 3 or reference.shape[:2] != (len(STEMS), 2):
-            raise ValueError(f"reference stems must be ({len(STEMS)}, 2, samples), got {tuple(reference.shape)}")
-        if ref_rate != self.sample_rate:
-            reference = torchaudio.functional.resample(reference, ref_rate, self.sample_rate)
+        gains = self._level_gains(raw, names)
+        reference = self._checked_reference(reference_stems, reference_sample_rate or self.sample_rate)
+        target_lufs = reference_loudness(reference, self.sample_rate)
+        aligned = analysis_excerpt(raw, gains, rate, self.sample_rate).to(self.device)
         embedding = self.reference_embedding(reference, self.sample_rate)
         prediction = self.predict_graph(aligned, names, stems, embedding)
         console = prediction.sparse(keep_threshold) if sparse else prediction.console
         moves = match_balance(console, aligned, stems, reference) if balance else None
         losses = self.refine(console, aligned, stems, embedding, reference.to(self.device), refine_steps, refine_lr,
                              embedding_weight=refine_embedding_weight)
-        mixed = console.render_long(aligned).cpu().numpy()
-        target_lufs = integrated_loudness(reference.sum(0).numpy(), self.sample_rate)
-        loudness = integrated_loudness(mixed, self.sample_rate)
-        if math.isfinite(target_lufs) and math.isfinite(loudness):
-            mixed = mixed * np.float32(10.0 ** ((target_lufs - loudness) / 20.0))
-        return TransferResult(mixed.astype(np.float32), console, physical_report(console), self.sample_rate, losses,
-                              prediction.keep_probability, moves)
+        final = console_at_rate(console, rate, self.spec.processor_options).to(self.device)
+        mixed = render_song(final, raw, gains)
+        levels = finish_levels(mixed, rate, target_lufs, true_peak_db)
+        return TransferResult(mixed, final, physical_report(final), rate, losses, prediction.keep_probability, moves,
+                              levels=levels, track_gains=gains)
+
+    @staticmethod
+    def _level_gains(tracks: np.ndarray, names: list[str]) -> np.ndarray:
+        """Level-alignment gains ``(K,)`` (:func:`~mixrep.transfer.output_stage.track_gains`); warns of silent tracks."""
+        rms = track_rms(tracks)
+        silent = [n for n, r in zip(names, rms) if r <= SILENT_RMS]
+        if silent:
+            log.warning("silent tracks %s (below -90 dBFS RMS): their strips are predicted but change nothing", silent)
+        return track_gains(rms)
+
+    def _checked_reference(self, reference_stems, reference_rate: int) -> Tensor:
+        """Reference stems ``(4, 2, samples)`` float32 at the console's rate.
+
+        Raises:
+            ValueError: a bad shape, non-finite samples, shorter than the encoder's minimum.
+        """
+        reference = torch.as_tensor(np.asarray(reference_stems, dtype=np.float32))
+        if reference.ndim != 3 or reference.shape[:2] != (len(STEMS), 2):
+            raise ValueError(f"reference stems must be ({len(STEMS)}, 2, samples), got {tuple(reference.shape)}")
+        if not bool(torch.isfinite(reference).all()):
+            raise ValueError("the reference stems contain NaN or infinite samples")
+        seconds = reference.shape[-1] / reference_rate
+        if seconds < MIN_EMBED_SECONDS:
+            raise ValueError(f"the reference lasts {seconds:.2f} s; the encoder needs at least {MIN_EMBED_SECONDS} s")
+        if reference_rate != self.sample_rate:
+            reference = torchaudio.functional.resample(reference, reference_rate, self.sample_rate)
+        return reference
