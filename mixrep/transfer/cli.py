@@ -42,6 +42,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "levels and stereo balance)")
     mix.add_argument("--keep-threshold", type=float, default=0.5, help="with --sparse: keep probability threshold")
     mix.add_argument("--device", default=None, help="cpu, cuda, ... (default: auto)")
+    mix.add_argument("--report", action="store_true",
+                     help="print the guard's confidence per track and setting, which settings fell back to the "
+                          "measured prior, and how the mix compares with the plain sum and with balance matching "
+                          "alone on the reference's features (params.json always holds them)")
+    mix.add_argument("--wide-ranges", action="store_true",
+                     help="allow every setting the console can render, not only the engineer's ranges (EQ +-12 dB, "
+                          "width up to 2, pan within the reference stem's stereo, ratio up to 10; docs/transfer.md)")
+    mix.add_argument("--no-guard", action="store_true",
+                     help="use the head's settings as predicted: no confidence fallback, no range clamp (for comparison)")
+    mix.add_argument("--keep-worse", action="store_true",
+                     help="keep the head's mix even when it is further from the reference's features than balance "
+                          "matching alone (default: use balance matching alone then, with a warning)")
+    mix.add_argument("--clips", type=int, default=8,
+                     help="the head runs on up to this many clips of its training length, the settings are their "
+                          "median and their disagreement a confidence signal (0: the whole song at once; default 8)")
     mix.set_defaults(func=run_mix)
 
 
@@ -113,6 +128,7 @@ def run_mix(args: argparse.Namespace) -> int:
     from mixrep.files import atomic_write_text
     from mixrep.transfer.balance import BalanceMoves, console_stems
     from mixrep.transfer.figure import mix_profile, plot_transfer
+    from mixrep.transfer.guard import GuardConfig, format_guard_report
     from mixrep.transfer.style_transfer import StyleTransfer
 
     if args.refine_steps < 0:
@@ -122,9 +138,13 @@ def run_mix(args: argparse.Namespace) -> int:
     reference = read_reference(args, transfer)
     if not 0.0 <= args.keep_threshold <= 1.0:
         raise ValueError(f"--keep-threshold must be in [0, 1], got {args.keep_threshold}")
+    if args.clips < 0:
+        raise ValueError(f"--clips must be >= 0, got {args.clips}")
+    guard = GuardConfig(enabled=not args.no_guard, wide_ranges=args.wide_ranges, check=not args.keep_worse)
     result = transfer.mix(tracks, reference, names, stems, refine_steps=args.refine_steps,
                           refine_embedding_weight=args.refine_embedding_weight, sparse=args.sparse,
-                          keep_threshold=args.keep_threshold, balance=not args.no_balance)
+                          keep_threshold=args.keep_threshold, balance=not args.no_balance, guard=guard,
+                          max_clips=args.clips)
     write_audio(args.out, result.mix, result.sample_rate)
     moves = result.balance or BalanceMoves({}, {})
     params_out = args.params_out or args.out.with_suffix(".json")
@@ -133,7 +153,11 @@ def run_mix(args: argparse.Namespace) -> int:
         "refine_losses": [round(x, 5) for x in result.refine_losses], "sparse": args.sparse,
         "balance": {"level_db": {c: round(v, 2) for c, v in moves.level_db.items()},
                     "stereo_db": {c: round(v, 2) for c, v in moves.stereo_db.items()}},
-        "keep_probability": keep_report(transfer, names, stems, result.keep_probability), **result.report}, indent=1))
+        "keep_probability": keep_report(transfer, names, stems, result.keep_probability), **result.report,
+        "guard": result.guard.as_dict()}, indent=1))
+    text = format_guard_report(result.guard) if args.report else "\n".join(f"WARNING: {w}" for w in result.guard.warnings)
+    if text:
+        print(text)
     graph_png = result.console.draw(args.out.with_suffix(".graph.png"), title="predicted graph") if args.sparse else None
     # figure: an excerpt of at most 30 s, raw sum and result at the reference's level
     rate, excerpt = result.sample_rate, min(tracks.shape[-1], 30 * result.sample_rate)
