@@ -23,7 +23,8 @@ train on) and feature errors (:func:`~mixrep.console.audio_features.feature_erro
 spread over heads (``--heads``, e.g. three seeds); the share of items where ``guarded`` is worse
 than ``balance``; counts of mixes peaking above 0 dBFS at the reference's loudness, of tracks
 panned beyond 0.9 where the reference stem's stereo extent is under 0.9, and of timing drifts
-(the best lag of the mix's loudness envelope against the plain sum's beyond 20 ms).
+(the best lag of a rendered stem's loudness envelope against the plain sum of its tracks beyond 20 ms,
+for any stem: :func:`~mixrep.transfer.guard.timing_lag_ms`).
 
 Run: ``python benchmarks/transfer_guard.py --heads A.ckpt [B.ckpt C.ckpt] [--items 2] [--seconds 9]``
 (``--diagnose`` prints the diagnosis of docs/transfer.md instead).
@@ -50,7 +51,8 @@ from mixrep.data.synthetic import TRACKS, SynthConfig, split_for_index, synthesi
 from mixrep.data.transfer import align_track_levels
 from mixrep.transfer import StyleTransfer
 from mixrep.transfer.balance import match_balance
-from mixrep.transfer.guard import GuardConfig, envelope_lag_ms, stereo_extent, track_pans
+from mixrep.transfer.balance import console_stems
+from mixrep.transfer.guard import GuardConfig, plain_stems, stereo_extent, timing_lag_ms, track_pans
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("sum", "balance", "head", "guarded")
@@ -152,9 +154,11 @@ def evaluate(heads: list[str], items: int, seconds: float, domains: list[str]) -
                         values.update(feature_errors(rms_normalise(mix[None]), rms_normalise(target[None]), rate))
                         scale = result.mix.std() / max(float(mix.std()), 1e-12)  # at the guarded mix's loudness
                         values["clipped"] = float(float(mix.abs().max()) * scale > 1.0)
-                        values["drift"] = float(abs(envelope_lag_ms(mix.numpy(), plain.numpy(), rate)) > DRIFT_MS)
-                        values["hard_pans"] = 0.0
+                        values["hard_pans"] = values["drift"] = 0.0
                         if m in consoles:
+                            with torch.no_grad():
+                                rendered = console_stems(consoles[m], aligned, stems)
+                            values["drift"] = float(timing_lag_ms(rendered, plain_stems(aligned, stems), rate) > DRIFT_MS)
                             values["hard_pans"] = float(sum(
                                 1 for p, s in zip(track_pans(consoles[m]), stems) if abs(float(p)) > 0.9
                                 and float(extent[STEMS.index(s)]) < 0.9))
@@ -198,7 +202,8 @@ def diagnose_case(transfer: StyleTransfer, tracks_np: np.ndarray, names, stems, 
                 mix = console.render_long(aligned).numpy()
         report = __import__("mixrep.transfer.report", fromlist=["physical_report"]).physical_report(console)
         strips = list(report["tracks"].values())
-        lag = envelope_lag_ms(mix, aligned.sum(0).numpy(), transfer.sample_rate)
+        with torch.no_grad():
+            lag = timing_lag_ms(console_stems(console, aligned, stems), plain_stems(aligned, stems), transfer.sample_rate)
         return {"max_z": float(z.abs().max()), "logits_beyond_4": float((logits.abs() > 4).float().mean()),
                 "track_spread": float(spread), "eq_max_db": max(max(abs(v) for v in s["eq"]["curve_db"].values())
                                                               for s in strips if "eq" in s) if "eq" in strips[0] else 0.0,

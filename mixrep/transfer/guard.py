@@ -249,6 +249,24 @@ def envelope_lag_ms(mix: np.ndarray, plain: np.ndarray, sample_rate: int, max_la
     return float(lags[int(np.argmax(corr))] * 10)
 
 
+def plain_stems(tracks: Tensor, stems: list[str]) -> Tensor:
+    """The plain sum of each stem class's tracks ``(K, 2, samples)`` -> ``(4, 2, samples)`` (STEMS order)."""
+    out = tracks.new_zeros((len(STEMS), *tracks.shape[1:]))
+    for track, stem in zip(tracks, stems):
+        out[STEMS.index(stem)] += track
+    return out
+
+
+def timing_lag_ms(rendered: Tensor, plain: Tensor, sample_rate: int) -> float:
+    """The largest |:func:`envelope_lag_ms`| over stem classes of rendered stems against the plain
+    sums of the same tracks (both ``(4, 2, samples)``; silent stems skipped): how far the mix
+    moved any stem's timing. Per stem, since balance moves between stems reshape the mix's
+    envelope without moving anything in time."""
+    lags = [abs(envelope_lag_ms(r.cpu().numpy(), p.cpu().numpy(), sample_rate))
+            for r, p in zip(rendered, plain) if float(p.abs().max()) > 0.0 and float(r.abs().max()) > 0.0]
+    return max(lags, default=0.0)
+
+
 # ---------------------------------------------------------------------------------------------- confidence
 def decoder_logits(rows: Tensor, layout: StripLayout) -> Tensor:
     """The range decoder's pre-sigmoid logits of raw rows ``(..., size)`` (its inverse; float32

@@ -44,7 +44,7 @@ from mixrep.errors import CheckpointError
 from mixrep.transfer.balance import BalanceMoves, audible_stems, console_stems, match_balance
 from mixrep.transfer.checkpoint import HeadCheckpoint, read_head
 from mixrep.transfer.guard import GuardConfig, GuardReport, apply_guard, clamp_console, compare_mixes
-from mixrep.transfer.guard import neutral_parameters, reference_signal, strip_confidence, tracks_differ
+from mixrep.transfer.guard import neutral_parameters, plain_stems, reference_signal, strip_confidence, tracks_differ
 from mixrep.transfer.report import physical_report
 
 log = logging.getLogger(__name__)
@@ -328,9 +328,7 @@ class StyleTransfer:
         length = min(tracks.shape[-1], int(seconds * self.sample_rate))
         start = (tracks.shape[-1] - length) // 2
         stretch = tracks[..., start: start + length]
-        plain = stretch.new_zeros((len(STEMS), 2, length))
-        for track, stem in zip(stretch, stems):
-            plain[STEMS.index(stem)] += track
+        plain = plain_stems(stretch, stems)
         balanced = self.balanced_prior(console.track_names, stems, tracks, reference_stems, console.graph)
         report.comparison = compare_mixes({"plain sum": plain, "balance only": console_stems(balanced, stretch, stems),
                                            "this mix": console_stems(console, stretch, stems)},

@@ -16,9 +16,10 @@ from mixrep.console import make_processors
 from mixrep.transfer import StyleTransfer
 from mixrep.data.transfer import align_track_levels
 from mixrep.transfer.guard import (
-    ENGINEER_RANGES, GuardConfig, clamp_to_ranges, compare_mixes, envelope_lag_ms, neutral_parameters, stereo_extent,
-    track_pans,
+    ENGINEER_RANGES, GuardConfig, clamp_to_ranges, compare_mixes, envelope_lag_ms, neutral_parameters, plain_stems,
+    stereo_extent, timing_lag_ms, track_pans,
 )
+from mixrep.transfer.balance import console_stems
 from mixrep.transfer.report import physical_report
 from mixrep.transfer.style_transfer import prepare_tracks
 from tests.transfer.test_style_transfer import SR, tone
@@ -66,8 +67,11 @@ def test_inputs_far_outside_training_stay_sane(tiny_head):
         assert ENGINEER_RANGES["gain_pan"]["gain_db"][0] - 1e-3 <= strip["gain_pan"]["gain_db"] <= 12.0 + 1e-3
         assert strip["delay"]["dry_wet"] <= 0.5 + 1e-3  # the dry path stays
     assert result.sample_rate == transfer.sample_rate and np.isfinite(result.mix).all()
-    plain = align_track_levels(prepare_tracks(tracks, rate, SR)).sum(0).numpy()
+    aligned = align_track_levels(prepare_tracks(tracks, rate, SR))
+    plain = aligned.sum(0).numpy()
     assert abs(envelope_lag_ms(result.mix, plain, SR)) <= 10.0
+    with torch.no_grad():
+        assert timing_lag_ms(console_stems(result.console, aligned, stems), plain_stems(aligned, stems), SR) <= 10.0
     scale = result.mix.std() / plain.std()
     assert np.abs(result.mix).max() <= 4.0 * scale * np.abs(plain).max()  # within +12 dB of the plain sum's peak
 
@@ -203,6 +207,15 @@ def test_mix_report_prints_confidence_and_comparison(tiny_head, tmp_path, capsys
     assert set(guard["confidence"]["tracks"]) == {"kick", "bass", "lead"}
     assert set(guard["comparison"]) == {"plain sum", "balance only", "this mix"}
     assert all(math.isfinite(v) for v in guard["comparison"]["this mix"].values())
+
+
+def test_envelope_lag_finds_a_delay():
+    x = song(SR, 1, 3.0)[0]
+    late = np.concatenate([np.zeros((2, int(0.1 * SR)), np.float32), x[:, : -int(0.1 * SR)]], -1)
+    assert envelope_lag_ms(late, x, SR) == pytest.approx(100.0, abs=10.0)
+    assert envelope_lag_ms(x, x, SR) == 0.0
+    stems = torch.from_numpy(np.stack([x, late, np.zeros_like(x), x]))
+    assert timing_lag_ms(stems, torch.from_numpy(np.stack([x, x, x, x])), SR) == pytest.approx(100.0, abs=10.0)
 
 
 def test_track_pans_reads_the_faders(tiny_head):
