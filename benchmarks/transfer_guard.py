@@ -20,9 +20,10 @@ Every reference is handed over at a level off the training references' -14 LUFS 
 
 Scores: the audio loss (:class:`~mixrep.console.MixLoss` of RMS-normalised mixes, what the heads
 train on) and feature errors (:func:`~mixrep.console.audio_features.feature_errors`), mean and
-spread over heads (``--heads``, e.g. three seeds); the share of items where ``guarded`` is worse
-than ``balance``; counts of mixes peaking above 0 dBFS at the reference's loudness, of tracks
-panned beyond 0.9 where the reference stem's stereo extent is under 0.9, and of timing drifts
+spread over heads (``--heads``, e.g. three seeds); the share of items where a method is worse
+than ``balance`` (audio loss more than 1 % higher); the largest peak-to-RMS ratio over the plain
+sum's (dB; the written file's true-peak ceiling is the writer's, not measured here); counts of
+tracks panned beyond 0.9 where the reference stem's stereo extent is under 0.9, and of timing drifts
 (the best lag of a rendered stem's loudness envelope against the plain sum of its tracks beyond 20 ms,
 for any stem: :func:`~mixrep.transfer.guard.timing_lag_ms`).
 
@@ -58,6 +59,8 @@ REPO = Path(__file__).resolve().parents[1]
 METHODS = ("sum", "balance", "head", "guarded")
 SCORES = ("audio_loss", "rms_db", "bark_mid_db", "stereo_width")
 DRIFT_MS = 20.0
+WORSE = 1.01
+"""A method is worse than balance matching alone on an item when its audio loss is more than 1 % higher."""
 
 
 def peak_at_loudness(mix: np.ndarray, reference: np.ndarray, sample_rate: int) -> float:
@@ -83,7 +86,7 @@ def songs(domain: str, count: int, seconds: float, sample_rate: int) -> list[tup
     """``count + 1`` songs of ``domain``: ``(tracks (K, 2, samples), names, stems)``."""
     if domain == "synth":
         config = SynthConfig(num_songs=96, song_seconds=seconds, sample_rate=sample_rate)
-        test = [i for i in range(96) if split_for_index(i, 0.1, 0.1) == "test"][: count + 1]
+        test = [i for i in range(96) if split_for_index(i, 96, 0.1, 0.1) == "test"][: count + 1]
         return [(synthesize_song(i, config).tracks, [n for n, _ in TRACKS], [s for _, s in TRACKS]) for i in test]
     from mixrep.data.corpora import render_soundfont_corpus
 
@@ -152,8 +155,9 @@ def evaluate(heads: list[str], items: int, seconds: float, domains: list[str]) -
                         mix = mix[..., : target.shape[-1]]
                         values = {"audio_loss": float(loss(rms_normalise(mix[None]), rms_normalise(target[None])))}
                         values.update(feature_errors(rms_normalise(mix[None]), rms_normalise(target[None]), rate))
-                        scale = result.mix.std() / max(float(mix.std()), 1e-12)  # at the guarded mix's loudness
-                        values["clipped"] = float(float(mix.abs().max()) * scale > 1.0)
+                        # peak over the plain sum's peak at the same RMS (the written file's ceiling is the writer's)
+                        values["peak_db"] = 20 * math.log10(float(mix.abs().max()) / float(mix.pow(2).mean().sqrt())
+                                                            / (float(plain.abs().max()) / float(plain.pow(2).mean().sqrt())))
                         values["hard_pans"] = values["drift"] = 0.0
                         if m in consoles:
                             with torch.no_grad():
@@ -256,9 +260,42 @@ def diagnose(head: str, seconds: float) -> str:
     return "\n".join(lines)
 
 
+def calibrate(head: str, items: int, seconds: float) -> str:
+    """The confidence signals on songs of the synth's *training* split in styles of seeds 99 and up
+    (none of the evaluation's songs or styles): per processor type, the 10 % quantile and median of
+    each signal and of the confidence, and the share of strips the defaults make fall back."""
+    transfer = StyleTransfer.from_checkpoint(head, device="cpu")
+    rate = transfer.sample_rate
+    config = SynthConfig(num_songs=96, song_seconds=seconds, sample_rate=rate)
+    train = [i for i in range(96) if split_for_index(i, 96, 0.1, 0.1) == "train"][: items + 1]
+    names, stems = [n for n, _ in TRACKS], [s for _, s in TRACKS]
+    values: dict[tuple[str, str], list[float]] = {}
+    zs = []
+    for i in range(items):
+        style = sample_mix_style(MixStyleConfig(), np.random.default_rng(99 + i), names=names + list(STEMS))
+        reference = render_mix(synthesize_song(train[i + 1], config).tracks, style, rate, names, stems)
+        result = transfer.mix(synthesize_song(train[i], config).tracks, reference, names, stems,
+                              guard=GuardConfig(check=False))
+        zs.append(result.guard.reference_max_z)
+        for key in ("tracks", "buses"):
+            for strip, types in result.guard.signals[key].items():
+                for t, signals in types.items():
+                    for name, v in {**signals, "confidence": result.guard.confidence[key][strip][t]}.items():
+                        values.setdefault((t, name), []).append(v)
+                    values.setdefault((t, "fell back"), []).append(float(t in result.guard.fell_back[key][strip]))
+    lines = [f"reference max |z| over {items} items: median {np.median(zs):.2f}, max {np.max(zs):.2f}",
+             "| type | clips q10/median | bound q10/median | identical q10/median | confidence q10/median | fell back |",
+             "|---|---|---|---|---|---|"]
+    for t in dict.fromkeys(k[0] for k in values):
+        cells = [f"{np.quantile(values[(t, n)], 0.1):.2f} / {np.median(values[(t, n)]):.2f}"
+                 for n in ("clips", "bound", "identical", "confidence")]
+        lines.append(f"| {t} | " + " | ".join(cells) + f" | {np.mean(values[(t, 'fell back')]):.2f} |")
+    return "\n".join(lines)
+
+
 def table(results: dict, heads: int) -> str:
     lines = ["| domain | reference | method | audio loss | rms dB | bark mid dB | width | worse than balance | "
-             "clipped | hard pans | drifts |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "peak re sum dB | hard pans | drifts |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     keys = sorted({(d, r) for d, r, _ in results}, key=lambda k: (["synth", "soundfont", "outside"].index(k[0]), k[1]))
     for domain, ref_kind in keys:
         for m in METHODS:
@@ -268,11 +305,11 @@ def table(results: dict, heads: int) -> str:
                 means = [np.mean([v[score] for v in per_head[h]]) for h in per_head]
                 cells.append(f"{np.mean(means):.3f} +- {np.std(means):.3f}" if heads > 1 else f"{np.mean(means):.3f}")
             balance = results[(domain, ref_kind, "balance")]
-            worse = [a["audio_loss"] > b["audio_loss"] + 1e-6 for h in per_head for a, b in zip(per_head[h], balance[h])]
-            counts = {c: int(sum(v[c] for h in per_head for v in per_head[h])) for c in ("clipped", "hard_pans", "drift")}
-            n = len(worse)
-            lines.append(f"| {domain} | {ref_kind} | {m} | " + " | ".join(cells) + f" | {sum(worse)}/{n} | "
-                         f"{counts['clipped']} | {counts['hard_pans']} | {counts['drift']} |")
+            worse = [a["audio_loss"] > WORSE * b["audio_loss"] for h in per_head for a, b in zip(per_head[h], balance[h])]
+            counts = {c: int(sum(v[c] for h in per_head for v in per_head[h])) for c in ("hard_pans", "drift")}
+            peak = max(v["peak_db"] for h in per_head for v in per_head[h])
+            lines.append(f"| {domain} | {ref_kind} | {m} | " + " | ".join(cells) + f" | {sum(worse)}/{len(worse)} | "
+                         f"{peak:.1f} | {counts['hard_pans']} | {counts['drift']} |")
     return "\n".join(lines)
 
 
@@ -283,11 +320,16 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=9.0, help="song length")
     p.add_argument("--domains", nargs="+", default=["synth", "soundfont", "outside"])
     p.add_argument("--diagnose", action="store_true", help="print the diagnosis table (first head) instead")
+    p.add_argument("--calibrate", action="store_true",
+                   help="print the confidence signals on training-split songs (first head; how the defaults were chosen)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     torch.set_num_threads(2)
     if args.diagnose:
         print(diagnose(args.heads[0], args.seconds))
+        return 0
+    if args.calibrate:
+        print(calibrate(args.heads[0], args.items, args.seconds))
         return 0
     start = time.perf_counter()
     results = evaluate(args.heads, args.items, args.seconds, args.domains)
