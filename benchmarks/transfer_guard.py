@@ -16,7 +16,10 @@ Every reference is handed over at a level off the training references' -14 LUFS 
   balance-matched to the reference (:meth:`~mixrep.transfer.StyleTransfer.balanced_prior`);
 * ``head``: today's ``mixrep mix`` before this change: the head on the whole song at once, the
   reference as given, then balance matching;
-* ``guarded``: ``StyleTransfer.mix`` with its defaults (clips, confidence, fallback, ranges, the check).
+* ``guard only``: ``StyleTransfer.mix`` with the guard but without its final check (clips,
+  confidence, fallback, ranges, timing);
+* ``guarded``: ``StyleTransfer.mix`` with its defaults: the same, then balance matching alone
+  wherever the check finds the head's mix further from the reference's features.
 
 Scores: the audio loss (:class:`~mixrep.console.MixLoss` of RMS-normalised mixes, what the heads
 train on) and feature errors (:func:`~mixrep.console.audio_features.feature_errors`), mean and
@@ -56,7 +59,7 @@ from mixrep.transfer.balance import console_stems
 from mixrep.transfer.guard import GuardConfig, plain_stems, stereo_extent, timing_lag_ms, track_pans
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = ("sum", "balance", "head", "guarded")
+METHODS = ("sum", "balance", "head", "guard only", "guarded")
 SCORES = ("audio_loss", "rms_db", "bark_mid_db", "stereo_width")
 DRIFT_MS = 20.0
 WORSE = 1.01
@@ -144,13 +147,15 @@ def evaluate(heads: list[str], items: int, seconds: float, domains: list[str]) -
                     consoles["balance"] = transfer.balanced_prior(names, stems, aligned, reference)
                     consoles["head"] = today(transfer, aligned, names, stems, reference)
                     start = time.perf_counter()
-                    result = transfer.mix(tracks_np, reference.numpy(), names, stems, guard=GuardConfig())
+                    result = transfer.mix(tracks_np, reference.numpy(), names, stems, guard=GuardConfig(check=False))
                     guard_seconds = time.perf_counter() - start
+                    consoles["guard only"] = result.console
+                    comparison = result.guard.comparison  # what the check decides on (the same balance console)
+                    wholesale = comparison["this mix"]["distance"] > comparison["balance only"]["distance"]
+                    consoles["guarded"] = consoles["balance"] if wholesale else result.console
                     with torch.no_grad():
                         for m, console in consoles.items():
                             mixes[m] = console.render_long(aligned)
-                    mixes["guarded"] = torch.from_numpy(result.mix)
-                    consoles["guarded"] = result.console
                     for m, mix in mixes.items():
                         mix = mix[..., : target.shape[-1]]
                         values = {"audio_loss": float(loss(rms_normalise(mix[None]), rms_normalise(target[None])))}
@@ -168,7 +173,7 @@ def evaluate(heads: list[str], items: int, seconds: float, domains: list[str]) -
                                 and float(extent[STEMS.index(s)]) < 0.9))
                         if m == "guarded":
                             values["seconds"] = guard_seconds
-                            values["wholesale"] = float(result.guard.wholesale)
+                            values["wholesale"] = float(wholesale)
                         results.setdefault((domain, ref_kind, m), {}).setdefault(h, []).append(values)
                 print(f"{domain} {ref_kind} item {i}: " + ", ".join(
                     f"{m} {np.mean([v[-1]['audio_loss'] for v in results[(domain, ref_kind, m)].values()]):.2f}"
@@ -310,6 +315,14 @@ def table(results: dict, heads: int) -> str:
             peak = max(v["peak_db"] for h in per_head for v in per_head[h])
             lines.append(f"| {domain} | {ref_kind} | {m} | " + " | ".join(cells) + f" | {sum(worse)}/{len(worse)} | "
                          f"{peak:.1f} | {counts['hard_pans']} | {counts['drift']} |")
+    for m in ("head", "guard only", "guarded"):
+        pairs = [(a["audio_loss"], b["audio_loss"]) for (d, r, mm), per_head in results.items() if mm == m
+                 for h in per_head for a, b in zip(per_head[h], results[(d, r, "balance")][h])]
+        worse = sum(a > WORSE * b for a, b in pairs)
+        lines.append(f"{m}: worse than balance matching alone on {worse}/{len(pairs)} items ({100 * worse / len(pairs):.0f} %)")
+    switched = [v["wholesale"] for (d, r, mm), per_head in results.items() if mm == "guarded" for h in per_head
+                for v in per_head[h]]
+    lines.append(f"guarded: the check used balance matching alone on {int(sum(switched))}/{len(switched)} items")
     return "\n".join(lines)
 
 

@@ -69,7 +69,7 @@ BOUND_LOGIT = 4.0
 """A decoder logit beyond this (and this far from the head's starting logit) sits at its bound."""
 DIFFERENT_TRACKS_DB = 3.0
 """Tracks whose octave spectra differ by this much on average (dB) are different tracks."""
-IDENTICAL_LIMIT = 0.01
+IDENTICAL_LIMIT = 1e-4
 """Spread of a setting across different tracks (share of the safe range) under which it counts as identical."""
 Z_NEAR, Z_FAR = 6.0, 12.0
 """Largest reference ``|z|`` with full confidence, and with none."""
@@ -417,10 +417,13 @@ def _node_strips(console: MixingConsole, stems: list[str], node_type: str) -> li
 
 
 @torch.no_grad()
-def clamp_console(console: MixingConsole, stems: list[str], reference_stems: Tensor, wide: bool = False) -> None:
+def clamp_console(console: MixingConsole, stems: list[str], reference_stems: Tensor, wide: bool = False,
+                  pan: bool = True) -> None:
     """Clamp every setting of ``console`` into the engineer's ranges in place (pan within each
-    stem's :func:`pan_limits`; ``wide``: the safe ranges, echo sends still at most half wet)."""
-    limits = pan_limits(reference_stems, stems)
+    stem's :func:`pan_limits`, unless ``pan`` is False: after balance matching, which set the
+    stereo from the reference's own stems; ``wide``: the safe ranges, echo sends still at most
+    half wet)."""
+    limits = pan_limits(reference_stems, stems) if pan else {c: 1.0 for c in stems}
     for node_type, p in console.parameter_dict().items():
         current = {k: v.detach() for k, v in p.items()}
         device = next(iter(current.values())).device

@@ -323,8 +323,8 @@ class StyleTransfer:
         song), and return the console to render: balance matching alone when the head's mix is
         further from the reference and ``config.check`` is set, else ``console``.
         """
-        if config.enabled:
-            clamp_console(console, stems, reference_stems, config.wide_ranges)
+        if config.enabled:  # refinement may have moved settings; the faders' stereo is balance matching's
+            clamp_console(console, stems, reference_stems, config.wide_ranges, pan=False)
         length = min(tracks.shape[-1], int(seconds * self.sample_rate))
         start = (tracks.shape[-1] - length) // 2
         stretch = tracks[..., start: start + length]
