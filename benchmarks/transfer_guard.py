@@ -184,13 +184,15 @@ def evaluate(heads: list[str], items: int, seconds: float, domains: list[str]) -
 def diagnose_case(transfer: StyleTransfer, tracks_np: np.ndarray, names, stems, reference: np.ndarray,
                   sample_rate: int, fixed: bool) -> dict[str, float]:
     """The head's inputs and outputs on one song: before the fixes (``fixed`` False: the whole song
-    at once, the reference as given, no clamp of the reference's z-scores, no guard) or after."""
+    at once, the reference as given, its z-scores unclamped and degenerate inputs kept, no guard) or
+    after (``StyleTransfer.mix``)."""
     import mixrep.models.regression as regression
     from mixrep.transfer.guard import decoder_logits
     from mixrep.transfer.style_transfer import prepare_tracks
 
-    limit = regression.REFERENCE_Z_LIMIT
-    regression.REFERENCE_Z_LIMIT = limit if fixed else float("inf")
+    limit, degenerate = regression.REFERENCE_Z_LIMIT, regression.DEGENERATE_SCALE
+    if not fixed:  # the head's standardisation before: no clamp, degenerate inputs as they come
+        regression.REFERENCE_Z_LIMIT, regression.DEGENERATE_SCALE = float("inf"), -1.0
     try:
         raw = prepare_tracks(tracks_np, sample_rate, transfer.sample_rate)
         aligned = align_track_levels(raw)
@@ -224,7 +226,7 @@ def diagnose_case(transfer: StyleTransfer, tracks_np: np.ndarray, names, stems, 
                 "peak_dbfs": 20 * math.log10(peak_at_loudness(mix, ref.sum(0).numpy(), transfer.sample_rate) + 1e-12),
                 "lag_ms": lag}
     finally:
-        regression.REFERENCE_Z_LIMIT = limit
+        regression.REFERENCE_Z_LIMIT, regression.DEGENERATE_SCALE = limit, degenerate
 
 
 def diagnose(head: str, seconds: float) -> str:

@@ -40,9 +40,12 @@ FEATURE_SCALE = 0.1
 LOG_FLOOR = 1e-8
 REFERENCE_Z_LIMIT = 8.0
 """Standardised reference inputs are clamped to +-this many training standard deviations: a
-reference unlike every training reference (one feature's spread is floored at 1e-3, so a small
-shift gave z in the thousands) cannot drive the MLP far outside the range it was trained on.
-Training references lie within it (docs/transfer.md), so heads behave as before in distribution."""
+reference unlike every training reference cannot drive the MLP far outside the range it was trained
+on. Training-split references lie within it (docs/transfer.md)."""
+DEGENERATE_SCALE = 0.01
+"""A reference input whose training spread is at most this (e.g. the mix's loudness, -14 LUFS in
+every training reference: spread 0.003 LU, floored at 1e-3) carried no information in training; it
+enters the head at its training mean (z = 0) instead of as a z-score in the hundreds."""
 
 
 @dataclass(frozen=True)
@@ -319,9 +322,11 @@ class RegressionHead(nn.Module):
         self.reference_scale.copy_(references.std(0).clamp(min=1e-3))
 
     def standardise_reference(self, reference: Tensor, clamp: bool = True) -> Tensor:
-        """Reference vectors ``(batch, reference_dim)`` as z-scores against the training references,
-        within +-:data:`REFERENCE_Z_LIMIT` unless ``clamp`` is False."""
+        """Reference vectors ``(batch, reference_dim)`` as z-scores against the training references:
+        0 for inputs without training spread (:data:`DEGENERATE_SCALE`), the others within
+        +-:data:`REFERENCE_Z_LIMIT` unless ``clamp`` is False."""
         z = (reference.float() - self.reference_mean) / self.reference_scale
+        z = torch.where(self.reference_scale > DEGENERATE_SCALE, z, torch.zeros_like(z))
         return z.clamp(-REFERENCE_Z_LIMIT, REFERENCE_Z_LIMIT) if clamp else z
 
     def forward(self, tracks: Tensor, track_mask: Tensor, track_groups: Tensor, reference: Tensor) -> HeadOutput:

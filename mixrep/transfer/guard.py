@@ -13,10 +13,11 @@ the mix only settings an engineer would use:
      (:meth:`~mixrep.transfer.StyleTransfer.predict_graph`); a setting whose clip predictions
      disagree is a guess. Signal ``1 - spread / SPREAD_LIMIT``, spread = mean over the type's raw
      parameters of their standard deviation across clips as a share of the parameter's safe range.
-   * ``bound``: the share of the type's raw parameters whose decoder logit lies beyond
-     ``+-BOUND_LOGIT`` *and* further from the head's starting logit (its ``centre``, the mean
-     training parameters) than ``BOUND_LOGIT``: a setting squashed against a bound it was not
-     trained at. Signal ``1 - share``.
+   * ``bound``: the share of the type's raw parameters (its dry/wet logit left out: always-on
+     processors sit at "fully wet" by design) whose decoder logit lies beyond ``+-BOUND_LOGIT``
+     *and* further from the head's starting logit (its ``centre``, the mean training parameters)
+     than ``BOUND_LOGIT``: a setting squashed against a bound it was not trained at. Signal
+     ``1 - share``.
    * ``identical``: the same setting on every track although the tracks differ (octave spectra
      more than ``DIFFERENT_TRACKS_DB`` apart on average): signal ``spread_across_tracks /
      IDENTICAL_LIMIT`` (capped at 1); needs 3 tracks or more.
@@ -294,13 +295,18 @@ def strip_confidence(clip_rows: Tensor, layout: StripLayout, centre: Tensor | No
     logits = decoder_logits(median, layout)  # (S, size)
     start = torch.zeros(logits.shape[-1]) if centre is None else centre.float().cpu()
     pinned = (logits.abs() > BOUND_LOGIT) & ((logits - start).abs() > BOUND_LOGIT)
+    setting = torch.ones(logits.shape[-1], dtype=torch.bool)  # dry/wet logits sit at "fully wet" by design
+    for e in layout.entries:
+        if e.name == DRY_WET:
+            setting[e.offset: e.offset + e.size] = False
     spread = normalised.std(0, unbiased=False) if clip_rows.shape[0] > 1 else torch.zeros_like(normalised[0])
     across = normalised.median(0).values.std(0, unbiased=False) if clip_rows.shape[1] > 1 else None
     strips, types = clip_rows.shape[1], layout.types
     signals = {name: torch.ones(strips, len(types)) for name in ("clips", "bound", "identical", "reference")}
     for j, (t, cols) in enumerate(layout.type_slices().items()):
         signals["clips"][:, j] = (1.0 - spread[:, cols].mean(-1) / SPREAD_LIMIT).clamp(0.0, 1.0)
-        signals["bound"][:, j] = 1.0 - pinned[:, cols].float().mean(-1)
+        if bool(setting[cols].any()):
+            signals["bound"][:, j] = 1.0 - pinned[:, cols][:, setting[cols]].float().mean(-1)
         if differ and across is not None:
             signals["identical"][:, j] = (across[cols].mean() / IDENTICAL_LIMIT).clamp(0.0, 1.0)
         signals["reference"][:, j] = reference_signal
@@ -448,7 +454,8 @@ def apply_guard(console: MixingConsole, stems: list[str], confidence: dict[str, 
         layouts: ``{"track": ..., "group": ...}``.
 
     Returns:
-        ``{"tracks"|"buses": {strip name: [types that took their prior]}}``.
+        ``{"tracks"|"buses": {strip name: [types that took their prior for low confidence]}}``
+        (inaudible sends are set dry without being listed).
     """
     track_names, bus_names = strip_names(console, stems)
     fell_back: dict[str, dict[str, list[str]]] = {"tracks": {n: [] for n in track_names},
@@ -461,9 +468,11 @@ def apply_guard(console: MixingConsole, stems: list[str], confidence: dict[str, 
             c = float(confidence[kind][i, layout.types.index(node_type)])
             timing = node_type in TIME_EFFECTS
             inaudible = timing and float(torch.sigmoid(current[DRY_WET][rank])) < AUDIBLE_WET
-            if c < (config.time_threshold if timing else config.threshold) or inaudible:
+            low = c < (config.time_threshold if timing else config.threshold)
+            if low or inaudible:
                 for k in current:
                     p[k][rank] = neutral[k][rank]
+            if low:
                 strip = track_names[i] if kind == "track" else bus_names[i]
                 fell_back["tracks" if kind == "track" else "buses"][strip].append(node_type)
     clamp_console(console, stems, reference_stems, config.wide_ranges)

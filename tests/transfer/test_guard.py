@@ -108,14 +108,18 @@ def test_the_reference_loudness_no_longer_moves_the_prediction(tiny_head):
     assert float(transfer.reference_z(before).abs().max()) > 1000.0  # the old behaviour, measured
 
 
-def test_standardised_reference_is_clamped(tiny_head):
-    from mixrep.models.regression import REFERENCE_Z_LIMIT
+def test_standardised_reference_is_clamped_and_ignores_inputs_without_training_spread(tiny_head):
+    from mixrep.models.regression import DEGENERATE_SCALE, REFERENCE_Z_LIMIT
 
     head = StyleTransfer.from_checkpoint(tiny_head).head
+    with torch.no_grad():
+        head.reference_scale[0] = 1e-3  # an input constant in training (the mix's loudness)
     far = head.reference_mean + 1e6 * head.reference_scale
-    z = head.standardise_reference(far[None])
-    assert float(z.max()) == pytest.approx(REFERENCE_Z_LIMIT)
-    assert float(head.standardise_reference(far[None], clamp=False).min()) > 1e5
+    z = head.standardise_reference(far[None])[0]
+    informative = head.reference_scale > DEGENERATE_SCALE
+    assert torch.allclose(z[informative], torch.full_like(z[informative], REFERENCE_Z_LIMIT))
+    assert float(z[0]) == 0.0
+    assert float(head.standardise_reference(far[None], clamp=False)[0, informative].min()) > 1e5
 
 
 def test_the_head_runs_on_clips_of_its_training_length(tiny_head):
