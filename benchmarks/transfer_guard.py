@@ -16,10 +16,10 @@ Every reference is handed over at a level off the training references' -14 LUFS 
   balance-matched to the reference (:meth:`~mixrep.transfer.StyleTransfer.balanced_prior`);
 * ``head``: today's ``mixrep mix`` before this change: the head on the whole song at once, the
   reference as given, then balance matching;
-* ``guard only``: ``StyleTransfer.mix`` with the guard but without its final check (clips,
-  confidence, fallback, ranges, timing);
-* ``guarded``: ``StyleTransfer.mix`` with its defaults: the same, then balance matching alone
-  wherever the check finds the head's mix further from the reference's features.
+* ``guarded``: ``StyleTransfer.mix`` with its defaults (clips, confidence, fallback, ranges,
+  timing; the check only warns);
+* ``guarded+check``: the same, then balance matching alone wherever the check finds the head's mix
+  further from the reference's features (``mixrep mix --fallback-if-worse``).
 
 Scores: the audio loss (:class:`~mixrep.console.MixLoss` of RMS-normalised mixes, what the heads
 train on) and feature errors (:func:`~mixrep.console.audio_features.feature_errors`), mean and
@@ -59,7 +59,7 @@ from mixrep.transfer.balance import console_stems
 from mixrep.transfer.guard import GuardConfig, plain_stems, stereo_extent, timing_lag_ms, track_pans
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = ("sum", "balance", "head", "guard only", "guarded")
+METHODS = ("sum", "balance", "head", "guarded", "guarded+check")
 SCORES = ("audio_loss", "rms_db", "bark_mid_db", "stereo_width")
 DRIFT_MS = 20.0
 WORSE = 1.01
@@ -149,10 +149,10 @@ def evaluate(heads: list[str], items: int, seconds: float, domains: list[str]) -
                     start = time.perf_counter()
                     result = transfer.mix(tracks_np, reference.numpy(), names, stems, guard=GuardConfig(check=False))
                     guard_seconds = time.perf_counter() - start
-                    consoles["guard only"] = result.console
+                    consoles["guarded"] = result.console
                     comparison = result.guard.comparison  # what the check decides on (the same balance console)
                     wholesale = comparison["this mix"]["distance"] > comparison["balance only"]["distance"]
-                    consoles["guarded"] = consoles["balance"] if wholesale else result.console
+                    consoles["guarded+check"] = consoles["balance"] if wholesale else result.console
                     with torch.no_grad():
                         for m, console in consoles.items():
                             mixes[m] = console.render_long(aligned)
@@ -171,7 +171,7 @@ def evaluate(heads: list[str], items: int, seconds: float, domains: list[str]) -
                             values["hard_pans"] = float(sum(
                                 1 for p, s in zip(track_pans(consoles[m]), stems) if abs(float(p)) > 0.9
                                 and float(extent[STEMS.index(s)]) < 0.9))
-                        if m == "guarded":
+                        if m == "guarded+check":
                             values["seconds"] = guard_seconds
                             values["wholesale"] = float(wholesale)
                         results.setdefault((domain, ref_kind, m), {}).setdefault(h, []).append(values)
@@ -317,14 +317,14 @@ def table(results: dict, heads: int) -> str:
             peak = max(v["peak_db"] for h in per_head for v in per_head[h])
             lines.append(f"| {domain} | {ref_kind} | {m} | " + " | ".join(cells) + f" | {sum(worse)}/{len(worse)} | "
                          f"{peak:.1f} | {counts['hard_pans']} | {counts['drift']} |")
-    for m in ("head", "guard only", "guarded"):
+    for m in ("head", "guarded", "guarded+check"):
         pairs = [(a["audio_loss"], b["audio_loss"]) for (d, r, mm), per_head in results.items() if mm == m
                  for h in per_head for a, b in zip(per_head[h], results[(d, r, "balance")][h])]
         worse = sum(a > WORSE * b for a, b in pairs)
         lines.append(f"{m}: worse than balance matching alone on {worse}/{len(pairs)} items ({100 * worse / len(pairs):.0f} %)")
-    switched = [v["wholesale"] for (d, r, mm), per_head in results.items() if mm == "guarded" for h in per_head
+    switched = [v["wholesale"] for (d, r, mm), per_head in results.items() if mm == "guarded+check" for h in per_head
                 for v in per_head[h]]
-    lines.append(f"guarded: the check used balance matching alone on {int(sum(switched))}/{len(switched)} items")
+    lines.append(f"guarded+check: the check used balance matching alone on {int(sum(switched))}/{len(switched)} items")
     return "\n".join(lines)
 
 

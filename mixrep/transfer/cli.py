@@ -51,9 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "width up to 2, pan within the reference stem's stereo, ratio up to 10; docs/transfer.md)")
     mix.add_argument("--no-guard", action="store_true",
                      help="use the head's settings as predicted: no confidence fallback, no range clamp (for comparison)")
-    mix.add_argument("--keep-worse", action="store_true",
-                     help="keep the head's mix even when it is further from the reference's features than balance "
-                          "matching alone (default: use balance matching alone then, with a warning)")
+    mix.add_argument("--fallback-if-worse", action="store_true",
+                     help="render balance matching alone when the head's mix is further from the reference's "
+                          "features than it (default: keep the head's mix and print a warning; the switch measured "
+                          "worse, docs/transfer.md)")
     mix.add_argument("--clips", type=int, default=8,
                      help="the head runs on up to this many clips of its training length, the settings are their "
                           "median and their disagreement a confidence signal (0: the whole song at once; default 8)")
@@ -140,7 +141,7 @@ def run_mix(args: argparse.Namespace) -> int:
         raise ValueError(f"--keep-threshold must be in [0, 1], got {args.keep_threshold}")
     if args.clips < 0:
         raise ValueError(f"--clips must be >= 0, got {args.clips}")
-    guard = GuardConfig(enabled=not args.no_guard, wide_ranges=args.wide_ranges, check=not args.keep_worse)
+    guard = GuardConfig(enabled=not args.no_guard, wide_ranges=args.wide_ranges, check=args.fallback_if_worse)
     result = transfer.mix(tracks, reference, names, stems, refine_steps=args.refine_steps,
                           refine_embedding_weight=args.refine_embedding_weight, sparse=args.sparse,
                           keep_threshold=args.keep_threshold, balance=not args.no_balance, guard=guard,

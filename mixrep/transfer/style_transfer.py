@@ -320,8 +320,8 @@ class StyleTransfer:
         """After balance matching and refinement: clamp into the engineer's ranges again, compare
         the mix with the plain sum and with balance matching alone on the reference's own features
         (:func:`~mixrep.transfer.guard.compare_mixes`, on ``seconds`` from the middle of the
-        song), and return the console to render: balance matching alone when the head's mix is
-        further from the reference and ``config.check`` is set, else ``console``.
+        song; a warning when the head's mix is further), and return the console to render: balance
+        matching alone when the head's mix is further and ``config.check`` is set, else ``console``.
         """
         if config.enabled:  # refinement may have moved settings; the faders' stereo is balance matching's
             clamp_console(console, stems, reference_stems, config.wide_ranges, pan=False)
