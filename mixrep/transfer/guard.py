@@ -66,6 +66,7 @@ from mixrep.console.processors import DRY_WET, DRY_WET_RANGE
 from mixrep.console.strips import StripLayout
 from mixrep.constants import STEMS
 from mixrep.data.transfer import stem_groups
+from mixrep.transfer.balance import level_db, stereo_db
 
 SPREAD_LIMIT = 0.15
 """Clip disagreement (std across clips, share of the safe range) at which the ``clips`` signal reaches 0."""
@@ -188,17 +189,6 @@ def stereo_extent(stems: Tensor) -> Tensor:
     side_over_mid = torch.sqrt(10.0 ** (width_db(stems).double() / 10.0))
     spread = (4.0 / math.pi) * torch.atan(side_over_mid)
     return torch.maximum(balance.abs(), spread).clamp(0.0, 1.0).float()
-
-
-def level_db(audio: Tensor) -> Tensor:
-    """Energy in dB of ``(n, 2, samples)`` -> ``(n,)`` (floor -200 dB)."""
-    return 10.0 * torch.log10(audio.double().pow(2).mean((-2, -1)) + 1e-20).float()
-
-
-def stereo_db(audio: Tensor) -> Tensor:
-    """Right-over-left channel energy in dB of ``(n, 2, samples)`` -> ``(n,)``, within +-30 dB."""
-    energy = audio.double().pow(2).mean(-1) + 1e-20
-    return (10.0 * torch.log10(energy[:, 1] / energy[:, 0])).clamp(-30.0, 30.0).float()
 
 
 def compare_mixes(stems: dict[str, Tensor], reference_stems: Tensor, sample_rate: int,
@@ -391,8 +381,8 @@ def clamp_to_ranges(node_type: str, params: dict[str, Tensor], pan_limit: Tensor
 
 def pan_limits(reference_stems: Tensor, stems: list[str]) -> dict[str, float]:
     """``{stem class: widest pan allowed}``: the reference stem's :func:`stereo_extent`, at least
-    :data:`PAN_FLOOR`; a class silent in the reference gets 1 - no evidence either way is not
-    evidence of a hard pan, so :data:`PAN_FLOOR` is used there too."""
+    :data:`PAN_FLOOR`; a class silent in the reference (more than 50 dB under its mix) shows no
+    stereo to follow and gets :data:`PAN_FLOOR`."""
     ref = reference_stems.float().cpu()
     rel = level_db(ref) - level_db(ref.sum(0, keepdim=True))
     extent = stereo_extent(ref)

@@ -44,7 +44,8 @@ from mixrep.errors import CheckpointError
 from mixrep.transfer.balance import BalanceMoves, audible_stems, console_stems, match_balance
 from mixrep.transfer.checkpoint import HeadCheckpoint, read_head
 from mixrep.transfer.guard import GuardConfig, GuardReport, apply_guard, clamp_console, compare_mixes
-from mixrep.transfer.guard import neutral_parameters, plain_stems, reference_signal, strip_confidence, tracks_differ
+from mixrep.transfer.guard import Z_NEAR, neutral_parameters, plain_stems, reference_signal, strip_confidence
+from mixrep.transfer.guard import tracks_differ
 from mixrep.transfer.report import physical_report
 
 log = logging.getLogger(__name__)
@@ -249,7 +250,7 @@ class StyleTransfer:
 
     def reference_z(self, embedding: Tensor) -> Tensor:
         """``(reference_dim,)`` z-scores of a reference vector against the head's training references
-        (the head's stored mean and spread, the spread floored as the head floors it)."""
+        (the head's stored mean and spread; inputs without training spread at 0, as the head takes them)."""
         return self.head.standardise_reference(embedding[None].to(self.device), clamp=False)[0].cpu()
 
     @torch.no_grad()
@@ -286,7 +287,7 @@ class StyleTransfer:
             report.signals[key] = {s: {t: {n: round(float(v[i, j]), 3) for n, v in signals[kind].items()}
                                        for j, t in enumerate(layout.types)} for i, s in enumerate(strips)}
         low = sorted({t for strips in report.fell_back.values() for types in strips.values() for t in types})
-        if report.reference_max_z > 6.0:
+        if report.reference_max_z > Z_NEAR:
             report.warnings.append(f"the reference lies far from the head's training references (largest |z| "
                                    f"{report.reference_max_z:.1f}, {report.reference_feature})")
         if low:
