@@ -57,6 +57,7 @@ from mixrep.transfer import StyleTransfer
 from mixrep.transfer.balance import match_balance
 from mixrep.transfer.balance import console_stems
 from mixrep.transfer.guard import GuardConfig, plain_stems, stereo_extent, timing_lag_ms, track_pans
+from mixrep.transfer.report import physical_report
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("sum", "balance", "head", "guarded", "guarded+check")
@@ -211,7 +212,7 @@ def diagnose_case(transfer: StyleTransfer, tracks_np: np.ndarray, names, stems, 
             match_balance(console, aligned, stems, ref)
             with torch.no_grad():
                 mix = console.render_long(aligned).numpy()
-        report = __import__("mixrep.transfer.report", fromlist=["physical_report"]).physical_report(console)
+        report = physical_report(console)
         strips = list(report["tracks"].values())
         with torch.no_grad():
             lag = timing_lag_ms(console_stems(console, aligned, stems), plain_stems(aligned, stems), transfer.sample_rate)
