@@ -53,8 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="use the head's settings as predicted: no confidence fallback, no range clamp (for comparison)")
     mix.add_argument("--fallback-if-worse", action="store_true",
                      help="render balance matching alone when the head's mix is further from the reference's "
-                          "features than it (default: keep the head's mix and print a warning; the switch measured "
-                          "worse, docs/transfer.md)")
+                          "features than it (default: keep the head's mix and print a warning; docs/transfer.md has "
+                          "the measured trade-off)")
     mix.add_argument("--clips", type=int, default=8,
                      help="the head runs on up to this many clips of its training length, the settings are their "
                           "median and their disagreement a confidence signal (0: the whole song at once; default 8)")
