@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Stage 2 on the embedded default: train the regression head (configs/regression.yaml) against the newest
 # style encoder under outputs/demo (training one first with scripts/train.sh when there is none), mix a
-# held-out synthetic song's raw tracks in the style of another song with `mixrep mix`, and score the head
-# against the baselines with `mixrep evaluate-transfer`. Everything lands in outputs/.
+# held-out synthetic song's raw tracks in the style of another song with `mixrep mix` (--report: the guard's
+# confidence and the comparison with balance matching alone), score the head against the baselines with
+# `mixrep evaluate-transfer`, and print the guard's table (benchmarks/transfer_guard.py: held-out songs of the
+# numpy synth, the held-out soundfont and effects outside the training vocabulary). Everything lands in outputs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
@@ -42,9 +44,12 @@ for stem, audio in zip(STEMS, reference):
 print(f"wrote {out}/tracks (raw tracks of synth song 5) and {out}/reference (synth song 13 in a mix style)")
 PY
 "$PYTHON" -m mixrep.cli mix --tracks "$example/tracks" --reference-stems "$example/reference" --head "$head" \
-  --out "$example/mix.wav" --refine-steps 10
+  --out "$example/mix.wav" --refine-steps 10 --report
 "$PYTHON" -m mixrep.cli mix --tracks "$example/tracks" --reference-stems "$example/reference" --head "$head" \
   --out "$example/mix_sparse.wav" --sparse
 echo
 echo "style transfer vs baselines, held-out songs and styles ($head):"
 "$PYTHON" -m mixrep.cli evaluate-transfer --head "$head" --items 4 --refine-steps 10 --fit-steps 100
+echo
+echo "the guarded mixrep mix against today's head, balance matching alone and the plain sum (docs/transfer.md):"
+"$PYTHON" benchmarks/transfer_guard.py --heads "$head" --items 1 --seconds 9

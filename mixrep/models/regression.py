@@ -38,6 +38,14 @@ FEATURE_SCALE = 0.1
 """Scale of the relational inputs (mostly dB) before the MLPs."""
 
 LOG_FLOOR = 1e-8
+REFERENCE_Z_LIMIT = 8.0
+"""Standardised reference inputs are clamped to +-this many training standard deviations: a
+reference unlike every training reference cannot drive the MLP far outside the range it was trained
+on. Training-split references lie within it (docs/transfer.md)."""
+DEGENERATE_SCALE = 0.01
+"""A reference input whose training spread is at most this (e.g. the mix's loudness, -14 LUFS in
+every training reference: spread 0.003 LU, floored at 1e-3) carried no information in training; it
+enters the head at its training mean (z = 0) instead of as a z-score in the hundreds."""
 
 
 @dataclass(frozen=True)
@@ -313,6 +321,14 @@ class RegressionHead(nn.Module):
         self.reference_mean.copy_(references.mean(0))
         self.reference_scale.copy_(references.std(0).clamp(min=1e-3))
 
+    def standardise_reference(self, reference: Tensor, clamp: bool = True) -> Tensor:
+        """Reference vectors ``(batch, reference_dim)`` as z-scores against the training references:
+        0 for inputs without training spread (:data:`DEGENERATE_SCALE`), the others within
+        +-:data:`REFERENCE_Z_LIMIT` unless ``clamp`` is False."""
+        z = (reference.float() - self.reference_mean) / self.reference_scale
+        z = torch.where(self.reference_scale > DEGENERATE_SCALE, z, torch.zeros_like(z))
+        return z.clamp(-REFERENCE_Z_LIMIT, REFERENCE_Z_LIMIT) if clamp else z
+
     def forward(self, tracks: Tensor, track_mask: Tensor, track_groups: Tensor, reference: Tensor) -> HeadOutput:
         if tracks.ndim != 4 or tracks.shape[2] != 2:
             raise ValueError(f"tracks must be (batch, tracks, 2, samples), got {tuple(tracks.shape)}")
@@ -327,7 +343,7 @@ class RegressionHead(nn.Module):
         embedded = self.track_encoder(flat).reshape(b, k, -1)
         embedded = embedded * mask.unsqueeze(-1)
         context = masked_mean(embedded, mask, 1)  # (b, d)
-        ref = self.reference((reference.float() - self.reference_mean) / self.reference_scale)  # (b, d)
+        ref = self.reference(self.standardise_reference(reference))  # (b, d)
         groups = track_groups.clamp(0, self.config.groups - 1)
         track_parts = [embedded, context[:, None].expand(b, k, -1), ref[:, None].expand(b, k, -1),
                        self.group_embedding(groups)]

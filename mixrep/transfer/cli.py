@@ -52,6 +52,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "gain, reported on the terminal and in the settings JSON")
     mix.add_argument("--force", action="store_true",
                      help="allow outputs inside the tracks or reference folder (an input file is never overwritten)")
+    mix.add_argument("--report", action="store_true",
+                     help="print the guard's confidence per track and setting, which settings fell back to the "
+                          "measured prior, and how the mix compares with the plain sum and with balance matching "
+                          "alone on the reference's features (params.json always holds them)")
+    mix.add_argument("--wide-ranges", action="store_true",
+                     help="allow every setting the console can render, not only the engineer's ranges (EQ +-12 dB, "
+                          "width up to 2, pan within the reference stem's stereo, ratio up to 10; docs/transfer.md)")
+    mix.add_argument("--no-guard", action="store_true",
+                     help="use the head's settings as predicted: no confidence fallback, no range clamp (for comparison)")
+    mix.add_argument("--fallback-if-worse", action="store_true",
+                     help="render balance matching alone when the head's mix is further from the reference's "
+                          "features than it (default: keep the head's mix and print a warning; docs/transfer.md has "
+                          "the measured trade-off)")
+    mix.add_argument("--clips", type=int, default=8,
+                     help="the head runs on up to this many clips of its training length, the settings are their "
+                          "median and their disagreement a confidence signal (0: the whole song at once; default 8)")
     mix.set_defaults(func=run_mix)
 
 
@@ -105,6 +121,7 @@ def run_mix(args: argparse.Namespace) -> int:
     from mixrep.transfer.figure import transfer_profiles
     from mixrep.transfer.inputs import read_song, song_files
     from mixrep.transfer.outputs import mix_settings, plan_outputs, write_mix_outputs
+    from mixrep.transfer.guard import GuardConfig, format_guard_report
     from mixrep.transfer.style_transfer import StyleTransfer
 
     if args.refine_steps < 0:
@@ -113,6 +130,9 @@ def run_mix(args: argparse.Namespace) -> int:
         raise ValueError(f"--keep-threshold must be in [0, 1], got {args.keep_threshold}")
     if not -60.0 <= args.true_peak_db <= 0.0:
         raise ValueError(f"--true-peak-db must be between -60 and 0 dBTP, got {args.true_peak_db}")
+    if args.clips < 0:
+        raise ValueError(f"--clips must be >= 0, got {args.clips}")
+    guard = GuardConfig(enabled=not args.no_guard, wide_ranges=args.wide_ranges, check=args.fallback_if_worse)
     reference_files = reference_inputs(args)
     folders = {"tracks folder": args.tracks}
     if args.reference_stems is not None:
@@ -126,7 +146,7 @@ def run_mix(args: argparse.Namespace) -> int:
     result = transfer.mix(song.tracks, reference, song.names, song.stems, sample_rate=song.sample_rate,
                           refine_steps=args.refine_steps, refine_embedding_weight=args.refine_embedding_weight,
                           sparse=args.sparse, keep_threshold=args.keep_threshold, balance=not args.no_balance,
-                          true_peak_db=args.true_peak_db)
+                          guard=guard, max_clips=args.clips, true_peak_db=args.true_peak_db)
     settings = mix_settings(result, args.head, song.names, song.stems, args.refine_steps, args.sparse,
                             keep_report(transfer, song.names, song.stems, result.keep_probability))
     profiles = transfer_profiles(result.console, song.tracks, result.track_gains, song.stems, result.sample_rate,
@@ -134,6 +154,9 @@ def run_mix(args: argparse.Namespace) -> int:
     title = (f"{args.tracks.name} in the style of {(args.reference or args.reference_stems).name} "
              f"(mix at {result.sample_rate} Hz)")
     write_mix_outputs(outputs, result, settings, profiles, title)
+    text = format_guard_report(result.guard) if args.report else "\n".join(f"WARNING: {w}" for w in result.guard.warnings)
+    if text:
+        print(text)
     levels = result.levels
     print(f"wrote {outputs.audio} ({result.mix.shape[-1] / result.sample_rate:.1f} s at {result.sample_rate} Hz, "
           f"{levels.lufs:.1f} LUFS, true peak {levels.true_peak_db:+.2f} dBTP"

@@ -104,7 +104,8 @@ def plan_outputs(out: Path, settings: Path | None = None, figure: Path | None = 
 def mix_settings(result, head: Path, names: list[str], stems: list[str], refine_steps: int, sparse: bool,
                  keep_probability: dict[str, float]) -> dict:
     """The settings JSON of ``mixrep mix``: inputs, balance moves, the graph's probabilities, the
-    output's rate and levels (``"output"``), and every strip's and bus's settings in physical units."""
+    output's rate and levels (``"output"``), every strip's and bus's settings in physical units, and
+    what the guard decided (``"guard"``)."""
     balance = result.balance
     return {
         "head": str(head), "tracks": names, "stems": stems, "refine_steps": refine_steps,
@@ -112,6 +113,7 @@ def mix_settings(result, head: Path, names: list[str], stems: list[str], refine_
         "balance": {"level_db": {c: round(v, 2) for c, v in (balance.level_db if balance else {}).items()},
                     "stereo_db": {c: round(v, 2) for c, v in (balance.stereo_db if balance else {}).items()}},
         "output": result.levels.to_dict(), "keep_probability": keep_probability, **result.report,
+        "guard": result.guard.as_dict() if result.guard is not None else None,
     }
 
 

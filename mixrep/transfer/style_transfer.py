@@ -45,7 +45,7 @@ from mixrep.console.audio_features import AudioFeatureLoss
 from mixrep.console.batch import strip_of_nodes
 from mixrep.console.rate import console_at_rate
 from mixrep.constants import MIN_EMBED_SECONDS, STEMS
-from mixrep.data.transfer import SILENT_RMS
+from mixrep.data.transfer import REFERENCE_LUFS, SILENT_RMS, align_track_levels, normalise_loudness
 from mixrep.devices import resolve_device
 from mixrep.errors import CheckpointError
 from mixrep.transfer.balance import BalanceMoves, audible_stems, console_stems, match_balance
@@ -54,6 +54,9 @@ from mixrep.transfer.output_stage import (
     CHUNK_SAMPLES, SILENT_REFERENCE_LUFS, TRUE_PEAK_CEILING_DB, OutputLevels, analysis_excerpt, finish_levels,
     render_song, track_gains, track_rms,
 )
+from mixrep.transfer.guard import GuardConfig, GuardReport, apply_guard, clamp_console, compare_mixes
+from mixrep.transfer.guard import Z_NEAR, neutral_parameters, plain_stems, reference_signal, strip_confidence
+from mixrep.transfer.guard import tracks_differ
 from mixrep.transfer.report import physical_report
 
 log = logging.getLogger(__name__)
@@ -64,13 +67,18 @@ class Prediction:
     """What :meth:`StyleTransfer.predict_graph` returns.
 
     Attributes:
-        console: the full console with the predicted parameters.
+        console: the full console with the predicted parameters (the median over clips).
         keep_probability: ``(V,)`` per node of its graph, the predicted probability that the
-            processor is in the mix's graph (1 for inputs, mixes and the output).
+            processor is in the mix's graph (1 for inputs, mixes and the output), mean over clips.
+        track_clip_rows: ``(clips, K, track_size)`` the raw strip rows predicted on each clip.
+        group_clip_rows: ``(clips, G, group_size)`` the raw bus rows on each clip, for the
+            console's buses (mix-node order).
     """
 
     console: MixingConsole
     keep_probability: Tensor
+    track_clip_rows: Tensor
+    group_clip_rows: Tensor
 
     def sparse(self, threshold: float = 0.5) -> MixingConsole:
         """The console without the processors predicted absent (probability below ``threshold``);
@@ -98,6 +106,7 @@ class TransferResult:
         balance: what balance matching moved (level and stereo per stem class; ``None`` without it).
         levels: the written mix's rate, loudness, true peak and the gains that set them.
         track_gains: ``(tracks,)`` the linear level-alignment gain of every track.
+        guard: what the guard decided (:class:`~mixrep.transfer.guard.GuardReport`; ``None`` without it).
     """
 
     mix: np.ndarray
@@ -109,6 +118,7 @@ class TransferResult:
     balance: BalanceMoves | None = None
     levels: OutputLevels | None = None
     track_gains: np.ndarray | None = None
+    guard: GuardReport | None = None
 
 
 def prepare_tracks(tracks, sample_rate: int, target_rate: int) -> Tensor:
@@ -226,10 +236,15 @@ class StyleTransfer:
         return cls(head, encoder, device, loaded.get("datamodule_hyper_parameters"))
 
     # ------------------------------------------------------------------ pieces
-    def reference_embedding(self, reference_stems, sample_rate: int, max_clips: int = 8) -> Tensor:
+    def reference_embedding(self, reference_stems, sample_rate: int, max_clips: int = 8, normalise: bool = True) -> Tensor:
         """The head's reference vector ``(reference_dim,)`` of reference stems ``(4, 2, samples)``:
         the normalised mean of up to ``max_clips`` clip embeddings, followed (for heads trained with
-        reference features) by the clips' mean front-end mix features.
+        reference features) by the clips' mean front-end mix features. Each clip is first set to
+        the references' loudness in training (:data:`~mixrep.data.transfer.REFERENCE_LUFS`, every
+        clip on its own, as training normalises every reference clip): the mix features hold
+        absolute levels, and a reference at another loudness lay thousands of standard deviations
+        from the training references (docs/transfer.md). ``normalise`` False skips that (the
+        behaviour before, for comparison).
 
         Raises:
             ValueError: not four stereo stems, or shorter than the encoder's minimum.
@@ -243,34 +258,156 @@ class StyleTransfer:
             raise ValueError(f"the reference lasts {seconds:.2f} s; the encoder needs at least {MIN_EMBED_SECONDS} s")
         clip = min(self.encoder.clip_seconds, seconds)
         starts = self.encoder.clip_offsets(seconds, max_clips)
-        clips = np.stack([stems[..., int(s * sample_rate): int(s * sample_rate) + int(clip * sample_rate)].numpy()
-                          for s in starts])
+        clips = [stems[..., int(s * sample_rate): int(s * sample_rate) + int(clip * sample_rate)].numpy() for s in starts]
+        clips = np.stack([normalise_loudness(c, sample_rate, REFERENCE_LUFS) if normalise else c for c in clips])
         embedding = torch.from_numpy(aggregate_clips(self.encoder.embed_stems(clips, sample_rate))).to(self.device)
         if not self.head.config.reference_features:
             return embedding
         features = torch.from_numpy(self.encoder.mix_features(clips, sample_rate).mean(0))
         return torch.cat([embedding, features.to(self.device)])
 
+    def clip_starts(self, samples: int, max_clips: int = 8) -> list[tuple[int, int]]:
+        """``(start, length)`` in samples of up to ``max_clips`` evenly spaced clips of the head's
+        training length (``data_config["clip_seconds"]``, 3 s by default) over ``samples``; one
+        clip of everything when shorter, or when ``max_clips`` is 0 (the whole song at once)."""
+        length = int(round(float(self.data_config.get("clip_seconds", 3.0)) * self.sample_rate))
+        if max_clips <= 0 or samples <= length:
+            return [(0, samples)]
+        clips = int(min(max_clips, samples // length))
+        return [(int(round(a)), length) for a in np.linspace(0, samples - length, clips)]
+
     @torch.no_grad()
-    def predict_graph(self, tracks: Tensor, names: list[str], stems: list[str], embedding: Tensor) -> Prediction:
+    def predict_graph(self, tracks: Tensor, names: list[str], stems: list[str], embedding: Tensor,
+                      max_clips: int = 8) -> Prediction:
         """The full console with predicted parameters for level-aligned ``tracks`` ``(K, 2, samples)``,
-        and the predicted probability that each of its processors is in the graph."""
+        and the predicted probability that each of its processors is in the graph.
+
+        The head was trained on clips of ``clip_seconds``: it runs on up to ``max_clips`` evenly
+        spaced clips of that length (each clip's tracks level-aligned on their own, as in
+        training; memory bounded by one clip, whatever the song's length), and every raw
+        parameter is the median over clips (``max_clips`` 0: one pass over the whole song).
+        """
         graph = self.spec.graph(names, stems)
         groups = torch.tensor([[STEMS.index(s) for s in stems]], device=self.device)
         mask = torch.ones(1, len(names), dtype=torch.bool, device=self.device)
-        out = self.head(tracks[None].to(self.device), mask, groups, embedding[None].to(self.device))
+        outs = []
+        for start, length in self.clip_starts(tracks.shape[-1], max_clips):
+            clip = align_track_levels(tracks[..., start: start + length].to(self.device))
+            outs.append(self.head(clip[None], mask, groups, embedding[None].to(self.device)))
+        track_clips = torch.cat([o.track_rows for o in outs])  # (C, K, size)
+        group_mask = outs[0].group_mask
+        group_clips = torch.cat([o.group_rows[:, group_mask[0]] for o in outs])  # (C, G, size)
+        track_rows = track_clips.median(0).values[None]
+        group_rows = torch.zeros_like(outs[0].group_rows)
+        group_rows[:, group_mask[0]] = group_clips.median(0).values
         params = ConsoleBatch([graph]).params_from_strips(
-            self.track_layout.unflatten(out.track_rows), self.group_layout.unflatten(out.group_rows), mask,
-            out.group_mask)
+            self.track_layout.unflatten(track_rows), self.group_layout.unflatten(group_rows), mask, group_mask)
         console = MixingConsole(graph, self.processors, params).to(self.device)
-        track_p, group_p = torch.sigmoid(out.track_keep[0]).cpu(), torch.sigmoid(out.group_keep[0][out.group_mask[0]]).cpu()
+        track_p = torch.stack([torch.sigmoid(o.track_keep[0]) for o in outs]).mean(0).cpu()
+        group_p = torch.stack([torch.sigmoid(o.group_keep[0][group_mask[0]]) for o in outs]).mean(0).cpu()
         keep = torch.ones(graph.num_nodes)
         for v, owner in enumerate(strip_of_nodes(graph)):
             if owner is not None:
                 kind, i = owner
                 layout, probabilities = (self.track_layout, track_p) if kind == "track" else (self.group_layout, group_p)
                 keep[v] = probabilities[i, layout.types.index(graph.node_types[v])]
-        return Prediction(console, keep)
+        return Prediction(console, keep, track_clips.cpu(), group_clips.cpu())
+
+    def reference_z(self, embedding: Tensor) -> Tensor:
+        """``(reference_dim,)`` z-scores of a reference vector against the head's training references
+        (the head's stored mean and spread; inputs without training spread at 0, as the head takes them)."""
+        return self.head.standardise_reference(embedding[None].to(self.device), clamp=False)[0].cpu()
+
+    @torch.no_grad()
+    def guard(self, prediction: Prediction, tracks: Tensor, stems: list[str], reference_stems: Tensor,
+              embedding: Tensor, config: GuardConfig) -> GuardReport:
+        """Confidence per strip and setting, fallback, engineer's ranges and timing
+        (:mod:`mixrep.transfer.guard`), in place on ``prediction.console``.
+
+        Args:
+            tracks: ``(K, 2, samples)`` level-aligned; reference_stems: ``(4, 2, samples)``.
+        """
+        z = self.reference_z(embedding)
+        index = int(z.abs().argmax())
+        names = list(self.head.config.feature_names)
+        offset = self.head.config.reference_dim - len(names)
+        report = GuardReport(reference_max_z=float(z.abs().max()),
+                             reference_feature=names[index - offset] if index >= offset else f"embedding[{index}]")
+        if not config.enabled:
+            return report
+        signal = reference_signal(report.reference_max_z)
+        differ = tracks_differ(tracks, self.sample_rate)
+        confidence, signals = {}, {}
+        for kind, rows, layout, decoder in (("track", prediction.track_clip_rows, self.track_layout, self.head.track_decoder),
+                                            ("group", prediction.group_clip_rows, self.group_layout, self.head.group_decoder)):
+            confidence[kind], signals[kind] = strip_confidence(rows, layout, decoder.centre, differ and kind == "track",
+                                                               signal)
+        report.fell_back = apply_guard(prediction.console, stems, confidence,
+                                       {"track": self.track_layout, "group": self.group_layout}, reference_stems, config)
+        for kind, key, strips in (("track", "tracks", list(prediction.console.track_names)),
+                                  ("group", "buses", list(report.fell_back["buses"]))):
+            layout = self.track_layout if kind == "track" else self.group_layout
+            report.confidence[key] = {s: {t: round(float(confidence[kind][i, j]), 3) for j, t in enumerate(layout.types)}
+                                      for i, s in enumerate(strips)}
+            report.signals[key] = {s: {t: {n: round(float(v[i, j]), 3) for n, v in signals[kind].items()}
+                                       for j, t in enumerate(layout.types)} for i, s in enumerate(strips)}
+        low = sorted({t for strips in report.fell_back.values() for types in strips.values() for t in types})
+        if report.reference_max_z > Z_NEAR:
+            report.warnings.append(f"the reference lies far from the head's training references (largest |z| "
+                                   f"{report.reference_max_z:.1f}, {report.reference_feature})")
+        if low:
+            count = sum(len(types) for strips in report.fell_back.values() for types in strips.values())
+            report.warnings.append(f"low confidence: {count} settings ({', '.join(low)}) fell back to the measured "
+                                   f"prior (flat EQ, ratio 1, width 1, dry echoes, balance-matched faders)")
+        return report
+
+    @torch.no_grad()
+    def balanced_prior(self, names: list[str], stems: list[str], tracks: Tensor, reference_stems: Tensor,
+                       graph=None) -> MixingConsole:
+        """Balance matching alone: the console (``graph``, default the full console of ``names``)
+        at the measured prior (:func:`~mixrep.transfer.guard.neutral_parameters`: flat EQ, ratio 1,
+        width 1, dry echoes, faders 0 dB centred), its faders then moved to the reference's stem
+        balance (:func:`~mixrep.transfer.balance.match_balance`).
+
+        Args:
+            tracks: ``(K, 2, samples)`` level-aligned; reference_stems: ``(4, 2, samples)``.
+        """
+        graph = graph if graph is not None else self.spec.graph(list(names), list(stems))
+        start = MixingConsole(graph, self.processors)
+        console = MixingConsole(graph, self.processors,
+                                {t: neutral_parameters(t, {k: v.detach() for k, v in p.items()})
+                                 for t, p in start.parameter_dict().items()}).to(self.device)
+        match_balance(console, tracks.to(self.device), stems, reference_stems.to(self.device))
+        return console
+
+    @torch.no_grad()
+    def check(self, console: MixingConsole, tracks: Tensor, stems: list[str], reference_stems: Tensor,
+              report: GuardReport, config: GuardConfig, seconds: float = 10.0) -> MixingConsole:
+        """After balance matching and refinement: clamp into the engineer's ranges again, compare
+        the mix with the plain sum and with balance matching alone on the reference's own features
+        (:func:`~mixrep.transfer.guard.compare_mixes`, on ``seconds`` from the middle of the
+        song; a warning when the head's mix is further), and return the console to render: balance
+        matching alone when the head's mix is further and ``config.check`` is set, else ``console``.
+        """
+        if config.enabled:  # refinement may have moved settings; the faders' stereo is balance matching's
+            clamp_console(console, stems, reference_stems, config.wide_ranges, pan=False)
+        length = min(tracks.shape[-1], int(seconds * self.sample_rate))
+        start = (tracks.shape[-1] - length) // 2
+        stretch = tracks[..., start: start + length]
+        plain = plain_stems(stretch, stems)
+        balanced = self.balanced_prior(console.track_names, stems, tracks, reference_stems, console.graph)
+        report.comparison = compare_mixes({"plain sum": plain, "balance only": console_stems(balanced, stretch, stems),
+                                           "this mix": console_stems(console, stretch, stems)},
+                                          reference_stems, self.sample_rate)
+        ours, alone = report.comparison["this mix"]["distance"], report.comparison["balance only"]["distance"]
+        if ours > alone:
+            report.warnings.append(f"the head's mix is further from the reference than balance matching alone "
+                                   f"({ours:.2f} against {alone:.2f} dB on the reference's features)"
+                                   + ("; using balance matching alone" if config.check else ""))
+            if config.check:
+                report.wholesale = True
+                return balanced
+        return console
 
     def predict(self, tracks: Tensor, names: list[str], stems: list[str], embedding: Tensor) -> MixingConsole:
         """The full console with predicted parameters (:meth:`predict_graph` without the graph)."""
@@ -339,8 +476,8 @@ class StyleTransfer:
     def mix(self, tracks, reference_stems, names: list[str] | None = None, stems: list[str] | None = None,
             sample_rate: int | None = None, reference_sample_rate: int | None = None, refine_steps: int = 0,
             refine_lr: float = 0.003, refine_embedding_weight: float = 0.0, sparse: bool = False,
-            keep_threshold: float = 0.5, balance: bool = True,
-            true_peak_db: float = TRUE_PEAK_CEILING_DB) -> TransferResult:
+            keep_threshold: float = 0.5, balance: bool = True, guard: GuardConfig | None = None,
+            max_clips: int = 8, true_peak_db: float = TRUE_PEAK_CEILING_DB) -> TransferResult:
         """Mix ``tracks`` in the style of ``reference_stems`` (see the module docstring).
 
         Args:
@@ -357,6 +494,8 @@ class StyleTransfer:
                 ``keep_threshold``; faders always stay).
             balance: after the prediction, move the faders so the stems sit in the mix as the
                 reference's do, in level and stereo (:func:`~mixrep.transfer.balance.match_balance`).
+            guard: the guard's settings (:class:`~mixrep.transfer.guard.GuardConfig`; default on).
+            max_clips: the head runs on up to this many clips of its training length (:meth:`predict_graph`).
             true_peak_db: the written mix's true-peak ceiling, dBTP.
 
         Raises:
@@ -378,16 +517,19 @@ class StyleTransfer:
         target_lufs = reference_loudness(reference, self.sample_rate)
         aligned = analysis_excerpt(raw, gains, rate, self.sample_rate).to(self.device)
         embedding = self.reference_embedding(reference, self.sample_rate)
-        prediction = self.predict_graph(aligned, names, stems, embedding)
+        prediction = self.predict_graph(aligned, names, stems, embedding, max_clips)
+        guard = guard or GuardConfig()
+        report = self.guard(prediction, aligned, stems, reference.to(self.device), embedding, guard)
         console = prediction.sparse(keep_threshold) if sparse else prediction.console
         moves = match_balance(console, aligned, stems, reference) if balance else None
         losses = self.refine(console, aligned, stems, embedding, reference.to(self.device), refine_steps, refine_lr,
                              embedding_weight=refine_embedding_weight)
+        console = self.check(console, aligned, stems, reference.to(self.device), report, guard)
         final = console_at_rate(console, rate, self.spec.processor_options).to(self.device)
         mixed = render_song(final, raw, gains)
         levels = finish_levels(mixed, rate, target_lufs, true_peak_db)
         return TransferResult(mixed, final, physical_report(final), rate, losses, prediction.keep_probability, moves,
-                              levels=levels, track_gains=gains)
+                              guard=report, levels=levels, track_gains=gains)
 
     @staticmethod
     def _level_gains(tracks: np.ndarray, names: list[str]) -> np.ndarray:
