@@ -68,6 +68,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mix.add_argument("--clips", type=int, default=8,
                      help="the head runs on up to this many clips of its training length, the settings are their "
                           "median and their disagreement a confidence signal (0: the whole song at once; default 8)")
+    mix.add_argument("--weights", type=Path, default=None,
+                     help="with --reference: local Demucs weights to separate it (.th/.safetensors file or demucs "
+                          "model folder; see `mixrep separate --help`), instead of the pretrained model the head's "
+                          "encoder names. A checkpoint never chooses a weights file: one it records is ignored")
     mix.set_defaults(func=run_mix)
 
 
@@ -138,10 +142,11 @@ def run_mix(args: argparse.Namespace) -> int:
     if args.reference_stems is not None:
         folders["reference folder"] = args.reference_stems
     inputs = [*song_files(args.tracks), *reference_files, args.head,
-              *(p for p in (args.encoder, args.groups, args.tracks / "groups.json") if p is not None)]
+              *(p for p in (args.encoder, args.weights, args.groups, args.tracks / "groups.json") if p is not None)]
     outputs = plan_outputs(args.out, args.params_out, args.figure, args.sparse, inputs, folders, args.force)
     song = read_song(args.tracks, args.groups)
-    transfer = StyleTransfer.from_checkpoint(args.head, device=args.device, encoder_checkpoint=args.encoder)
+    transfer = StyleTransfer.from_checkpoint(args.head, device=args.device, encoder_checkpoint=args.encoder,
+                                             separator_weights=args.weights)
     reference = read_reference(args, transfer)
     result = transfer.mix(song.tracks, reference, song.names, song.stems, sample_rate=song.sample_rate,
                           refine_steps=args.refine_steps, refine_embedding_weight=args.refine_embedding_weight,

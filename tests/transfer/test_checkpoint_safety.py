@@ -90,6 +90,12 @@ def test_mix_with_a_head_naming_a_pickle_runs_no_code(tiny_head, tmp_path, pretr
     assert not marker.exists() and out.is_file() and pretrained_demucs == ["htdemucs"]
     transfer = StyleTransfer.from_checkpoint(evil)
     assert transfer.encoder.separator_weights is None and transfer.encoder.separator_name == "htdemucs"
+    mine = save_demucs_package(tiny_htdemucs(), tmp_path / "mine" / "tiny.th")  # the user's own choice
+    out.unlink()
+    assert mixrep_main(["mix", "--tracks", str(tracks), "--reference", str(tmp_path / "mix.wav"), "--head", str(evil),
+                        "--out", str(out), "--no-balance", "--weights", str(mine)]) == 0
+    assert not marker.exists() and out.is_file() and pretrained_demucs == ["htdemucs"]  # the user's weights, not the hub's
+    assert StyleTransfer.from_checkpoint(evil, separator_weights=mine).encoder.separator_weights == str(mine)
 
 
 def test_evaluation_reopens_the_training_source_without_the_recorded_weights(tiny_checkpoint, tmp_path, monkeypatch):
