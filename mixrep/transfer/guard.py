@@ -110,9 +110,9 @@ class GuardConfig:
         check: after balance matching (and refinement) the mix is always compared with balance
             matching alone on the reference's features, with a warning when the head's is further;
             ``check`` then renders balance matching alone instead. Off by default: on the
-            evaluation's 36 items of two heads (docs/results.md) the switch fired on half of them; it
+            evaluation's 54 items of three heads (docs/results.md) the switch fired on half of them; it
             lowered the share of items worse than balance matching alone from 19 to 11 % but raised
-            the mean audio loss in 4 of the 6 domain and reference rows (the four features leave out
+            the mean audio loss in all 6 domain and reference rows (the four features leave out
             what the head's EQ, dynamics and echoes add).
     """
 
