@@ -9,7 +9,7 @@ gives its peak resident memory, its wall time, and the sizes that must grow with
 tracks as read (float32) and the written mix (float32).
 
     python benchmarks/transfer_memory.py                       # 1, 5, 10 minutes x 4, 16 tracks
-    python benchmarks/transfer_memory.py --code-root /work/main --minutes 1 --tracks 4 16
+    python benchmarks/transfer_memory.py --code-root ../mixrep-old --minutes 1 --tracks 4 16
 
 ``--code-root`` runs another checkout's ``mixrep`` (the same head) to compare.
 """
