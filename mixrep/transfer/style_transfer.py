@@ -8,14 +8,17 @@
 Steps: the tracks are checked, upmixed if mono, and level-aligned (each to -20 dBFS RMS, as in
 training); a silent reference is refused; the reference stems are embedded by the style encoder the
 head was trained with (mean of clip embeddings); the head predicts every strip's and bus's
-parameters at the console's (the model's) rate from the middle of the song
-(:func:`~mixrep.transfer.output_stage.analysis_excerpt`); the faders are then set so the stems sit
+parameters at the console's (the model's) rate from clips of the middle of the song
+(:func:`~mixrep.transfer.output_stage.analysis_excerpt`); the guard (:mod:`mixrep.transfer.guard`)
+rates every setting's confidence, falls back to the measured prior where it is low and clamps the
+rest into an engineer's ranges; the faders are then set so the stems sit
 in the mix as the reference's do, in level and stereo (balance matching,
 :mod:`mixrep.transfer.balance`); with ``refine_steps`` the parameters are then optimised so that
 every rendered stem's audio features move towards the reference stem's (the distance of the
 rendered mix's style embedding to the reference's, through the differentiable front end, is a term
-of the same objective, off by default); the console is rebuilt at the tracks' own rate
-(:func:`~mixrep.console.rate.console_at_rate`), renders the whole song in exact chunks at full band,
+of the same objective, off by default); the guard's check compares the result with balance
+matching alone on the reference's features (warning, or switching, when it is further); the
+console is rebuilt at the tracks' own rate (:func:`~mixrep.console.rate.console_at_rate`), renders the whole song in exact chunks at full band,
 and the mix is set to the reference's loudness under a true-peak ceiling
 (:mod:`mixrep.transfer.output_stage`). Memory grows with the song only by the tracks read and the
 mix written.
