@@ -75,15 +75,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mix.set_defaults(func=run_mix)
 
 
-def read_track_folder(folder: Path, sample_rate: int | None, groups_path: Path | None):
-    """``(tracks (K, 2, samples), names, stems)`` of the one song in ``folder``, at the files' own
-    rate (:func:`~mixrep.transfer.inputs.read_song`; ``sample_rate`` is ignored: kept for callers)."""
-    from mixrep.transfer.inputs import read_song
-
-    song = read_song(folder, groups_path)
-    return song.tracks, song.names, song.stems
-
-
 def reference_inputs(args: argparse.Namespace) -> list[Path]:
     """The reference's files, header-checked (before any model is loaded)."""
     from mixrep.transfer.inputs import check_reference_files, reference_stem_files

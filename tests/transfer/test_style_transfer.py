@@ -93,10 +93,10 @@ def test_groups_file_sets_stem_classes_and_must_name_existing_tracks(tiny_head, 
                         "--out", str(out), "--groups", str(groups)]) == 0
     assert json.loads(out.with_suffix(".json").read_text())["stems"] == ["bass", "drums", "other"]
     groups.write_text(json.dumps({"guitar": "other"}))
-    from mixrep.transfer.cli import read_track_folder
+    from mixrep.transfer.inputs import read_song
 
     with pytest.raises(DatasetError, match="guitar"):
-        read_track_folder(tracks, SR, groups)
+        read_song(tracks, groups)
 
 
 def test_bad_inputs_get_clear_errors(tiny_head, tiny_checkpoint, style_checkpoint, tmp_path):
@@ -121,10 +121,10 @@ def test_bad_inputs_get_clear_errors(tiny_head, tiny_checkpoint, style_checkpoin
     uneven.mkdir()
     write_audio(uneven / "kick.wav", tone(3.0, 60, 0), SR)
     write_audio(uneven / "bass.wav", tone(2.0, 110, 1), SR)
-    from mixrep.transfer.cli import read_track_folder
+    from mixrep.transfer.inputs import read_song
 
     with pytest.raises(DatasetError, match="differ in length"):
-        read_track_folder(uneven, SR, None)
+        read_song(uneven)
 
 
 def test_predictions_are_finite_over_many_random_draws_with_silent_tracks(tiny_head):
