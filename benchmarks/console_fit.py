@@ -1,4 +1,4 @@
-"""Convergence of console fits on mixes with a known answer (README "Fitting the full console").
+"""Convergence of console fits on mixes with a known answer (docs/results.md "Fitting the full console").
 
 Each case: synthetic-corpus stems (four per song) mixed by a full ``ecnsgdr`` console (track and
 subgroup chains) whose parameters come from the musical prior, loudness-matched to the plain sum

@@ -1,4 +1,4 @@
-"""Training corpus x evaluation domain, over seeds: the README's cross-domain table.
+"""Training corpus x evaluation domain, over seeds: docs/results.md "Training corpus x evaluation domain".
 
 Each run trains ``configs/demo.yaml`` (what ``bash scripts/train.sh`` runs) with one training corpus
 and one seed, then scores its best checkpoint (what ``make demo`` scores) with ``mixrep evaluate``'s
@@ -97,7 +97,7 @@ def run_one(corpus: str, seed: int, args: argparse.Namespace) -> dict:
 
     domains = domain_table_dict(evaluate_checkpoint(best, num_songs=args.songs, num_styles=args.styles,
                                                     corpus_dir=args.corpus_dir))
-    # The previous README's metric: per-stem chains as the styles (here on the synth domain's songs).
+    # The earlier metric: per-stem chains as the styles (here on the synth domain's songs).
     chains = domain_table_dict(evaluate_checkpoint(best, domains=["synth"], num_songs=args.songs,
                                                    num_styles=args.styles, styles="chains"))
     result = {"corpus": corpus, "seed": seed, "command": shlex.join(command), "checkpoint": str(best),
@@ -116,7 +116,7 @@ def _children_cpu_seconds() -> float:
 
 DOMAIN_KINDS = ("synth", "held-out soundfont", "synth, chains")
 """Rows per corpus: the two domains of ``mixrep evaluate`` (mixing-style space) and the synth
-domain under the per-stem chains (the previous README's style distribution)."""
+domain under the per-stem chains (the earlier style distribution)."""
 
 
 def domain_of(result: dict, kind: str) -> dict | None:

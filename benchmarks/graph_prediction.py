@@ -1,4 +1,5 @@
-"""Graph prediction against its baselines, over seeds, on held-out songs of two domains (README table).
+"""Graph prediction against its baselines, over seeds, on held-out songs of two domains
+(docs/results.md "Graph prediction on the same song").
 
 Each seed trains a :class:`~mixrep.console.graph_predictor.GraphPredictor` (what ``mixrep console
 train-graph`` does) on cases of the numpy synth's train songs (:class:`~mixrep.data.graph_cases.

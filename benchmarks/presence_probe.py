@@ -1,4 +1,5 @@
-"""Can a processor's presence be read off a reference at all? (README, graph prediction shortfall.)
+"""Can a processor's presence be read off a reference at all?
+(docs/results.md "Stage 2: processor presence from mix features".)
 
 Console references of the Stage 2 training prior (all six synthetic tracks, sparse graphs drawn with
 ``configs/regression.yaml``'s ``active_probability``, processors counted present when audible in the

@@ -1,4 +1,4 @@
-"""Pruning on mixes made by known sparse graphs (README "Pruning the console to a sparse graph").
+"""Pruning on mixes made by known sparse graphs (docs/results.md "Pruning search").
 
 Each case: synthetic-corpus stems (four per song, two subgroups) mixed by a full ``ecnsgdr``
 console whose processors are each kept with a per-type probability (``ACTIVE``; gain/pan always)

@@ -1,4 +1,4 @@
-"""Stage 2 speed (README "Style transfer"): training step and ``mixrep mix`` wall time.
+"""Stage 2 speed (docs/results.md "Stage 2 speed"): training step and ``mixrep mix`` wall time.
 
 1. Training step, forward + backward of the head, the console render and the loss, for one batch
    of B synthetic songs: the batch rendered as one disjoint graph (``ConsoleBatch``, what training

@@ -1,4 +1,4 @@
-"""How much a reference tells about the console that mixed it (README "Style transfer", the shortfall).
+"""How much a reference tells about the console that mixed it (docs/results.md "Stage 2: what a reference tells").
 
 Linear probes (ridge regression, 5-fold cross-validated) from what the Stage 2 head is given about a
 reference (the frozen style embedding, the 116 front-end mix features, both) to the ground truth

@@ -1,4 +1,4 @@
-"""The README's Stage 2 tables: ``mixrep evaluate-transfer`` over several heads (one per training
+"""The Stage 2 tables of docs/results.md: ``mixrep evaluate-transfer`` over several heads (one per training
 seed), mean and spread over seeds of every score, on the same test items for every head.
 
     nice -n 5 python benchmarks/transfer_table.py --heads runs/seed0/.../best.ckpt runs/seed1/... \
