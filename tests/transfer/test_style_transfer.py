@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from mixrep.api import StyleEncoder, load_checkpoint
 from mixrep.audio.io import read_audio, write_audio
 from mixrep.audio.style_space import integrated_loudness
 from mixrep.cli import main as mixrep_main
 from mixrep.errors import CheckpointError, DatasetError
-from mixrep.training.cli import config_task
 from mixrep.transfer import StyleTransfer
 
 SR = 22050
@@ -40,12 +40,6 @@ def song(tmp_path):
     for i, stem in enumerate(("drums", "bass", "other", "vocals")):
         write_audio(reference / f"{stem}.wav", tone(2.5, 80 * (i + 1), 10 + i) * (0.5 + 0.2 * i), SR)
     return tracks, reference
-
-
-def test_the_regression_config_is_dispatched_by_its_task(repo_root):
-    assert config_task(["fit", "--config", str(repo_root / "configs/regression.yaml")]) == "regression"
-    assert config_task(["fit", "--config", str(repo_root / "configs/demo.yaml")]) == "style"
-    assert config_task(["fit", "--config", str(repo_root / "configs/regression.yaml"), "--task", "style"]) == "style"
 
 
 def test_head_checkpoint_describes_itself_and_carries_its_encoder(tiny_head, tiny_checkpoint):
@@ -197,13 +191,11 @@ def test_mix_sparse_writes_the_predicted_graph(tiny_head, song, tmp_path):
 
 
 def test_regression_config_instantiates_with_its_console_linked(repo_root, tiny_checkpoint, monkeypatch):
-    from mixrep.training.regression_cli import RegressionCLI
-    from mixrep.training.regression import RegressionModule
-    from mixrep.data.transfer import TransferDataModule
+    from mixrep.training.regression_cli import train_head
 
     monkeypatch.chdir(repo_root)
-    cli = RegressionCLI(RegressionModule, TransferDataModule, run=False,
-                        args=["--config", "configs/regression.yaml", "--model.encoder_checkpoint", str(tiny_checkpoint)])
+    cli = train_head(["--config", "configs/regression.yaml", "--model.encoder_checkpoint", str(tiny_checkpoint)],
+                     run=False)
     data, model = cli.datamodule.hparams, cli.model.hparams
     for name in ("sample_rate", "chain", "group_chain", "processor_options"):
         assert model[name] == data[name]
@@ -211,11 +203,14 @@ def test_regression_config_instantiates_with_its_console_linked(repo_root, tiny_
     assert cli.model.console_spec.chain == "ecnsgdr" and cli.trainer.gradient_clip_val == 1.0
 
 
-def test_a_missing_encoder_checkpoint_says_how_to_train_one(tmp_path, monkeypatch):
-    from mixrep.training.regression_cli import latest_encoder_checkpoint
+def test_a_head_run_saves_the_resolved_encoder_in_its_config_and_checkpoint(tiny_head, tiny_checkpoint):
+    from mixrep.training.runs import file_sha256
 
-    with pytest.raises(CheckpointError, match="bash scripts/train.sh"):
-        latest_encoder_checkpoint(tmp_path)
+    config = yaml.safe_load((tiny_head.parents[1] / "config.yaml").read_text())  # LightningCLI's saved config
+    hparams = load_checkpoint(tiny_head)["hyper_parameters"]
+    for recorded in (config["model"], hparams):
+        assert recorded["encoder_checkpoint"] == str(tiny_checkpoint.resolve())
+        assert recorded["encoder_sha256"] == file_sha256(tiny_checkpoint)
 
 
 def test_refinement_lowers_its_objective_and_its_embedding_term_reaches_the_faders(tiny_head):
