@@ -38,7 +38,8 @@ class EncoderCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--task", type=Literal["encoder", "style"], default="encoder",
-                            help="the `mixrep train` target of this config (`style`: configs saved before it was named)")
+                            help="the `mixrep train` target of this config (`style`: configs saved before "
+                                 "it was named)")
         for name in LINKED:
             parser.link_arguments(f"data.{name}", f"model.{name}")
         parser.add_lightning_class_args(StyleRetrievalEval, "style_eval")
@@ -67,7 +68,8 @@ class EncoderCLI(LightningCLI):
         differences = model_differences(checkpoint.get("hyper_parameters", {}), config["model"])
         if differences:
             raise CheckpointError(
-                f"cannot resume from {config['ckpt_path']}: its model was trained with other arguments than this run's ("
+                f"cannot resume from {config['ckpt_path']}: its model was trained with other arguments than this "
+                f"run's ("
                 + "; ".join(differences) + "). Resume with the config and --model arguments of the run that wrote "
                 "it (`bash scripts/train.sh --config <its config> --ckpt_path ...`), or start a new run without "
                 "--ckpt_path to train another model.")
@@ -121,8 +123,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                "  mixrep train head fit --config configs/regression.yaml --model.encoder_checkpoint enc.ckpt\n"
                "`bash scripts/train.sh` runs the same with configs/demo.yaml as the default config.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    command.add_argument("target", choices=TARGETS, help="encoder: the style encoder (configs/demo.yaml, "
-                                                         "configs/fma.yaml); head: the Stage 2 head (configs/regression.yaml)")
+    command.add_argument("target", choices=TARGETS, help="encoder: the style encoder (configs/demo.yaml, configs/"
+                                                         "fma.yaml); head: the Stage 2 head (configs/regression.yaml)")
     command.add_argument("lightning_args", nargs=argparse.REMAINDER, metavar="ARGS",
                          help="LightningCLI's arguments, from its subcommand on (`fit --config configs/demo.yaml`)")
     command.set_defaults(func=run_train)

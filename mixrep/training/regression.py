@@ -115,9 +115,10 @@ class RegressionModule(L.LightningModule):
         encoder_checkpoint = resolve_encoder_checkpoint(encoder_checkpoint)
         sha256 = file_sha256(encoder_checkpoint)
         if encoder_sha256 is not None and encoder_sha256 != sha256:
-            raise CheckpointError(f"the style encoder {encoder_checkpoint} has sha256 {sha256}, not the {encoder_sha256} "
-                                  f"this run's config names: the file changed since that config was written. Pass "
-                                  f"the encoder it names, or --model.encoder_sha256 null to train against this one")
+            raise CheckpointError(f"the style encoder {encoder_checkpoint} has sha256 {sha256}, not the "
+                                  f"{encoder_sha256} this run's config names: the file changed since that config was "
+                                  f"written. Pass the encoder it names, or --model.encoder_sha256 null to train "
+                                  f"against this one")
         self.hparams.update(encoder_checkpoint=str(encoder_checkpoint), encoder_sha256=sha256)
         style = StyleEncoder.from_checkpoint(encoder_checkpoint, device="cpu")
         if style.sample_rate != sample_rate:

@@ -263,7 +263,8 @@ def resolve_encoder_checkpoint(value: str | Path | None, demo_record: str | Path
     else:
         path = Path(value).expanduser()
         if not path.is_file():
-            raise CheckpointError(f"the style-encoder checkpoint {path} (model.encoder_checkpoint) does not exist; {hint}")
+            raise CheckpointError(f"the style-encoder checkpoint {path} (model.encoder_checkpoint) does not exist; "
+                                  f"{hint}")
     return path.resolve()
 
 

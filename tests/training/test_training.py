@@ -93,17 +93,17 @@ def test_a_short_cpu_fit_learns_its_batch_and_scores_its_final_weights(tmp_path)
     # on seeds 0-3); one that does not (no optimiser step, no gradient, a zero learning rate) keeps it.
     cli = train_encoder(tiny_fit_args(tmp_path, "--trainer.overfit_batches", "1", "--trainer.max_epochs", "8",
                                       "--trainer.check_val_every_n_epoch", "8", "--model.lr", "3e-3",
-                                      "--style_eval.num_songs", "3")[1:], run=False)
+                                      "--style_eval.num_styles", "3")[1:], run=False)
     losses = LossPerStep()
     cli.trainer.callbacks.append(losses)
     cli.trainer.fit(cli.model, cli.datamodule)
     assert len(losses.losses) == cli.trainer.global_step == 8
     assert np.mean(losses.losses[-3:]) < 0.5 * losses.losses[0], losses.losses
-    # val/map: the style set is 3 held-out songs x 2 styles, and the logged value is the mAP of the
+    # val/map: the style set is 2 held-out songs x 3 styles, and the logged value is the mAP of the
     # final weights on it (recomputed here by hand, not through the metric the callback uses).
     style_eval = next(c for c in cli.trainer.callbacks if isinstance(c, StyleRetrievalEval))
     pairs = set(zip(style_eval.style_set.song_ids.tolist(), style_eval.style_set.style_ids.tolist()))
-    assert len(style_eval.style_set.song_ids) == len(pairs) == 3 * 2
+    assert len(style_eval.style_set.song_ids) == len(pairs) == 2 * 3
     encoder = cli.model.encoder.eval()
     with torch.no_grad():
         embeddings = encoder.embed(style_eval.style_set.mels, style_eval.style_set.features).numpy()
@@ -142,7 +142,8 @@ def test_resume_with_dataloader_workers_continues_identically(tmp_path):
     straight = train_encoder(tiny_fit_args(tmp_path / "straight", "--trainer.max_epochs", "2", *workers,
                                   "--periodic_checkpoint.every_n_epochs", "1", "--last_checkpoint.every_n_epochs", "2"))
     (midway,) = (tmp_path / "straight").rglob("epoch00.ckpt")
-    resumed = train_encoder(tiny_fit_args(tmp_path / "resumed", "--trainer.max_epochs", "2", *workers, "--ckpt_path", str(midway)))
+    resumed = train_encoder(tiny_fit_args(tmp_path / "resumed", "--trainer.max_epochs", "2", *workers,
+                                          "--ckpt_path", str(midway)))
     assert resumed.trainer.global_step == straight.trainer.global_step == 4
     a = _weights(Path(last_checkpoint_path(straight.trainer)))
     b = _weights(Path(last_checkpoint_path(resumed.trainer)))
