@@ -68,11 +68,10 @@ class EncoderCLI(LightningCLI):
         differences = model_differences(checkpoint.get("hyper_parameters", {}), config["model"])
         if differences:
             raise CheckpointError(
-                f"cannot resume from {config['ckpt_path']}: its model was trained with other arguments than this "
-                f"run's ("
-                + "; ".join(differences) + "). Resume with the config and --model arguments of the run that wrote "
-                "it (`bash scripts/train.sh --config <its config> --ckpt_path ...`), or start a new run without "
-                "--ckpt_path to train another model.")
+                f"cannot resume from {config['ckpt_path']}: its model was trained with other arguments than "
+                "this run's (" + "; ".join(differences) + "). Resume with the config and --model arguments of the "
+                "run that wrote it (`bash scripts/train.sh --config <its config> --ckpt_path ...`), or start a new "
+                "run without --ckpt_path to train another model.")
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
