@@ -253,6 +253,9 @@ def resolve_encoder_checkpoint(value: str | Path | None, demo_record: str | Path
                               f"`demo` (the best checkpoint `make demo` recorded in {demo_record}) or a checkpoint "
                               f"path; {hint}")
     if str(value) == DEMO_ENCODER:
+        if not Path(demo_record).is_file():
+            raise CheckpointError(f"model.encoder_checkpoint: demo is the best encoder `make demo` recorded in "
+                                  f"{demo_record}, which does not exist; {hint}")
         try:
             path = Path(read_best_record(demo_record)["best_model_path"])
         except CheckpointError as e:

@@ -243,7 +243,7 @@ def test_the_demo_encoder_is_the_one_best_json_names_whatever_the_file_times(tmp
 def test_a_head_without_its_named_encoder_says_to_run_make_demo_or_pass_a_path(tmp_path, monkeypatch, tiny_checkpoint):
     monkeypatch.chdir(tmp_path)
     hint = r"run `make demo`.*--model.encoder_checkpoint PATH"
-    with pytest.raises(CheckpointError, match=rf"{DEMO_RECORD} does not exist.*{hint}"):
+    with pytest.raises(CheckpointError, match=rf"recorded in {DEMO_RECORD}, which does not exist; {hint}"):
         resolve_encoder_checkpoint("demo")
     DEMO_RECORD.parent.mkdir(parents=True)
     DEMO_RECORD.write_text(json.dumps({"best_model_path": str(tmp_path / "gone.ckpt")}))
