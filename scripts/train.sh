@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Train with `mixrep train encoder|head` (LightningCLI `fit`). The first argument may name the target (encoder, head);
-# without it, a config whose top-level `task` is `head` (configs/regression.yaml) trains the head, any other the
-# style encoder (the last --config with a `task` decides). Without --config: configs/demo.yaml (two GM soundfonts, the numpy synth without them; CPU-sized),
-# and any arguments given are added to it (they override its values). With --config: that config instead.
+# Train with `mixrep train encoder|head` (LightningCLI `fit`). The first argument may name the target (encoder,
+# head); without it, a config whose top-level `task` is `head` (configs/regression.yaml) trains the head, any other
+# the style encoder (the last --config with a `task` decides). Without --config: configs/demo.yaml (two GM
+# soundfonts, the numpy synth without them; CPU-sized), and any arguments given are added to it (they override its
+# values). With --config: that config instead.
 #   bash scripts/train.sh                                                   # the demo encoder
 #   bash scripts/train.sh --trainer.max_epochs 2                            # the demo, 2 epochs
 #   bash scripts/train.sh --ckpt_path outputs/demo/.../last.ckpt            # resume the demo
