@@ -78,7 +78,7 @@ def run_one(corpus: str, seed: int, args: argparse.Namespace) -> dict:
     if result_path.is_file():
         return json.loads(result_path.read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "mixrep.training.cli", "fit", "--config", args.config,
+    command = [sys.executable, "-m", "mixrep.cli", "train", "encoder", "fit", "--config", args.config,
                "--seed_everything", str(seed), "--data.seed", str(seed), *CORPORA[corpus], *shlex.split(args.extra),
                "--trainer.default_root_dir", str(run_dir), "--trainer.logger.init_args.save_dir", str(run_dir),
                "--trainer.enable_progress_bar", "false"]
@@ -90,11 +90,12 @@ def run_one(corpus: str, seed: int, args: argparse.Namespace) -> dict:
     wall, cpu = time.perf_counter() - started, _children_cpu_seconds() - cpu_before
     if returncode != 0:
         raise SystemExit(f"training {corpus} seed {seed} failed (exit {returncode}); see {run_dir / 'train.log'}")
-    version = sorted((run_dir / "tensorboard").glob("version_*"))[-1]
-    best = sorted((version / "checkpoints").glob("best-*.ckpt"), key=os.path.getmtime)[-1]
-    timing = json.loads((version / "timing.json").read_text())
     from mixrep.eval.evaluate import domain_table_dict, evaluate_checkpoint
+    from mixrep.training.runs import read_best_record
 
+    version = sorted((run_dir / "tensorboard").glob("version_*"))[-1]
+    best = Path(read_best_record(version / "best.json")["best_model_path"])  # as the run recorded it
+    timing = json.loads((version / "timing.json").read_text())
     domains = domain_table_dict(evaluate_checkpoint(best, num_songs=args.songs, num_styles=args.styles,
                                                     corpus_dir=args.corpus_dir))
     # The earlier metric: per-stem chains as the styles (here on the synth domain's songs).

@@ -78,13 +78,15 @@ def tiny_head(root: Path) -> Path:
     from conftest import tiny_fit_args  # noqa: E402
     from transfer.conftest import tiny_regression_args  # noqa: E402
 
-    from mixrep.training.cli import last_checkpoint_path, main
+    from mixrep.training.cli import train_encoder
+    from mixrep.training.regression_cli import train_head
+    from mixrep.training.runs import last_checkpoint_path
 
     cwd = os.getcwd()
     os.chdir(REPO)
     try:
-        encoder = Path(last_checkpoint_path(main(tiny_fit_args(root / "encoder")).trainer))
-        return Path(last_checkpoint_path(main(tiny_regression_args(root / "head", encoder)).trainer))
+        encoder = Path(last_checkpoint_path(train_encoder(tiny_fit_args(root / "encoder")).trainer))
+        return Path(last_checkpoint_path(train_head(tiny_regression_args(root / "head", encoder)).trainer))
     finally:
         os.chdir(cwd)
 

@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mixrep.data.cli",
     "mixrep.separation.cli",
     "mixrep.eval.cli",
+    "mixrep.training.cli",
     "mixrep.console.cli",
     "mixrep.transfer.cli",
     "mixrep.index.cli",

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Stage 2 on the embedded default: train the regression head (configs/regression.yaml) against the newest
-# style encoder under outputs/demo (training one first with scripts/train.sh when there is none), mix a
-# held-out synthetic song's raw tracks in the style of another song with `mixrep mix` (--report: the guard's
-# confidence and the comparison with balance matching alone), score the head against the baselines with
+# Stage 2 on the embedded default: train the regression head (configs/regression.yaml) against the best style
+# encoder `make demo` recorded in outputs/demo/best.json (training one first with scripts/train.sh when there is
+# none), mix a held-out synthetic song's raw tracks in the style of another song with `mixrep mix` (--report: the
+# guard's confidence and the comparison with balance matching alone), score the head against the baselines with
 # `mixrep evaluate-transfer`, and print the guard's table (benchmarks/transfer_guard.py: held-out songs of the
 # numpy synth, the held-out soundfont and effects outside the training vocabulary). Everything lands in outputs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
 export PYTHON
-if ! ls outputs/demo/tensorboard/version_*/checkpoints/last.ckpt > /dev/null 2>&1; then
-  bash scripts/train.sh
+if [ ! -f outputs/demo/best.json ]; then
+  bash scripts/train.sh encoder
 fi
-bash scripts/train.sh --config configs/regression.yaml "$@"
+bash scripts/train.sh head --config configs/regression.yaml "$@"
 # the best head of the run just trained, as training recorded it
 head=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["best_model_path"])' outputs/regression/best.json)
 example=outputs/transfer_demo

@@ -39,13 +39,14 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, repo_root) -> Path:
     """A checkpoint of a 2-step run: real format, tiny model (16-d embeddings, 32 mels)."""
-    from mixrep.training.cli import last_checkpoint_path, main
+    from mixrep.training.cli import train_encoder
+    from mixrep.training.runs import last_checkpoint_path
 
     root = tmp_path_factory.mktemp("tiny_run")
     cwd = os.getcwd()
     os.chdir(repo_root)
     try:
-        cli = main(tiny_fit_args(root))
+        cli = train_encoder(tiny_fit_args(root))
     finally:
         os.chdir(cwd)
     path = Path(last_checkpoint_path(cli.trainer))
@@ -57,13 +58,14 @@ def tiny_checkpoint(tmp_path_factory, repo_root) -> Path:
 def style_checkpoint(tmp_path_factory, repo_root) -> Path:
     """A checkpoint trained for 24 steps with the same_chain strategy on the synth under per-stem
     chains: small, but it has learnt to tell mixing styles apart (about a minute on a 2-core CPU)."""
-    from mixrep.training.cli import last_checkpoint_path, main
+    from mixrep.training.cli import train_encoder
+    from mixrep.training.runs import last_checkpoint_path
 
     root = tmp_path_factory.mktemp("style_run")
     cwd = os.getcwd()
     os.chdir(repo_root)
     try:
-        cli = main(tiny_fit_args(
+        cli = train_encoder(tiny_fit_args(
             root, "--data.sample_rate", "22050", "--model.n_fft", "512", "--model.hop_length", "256",
             "--data.items_per_epoch", "384", "--data.batch_size", "16", "--trainer.limit_train_batches", "1.0",
             "--model.channels", "[8, 16]", "--model.embedding_dim", "32", "--model.lr", "2e-3",

@@ -32,6 +32,7 @@ from mixrep.data.transfer import ConsoleSpec, TransferBatch, collate_transfer
 from mixrep.errors import CheckpointError
 from mixrep.models.checkpoint import encoder_section, prefixed_weights, seal, state_dict_hash
 from mixrep.models.regression import HeadConfig, RegressionHead
+from mixrep.training.runs import file_sha256, resolve_encoder_checkpoint
 from mixrep.training.schedules import warmup_cosine
 from mixrep.transfer.checkpoint import HEAD_KIND, HEAD_VERSION, WEIGHTS_PREFIX
 
@@ -86,7 +87,10 @@ class RegressionModule(L.LightningModule):
     """Trains a regression head against a frozen (or fine-tuned) style encoder.
 
     Args:
-        encoder_checkpoint: a style-encoder checkpoint (``bash scripts/train.sh`` writes one).
+        encoder_checkpoint: a style-encoder checkpoint (``mixrep train encoder`` writes one), or ``demo``: the
+            best one ``make demo`` recorded (:func:`~mixrep.training.runs.resolve_encoder_checkpoint`); the
+            hyperparameters hold its absolute path.
+        encoder_sha256: the sha256 that file must have (a saved config's); ``None``: recorded, not checked.
         finetune_encoder: train the encoder too (at ``lr * encoder_lr_ratio``).
         sample_rate, chain, group_chain, processor_options: the console (linked from the data module).
         n_mels, channels, track_dim, hidden, basis_size: the head (:class:`HeadConfig`).
@@ -99,7 +103,7 @@ class RegressionModule(L.LightningModule):
         lr, weight_decay, warmup_steps, min_lr_ratio: AdamW with warmup + cosine decay.
     """
 
-    def __init__(self, encoder_checkpoint: str = "outputs/demo/checkpoints/last.ckpt", finetune_encoder: bool = False,
+    def __init__(self, encoder_checkpoint: str, encoder_sha256: str | None = None, finetune_encoder: bool = False,
                  encoder_lr_ratio: float = 0.1, sample_rate: int = 22050, chain: str = "ecnsgdr",
                  group_chain: str = "ecnsgdr", processor_options: dict | None = None, n_mels: int = 64,
                  channels: tuple[int, ...] = (16, 32, 64), track_dim: int = 128, hidden: int = 256,
@@ -108,6 +112,14 @@ class RegressionModule(L.LightningModule):
                  warmup_steps: int = 20, min_lr_ratio: float = 0.05) -> None:
         super().__init__()
         self.save_hyperparameters()
+        encoder_checkpoint = resolve_encoder_checkpoint(encoder_checkpoint)
+        sha256 = file_sha256(encoder_checkpoint)
+        if encoder_sha256 is not None and encoder_sha256 != sha256:
+            raise CheckpointError(f"the style encoder {encoder_checkpoint} has sha256 {sha256}, not the "
+                                  f"{encoder_sha256} this run's config names: the file changed since that config was "
+                                  f"written. Pass the encoder it names, or --model.encoder_sha256 null to train "
+                                  f"against this one")
+        self.hparams.update(encoder_checkpoint=str(encoder_checkpoint), encoder_sha256=sha256)
         style = StyleEncoder.from_checkpoint(encoder_checkpoint, device="cpu")
         if style.sample_rate != sample_rate:
             raise CheckpointError(f"the encoder {encoder_checkpoint} runs at {style.sample_rate} Hz but the console at "

@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
+import numpy as np
 import pytest
 import torch
 import yaml
 
-from mixrep.training.callbacks import StyleRetrievalEval, TrainingTimer
-from mixrep.training.cli import MixrepCLI, averaging_after_style_eval, last_checkpoint_path, main
+from mixrep.cli import main as mixrep_main
+from mixrep.constants import STEMS
 from mixrep.errors import CheckpointError
 from mixrep.models.checkpoint import CHECKPOINT_KIND, read_encoder
+from mixrep.training.callbacks import StyleRetrievalEval, TrainingTimer
+from mixrep.training.cli import EncoderCLI, train_encoder
 from mixrep.training.contrastive import ContrastiveStyleModule
-from mixrep.data.datamodule import TripletDataModule
+from mixrep.training.regression_cli import HeadCLI, train_head
+from mixrep.training.runs import (
+    DEMO_RECORD, averaging_after_style_eval, file_sha256, last_checkpoint_path, resolve_encoder_checkpoint,
+)
 from tests.conftest import tiny_fit_args
+from tests.transfer.conftest import tiny_regression_args
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml") if yaml.safe_load(p.read_text()).get("task") != "regression")
-"""The style-encoder configs (``configs/regression.yaml`` trains the Stage 2 head: tests/transfer)."""
+CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml") if yaml.safe_load(p.read_text()).get("task") == "encoder")
+"""The style-encoder configs (``configs/regression.yaml``, ``task: head``, trains the Stage 2 head)."""
 
 
 @pytest.fixture(autouse=True)
@@ -31,37 +42,83 @@ def in_repo(monkeypatch):
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
-def test_every_config_instantiates(config):
-    cli = MixrepCLI(ContrastiveStyleModule, TripletDataModule, args=["--config", str(config)], run=False)
-    assert isinstance(cli.model, ContrastiveStyleModule)
-    # Front-end settings are linked from the data module into the model (and so into checkpoints).
-    for name in ("clip_seconds", "sample_rate", "seed"):
-        assert cli.model.hparams[name] == cli.datamodule.hparams[name]
+def test_every_config_builds_a_model_that_embeds_the_clips_of_its_data(config):
+    # Through the real parser, without training or data: the model the config builds must take the
+    # clips its data module makes ((batch, stems, channels, samples) at the data's rate and clip length:
+    # the front end's settings are linked from the data module, so checkpoints record them) and embed them.
+    cli = train_encoder(["--config", str(config)], run=False)
+    model, data = cli.model, cli.datamodule.hparams
+    assert isinstance(cli, EncoderCLI) and isinstance(model, ContrastiveStyleModule)
+    frontend = model.frontend_config
+    assert (frontend.sample_rate, frontend.clip_seconds, model.hparams.seed) == (data.sample_rate, data.clip_seconds,
+                                                                                 data.seed)
+    clips = torch.randn(2, len(STEMS), 2, round(data.sample_rate * data.clip_seconds)) * 0.1
+    model.eval()
+    with torch.no_grad():
+        mel, features = model.frontend(clips)
+        embedding = model(mel, features)
+    assert mel.shape[:3] == (2, 2 * len(STEMS), frontend.n_mels) and features.shape == (2, model.frontend.num_features)
+    assert embedding.shape == (2, model.hparams.embedding_dim) and torch.isfinite(embedding).all()
+    torch.testing.assert_close(embedding.norm(dim=-1), torch.ones(2))
     assert cli.trainer.gradient_clip_val == 1.0
 
 
-def test_fma_config_mirrors_the_prototype():
-    cli = MixrepCLI(ContrastiveStyleModule, TripletDataModule, args=["--config", "configs/fma.yaml"], run=False)
-    data, model = cli.datamodule.hparams, cli.model.hparams
-    assert (data.batch_size, data.clip_seconds, data.source, data.transport_dtype) == (24, 10.0, "fma", "float16")
-    assert cli.model.frontend_config.n_mels == 128
-    assert (model.embedding_dim, model.lr, model.temperature) == (768, 2e-4, 0.1)
-    assert cli.datamodule.augment.gain.max_gain_db == 9.0 and cli.datamodule.augment.gain.prob == 0.5
+class LossPerStep(L.Callback):
+    """The training loss of every step, as the training step returned it."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        self.losses.append(float(outputs["loss"]))
 
 
-def test_fast_dev_run_on_cpu(tmp_path):
-    cli = main(tiny_fit_args(tmp_path, "--trainer.fast_dev_run", "2", "--trainer.accelerator", "cpu"))
-    metrics = cli.trainer.callback_metrics
-    assert torch.isfinite(metrics["train/loss"]) and 0.0 <= float(metrics["val/map"]) <= 1.0
+def mean_average_precision(embeddings: np.ndarray, song_ids: np.ndarray, style_ids: np.ndarray) -> float:
+    """mAP of style retrieval written out by hand (relevant: the query's style on another song): the
+    mean over queries of the precision at the rank of each relevant item, ranked by cosine similarity."""
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    similarity = unit @ unit.T
+    precisions = []
+    for query in range(len(embeddings)):
+        others = [i for i in np.argsort(-similarity[query], kind="stable") if i != query]
+        relevant = [style_ids[i] == style_ids[query] and song_ids[i] != song_ids[query] for i in others]
+        hits = np.cumsum(relevant)
+        precisions.append(np.mean([hits[rank] / (rank + 1) for rank in range(len(others)) if relevant[rank]]))
+    return float(np.mean(precisions))
 
 
-def test_last_checkpoint_is_rewritten_every_epoch_best_only_on_improvement(tmp_path):
-    cli = main(tiny_fit_args(tmp_path, "--trainer.max_epochs", "3"))
-    last = torch.load(last_checkpoint_path(cli.trainer), map_location="cpu", weights_only=True)
-    assert last["global_step"] == cli.trainer.global_step == 6
-    best = cli.trainer.checkpoint_callback
-    assert best.monitor == "val/map" and Path(best.best_model_path).is_file()
-    assert torch.load(best.best_model_path, weights_only=True)["global_step"] in (2, 4, 6)
+def test_a_short_cpu_fit_learns_its_batch_and_scores_its_final_weights(tmp_path):
+    # Eight steps on one fixed batch (overfit_batches: the same 4 triplets every epoch): a training
+    # loop that learns drives the InfoNCE loss on it far down (measured: to 0.1-0.3 of the first step's
+    # on seeds 0-3); one that does not (no optimiser step, no gradient, a zero learning rate) keeps it.
+    cli = train_encoder(tiny_fit_args(tmp_path, "--trainer.overfit_batches", "1", "--trainer.max_epochs", "8",
+                                      "--trainer.check_val_every_n_epoch", "8", "--model.lr", "3e-3",
+                                      "--style_eval.num_styles", "3")[1:], run=False)
+    losses = LossPerStep()
+    cli.trainer.callbacks.append(losses)
+    cli.trainer.fit(cli.model, cli.datamodule)
+    assert len(losses.losses) == cli.trainer.global_step == 8
+    assert np.mean(losses.losses[-3:]) < 0.5 * losses.losses[0], losses.losses
+    # val/map: the style set is 2 held-out songs x 3 styles, and the logged value is the mAP of the
+    # final weights on it (recomputed here by hand, not through the metric the callback uses).
+    style_eval = next(c for c in cli.trainer.callbacks if isinstance(c, StyleRetrievalEval))
+    pairs = set(zip(style_eval.style_set.song_ids.tolist(), style_eval.style_set.style_ids.tolist()))
+    assert len(style_eval.style_set.song_ids) == len(pairs) == 2 * 3
+    encoder = cli.model.encoder.eval()
+    with torch.no_grad():
+        embeddings = encoder.embed(style_eval.style_set.mels, style_eval.style_set.features).numpy()
+    expected = mean_average_precision(embeddings, style_eval.style_set.song_ids, style_eval.style_set.style_ids)
+    assert float(cli.trainer.callback_metrics["val/map"]) == pytest.approx(expected, abs=1e-6)
+
+
+def test_mixrep_train_encoder_rewrites_last_every_epoch_and_records_the_best(tmp_path):
+    # Through the `mixrep` command line, as `bash scripts/train.sh` runs it.
+    assert mixrep_main(["train", "encoder", *tiny_fit_args(tmp_path, "--trainer.max_epochs", "3")]) == 0
+    (last,) = tmp_path.rglob("last.ckpt")
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 6
+    record = json.loads((tmp_path / "best.json").read_text())
+    assert record["monitor"] == "val/map" and record["last_model_path"] == str(last.resolve())
+    assert torch.load(record["best_model_path"], weights_only=True)["global_step"] in (2, 4, 6)
 
 
 def test_checkpoint_describes_itself(tiny_checkpoint):
@@ -82,10 +139,11 @@ def test_resume_with_dataloader_workers_continues_identically(tmp_path):
     # restored epoch, or the resumed run replays epoch 0's triplets.
     # (Two ModelCheckpoints with equal settings cannot share a trainer: "last" saves every 2 here.)
     workers = ("--data.num_workers", "2")
-    straight = main(tiny_fit_args(tmp_path / "straight", "--trainer.max_epochs", "2", *workers,
+    straight = train_encoder(tiny_fit_args(tmp_path / "straight", "--trainer.max_epochs", "2", *workers,
                                   "--periodic_checkpoint.every_n_epochs", "1", "--last_checkpoint.every_n_epochs", "2"))
     (midway,) = (tmp_path / "straight").rglob("epoch00.ckpt")
-    resumed = main(tiny_fit_args(tmp_path / "resumed", "--trainer.max_epochs", "2", *workers, "--ckpt_path", str(midway)))
+    resumed = train_encoder(tiny_fit_args(tmp_path / "resumed", "--trainer.max_epochs", "2", *workers,
+                                          "--ckpt_path", str(midway)))
     assert resumed.trainer.global_step == straight.trainer.global_step == 4
     a = _weights(Path(last_checkpoint_path(straight.trainer)))
     b = _weights(Path(last_checkpoint_path(resumed.trainer)))
@@ -97,11 +155,11 @@ def test_resume_refuses_a_checkpoint_of_another_model_naming_the_fields(tmp_path
     # The model's own arguments (LightningCLI would silently take the checkpoint's instead)...
     with pytest.raises(CheckpointError, match=r"model.embedding_dim: checkpoint 16, this run 32; model.n_mels: "
                                               r"checkpoint 32, this run 40"):
-        main(tiny_fit_args(tmp_path, "--model.n_mels", "40", "--model.embedding_dim", "32",
+        train_encoder(tiny_fit_args(tmp_path, "--model.n_mels", "40", "--model.embedding_dim", "32",
                            "--ckpt_path", str(tiny_checkpoint)))
     # ...and the front-end settings linked from the data module.
     with pytest.raises(CheckpointError, match=r"model.sample_rate: checkpoint 22050, this run 44100"):
-        main(tiny_fit_args(tmp_path, "--data.sample_rate", "44100", "--ckpt_path", str(tiny_checkpoint)))
+        train_encoder(tiny_fit_args(tmp_path, "--data.sample_rate", "44100", "--ckpt_path", str(tiny_checkpoint)))
     # Trainer.fit(ckpt_path=...) without the CLI: the module checks when the weights load.
     hparams = {k: v for k, v in torch.load(tiny_checkpoint, weights_only=True)["hyper_parameters"].items()
                if not k.startswith("_")}
@@ -141,6 +199,66 @@ def test_train_sh_adds_arguments_to_the_demo_config_unless_another_config_is_giv
     assert (fma["data"]["source"], fma["data"]["sample_rate"], fma["model"]["embedding_dim"]) == ("fma", 44100, 768)
 
 
+def test_train_sh_picks_the_head_by_the_config_or_by_name_and_refuses_a_mismatch():
+    head = _train_sh_config("--config=configs/regression.yaml", "--trainer.max_epochs", "1")
+    assert (head["task"], head["model"]["encoder_checkpoint"], head["data"]["chain"]) == ("head", "demo", "ecnsgdr")
+    assert head["trainer"]["max_epochs"] == 1
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(["bash", "scripts/train.sh", "head", "--config", "configs/demo.yaml", "--print_config"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "usage: mixrep train head" in result.stderr
+    assert 'key "task"' in result.stderr and "Got value: encoder" in result.stderr
+
+
+def head_args(root: Path, encoder: str | Path, *extra: str) -> list[str]:
+    """The tests' tiny head arguments for ``train_head(..., run=False)`` from any working directory."""
+    args = tiny_regression_args(root, encoder, *extra)[1:]  # no subcommand
+    return [str(REPO / a) if a == "configs/regression.yaml" else a for a in args]
+
+
+def test_the_demo_encoder_is_the_one_best_json_names_whatever_the_file_times(tmp_path, monkeypatch, tiny_checkpoint):
+    # `make demo` recorded a best checkpoint; a later (or resumed) run left a newer last.ckpt beside it,
+    # which "the newest last.ckpt" would have taken.
+    named = tmp_path / "outputs/demo/tensorboard/version_0/checkpoints/best-epoch03-map0.500.ckpt"
+    other = tmp_path / "outputs/demo/tensorboard/version_1/checkpoints/last.ckpt"
+    for path in (named, other):
+        path.parent.mkdir(parents=True)
+        shutil.copyfile(tiny_checkpoint, path)
+    (tmp_path / "outputs/demo/best.json").write_text(json.dumps({"best_model_path": str(named)}))
+    monkeypatch.chdir(tmp_path)
+    for older, newer in ((named, other), (other, named)):
+        os.utime(older, (1_000_000, 1_000_000))
+        os.utime(newer, (2_000_000, 2_000_000))
+        assert resolve_encoder_checkpoint("demo") == named.resolve()
+    # The head's CLI resolves it once; its config (what the run saves as config.yaml) and the model's
+    # hyperparameters (what its checkpoints hold) record the absolute path and the file's sha256.
+    cli = train_head(head_args(tmp_path / "head", "demo"), run=False)
+    assert isinstance(cli, HeadCLI)
+    saved = yaml.safe_load(cli.parser.dump(cli.config, skip_none=False))["model"]
+    for recorded in (saved, cli.model.hparams):
+        assert recorded["encoder_checkpoint"] == str(named.resolve())
+        assert recorded["encoder_sha256"] == file_sha256(named) == hashlib.sha256(named.read_bytes()).hexdigest()
+
+
+def test_a_head_without_its_named_encoder_says_to_run_make_demo_or_pass_a_path(tmp_path, monkeypatch, tiny_checkpoint):
+    monkeypatch.chdir(tmp_path)
+    hint = r"run `make demo`.*--model.encoder_checkpoint PATH"
+    with pytest.raises(CheckpointError, match=rf"recorded in {DEMO_RECORD}, which does not exist; {hint}"):
+        resolve_encoder_checkpoint("demo")
+    DEMO_RECORD.parent.mkdir(parents=True)
+    DEMO_RECORD.write_text(json.dumps({"best_model_path": str(tmp_path / "gone.ckpt")}))
+    with pytest.raises(CheckpointError, match=rf"names {tmp_path / 'gone.ckpt'}, which does not exist; {hint}"):
+        resolve_encoder_checkpoint("demo")
+    with pytest.raises(CheckpointError, match=rf"missing.ckpt \(model.encoder_checkpoint\) does not exist; {hint}"):
+        resolve_encoder_checkpoint("missing.ckpt")
+    with pytest.raises(CheckpointError, match=rf"'auto': name the style encoder.*{hint}"):  # no more "newest file"
+        resolve_encoder_checkpoint("auto")
+    # A saved config names the file's sha256: another file under that name is refused before training.
+    args = head_args(tmp_path / "head", tiny_checkpoint, "--model.encoder_sha256", "0" * 64)
+    with pytest.raises(CheckpointError, match=r"has sha256 [0-9a-f]{64}, not the 0{64} this run's config names"):
+        train_head(args, run=False)
+
+
 def test_nan_loss_stops_the_run_without_writing_a_checkpoint(tmp_path, monkeypatch):
     import mixrep.training.contrastive as contrastive
 
@@ -152,7 +270,7 @@ def test_nan_loss_stops_the_run_without_writing_a_checkpoint(tmp_path, monkeypat
 
     monkeypatch.setattr(contrastive, "info_nce", poisoned)
     with pytest.raises(FloatingPointError, match=r"batch 0 .*track indices"):
-        main(tiny_fit_args(tmp_path))
+        train_encoder(tiny_fit_args(tmp_path))
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
@@ -161,7 +279,7 @@ def test_ddp_with_two_cpu_processes(tmp_path):
     args = tiny_fit_args(tmp_path, "--trainer.accelerator", "cpu", "--trainer.devices", "2",
                          "--trainer.strategy", "ddp", "--trainer.limit_train_batches", "1.0")
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "mixrep.training.cli", *args], cwd=REPO, env=env,
+    result = subprocess.run([sys.executable, "-m", "mixrep.cli", "train", "encoder", *args], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "world_size: 2" in result.stderr + result.stdout or "GLOBAL_RANK: 1" in result.stderr + result.stdout
@@ -175,7 +293,7 @@ def test_ddp_with_two_cpu_processes(tmp_path):
 def test_weight_averaging_scores_and_saves_the_averaged_encoder(tmp_path):
     # EMA from the config's trainer.callbacks comes before the metric callbacks in Lightning's order; the
     # CLI moves it after the style metric, so val/map (and the best checkpoint) score the averaged weights.
-    cli = main(tiny_fit_args(tmp_path, "--trainer.max_epochs", "2",
+    cli = train_encoder(tiny_fit_args(tmp_path, "--trainer.max_epochs", "2",
                              "--trainer.callbacks+=lightning.pytorch.callbacks.EMAWeightAveraging",
                              "--trainer.callbacks.decay=0.5"))
     names = [type(c).__name__ for c in cli.trainer.callbacks]

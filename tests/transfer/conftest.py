@@ -24,13 +24,14 @@ def tiny_regression_args(root: Path, encoder: Path, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="session")
 def tiny_head(tmp_path_factory, repo_root, tiny_checkpoint) -> Path:
-    from mixrep.training.cli import last_checkpoint_path, main
+    from mixrep.training.regression_cli import train_head
+    from mixrep.training.runs import last_checkpoint_path
 
     root = tmp_path_factory.mktemp("regression_run")
     cwd = os.getcwd()
     os.chdir(repo_root)
     try:
-        cli = main(tiny_regression_args(root, tiny_checkpoint))
+        cli = train_head(tiny_regression_args(root, tiny_checkpoint))
     finally:
         os.chdir(cwd)
     path = Path(last_checkpoint_path(cli.trainer))

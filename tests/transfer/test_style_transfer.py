@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from mixrep.api import StyleEncoder, load_checkpoint
 from mixrep.audio.io import read_audio, write_audio
 from mixrep.audio.style_space import integrated_loudness
 from mixrep.cli import main as mixrep_main
 from mixrep.errors import CheckpointError, DatasetError
-from mixrep.training.cli import config_task
 from mixrep.transfer import StyleTransfer
 
 SR = 22050
@@ -40,12 +40,6 @@ def song(tmp_path):
     for i, stem in enumerate(("drums", "bass", "other", "vocals")):
         write_audio(reference / f"{stem}.wav", tone(2.5, 80 * (i + 1), 10 + i) * (0.5 + 0.2 * i), SR)
     return tracks, reference
-
-
-def test_the_regression_config_is_dispatched_by_its_task(repo_root):
-    assert config_task(["fit", "--config", str(repo_root / "configs/regression.yaml")]) == "regression"
-    assert config_task(["fit", "--config", str(repo_root / "configs/demo.yaml")]) == "style"
-    assert config_task(["fit", "--config", str(repo_root / "configs/regression.yaml"), "--task", "style"]) == "style"
 
 
 def test_head_checkpoint_describes_itself_and_carries_its_encoder(tiny_head, tiny_checkpoint):
@@ -171,17 +165,28 @@ def test_training_loss_decreases_on_a_tiny_overfit_run(tiny_checkpoint):
     assert losses[-1] < 0.8 * losses[0], losses
 
 
-def test_evaluate_transfer_scores_every_method_and_the_graph(tiny_head, tmp_path):
+@pytest.mark.slow
+def test_evaluate_transfer_scores_every_method_and_the_graph_and_its_upper_bound_fits(tiny_head, tmp_path):
     out = tmp_path / "scores.json"
     rc = mixrep_main(["evaluate-transfer", "--head", str(tiny_head), "--items", "1", "--refine-steps", "1",
-                      "--fit-steps", "2", "--bank-items", "2", "--prune-items", "1", "--json", str(out)])
+                      "--fit-steps", "30", "--bank-items", "2", "--json", str(out)])
     assert rc == 0
     scores = json.loads(out.read_text())["scores"]
     for method in ("sum", "mean", "mean+balance", "retrieval", "head", "head+balance", "head sparse", "head+refine",
-                   "fit", "prune search"):
+                   "fit"):
         assert math.isfinite(scores[f"{method}/console"]["audio_loss"]), method
     assert math.isfinite(scores["head/console"]["level_db"])
     assert math.isfinite(scores["head sparse/pedalboard"]["audio_loss"])
+    # The upper bound starts at the mean training parameters and fits the console to the item's own
+    # target: it must end much closer to it than where it started and than the plain sum, in the audio
+    # loss it minimises, and nearer the track levels the console reference was rendered with. Measured
+    # with this head (one console item, 30 steps) on the style seeds 1234 (this test's), 1, 2, 3, 5, 6, 7:
+    # audio loss 0.14 to 0.52 of the mean's and 0.13 to 0.62 of the sum's, level error 0.04 to 0.53 of the
+    # mean's. An evaluation that scores a method against another item's target, or a fit that does not
+    # run, fails here.
+    fit, mean, plain = scores["fit/console"], scores["mean/console"], scores["sum/console"]
+    assert fit["audio_loss"] < 0.7 * mean["audio_loss"] and fit["audio_loss"] < 0.8 * plain["audio_loss"], scores
+    assert fit["level_db"] < 0.75 * mean["level_db"], (fit, mean)
 
 
 def test_mix_sparse_writes_the_predicted_graph(tiny_head, song, tmp_path):
@@ -197,13 +202,11 @@ def test_mix_sparse_writes_the_predicted_graph(tiny_head, song, tmp_path):
 
 
 def test_regression_config_instantiates_with_its_console_linked(repo_root, tiny_checkpoint, monkeypatch):
-    from mixrep.training.regression_cli import RegressionCLI
-    from mixrep.training.regression import RegressionModule
-    from mixrep.data.transfer import TransferDataModule
+    from mixrep.training.regression_cli import train_head
 
     monkeypatch.chdir(repo_root)
-    cli = RegressionCLI(RegressionModule, TransferDataModule, run=False,
-                        args=["--config", "configs/regression.yaml", "--model.encoder_checkpoint", str(tiny_checkpoint)])
+    cli = train_head(["--config", "configs/regression.yaml", "--model.encoder_checkpoint", str(tiny_checkpoint)],
+                     run=False)
     data, model = cli.datamodule.hparams, cli.model.hparams
     for name in ("sample_rate", "chain", "group_chain", "processor_options"):
         assert model[name] == data[name]
@@ -211,11 +214,14 @@ def test_regression_config_instantiates_with_its_console_linked(repo_root, tiny_
     assert cli.model.console_spec.chain == "ecnsgdr" and cli.trainer.gradient_clip_val == 1.0
 
 
-def test_a_missing_encoder_checkpoint_says_how_to_train_one(tmp_path, monkeypatch):
-    from mixrep.training.regression_cli import latest_encoder_checkpoint
+def test_a_head_run_saves_the_resolved_encoder_in_its_config_and_checkpoint(tiny_head, tiny_checkpoint):
+    from mixrep.training.runs import file_sha256
 
-    with pytest.raises(CheckpointError, match="bash scripts/train.sh"):
-        latest_encoder_checkpoint(tmp_path)
+    config = yaml.safe_load((tiny_head.parents[1] / "config.yaml").read_text())  # LightningCLI's saved config
+    hparams = load_checkpoint(tiny_head)["hyper_parameters"]
+    for recorded in (config["model"], hparams):
+        assert recorded["encoder_checkpoint"] == str(tiny_checkpoint.resolve())
+        assert recorded["encoder_sha256"] == file_sha256(tiny_checkpoint)
 
 
 def test_refinement_lowers_its_objective_and_its_embedding_term_reaches_the_faders(tiny_head):
