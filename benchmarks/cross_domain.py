@@ -93,7 +93,7 @@ def run_one(corpus: str, seed: int, args: argparse.Namespace) -> dict:
     version = sorted((run_dir / "tensorboard").glob("version_*"))[-1]
     best = sorted((version / "checkpoints").glob("best-*.ckpt"), key=os.path.getmtime)[-1]
     timing = json.loads((version / "timing.json").read_text())
-    from mixrep.eval.evaluate import domain_table_dict, evaluate_checkpoint
+    from mixrep.evaluation.encoder import domain_table_dict, evaluate_checkpoint
 
     domains = domain_table_dict(evaluate_checkpoint(best, num_songs=args.songs, num_styles=args.styles,
                                                     corpus_dir=args.corpus_dir))

@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from mixrep.api import StyleEncoder
+from mixrep.inference.style_encoder import StyleEncoder
 from mixrep.devices import resolve_device
 from mixrep.frontend import FrontEndConfig, num_features
 from mixrep.models.encoder import EncoderConfig, MixStyleEncoder

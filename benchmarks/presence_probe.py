@@ -34,8 +34,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import cross_val_predict
 
 from mixrep.constants import STEMS
-from mixrep.data.synthetic import TRACKS
-from mixrep.data.transfer import ConsoleSpec, TransferDataset, normalise_loudness
+from mixrep.corpora.synthetic import TRACKS
+from mixrep.console.spec import ConsoleSpec, normalise_loudness
+from mixrep.training.head_data import TransferDataset
 from mixrep.frontend.features import mix_features
 
 

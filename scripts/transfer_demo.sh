@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from mixrep.audio.io import write_audio
-from mixrep.audio.style_space import MixStyleConfig, render_mix, sample_mix_style
+from mixrep.styles.mix_style import MixStyleConfig, render_mix, sample_mix_style
 from mixrep.constants import STEMS
-from mixrep.data.synthetic import TRACKS, SynthConfig, synthesize_song
+from mixrep.corpora.synthetic import TRACKS, SynthConfig, synthesize_song
 from mixrep.files import atomic_write_text
 
 out, rate = Path(sys.argv[1]), 22050

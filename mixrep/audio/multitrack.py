@@ -10,7 +10,7 @@ them into the four stems, so every consumer of stems keeps working:
     >>> source.read_stems(track, start_seconds, seconds)       # (stems=4, channels=2, samples)
 
 Implemented by the synthetic corpus, the soundfont corpus and the dataset readers of
-:mod:`mixrep.data.multitrack_sources` (Slakh2100, MedleyDB, MoisesDB, folders of tracks).
+:mod:`mixrep.datasets.multitrack_sources` (Slakh2100, MedleyDB, MoisesDB, folders of tracks).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 from mixrep.audio.stems import STEM_INDEX, stem_index
 from mixrep.constants import CHANNELS
-from mixrep.data.tracks import Source, Track
+from mixrep.tracks import Source, Track
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class Multitrack:
 
 @runtime_checkable
 class MultitrackSource(Source, Protocol):
-    """A :class:`~mixrep.data.tracks.Source` whose songs are multitracks."""
+    """A :class:`~mixrep.tracks.Source` whose songs are multitracks."""
 
     def multitrack(self, track: Track) -> Multitrack:
         """The tracks of a song of :meth:`tracks`."""

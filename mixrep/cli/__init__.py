@@ -16,12 +16,12 @@ from mixrep.errors import MixrepError
 from mixrep.files import atomic_write
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "mixrep.data.cli",
-    "mixrep.separation.cli",
-    "mixrep.eval.cli",
-    "mixrep.console.cli",
-    "mixrep.transfer.cli",
-    "mixrep.index.cli",
+    "mixrep.cli.data",
+    "mixrep.cli.separation",
+    "mixrep.cli.evaluate",
+    "mixrep.cli.console",
+    "mixrep.cli.mix",
+    "mixrep.cli.index",
 )
 
 
@@ -48,9 +48,9 @@ def register_embed(subparsers: argparse._SubParsersAction) -> None:
 def run_embed(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from mixrep.api import StyleEncoder
-    from mixrep.index.embedder import aggregate_clips
-    from mixrep.index.queries import embed_inputs
+    from mixrep.inference.style_encoder import StyleEncoder
+    from mixrep.retrieval.embedder import aggregate_clips
+    from mixrep.retrieval.queries import embed_inputs
 
     encoder = StyleEncoder.from_checkpoint(args.checkpoint, device=args.device, separator_weights=args.weights)
     results = embed_inputs(encoder, args.inputs, args.stems, max_clips=args.max_clips,

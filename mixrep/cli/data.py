@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_corpus_synth(args: argparse.Namespace) -> int:
-    from mixrep.data.synthetic import SynthConfig, write_corpus
+    from mixrep.corpora.synthetic import SynthConfig, write_corpus
 
     config = SynthConfig(num_songs=args.songs, seed=args.seed, song_seconds=args.song_seconds,
                          sample_rate=args.sample_rate)
@@ -69,7 +69,7 @@ def run_corpus_synth(args: argparse.Namespace) -> int:
 
 
 def run_corpus_soundfont(args: argparse.Namespace) -> int:
-    from mixrep.data.soundfont import SoundfontCorpusConfig, render_corpus
+    from mixrep.corpora.soundfont import SoundfontCorpusConfig, render_corpus
 
     config = SoundfontCorpusConfig(num_songs=args.songs, seed=args.seed, song_seconds=args.song_seconds,
                                    sample_rate=args.sample_rate, midi_max_seconds=args.midi_max_seconds,
@@ -85,7 +85,7 @@ def run_corpus_soundfont(args: argparse.Namespace) -> int:
 
 
 def run_corpus_soundfonts(args: argparse.Namespace) -> int:
-    from mixrep.audio.soundfont import SYSTEM_PACKAGES, default_soundfont, installed_soundfonts
+    from mixrep.audio.fluidsynth import SYSTEM_PACKAGES, default_soundfont, installed_soundfonts
 
     installed = installed_soundfonts()
     if not installed:
@@ -101,9 +101,9 @@ def run_corpus_soundfonts(args: argparse.Namespace) -> int:
 def run_data_preview(args: argparse.Namespace) -> int:
     import torch
 
-    from mixrep.data.datamodule import TripletDataModule
-    from mixrep.data.triplets import SIDES
-    from mixrep.eval.plots import plot_triplet
+    from mixrep.training.datamodule import TripletDataModule
+    from mixrep.training.triplets import SIDES
+    from mixrep.plots.triplets import plot_triplet
     from mixrep.frontend import FrontEnd, FrontEndConfig
 
     dm = TripletDataModule(source=args.source, root=str(args.root) if args.root else None, strategy=args.strategy,

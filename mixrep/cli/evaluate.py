@@ -57,9 +57,9 @@ def register_transfer(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_transfer(args: argparse.Namespace) -> int:
-    from mixrep.eval.transfer import TransferEvaluation, format_graph_table, format_transfer_table
+    from mixrep.evaluation.transfer import TransferEvaluation, format_graph_table, format_transfer_table
     from mixrep.files import atomic_write_text
-    from mixrep.transfer import StyleTransfer
+    from mixrep.inference import StyleTransfer
 
     transfer = StyleTransfer.from_checkpoint(args.head, device=args.device)
     evaluation = TransferEvaluation(transfer, items=args.items, refine_steps=args.refine_steps, fit_steps=args.fit_steps,
@@ -75,7 +75,7 @@ def run_transfer(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from mixrep.eval.evaluate import domain_table_dict, evaluate_checkpoint, format_domain_scores
+    from mixrep.evaluation.encoder import domain_table_dict, evaluate_checkpoint, format_domain_scores
 
     results = evaluate_checkpoint(args.checkpoint, domains=args.domains, num_songs=args.songs,
                                   num_styles=args.styles, styles=args.style_space, seed=args.seed, device=args.device,

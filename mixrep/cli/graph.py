@@ -7,35 +7,28 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from mixrep.audio.io import write_audio
-from mixrep.console.cli import (
-    LENGTH_TOLERANCE_SECONDS,
-    add_fit_arguments,
-    fit_config_from_args,
-    load_song,
-    parse_active_probability,
-    read_groups,
-    read_stems_folder,
-    require_crop,
-    require_match,
-)
-from mixrep.console.console import MixingConsole
+from mixrep.cli.console_options import add_fit_arguments, fit_config_from_args, parse_active_probability
 from mixrep.console.fit import check_finite_output, evaluate, fit
-from mixrep.console.graph_predictor import GraphPrediction, GraphPredictor, predict_console_graph
-from mixrep.console.prune import graph_recovery
+from mixrep.datasets.song_folder import read_song, read_song_and_mix
 from mixrep.errors import DatasetError
 from mixrep.files import atomic_write_text
+from mixrep.graphs.case_set import CASE_SOURCES_HELP, open_case_source
+from mixrep.graphs.predictor import GraphPredictor
+from mixrep.graphs.song import full_console, predict_song_graph, prediction_report, require_crop, require_match
 
-SOURCES_HELP = "synth (the numpy synth, no files) or soundfont:NAME (an installed GM soundfont, e.g. FluidR3_GM)"
+DEFAULT_CORPUS_DIR = Path("outputs/corpora")
+"""Where ``--source soundfont:NAME`` renders its corpus unless ``--corpus-dir`` says otherwise."""
 
 
 def register_graph(commands: argparse._SubParsersAction) -> None:
     t = commands.add_parser("train-graph", help="train a graph predictor on songs mixed by known sparse graphs")
     t.add_argument("--out", type=Path, required=True, help="predictor JSON to write")
-    t.add_argument("--source", default="synth", help=SOURCES_HELP)
+    t.add_argument("--source", default="synth", help=CASE_SOURCES_HELP)
+    t.add_argument("--corpus-dir", type=Path, default=DEFAULT_CORPUS_DIR,
+                   help="where a soundfont corpus is rendered (or found, rendered before)")
     t.add_argument("--songs", type=int, default=96, help="songs of the source (80/10/10 train/val/test split)")
     t.add_argument("--cases", type=int, default=800, help="training cases (train songs)")
     t.add_argument("--val-cases", type=int, default=200, help="validation cases (val songs): the thresholds")
@@ -57,8 +50,7 @@ def register_graph(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--tracks", type=Path, required=True, help="folder of dry track audio files")
     p.add_argument("--buses", type=Path, required=True,
                    help="folder with one audio file per group, named as the group (the reference's stems)")
-    p.add_argument("--groups", type=Path, help="JSON {group name: [track file stem, ...]}; default one group "
-                                                "named mix")
+    p.add_argument("--groups", type=Path, help="JSON {group: [track, ...]} (default: the folder's groups.json, else one group)")
     p.add_argument("--predictor", type=Path, required=True, help="predictor JSON (mixrep console train-graph)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--mix", type=Path, default=None,
@@ -71,31 +63,13 @@ def register_graph(commands: argparse._SubParsersAction) -> None:
 
 # ----------------------------------------------------------------------------- train-graph
 
-def open_case_source(name: str, songs: int, sample_rate: int):
-    """The multitrack source ``name`` (:data:`SOURCES_HELP`) at ``sample_rate``."""
-    from mixrep.data.corpora import render_soundfont_corpus
-    from mixrep.data.synthetic import SynthConfig, SyntheticSource
-
-    if name == "synth":
-        return SyntheticSource(SynthConfig(num_songs=songs, sample_rate=sample_rate), cache_songs=songs)
-    kind, _, soundfont = name.partition(":")
-    if kind != "soundfont" or not soundfont:
-        raise DatasetError(f"--source {name!r}: use {SOURCES_HELP}")
-    source = render_soundfont_corpus(soundfont, corpus_dir="outputs/corpora", seed=0, songs=songs,
-                                     song_seconds=12.0, sample_rate=sample_rate, progress=True)
-    if source is None:
-        raise DatasetError(f"--source {name!r}: soundfont {soundfont!r} or FluidSynth is not installed here "
-                           "(as root: bash scripts/install_system_deps.sh)")
-    return source
-
-
 def run_train_graph(args: argparse.Namespace) -> int:
-    from mixrep.data.graph_cases import GRAPH_PRIOR, GraphCaseSet, evidence_table
+    from mixrep.graphs.case_set import GRAPH_PRIOR, GraphCaseSet, evidence_table
 
     for name in ("cases", "val_cases", "iterations"):
         if getattr(args, name) < 1:
             raise DatasetError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    source = open_case_source(args.source, args.songs, args.sample_rate)
+    source = open_case_source(args.source, args.songs, args.sample_rate, args.corpus_dir)
     prior = {"active_probability": {**GRAPH_PRIOR, **parse_active_probability(args.active_probability)}}
     try:
         sets = {split: GraphCaseSet(source, split, clip_seconds=args.clip_seconds, prior=prior,
@@ -121,64 +95,6 @@ def run_train_graph(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- predict-graph
 
-def read_buses(folder: Path, groups: list[str], sample_rate: int, samples: int) -> torch.Tensor:
-    """``(groups, 2, samples)``: ``folder/<group>.<ext>`` for every group, in ``groups`` order.
-
-    Raises:
-        DatasetError: a group without a file, a file of no group, or buses of another length.
-    """
-    names, audio = read_stems_folder(folder, sample_rate)
-    missing, extra = sorted(set(groups) - set(names)), sorted(set(names) - set(groups))
-    if missing or extra:
-        wrong = ([f"missing {missing}"] if missing else []) + ([f"no group {extra}"] if extra else [])
-        raise DatasetError(f"the buses in {folder} must be one file per group, named as the groups {groups}: "
-                           + "; ".join(wrong))
-    if abs(audio.shape[-1] - samples) / sample_rate > LENGTH_TOLERANCE_SECONDS:
-        raise DatasetError(f"the buses in {folder} last {audio.shape[-1] / sample_rate:.2f} s but the tracks "
-                           f"{samples / sample_rate:.2f} s: they must come from the same edit")
-    audio = np.pad(audio, ((0, 0), (0, 0), (0, max(0, samples - audio.shape[-1]))))[..., :samples]
-    return torch.from_numpy(audio[[names.index(g) for g in groups]])
-
-
-def prediction_report(console: MixingConsole, prediction: GraphPrediction, truth_path: Path | None) -> dict:
-    """Per node: probability and kept; counts and pruning ratio; precision and recall against a truth."""
-    graph = console.graph
-    processors = [v for v, t in enumerate(graph.node_types) if t in console.processors]
-    kept = [v for v in processors if prediction.keep[v]]
-    report = {"seconds": prediction.seconds, "processors": len(processors), "kept": len(kept),
-              "pruning_ratio": 1.0 - len(kept) / len(processors) if processors else 0.0,
-              "nodes": [{"name": graph.node_names[v], "type": graph.node_types[v],
-                         "probability": float(prediction.probability[v]), "kept": bool(prediction.keep[v])}
-                        for v in processors]}
-    if truth_path is not None:
-        try:
-            truth = MixingConsole.from_json(truth_path).graph
-            recovery = graph_recovery(console.pruned(prediction.removed()).graph, truth)
-        except (ValueError, KeyError) as e:
-            raise DatasetError(f"cannot compare with the true graph {truth_path}: {e}") from e
-        report["recovery"] = {t: {"true": r.true, "kept": r.kept, "hits": r.hits, "precision": r.precision,
-                                  "recall": r.recall} for t, r in recovery.items()}
-    return report
-
-
-def predict_song_graph(console: MixingConsole, tracks: torch.Tensor, buses_folder: Path, predictor_path: Path
-                       ) -> GraphPrediction:
-    """The predicted graph of ``console`` playing ``tracks`` ``(K, 2, samples)`` into the buses of
-    ``buses_folder`` (one file per group).
-
-    Raises:
-        DatasetError: bad buses, a predictor file that cannot be used, or clips too short for the evidence.
-    """
-    graph = console.graph
-    groups = [graph.node_names[v] for v in graph.nodes_of_type("mix")]
-    buses = read_buses(buses_folder, groups, console.sample_rate, tracks.shape[-1])
-    predictor = GraphPredictor.load(predictor_path)
-    try:
-        return predict_console_graph(predictor, console, tracks.cpu(), buses)
-    except ValueError as e:
-        raise DatasetError(f"cannot predict the graph of the tracks mixed into {buses_folder}: {e}") from e
-
-
 def run_predict_graph(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -186,15 +102,12 @@ def run_predict_graph(args: argparse.Namespace) -> int:
         raise DatasetError(f"--true-parameters {args.true_parameters} does not exist")
     config = fit_config_from_args(args) if args.mix is not None else None
     if args.mix is not None:  # the tracks are read once, with the mix
-        names, stems, mix = load_song(args.tracks, args.mix, args.sample_rate)
+        song, mix_np = read_song_and_mix(args.tracks, args.mix, args.sample_rate, args.groups)
+        mix = torch.from_numpy(mix_np)
     else:
-        names, audio = read_stems_folder(args.tracks, args.sample_rate)
-        stems = torch.from_numpy(audio)
-    try:
-        full = MixingConsole.from_tracks(names, read_groups(args.groups), args.chain, args.group_chain,
-                                         args.sample_rate)
-    except ValueError as e:
-        raise DatasetError(f"cannot build the console for {args.tracks}: {e}") from e
+        song = read_song(args.tracks, args.groups, args.sample_rate)
+    stems = torch.from_numpy(song.tracks)
+    full = full_console(song.names, song.groups, args.chain, args.group_chain, args.sample_rate, args.tracks)
     if args.mix is not None:
         require_crop(args.mix, mix.shape[-1], args.sample_rate, args.crop_seconds)
         if not args.no_match_check:

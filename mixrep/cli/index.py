@@ -1,5 +1,5 @@
 """``mixrep index build|add|remove|info|merge`` and ``mixrep search``: a thin layer over
-:mod:`mixrep.index.builder` and :class:`mixrep.index.library_index.LibraryIndex`."""
+:mod:`mixrep.retrieval.builder` and :class:`mixrep.retrieval.library_index.LibraryIndex`."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from pathlib import Path
 
 from mixrep.constants import SILENCE_RMS_DB
 from mixrep.errors import MixrepError
-from mixrep.index.builder import add_files, build_library_index, merge_indexes
-from mixrep.index.faiss_index import CLIP_REDUCTIONS, INDEX_TYPES, MODES, IndexConfig
-from mixrep.index.library import parse_shard
-from mixrep.index.library_index import LibraryIndex, QueryResult
-from mixrep.index.store import STORE_NAME, MetadataStore
+from mixrep.retrieval.builder import add_files, build_library_index, merge_indexes
+from mixrep.retrieval.faiss_index import CLIP_REDUCTIONS, INDEX_TYPES, MODES, IndexConfig
+from mixrep.retrieval.library import parse_shard
+from mixrep.retrieval.library_index import LibraryIndex, QueryResult
+from mixrep.retrieval.store import STORE_NAME, MetadataStore
 
 
 def load_embedder(checkpoint: str):
     """The trained encoder of ``checkpoint`` (imported lazily: torch loads only when needed)."""
-    from mixrep.api import StyleEncoder
+    from mixrep.inference.style_encoder import StyleEncoder
 
     return StyleEncoder.from_checkpoint(checkpoint)
 
@@ -119,7 +119,7 @@ def _library(args):
         return args.library
     if len(args.library) != 1:
         raise MixrepError(f"--source {args.source} takes one --library root, got {len(args.library)}")
-    from mixrep.data.sources import open_source
+    from mixrep.datasets.registry import open_source
 
     # The build itself skips (and records) tracks too short to embed; the source's default minimum
     # is the training one.
@@ -159,7 +159,7 @@ def _cmd_add(args) -> int:
 
 
 def _cmd_remove(args) -> int:
-    from mixrep.index.library_index import write_lock
+    from mixrep.retrieval.library_index import write_lock
 
     index_dir = Path(args.index)
     with write_lock(index_dir), LibraryIndex.open(index_dir, readonly=False) as index:

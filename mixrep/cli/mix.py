@@ -77,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def reference_inputs(args: argparse.Namespace) -> list[Path]:
     """The reference's files, header-checked (before any model is loaded)."""
-    from mixrep.transfer.inputs import check_reference_files, reference_stem_files
+    from mixrep.inference.inputs import check_reference_files, reference_stem_files
 
     if args.reference_stems is not None:
         return list(reference_stem_files(args.reference_stems))
@@ -90,8 +90,8 @@ def read_reference(args: argparse.Namespace, transfer):
     import torch
     import torchaudio
 
-    from mixrep.transfer.inputs import read_reference_mix, read_reference_stems
-    from mixrep.transfer.style_transfer import reference_loudness
+    from mixrep.inference.inputs import read_reference_mix, read_reference_stems
+    from mixrep.inference.style_transfer import reference_loudness
 
     rate = transfer.sample_rate
     if args.reference_stems is not None:
@@ -113,11 +113,11 @@ def keep_report(transfer, names: list[str], stems: list[str], keep_probability) 
 
 
 def run_mix(args: argparse.Namespace) -> int:
-    from mixrep.transfer.figure import transfer_profiles
-    from mixrep.transfer.inputs import read_song, song_files
-    from mixrep.transfer.outputs import mix_settings, plan_outputs, write_mix_outputs
-    from mixrep.transfer.guard import GuardConfig, format_guard_report
-    from mixrep.transfer.style_transfer import StyleTransfer
+    from mixrep.inference.figure import transfer_profiles
+    from mixrep.datasets.song_folder import read_song, song_files
+    from mixrep.inference.outputs import mix_settings, plan_outputs, write_mix_outputs
+    from mixrep.inference.guard import GuardConfig, format_guard_report
+    from mixrep.inference.style_transfer import StyleTransfer
 
     if args.refine_steps < 0:
         raise ValueError(f"--refine-steps must be >= 0, got {args.refine_steps}")

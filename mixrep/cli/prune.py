@@ -1,11 +1,11 @@
 """``mixrep console prune`` (search a sparse mixing graph for one song) and ``mixrep console
 prune-dataset`` (the same over a folder of songs, resumable, with a summary table).
 
-A song folder of ``prune-dataset`` holds a mix file ``mix.<ext>`` and its dry tracks, either in a
-``stems/`` or ``tracks/`` subfolder (the layout ``mixrep console make-case`` writes) or next to
-the mix; an optional ``groups.json`` maps subgroups to track names, and an optional
-``true_parameters.json`` (the graph that made the mix) adds per-type precision and recall of the
-recovered graph.
+A song folder of ``prune-dataset`` is a case folder (:func:`~mixrep.graphs.cases.find_case_folders`):
+a mix file ``mix.<ext>`` and its dry tracks, either in a ``stems/`` or ``tracks/`` subfolder (the
+layout ``mixrep console make-case`` writes) or next to the mix; an optional ``groups.json``
+(``{group: [track, ...]}``), and an optional ``true_parameters.json`` (the graph that made the mix)
+adds per-type precision and recall of the recovered graph.
 """
 
 from __future__ import annotations
@@ -14,51 +14,25 @@ import argparse
 import json
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from mixrep.audio.io import write_audio
-from mixrep.console.cases import CASE_BUSES, CASE_GROUPS, CASE_TRUTH
-from mixrep.console.cli import (
-    add_fit_arguments,
-    check_finite_output,
-    fit_config_from_args,
-    song_console,
-)
+from mixrep.cli.console_options import add_fit_arguments, fit_config_from_args
 from mixrep.console.console import MixingConsole
-from mixrep.console.graph_cli import predict_song_graph
-from mixrep.console.prune import (
-    METHODS,
-    PruneConfig,
-    PruneResult,
-    graph_recovery,
-    plot_pruning,
-    prune_console,
-)
-from mixrep.constants import AUDIO_EXTENSIONS
+from mixrep.console.fit import check_finite_output
 from mixrep.errors import DatasetError, MixrepError
 from mixrep.files import atomic_write_text
+from mixrep.graphs.cases import CaseFolder, find_case_folders
+from mixrep.graphs.prune import METHODS, PruneConfig, PruneResult, graph_recovery, plot_pruning, prune_console
+from mixrep.graphs.song import predict_song_graph, song_console
 
 log = logging.getLogger(__name__)
 
 TABLE_TYPES: tuple[str, ...] = ("gain_pan", "imager", "eq", "reverb", "compressor", "noisegate", "delay")
 """Column order of the seed's tables 2 and 3 (g s e r c n d)."""
 STATE_FILE, RESULT_FILE = "state.pt", "pruning.json"
-TRACK_FOLDERS: tuple[str, ...] = ("stems", "tracks")
-
-
-@dataclass(frozen=True)
-class Song:
-    """Where one song's files are."""
-
-    name: str
-    tracks: Path
-    mix: Path
-    groups: Path | None = None
-    truth: Path | None = None
-    buses: Path | None = None
 
 
 def register_prune(commands: argparse._SubParsersAction) -> None:
@@ -66,7 +40,7 @@ def register_prune(commands: argparse._SubParsersAction) -> None:
                                           "graph (seed section 3)")
     p.add_argument("--tracks", type=Path, required=True, help="folder of dry track audio files")
     p.add_argument("--mix", type=Path, required=True, help="target mix audio file")
-    p.add_argument("--groups", type=Path, help="JSON {group name: [track file stem, ...]}")
+    p.add_argument("--groups", type=Path, help="JSON {group: [track, ...]} (default: the folder's groups.json, else one group)")
     p.add_argument("--true-parameters", type=Path, default=None,
                    help="graph JSON that made the mix (make-case): per-type precision and recall")
     p.add_argument("--out", type=Path, required=True, help="output folder (holds the resumable state)")
@@ -110,10 +84,12 @@ def prune_config_from_args(args: argparse.Namespace) -> PruneConfig:
         raise DatasetError(str(e)) from e
 
 
-def prune_song(song: Song, args: argparse.Namespace, out: Path) -> dict:
+def prune_song(song: CaseFolder, args: argparse.Namespace, out: Path) -> dict:
     """Prune one song into ``out``; returns its summary row (also written as ``pruning.json``)."""
     config = prune_config_from_args(args)
-    names, console, stems, mix = song_console(song.tracks, song.mix, song.groups, args)
+    names, console, stems, mix = song_console(song.tracks, song.mix, song.groups, args.chain, args.group_chain,
+                                              args.sample_rate, args.crop_seconds, not args.no_match_check,
+                                              args.device)
     truth = None
     if song.truth is not None:
         try:
@@ -162,7 +138,7 @@ def run_prune(args: argparse.Namespace) -> int:
     truth = args.true_parameters
     if truth is not None and not truth.is_file():
         raise DatasetError(f"--true-parameters {truth} does not exist")
-    report = prune_song(Song(args.out.name or "song", args.tracks, args.mix, args.groups, truth, args.buses),
+    report = prune_song(CaseFolder(args.out.name or "song", args.tracks, args.mix, args.groups, truth, args.buses),
                         args, args.out)
     print(_format_table([report]))
     print(f"wrote {args.out}/graph.json, graph.png, mix.wav, pruning.png, {RESULT_FILE} "
@@ -170,33 +146,11 @@ def run_prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def find_songs(root: Path) -> tuple[list[Song], list[str]]:
-    """Song folders under ``root`` (sorted by name) and the subfolders skipped, with why.
-
-    Raises:
-        DatasetError: ``root`` is not a folder.
-    """
-    if not root.is_dir():
-        raise DatasetError(f"songs folder {root} does not exist or is not a folder")
-    songs, skipped = [], []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        mixes = sorted(f for f in folder.iterdir()
-                       if f.is_file() and f.stem.lower() == "mix" and f.suffix.lower() in AUDIO_EXTENSIONS)
-        if not mixes:
-            skipped.append(f"{folder.name}: no mix.<ext> file")
-            continue
-        tracks = next((folder / n for n in TRACK_FOLDERS if (folder / n).is_dir()), folder)
-        groups, truth, buses = folder / CASE_GROUPS, folder / CASE_TRUTH, folder / CASE_BUSES
-        songs.append(Song(folder.name, tracks, mixes[0], groups if groups.is_file() else None,
-                          truth if truth.is_file() else None, buses if buses.is_dir() else None))
-    return songs, skipped
-
-
 def run_prune_dataset(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     prune_config_from_args(args)  # bad settings fail before any song
-    songs, skipped = find_songs(args.songs)
+    songs, skipped = find_case_folders(args.songs)
     for line in skipped:
         log.warning("skipping %s", line)
     if not songs:

@@ -42,8 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_separate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from mixrep.data.sources import open_source
-    from mixrep.data.tracks import SkipLog
+    from mixrep.datasets.registry import open_source
+    from mixrep.tracks import SkipLog
     from mixrep.separation.cache import StemCache
     from mixrep.separation.cached import CachedSeparation
     from mixrep.separation.demucs import DemucsSeparator

@@ -5,7 +5,7 @@ seconds) and splits it into :class:`MidiPart` s: every ``(channel, program)`` pa
 is a part (a note belongs to the program its channel had at its onset); channel 10 is the drum kit
 (its program selects the kit). Performance controllers of the channel (modulation, expression,
 sustain pedal, pitch bend...) go with each of its parts; pan and reverb/chorus sends are left to
-the mix (:class:`~mixrep.audio.soundfont.SoundFontSynth` ignores them).
+the mix (:class:`~mixrep.audio.fluidsynth.SoundFontSynth` ignores them).
 
 A part's events are on channel 0, or 9 for drums, ready for :meth:`SoundFontSynth.render`.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mixrep.audio.soundfont import DRUM_CHANNEL, MidiEvent
+from mixrep.audio.fluidsynth import DRUM_CHANNEL, MidiEvent
 from mixrep.errors import DatasetError
 
 RELEASE_TAIL_SECONDS = 1.0

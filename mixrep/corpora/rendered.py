@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mixrep.audio.soundfont import check_soundfont, installed_soundfonts
+from mixrep.audio.fluidsynth import check_soundfont, installed_soundfonts
 from mixrep.constants import STEMS
-from mixrep.data.multitrack import InstrumentTrack, Multitrack, MultitrackSource
+from mixrep.audio.multitrack import InstrumentTrack, Multitrack, MultitrackSource
 from mixrep.errors import DatasetError, MixrepError
 from mixrep.tracks import SkipLog, Source, Track
 
@@ -42,7 +42,7 @@ GENERATED_KINDS = ("synth", "soundfont")
 
 
 class CorpusMixture:
-    """Several sources as one :class:`~mixrep.data.multitrack.MultitrackSource`.
+    """Several sources as one :class:`~mixrep.audio.multitrack.MultitrackSource`.
 
     Track ids are ``<corpus>/<track id>``; ``track.metadata["corpus"]`` names the corpus.
     :meth:`tracks` interleaves the corpora (first song of each, then the second...), so any prefix
@@ -160,7 +160,7 @@ def render_soundfont_corpus(soundfont: str | Path, *, corpus_dir: str | Path, se
         DatasetError: a soundfont given as a path is missing or not a soundfont; rendering failed.
         MixrepError: FluidSynth is missing and the soundfont was given as a path.
     """
-    from mixrep.data.soundfont import SoundfontCorpusConfig, SoundfontSource, render_corpus
+    from mixrep.corpora.soundfont import SoundfontCorpusConfig, SoundfontSource, render_corpus
 
     path = find_soundfont(soundfont)
     if path is None:
@@ -197,7 +197,7 @@ def open_generated_corpora(kinds: Sequence[str], *, sample_rate: int, seed: int 
     Raises:
         ValueError: an unknown kind.
     """
-    from mixrep.data.sources import open_source
+    from mixrep.datasets.registry import open_source
 
     unknown = [k for k in kinds if k not in GENERATED_KINDS]
     if unknown or not kinds:

@@ -3,8 +3,8 @@
 :func:`compose_song` draws one song from ``(seed, index)``: tempo, key, scale, chord progression,
 swing and humanisation, an arrangement (sections where parts drop out) and the patterns of every
 part, as :class:`Note` events in seconds. Renderers then give the parts a sound: harmonic
-oscillators and filtered noise (:mod:`mixrep.data.synthetic`) or General-MIDI instruments of a
-soundfont (:mod:`mixrep.data.soundfont`).
+oscillators and filtered noise (:mod:`mixrep.corpora.synthetic`) or General-MIDI instruments of a
+soundfont (:mod:`mixrep.corpora.soundfont`).
 
 Parts (``Part.name``; ``role`` is what the arrangement switches on and off):
 

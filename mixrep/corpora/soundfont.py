@@ -2,11 +2,11 @@
 
 Songs come from two places:
 
-- generated: the notes of :func:`mixrep.data.score.compose_song` (the synthetic corpus's songs),
+- generated: the notes of :func:`mixrep.corpora.score.compose_song` (the synthetic corpus's songs),
   rendered as tracks ``kick``, ``snare``, ``hats`` (drums, one GM kit per song), ``bass``, ``chords``
   and ``lead`` with instruments drawn per song from GM families (:class:`SoundfontCorpusConfig`);
 - MIDI files (``midi_dir``, e.g. Lakh MIDI): one track per channel and program
-  (:func:`mixrep.data.midi.read_midi`).
+  (:func:`mixrep.corpora.midi.read_midi`).
 
 Every track is rendered dry (FluidSynth reverb and chorus off, no sends, centred) so all ambience
 comes from the mixing style. Each song is scaled so the louder of its mix and any track peaks at
@@ -42,15 +42,15 @@ from pathlib import Path
 import numpy as np
 
 from mixrep.audio.io import check_sample_rate, write_audio
-from mixrep.audio.soundfont import DRUM_BANK, DRUM_CHANNEL, MidiEvent, SoundFontSynth, check_soundfont, default_soundfont
+from mixrep.audio.fluidsynth import DRUM_BANK, DRUM_CHANNEL, MidiEvent, SoundFontSynth, check_soundfont, default_soundfont
 from mixrep.constants import SAMPLE_RATE
-from mixrep.data.midi import read_midi
-from mixrep.data.multitrack import InstrumentTrack
-from mixrep.data.multitrack_sources import LENGTH_TOLERANCE_SECONDS, FileMultitrackSource, slug, unique_names
-from mixrep.data.score import Note, compose_song
-from mixrep.data.sources import DEFAULT_MIN_SECONDS, hash_split
-from mixrep.data.synthetic import split_for_index
-from mixrep.data.tracks import SPLITS, SkipLog
+from mixrep.corpora.midi import read_midi
+from mixrep.audio.multitrack import InstrumentTrack
+from mixrep.datasets.base import LENGTH_TOLERANCE_SECONDS, FileMultitrackSource, slug, unique_names
+from mixrep.corpora.score import Note, compose_song
+from mixrep.datasets.base import DEFAULT_MIN_SECONDS, hash_split
+from mixrep.corpora.synthetic import split_for_index
+from mixrep.tracks import SPLITS, SkipLog
 from mixrep.errors import DatasetError, MixrepError
 from mixrep.files import atomic_write_text, digest
 
@@ -104,7 +104,7 @@ class SoundfontCorpusConfig:
 
     Attributes:
         num_songs: generated songs (``sf-0000``...); 0 renders only MIDI files.
-        seed: song ``i`` plays the notes of :func:`~mixrep.data.score.compose_song` ``(seed, i)``
+        seed: song ``i`` plays the notes of :func:`~mixrep.corpora.score.compose_song` ``(seed, i)``
             (so song ``i`` has the notes of synthetic song ``i`` of the same seed); its
             instruments are drawn from ``(seed, i, 2)``.
         song_seconds: length of generated songs.
@@ -329,7 +329,7 @@ def render_corpus(out_dir: str | Path, config: SoundfontCorpusConfig | None = No
     Args:
         out_dir: corpus folder (created).
         config: what to render.
-        soundfont: ``.sf2``/``.sf3`` file; default :func:`~mixrep.audio.soundfont.default_soundfont`.
+        soundfont: ``.sf2``/``.sf3`` file; default :func:`~mixrep.audio.fluidsynth.default_soundfont`.
         midi_dir: a MIDI file or a folder of them (recursive), rendered after the generated songs.
         progress: show a tqdm progress bar.
 
@@ -364,7 +364,7 @@ def render_corpus(out_dir: str | Path, config: SoundfontCorpusConfig | None = No
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     report = CorpusReport(out, soundfont)
-    corpus_info = {"generator": "mixrep.data.soundfont", "config": config.to_dict(),
+    corpus_info = {"generator": "mixrep.corpora.soundfont", "config": config.to_dict(),
                    "soundfont": {"path": str(soundfont.resolve()), "name": soundfont.stem,
                                  "bytes": soundfont.stat().st_size}}
     atomic_write_text(out / "corpus.json", json.dumps(corpus_info, indent=1))
@@ -416,7 +416,7 @@ def render_corpus(out_dir: str | Path, config: SoundfontCorpusConfig | None = No
 
 
 class SoundfontSource(FileMultitrackSource):
-    """A corpus written by :func:`render_corpus`, as a :class:`~mixrep.data.multitrack.MultitrackSource`.
+    """A corpus written by :func:`render_corpus`, as a :class:`~mixrep.audio.multitrack.MultitrackSource`.
 
     Only complete songs (with ``song.json``) are listed; the split is the one recorded at rendering.
 
@@ -460,7 +460,7 @@ def open_soundfont_corpus(root: str | Path | None, config: SoundfontCorpusConfig
         root: corpus folder; default ``outputs/corpora/<soundfont name>-<seed>-<songs>``.
 
     Returns:
-        A :class:`SoundfontSource`, or a :class:`~mixrep.data.synthetic.SyntheticSource` as the fallback.
+        A :class:`SoundfontSource`, or a :class:`~mixrep.corpora.synthetic.SyntheticSource` as the fallback.
     """
     path = Path(soundfont).expanduser() if soundfont is not None else default_soundfont()
     try:
@@ -473,7 +473,7 @@ def open_soundfont_corpus(root: str | Path | None, config: SoundfontCorpusConfig
     except (MixrepError, ImportError) as e:
         if soundfont is not None:
             raise  # a soundfont the user named must work
-        from mixrep.data.synthetic import SynthConfig, SyntheticSource
+        from mixrep.corpora.synthetic import SynthConfig, SyntheticSource
 
         log.warning("no soundfont corpus (%s): using the pure-numpy synthetic corpus instead "
                     "(as root: apt-get install libfluidsynth3 fluid-soundfont-gm)", e)

@@ -12,7 +12,7 @@ that sets the timbre) and percussive parts are *filtered noise* plus pitched dec
 - vocals: a sung-like lead: legato melody with glide, delayed vibrato, per-note vowel formants
   weighting the harmonics, and a little breath noise.
 
-The notes come from :func:`mixrep.data.score.compose_song` (tempo, key, scale, chord
+The notes come from :func:`mixrep.corpora.score.compose_song` (tempo, key, scale, chord
 progression, rhythm patterns, arrangement: the same songs the soundfont corpus renders with sampled
 instruments); this module draws each song's timbres and its baseline placement (pan, width, level
 per stem), so songs differ in their own baseline mix. A song depends on ``(config, index)`` only,
@@ -44,9 +44,9 @@ from mixrep.audio.io import check_sample_rate, write_audio
 from mixrep.audio.primitives import pan_gains
 from mixrep.audio.stems import sum_to_stems
 from mixrep.constants import SAMPLE_RATE, STEMS
-from mixrep.data.multitrack import InstrumentTrack, Multitrack, slice_span
-from mixrep.data.score import Note, Part, Score, compose_song
-from mixrep.data.tracks import SPLITS, SkipLog, Track
+from mixrep.audio.multitrack import InstrumentTrack, Multitrack, slice_span
+from mixrep.corpora.score import Note, Part, Score, compose_song
+from mixrep.tracks import SPLITS, SkipLog, Track
 from mixrep.errors import DatasetError
 from mixrep.files import atomic_write_text
 
@@ -65,7 +65,7 @@ TRACKS: tuple[tuple[str, str], ...] = (
 """``(track name, stem class)`` of every synthetic song, in track order."""
 
 ROLE_STEMS: dict[str, str] = {"drums": "drums", "bass": "bass", "chords": "other", "lead": "vocals"}
-"""Stem class of each arrangement role of :mod:`mixrep.data.score` in the synthetic corpus."""
+"""Stem class of each arrangement role of :mod:`mixrep.corpora.score` in the synthetic corpus."""
 
 
 @dataclass(frozen=True)
@@ -521,7 +521,7 @@ def _rms(x: np.ndarray) -> float:
 def synthesize_song(index: int, config: SynthConfig) -> SynthSong:
     """Generate song ``index`` of the corpus described by ``config``.
 
-    The notes are :func:`~mixrep.data.score.compose_song` ``(config.seed, index)``; timbres and
+    The notes are :func:`~mixrep.corpora.score.compose_song` ``(config.seed, index)``; timbres and
     placement are drawn from a generator seeded with ``(config.seed, index, 1)``, so songs can be
     generated in any order or in parallel.
 
@@ -653,7 +653,7 @@ def split_for_index(index: int, num_songs: int, val_fraction: float, test_fracti
 
 
 class SyntheticSource:
-    """The synthetic corpus as a :class:`~mixrep.data.multitrack.MultitrackSource` (in memory, no files).
+    """The synthetic corpus as a :class:`~mixrep.audio.multitrack.MultitrackSource` (in memory, no files).
 
     Args:
         config: corpus configuration.
@@ -720,7 +720,7 @@ def write_corpus(
 
     ``<out_dir>/<song_id>/{drums,bass,other,vocals}.flac`` (16-bit FLAC) and
     ``<out_dir>/metadata.json`` holding the config and, per song, its metadata and split
-    (:class:`~mixrep.data.sources.StemsFolderSource` reads both back).
+    (:class:`~mixrep.datasets.sources.StemsFolderSource` reads both back).
 
     Returns:
         ``out_dir`` as a Path.
@@ -734,6 +734,6 @@ def write_corpus(
         for name, stem in zip(STEMS, song.stems):
             write_audio(out / song.song_id / f"{name}{extension}", stem, config.sample_rate)
         songs[song.song_id] = {**song.metadata, "split": split_for_index(i, config.num_songs, val_fraction, test_fraction)}
-    manifest = {"generator": "mixrep.data.synthetic", "config": dataclasses.asdict(config), "songs": songs}
+    manifest = {"generator": "mixrep.corpora.synthetic", "config": dataclasses.asdict(config), "songs": songs}
     atomic_write_text(out / "metadata.json", json.dumps(manifest, indent=1))
     return out

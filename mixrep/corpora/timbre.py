@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mixrep.audio.style_space import EqRanges, equalise, sample_eq
-from mixrep.data.styles import Clip
+from mixrep.styles.mix_style import EqRanges, equalise, sample_eq
+from mixrep.styles.spaces import Clip
 
 
 def timbre_ranges(jitter_db: float) -> EqRanges:

@@ -1,1 +1,2 @@
-"""Sources (synthetic corpus, FMA, audio folders, stem folders), triplets and the DataModule."""
+"""Dataset readers: song folders (``song_folder``, the one reader of a folder of tracks), FMA, audio and
+stem folders (``sources``), multitrack datasets (``multitrack_sources``: Slakh2100, MedleyDB, MoisesDB)."""

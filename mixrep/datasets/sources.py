@@ -7,9 +7,9 @@ Every class here implements :class:`~mixrep.tracks.Source`:
 - :class:`AudioFolderSource` - every audio file under a folder (recursive), split by a hash of
   the relative path.
 - :class:`StemsFolderSource` - ``<song>/{drums,bass,other,vocals}.<ext>`` folders (MUSDB18-HQ,
-  :func:`~mixrep.data.synthetic.write_corpus` output), read with
+  :func:`~mixrep.corpora.synthetic.write_corpus` output), read with
   :class:`~mixrep.separation.base.OracleStems`.
-- :func:`open_source` - build any of them (and the synthetic corpus) by name.
+- :func:`~mixrep.datasets.registry.open_source` builds any of them (and the corpora) by name.
 
 Sources of mixtures (FMA, folders) get their stems from the :class:`~mixrep.separation.base.TrackStems`
 passed as ``stems`` (a separator behind the on-disk stem cache).
@@ -40,17 +40,23 @@ from pathlib import Path
 
 import numpy as np
 
-from mixrep.audio.io import audio_info, check_sample_rate, read_segment
+from mixrep.audio.io import audio_info, read_segment
 from mixrep.constants import AUDIO_EXTENSIONS, CHANNELS, SAMPLE_RATE, STEMS
+from mixrep.datasets.base import (
+    DEFAULT_MIN_SECONDS,
+    FOLDER_SPLITS,
+    check_split,
+    checked_rate,
+    existing_dir,
+    hash_split,
+    is_audio_name,
+)
 from mixrep.errors import AudioReadError, DatasetError, SeparationError
-from mixrep.files import hash64, pick_stem_files
+from mixrep.files import pick_stem_files
 from mixrep.separation.base import OracleStems, TrackStems
-from mixrep.tracks import SPLITS, SkipLog, Source, Track
+from mixrep.tracks import SPLITS, SkipLog, Track
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MIN_SECONDS = 8.0
-"""Shortest usable track in seconds: two non-overlapping 4 s clips (pass ``2 * clip_seconds``)."""
 
 SILENCE_DBFS = -60.0
 """A track whose probed spans all stay below this RMS level (dBFS) counts as silent."""
@@ -66,54 +72,7 @@ FMA_SUBSETS: dict[str, frozenset[str] | None] = {
 FMA_SPLITS: dict[str, str] = {"training": "train", "validation": "val", "test": "test"}
 """FMA's ``('set', 'split')`` values mapped to mixrep split names."""
 
-FOLDER_SPLITS: dict[str, str] = {"train": "train", "training": "train", "val": "val", "valid": "val",
-                                 "validation": "val", "test": "test"}
-"""Top-level folder names that fix the split of a stems folder (MUSDB18 has ``train/`` and ``test/``)."""
-
 _FMA_COLUMNS = (("set", "subset"), ("set", "split"), ("track", "duration"))
-
-
-def _checked_rate(sample_rate: int, where: str | Path) -> int:
-    try:
-        return check_sample_rate(sample_rate)
-    except ValueError as e:
-        raise DatasetError(f"cannot open {where}: {e}") from e
-
-
-def _existing_dir(root: str | Path | None, what: str) -> Path:
-    if root is None:
-        raise DatasetError(f"{what} needs a root folder; pass root=PATH")
-    root = Path(root).expanduser()
-    if not root.exists():
-        raise DatasetError(f"{what} root {root} does not exist; check the path (or download the data there)")
-    if not root.is_dir():
-        raise DatasetError(f"{what} root {root} is not a folder; pass the folder that holds the audio")
-    return root
-
-
-def hash_split(key: str, val_fraction: float, test_fraction: float) -> str:
-    """Deterministic split from a SHA-1 of ``key`` (stable across machines, runs and file order).
-
-    ``u = sha1(key) / 2**64`` in ``[0, 1)``: ``u < test_fraction`` is test, the next
-    ``val_fraction`` is val, the rest train.
-    """
-    if not (val_fraction >= 0 and test_fraction >= 0 and val_fraction + test_fraction < 1):
-        raise ValueError(f"need val_fraction, test_fraction >= 0 with a sum < 1, got {val_fraction}, {test_fraction}")
-    u = hash64(key) / 2.0**64
-    if u < test_fraction:
-        return "test"
-    if u < test_fraction + val_fraction:
-        return "val"
-    return "train"
-
-
-def _is_audio(name: str) -> bool:
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
-
-
-def _check_split(split: str | None) -> None:
-    if split is not None and split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; use one of {SPLITS}")
 
 
 def probe_audio(
@@ -165,7 +124,7 @@ class _MixtureSource:
     name = "mixtures"
 
     def __init__(self, stems: TrackStems | None, sample_rate: int, where: Path) -> None:
-        self.sample_rate = _checked_rate(sample_rate, where)
+        self.sample_rate = checked_rate(sample_rate, where)
         if stems is not None and getattr(stems, "sample_rate", self.sample_rate) != self.sample_rate:
             raise DatasetError(
                 f"the stems reader runs at {stems.sample_rate} Hz but the source {where} at {self.sample_rate} Hz; "
@@ -176,7 +135,7 @@ class _MixtureSource:
         self._tracks: list[Track] = []
 
     def tracks(self, split: str | None = None) -> list[Track]:
-        _check_split(split)
+        check_split(split)
         return [t for t in self._tracks if split is None or t.split == split]
 
     def read_stems(self, track: Track, start_seconds: float, duration_seconds: float) -> np.ndarray:
@@ -237,11 +196,11 @@ class FMASource(_MixtureSource):
         min_seconds: float = DEFAULT_MIN_SECONDS,
         check_silence: bool = False,
     ) -> None:
-        root = _existing_dir(root, "FMA")
+        root = existing_dir(root, "FMA")
         super().__init__(stems, sample_rate, root)
         if subset not in FMA_SUBSETS:
             raise ValueError(f"unknown FMA subset {subset!r}; use one of {tuple(FMA_SUBSETS)}")
-        _check_split(split)
+        check_split(split)
         self.root, self.subset = root, subset
         self.metadata_path = Path(metadata_path) if metadata_path else root / "fma_metadata" / "tracks.csv"
         self.audio_dir = Path(audio_dir) if audio_dir else root / f"fma_{subset}"
@@ -362,7 +321,7 @@ class AudioFolderSource(_MixtureSource):
         min_seconds: float = DEFAULT_MIN_SECONDS,
         check_silence: bool = False,
     ) -> None:
-        root = _existing_dir(root, "audio folder")
+        root = existing_dir(root, "audio folder")
         super().__init__(stems, sample_rate, root)
         self.root = root
         files = sorted(_walk_audio(root))
@@ -389,7 +348,7 @@ def _walk_audio(root: Path) -> Iterable[Path]:
     for folder, dirs, names in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in names:
-            if _is_audio(name):
+            if is_audio_name(name):
                 yield Path(folder) / name
 
 
@@ -404,7 +363,7 @@ class StemsFolderSource:
     complete is a wrong layout and raises :class:`~mixrep.errors.DatasetError`.
 
     Split: the ``split`` a ``metadata.json`` at the root gives the song
-    (:func:`~mixrep.data.synthetic.write_corpus` writes one), else a top-level ``train``/``val``/
+    (:func:`~mixrep.corpora.synthetic.write_corpus` writes one), else a top-level ``train``/``val``/
     ``test`` folder (MUSDB18), else :func:`hash_split` of the song folder's relative path.
 
     Args:
@@ -424,8 +383,8 @@ class StemsFolderSource:
         test_fraction: float = 0.1,
         min_seconds: float = DEFAULT_MIN_SECONDS,
     ) -> None:
-        self.root = _existing_dir(root, "stems folder")
-        self.sample_rate = _checked_rate(sample_rate, self.root)
+        self.root = existing_dir(root, "stems folder")
+        self.sample_rate = checked_rate(sample_rate, self.root)
         self.skipped = SkipLog()
         self.reader = OracleStems(self.sample_rate)
         manifest = _read_manifest(self.root)
@@ -468,7 +427,7 @@ class StemsFolderSource:
         log.info("stems %s: %d songs, %s", self.root, len(self._tracks), self.skipped.summary())
 
     def tracks(self, split: str | None = None) -> list[Track]:
-        _check_split(split)
+        check_split(split)
         return [t for t in self._tracks if split is None or t.split == split]
 
     def read_stems(self, track: Track, start_seconds: float, duration_seconds: float) -> np.ndarray:
@@ -502,57 +461,3 @@ def _read_manifest(root: Path) -> dict[str, dict]:
         log.warning("ignoring unreadable %s: %s", path, e)
         return {}
     return songs if isinstance(songs, dict) else {}
-
-
-SOURCE_KINDS: tuple[str, ...] = ("synth", "fma", "folder", "stems", "slakh", "medleydb", "moisesdb", "tracks", "soundfont")
-
-
-def open_source(
-    kind: str,
-    root: str | Path | None = None,
-    *,
-    sample_rate: int = SAMPLE_RATE,
-    stems: TrackStems | None = None,
-    **options,
-) -> Source:
-    """Build a source by name.
-
-    Args:
-        kind: ``synth`` (the embedded corpus; ``options`` are :class:`~mixrep.data.synthetic.SynthConfig`
-            fields plus ``val_fraction``/``test_fraction``/``cache_songs``), ``fma``, ``folder``,
-            ``stems``, or a multitrack kind: ``slakh``, ``medleydb``, ``moisesdb``, ``tracks``,
-            ``soundfont`` (see :func:`~mixrep.data.multitrack_sources.open_multitrack_source`).
-        root: data folder (not used by ``synth``).
-        sample_rate: rate in Hz of the stems the source returns.
-        stems: stems reader for sources of mixtures (``fma``, ``folder``).
-        **options: passed to the source's constructor.
-
-    Raises:
-        DatasetError: bad root or layout (see the source classes).
-        ValueError: unknown kind or option.
-    """
-    if kind == "synth":
-        from mixrep.data.synthetic import SynthConfig, SyntheticSource
-
-        if root is not None:
-            raise DatasetError(
-                f"the synth source is generated in memory and takes no root (got {root}); "
-                "to read a corpus written with write_corpus use kind='stems'"
-            )
-        fields = {f for f in SynthConfig.__dataclass_fields__}
-        config_options = {k: options.pop(k) for k in list(options) if k in fields}
-        try:
-            config = SynthConfig(sample_rate=sample_rate, **config_options)
-        except ValueError as e:
-            raise DatasetError(f"cannot build the synthetic corpus: {e}") from e
-        return SyntheticSource(config, **options)
-    if kind in ("fma", "folder"):
-        cls = FMASource if kind == "fma" else AudioFolderSource
-        return cls(root, stems=stems, sample_rate=sample_rate, **options)
-    if kind == "stems":
-        return StemsFolderSource(root, sample_rate=sample_rate, **options)
-    if kind in SOURCE_KINDS:  # the multitrack layouts and the soundfont corpus
-        from mixrep.data.multitrack_sources import open_multitrack_source
-
-        return open_multitrack_source(kind, root, sample_rate=sample_rate, **options)
-    raise ValueError(f"unknown source kind {kind!r}; use one of {SOURCE_KINDS}")

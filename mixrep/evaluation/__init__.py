@@ -1,1 +1,1 @@
-"""Evaluation: retrieval metrics, baselines and plots."""
+"""Evaluation protocols: the style encoder (``mixrep evaluate``) and Stage 2 style transfer."""

@@ -1,6 +1,6 @@
 """Cross-domain evaluation: score a trained encoder per domain against baselines on the same items.
 
-A *domain* is a source of songs the style-retrieval set is built from (:mod:`mixrep.eval.style_set`):
+A *domain* is a source of songs the style-retrieval set is built from (:mod:`mixrep.retrieval.style_set`):
 
 - ``synth``: the numpy synthetic corpus, songs of :data:`EVAL_SEED` (no training run uses them);
 - ``soundfont:NAME`` (or ``soundfont:PATH``): the same song generator's songs of :data:`EVAL_SEED`
@@ -10,7 +10,7 @@ A *domain* is a source of songs the style-retrieval set is built from (:mod:`mix
 - ``KIND:PATH`` or a bare ``PATH``: a dataset folder (``slakh``, ``medleydb``, ``moisesdb``,
   ``tracks``, ``stems``, ``soundfont``; the kind is detected from the layout when not given).
 
-Styles come from a style space (:mod:`mixrep.data.styles`): by default the ``mix_style`` space
+Styles come from a style space (:mod:`mixrep.styles.spaces`): by default the ``mix_style`` space
 with its default ranges (the same distribution for every checkpoint), or ``chains``, the
 checkpoint's own per-stem chains.
 
@@ -18,7 +18,7 @@ Scored on exactly the same items of each domain:
 
 - ``trained``: the checkpoint;
 - ``untrained``: the same architecture with freshly initialised weights (seeded);
-- ``mix_features``, ``stem_features``, ``mfcc``: handcrafted features (:mod:`mixrep.eval.baselines`).
+- ``mix_features``, ``stem_features``, ``mfcc``: handcrafted features (:mod:`mixrep.retrieval.baselines`).
 """
 
 from __future__ import annotations
@@ -29,16 +29,16 @@ from pathlib import Path
 
 import torch
 
-from mixrep.api import StyleEncoder, load_checkpoint, recorded_separator
-from mixrep.audio.augment import AugmentConfig
-from mixrep.audio.soundfont import installed_soundfonts
-from mixrep.data.corpora import detect_layout, find_soundfont, render_soundfont_corpus, soundfont_label
-from mixrep.data.datamodule import build_source
-from mixrep.data.styles import STYLE_SPACES, StyleSpace, make_style_space
+from mixrep.inference.style_encoder import StyleEncoder, load_checkpoint, recorded_separator
+from mixrep.styles.chains import AugmentConfig
+from mixrep.audio.fluidsynth import installed_soundfonts
+from mixrep.corpora.rendered import detect_layout, find_soundfont, render_soundfont_corpus, soundfont_label
+from mixrep.training.datamodule import build_source
+from mixrep.styles.spaces import STYLE_SPACES, StyleSpace, make_style_space
 from mixrep.errors import CheckpointError, DatasetError
-from mixrep.eval.baselines import feature_baselines
-from mixrep.eval.metrics import StyleRetrievalScores, style_retrieval_scores
-from mixrep.eval.style_set import StyleSet, build_style_set, embed_style_set
+from mixrep.retrieval.baselines import feature_baselines
+from mixrep.retrieval.metrics import StyleRetrievalScores, style_retrieval_scores
+from mixrep.retrieval.style_set import StyleSet, build_style_set, embed_style_set
 from mixrep.models.encoder import MixStyleEncoder
 from mixrep.separation.demucs import is_pretrained_name
 from mixrep.tracks import Source
@@ -81,7 +81,7 @@ def training_source(checkpoint: dict, sample_rate: int) -> Source:
     """Re-open the data source a loaded checkpoint was trained on (at ``sample_rate``).
 
     The separator is the pretrained Demucs model the checkpoint names
-    (:func:`~mixrep.api.recorded_separator`): a weights file it records is never loaded.
+    (:func:`~mixrep.inference.style_encoder.recorded_separator`): a weights file it records is never loaded.
 
     Raises:
         CheckpointError: the checkpoint names a separator that is not a pretrained Demucs name.
@@ -110,7 +110,7 @@ def trained_soundfonts(checkpoint: dict) -> list[Path]:
         return []
     names = data.get("soundfonts") or []
     if not names:
-        from mixrep.audio.soundfont import default_soundfont
+        from mixrep.audio.fluidsynth import default_soundfont
 
         default = default_soundfont()
         return [] if default is None else [default.resolve()]
@@ -156,7 +156,7 @@ def open_domain(spec: str, checkpoint: dict, sample_rate: int, *, songs: int = 1
         DatasetError: an unknown kind, a missing folder, a soundfont that cannot be rendered here.
     """
     if spec == "synth":
-        from mixrep.data.sources import open_source
+        from mixrep.datasets.registry import open_source
 
         source = open_source("synth", sample_rate=sample_rate, num_songs=songs, song_seconds=EVAL_SONG_SECONDS,
                              seed=EVAL_SEED, cache_songs=songs)

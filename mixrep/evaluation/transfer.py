@@ -1,6 +1,6 @@
 """``mixrep evaluate-transfer``: a regression head against the baselines, on held-out songs and styles.
 
-Items are :class:`~mixrep.data.transfer.TransferDataset` items of the *test* split (songs the
+Items are :class:`~mixrep.training.head_data.TransferDataset` items of the *test* split (songs the
 head never saw) with a style seed of their own (style draws it never saw), for both reference
 kinds: ``console`` (rendered by the console with parameters from the prior: ground truth known)
 and ``pedalboard`` (rendered by the Stage 1 mixing-style space: the console can only approximate
@@ -9,12 +9,12 @@ it). Every method is scored on the same items:
 * ``sum``: the plain sum of the level-aligned tracks (equal loudness);
 * ``mean``: the console at the mean training parameters (the prior's mean raw strip and bus rows);
   ``mean+balance``: then its faders set to the reference's stem balance, level and stereo
-  (:func:`~mixrep.transfer.balance.match_balance`: measured, not learned);
+  (:func:`~mixrep.inference.balance.match_balance`: measured, not learned);
 * ``retrieval``: the parameters of the training reference nearest in embedding space (a bank of
   console-kind training items);
 * ``head``: the regression head's prediction; ``head+balance``: then balance-matched (what
   ``mixrep mix`` does by default); ``head+refine``: balance-matched, then refined for ``refine_steps``
-  with :meth:`~mixrep.transfer.StyleTransfer.refine`'s default objective (``mixrep mix --refine-steps``);
+  with :meth:`~mixrep.inference.StyleTransfer.refine`'s default objective (``mixrep mix --refine-steps``);
 * ``fit``: the console fitted directly to the target (``mixrep console fit``'s optimiser; the upper
   bound).
 
@@ -36,17 +36,16 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from mixrep.console import (
-    ConsoleBatch, FitConfig, MixingConsole, MixLoss, PruneConfig, TrackLevels, fit, prune_console, rms_normalise,
-    track_levels,
-)
+from mixrep.console import ConsoleBatch, FitConfig, MixingConsole, MixLoss, fit, rms_normalise
 from mixrep.console.audio_features import feature_errors
 from mixrep.console.strips import StripLayout, mask_from_keep, strip_rows
 from mixrep.constants import STEMS
-from mixrep.data.synthetic import TRACKS
-from mixrep.data.transfer import TransferDataset
-from mixrep.transfer import StyleTransfer
-from mixrep.transfer.balance import match_balance
+from mixrep.graphs.prune import PruneConfig, prune_console
+from mixrep.graphs.recovery import TrackLevels, track_levels
+from mixrep.corpora.synthetic import TRACKS
+from mixrep.training.head_data import TransferDataset
+from mixrep.inference import StyleTransfer
+from mixrep.inference.balance import match_balance
 
 log = logging.getLogger(__name__)
 

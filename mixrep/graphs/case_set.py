@@ -1,14 +1,14 @@
 """Graph-prediction cases: a song's raw tracks, the outputs of its buses, and the sparse graph that made them.
 
 A case takes a random subset of one song's tracks (any
-:class:`~mixrep.data.multitrack.MultitrackSource`: the numpy synth, a soundfont corpus, a
+:class:`~mixrep.audio.multitrack.MultitrackSource`: the numpy synth, a soundfont corpus, a
 multitrack dataset), aligns their levels as Stage 2 does, groups them (by stem class, or into a
 ``rhythm`` bus of drums and bass and a ``music`` bus of the rest, as ``mixrep console make-case``
 does) and mixes them with a console whose parameters and sparse graph are drawn from the musical
-prior (:func:`~mixrep.console.cases.draw_console`). A drawn processor one cannot hear is bypassed
+prior (:func:`~mixrep.graphs.cases.draw_console`). A drawn processor one cannot hear is bypassed
 (``audible_db``), so the labels say what the audio shows. Unlike Stage 2 items, tracks and buses
 come from the *same* song: this is the pruning search's question (which processors mixed these
-tracks into this mix?), answered by :class:`~mixrep.console.graph_predictor.GraphPredictor`.
+tracks into this mix?), answered by :class:`~mixrep.graphs.predictor.GraphPredictor`.
 
 Shape:
     tracks ``(K, 2, samples)``, buses ``(G, 2, samples)``, ``groups`` ``(K,)`` bus of every track;
@@ -20,18 +20,19 @@ from __future__ import annotations
 import logging
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from mixrep.console import MixingConsole, MusicalPrior
-from mixrep.console.cases import draw_console
-from mixrep.console.evidence import EVIDENCE_NAMES, strip_evidence
+from mixrep.graphs.cases import draw_console
+from mixrep.graphs.evidence import EVIDENCE_NAMES, strip_evidence
 from mixrep.console.graph import build_console, parse_chain
 from mixrep.console.strips import group_outputs, strip_keep
 from mixrep.constants import STEMS
-from mixrep.data.multitrack import MultitrackSource
-from mixrep.data.transfer import ConsoleSpec, align_track_levels
+from mixrep.audio.multitrack import MultitrackSource
+from mixrep.console.spec import ConsoleSpec, align_track_levels
 from mixrep.errors import DatasetError, MixrepError
 
 log = logging.getLogger(__name__)
@@ -188,3 +189,29 @@ def evidence_table(cases: GraphCaseSet, count: int, workers: int = 0, progress: 
     if skipped:
         log.warning("%d of %d graph cases skipped (unreadable songs)", skipped, count)
     return np.concatenate(rows), np.concatenate(labels)
+
+
+CASE_SOURCES_HELP = "synth (the numpy synth, no files) or soundfont:NAME (an installed GM soundfont, e.g. FluidR3_GM)"
+
+
+def open_case_source(name: str, songs: int, sample_rate: int, corpus_dir: str | Path) -> MultitrackSource:
+    """The multitrack source ``name`` (:data:`CASE_SOURCES_HELP`) at ``sample_rate``; a soundfont
+    corpus is rendered into (or read from) ``corpus_dir``.
+
+    Raises:
+        DatasetError: an unknown name, or a soundfont (or FluidSynth) that is not installed.
+    """
+    from mixrep.corpora.rendered import render_soundfont_corpus  # FluidSynth only when asked for
+    from mixrep.corpora.synthetic import SynthConfig, SyntheticSource
+
+    if name == "synth":
+        return SyntheticSource(SynthConfig(num_songs=songs, sample_rate=sample_rate), cache_songs=songs)
+    kind, _, soundfont = name.partition(":")
+    if kind != "soundfont" or not soundfont:
+        raise DatasetError(f"--source {name!r}: use {CASE_SOURCES_HELP}")
+    source = render_soundfont_corpus(soundfont, corpus_dir=corpus_dir, seed=0, songs=songs,
+                                     song_seconds=12.0, sample_rate=sample_rate, progress=True)
+    if source is None:
+        raise DatasetError(f"--source {name!r}: soundfont {soundfont!r} or FluidSynth is not installed here "
+                           "(as root: bash scripts/install_system_deps.sh)")
+    return source

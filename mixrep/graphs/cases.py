@@ -21,7 +21,10 @@ import torch
 from torch import Tensor
 
 from mixrep.audio.io import write_audio
-from mixrep.console.audibility import audible_console_mask
+from mixrep.constants import AUDIO_EXTENSIONS, STEMS
+from mixrep.corpora.synthetic import SynthConfig, synthesize_song
+from mixrep.errors import DatasetError
+from mixrep.graphs.audibility import audible_console_mask
 from mixrep.console.console import MixingConsole
 from mixrep.console.graph import DEFAULT_CHAIN, MixingGraph
 from mixrep.console.functional import LOG10_OVER_20
@@ -32,6 +35,8 @@ from mixrep.files import atomic_write_text
 CASE_STEMS, CASE_MIX, CASE_GROUPS, CASE_TRUTH = "stems", "mix.wav", "groups.json", "true_parameters.json"
 CASE_BUSES = "buses"
 """Every subgroup's output, ``buses/<group>.wav`` (the reference's stems: graph prediction's input)."""
+TRACK_FOLDERS: tuple[str, ...] = ("stems", "tracks")
+"""Where a case folder's tracks may be (else beside its mix)."""
 AUDIBLE_WINDOW_SECONDS = 20.0
 """The audibility of the drawn processors is judged on at most this much of the song (its middle)."""
 
@@ -55,7 +60,7 @@ def draw_console(graph: MixingGraph, processors: dict[str, Processor], prior: Mu
 
     With ``audible_db`` > 0, the drawn optional processors (types whose ``prior.active_probability``
     is below 1) that change their own input by less than that many dB while playing ``stems``
-    ``(tracks, 2, samples)`` are bypassed (:func:`~mixrep.console.audibility.audible_console_mask`):
+    ``(tracks, 2, samples)`` are bypassed (:func:`~mixrep.graphs.audibility.audible_console_mask`):
     the graph then holds what one can hear, the ground truth of graph prediction.
     """
     params = sample_parameters(graph, processors, prior, generator)
@@ -75,10 +80,10 @@ def make_case(stems: Tensor, names: list[str], groups: dict[str, list[str]], sam
 
     With ``audible_db`` > 0, a drawn optional processor (a type whose ``prior.active_probability``
     is below 1) stays in the true graph only when it changes its own input by at least that many
-    dB (:func:`~mixrep.console.audibility.audible_mask`, judged on the middle
+    dB (:func:`~mixrep.graphs.audibility.audible_mask`, judged on the middle
     ``AUDIBLE_WINDOW_SECONDS`` of the song); the others are bypassed before the mix is rendered, so
     the true graph holds what one can hear (the ground truth of graph prediction, see
-    :class:`~mixrep.data.transfer.TransferDataset`). 0 keeps every drawn processor.
+    :class:`~mixrep.training.head_data.TransferDataset`). 0 keeps every drawn processor.
 
     The drawn console is then made as loud as the plain sum of the tracks (the same gain added to
     every subgroup fader, which only scales the output): the fit starts at the right overall level
@@ -120,3 +125,62 @@ def write_case(case: Case, out: str | os.PathLike) -> Path:
     atomic_write_text(out / CASE_GROUPS, json.dumps(case.groups, indent=1))
     case.console.save_json(out / CASE_TRUTH)
     return out
+
+
+def synthetic_tracks(count: int, seconds: float, sample_rate: int, seed: int
+                     ) -> tuple[list[str], dict[str, list[str]], torch.Tensor]:
+    """``count`` tracks from the synthetic corpus (four stems per song, songs picked by ``seed``):
+    names, groups (``rhythm``: drums and bass, ``music``: other and vocals) and
+    ``(tracks, 2, samples)`` audio."""
+    if count < 1:
+        raise DatasetError(f"--tracks must be at least 1, got {count}")
+    songs = -(-count // len(STEMS))
+    config = SynthConfig(num_songs=10_000, song_seconds=seconds, sample_rate=sample_rate)
+    names, audio = [], []
+    for s in range(songs):
+        song = synthesize_song((seed * 97 + s) % config.num_songs, config)
+        for stem, track in zip(STEMS, song.stems):
+            names.append(stem if songs == 1 else f"{stem}_{s + 1}")
+            audio.append(torch.from_numpy(track))
+    names, audio = names[:count], audio[:count]
+    roles = {"rhythm": ("drums", "bass"), "music": ("other", "vocals")}
+    groups = {g: [n for n in names if n.split("_")[0] in kinds] for g, kinds in roles.items()}
+    return names, {g: m for g, m in groups.items() if m}, torch.stack(audio)
+
+
+@dataclass(frozen=True)
+class CaseFolder:
+    """Where one case folder's files are (``mixrep console make-case`` writes the layout)."""
+
+    name: str
+    tracks: Path
+    mix: Path
+    groups: Path | None = None
+    truth: Path | None = None
+    buses: Path | None = None
+
+
+def find_case_folders(root: Path) -> tuple[list[CaseFolder], list[str]]:
+    """Case folders under ``root`` (sorted by name) and the subfolders skipped, with why.
+
+    A case folder holds a mix file ``mix.<ext>`` and its dry tracks, either in a ``stems/`` or
+    ``tracks/`` subfolder (the layout :func:`write_case` writes) or next to the mix, with an optional
+    ``groups.json``, ``true_parameters.json`` (the graph that made the mix) and ``buses/``.
+
+    Raises:
+        DatasetError: ``root`` is not a folder.
+    """
+    if not root.is_dir():
+        raise DatasetError(f"songs folder {root} does not exist or is not a folder")
+    songs, skipped = [], []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        mixes = sorted(f for f in folder.iterdir()
+                       if f.is_file() and f.stem.lower() == "mix" and f.suffix.lower() in AUDIO_EXTENSIONS)
+        if not mixes:
+            skipped.append(f"{folder.name}: no mix.<ext> file")
+            continue
+        tracks = next((folder / n for n in TRACK_FOLDERS if (folder / n).is_dir()), folder)
+        groups, truth, buses = folder / CASE_GROUPS, folder / CASE_TRUTH, folder / CASE_BUSES
+        songs.append(CaseFolder(folder.name, tracks, mixes[0], groups if groups.is_file() else None,
+                          truth if truth.is_file() else None, buses if buses.is_dir() else None))
+    return songs, skipped

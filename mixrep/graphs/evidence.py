@@ -22,7 +22,7 @@ feed it, in the STFT domain (no fitting, no gradients; a fraction of a second pe
 
 A track strip's evidence row is its own analysis, its bus's, and the max and mean of its bus's
 tracks (so a classifier sees the context); a bus row has zeros for the own part. Rows are in
-:data:`EVIDENCE_NAMES` order, the input of :class:`~mixrep.console.graph_predictor.GraphPredictor`.
+:data:`EVIDENCE_NAMES` order, the input of :class:`~mixrep.graphs.predictor.GraphPredictor`.
 
 Shape:
     tracks ``(K, 2, samples)``, bus outputs ``(G, 2, samples)``, ``groups`` the bus of each track;
@@ -157,7 +157,7 @@ def explained_share(tracks: Tensor, mix: Tensor, sample_rate: int) -> float:
     energy over mix energy; NaN for a silent mix): near 1 for a mix of these tracks, whatever EQ,
     fader, pan or width it applied, lower with dynamics and echoes, near 0 for another song's mix.
 
-    Measured with :func:`~mixrep.console.cli.synthetic_tracks` songs mixed by ``make-case``
+    Measured with :func:`~mixrep.graphs.cases.synthetic_tracks` songs mixed by ``make-case``
     consoles of the musical prior (full and sparse, 8 kHz, six songs each against the next one's
     mix): 0.83 to 0.99 for their own tracks against 0.03 to 0.16 for another song's (4 tracks, 3 and
     6 s); with 2 tracks and 1.2 s (38 frames for 4 unknowns per bin) another song reached 0.65.

@@ -1,15 +1,15 @@
 """Predicting a sparse mixing graph from a song's raw tracks and its mixed buses, in well under a second.
 
-The pruning search (:mod:`mixrep.console.prune`) finds which processors a mix used by fitting and
+The pruning search (:mod:`mixrep.graphs.prune`) finds which processors a mix used by fitting and
 removing, minutes per song. :class:`GraphPredictor` answers the same question at once: per
 processor type, a gradient-boosted tree classifier (scikit-learn's
-``HistGradientBoostingClassifier``) on the strip's evidence (:mod:`mixrep.console.evidence`) gives
+``HistGradientBoostingClassifier``) on the strip's evidence (:mod:`mixrep.graphs.evidence`) gives
 the probability that the processor is in the graph; a strip keeps the processors whose probability
 reaches the type's threshold (chosen on validation songs to maximise F1). Types whose training
 labels hardly vary (gain/pan in a console: always there) are predicted at their training frequency.
 
 It is trained on songs mixed by known random sparse graphs
-(:class:`~mixrep.data.graph_cases.GraphCaseSet`, ``mixrep console train-graph``) and stored as one
+(:class:`~mixrep.graphs.case_set.GraphCaseSet`, ``mixrep console train-graph``) and stored as one
 JSON file: thresholds, frequencies and what it was trained on in plain text, each classifier in
 skops' format (no pickle: loading refuses any type beyond skops' defaults and the exact ones it
 writes, :data:`TRUSTED_TYPES`), and a content hash checked on load. :func:`predict_console_graph`
@@ -37,7 +37,7 @@ from torch import Tensor
 
 from mixrep.console.batch import GROUP, TRACK
 from mixrep.console.console import MixingConsole
-from mixrep.console.evidence import EVIDENCE_NAMES, strip_evidence
+from mixrep.graphs.evidence import EVIDENCE_NAMES, strip_evidence
 from mixrep.console.strips import strip_nodes
 from mixrep.errors import MixrepError
 from mixrep.files import atomic_write_text, digest

@@ -416,7 +416,7 @@ def prune_console(console: MixingConsole, stems: Tensor, mix: Tensor, config: Pr
             settings is resumed, one made by another run raises.
         loss_fn: the audio loss (default :class:`~mixrep.console.loss.MixLoss`).
         start_removed: node ids of ``console`` to leave out before the full fit (a predicted sparse
-            graph, :func:`~mixrep.console.graph_predictor.predict_console_graph`): the search then
+            graph, :func:`~mixrep.graphs.predictor.predict_console_graph`): the search then
             fits and prunes that smaller graph, and reports its pruning ratio against ``console``.
 
     Raises:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -33,6 +34,7 @@ from mixrep.console.console import MixingConsole
 from mixrep.console.graph import INPUT, MIX, OUTPUT
 from mixrep.console.prior import after_mix
 from mixrep.console.processors import DRY_WET, dry_wet_weight
+from mixrep.errors import DatasetError
 
 SILENCE = 1e-12
 """Mean-square floor below which a track counts as silent."""
@@ -130,3 +132,21 @@ def level_errors(fitted: MixingConsole, true: MixingConsole, stems: Tensor) -> L
     """``|fitted - true|`` of :func:`track_levels` per track."""
     a, b = track_levels(fitted, stems), track_levels(true, stems)
     return LevelErrors((a.gain_db - b.gain_db).abs(), (a.pan - b.pan).abs())
+
+
+def compare_with_truth(console: MixingConsole, path: Path, names: list[str], stems: torch.Tensor) -> dict:
+    """Per-track gain and pan errors of ``console`` against the console stored at ``path``."""
+    try:
+        truth = MixingConsole.from_json(path).to(stems.device)
+    except (ValueError, KeyError) as e:
+        raise DatasetError(f"cannot load the true parameters {path}: {e}") from e
+    if truth.sample_rate != console.sample_rate or sorted(truth.track_names) != sorted(names):
+        raise DatasetError(f"{path} describes tracks {truth.track_names} at {truth.sample_rate} Hz; the "
+                           f"fit has {names} at {console.sample_rate} Hz (pass --sample-rate "
+                           f"{truth.sample_rate})")
+    fitted = track_levels(console, stems)
+    true = track_levels(truth, stems[[names.index(n) for n in truth.track_names]])
+    true_gain = dict(zip(truth.track_names, true.gain_db.tolist()))
+    true_pan = dict(zip(truth.track_names, true.pan.tolist()))
+    return {"gain_error_db": {n: abs(g - true_gain[n]) for n, g in zip(names, fitted.gain_db.tolist())},
+            "pan_error": {n: abs(p - true_pan[n]) for n, p in zip(names, fitted.pan.tolist())}}

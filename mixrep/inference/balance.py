@@ -36,7 +36,7 @@ from mixrep.console import functional as Fn
 from mixrep.console.batch import strip_of_nodes
 from mixrep.console.strips import group_outputs
 from mixrep.constants import STEMS
-from mixrep.data.transfer import stem_groups
+from mixrep.console.spec import stem_groups
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import torch
 
 from mixrep.constants import STEMS
 from mixrep.files import save_figure
-from mixrep.transfer.balance import console_stems
+from mixrep.inference.balance import console_stems
 
 FIGURE_SECONDS = 10.0
 """Length of the excerpt (the song's start) the figure measures: its stems are rendered with every

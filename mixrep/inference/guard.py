@@ -65,8 +65,8 @@ from mixrep.console.batch import strip_of_nodes
 from mixrep.console.processors import DRY_WET, DRY_WET_RANGE
 from mixrep.console.strips import StripLayout
 from mixrep.constants import STEMS
-from mixrep.data.transfer import stem_groups
-from mixrep.transfer.balance import level_db, stereo_db
+from mixrep.console.spec import stem_groups
+from mixrep.inference.balance import level_db, stereo_db
 
 SPREAD_LIMIT = 0.15
 """Clip disagreement (std across clips, share of the safe range) at which the ``clips`` signal reaches 0."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from mixrep.audio.io import check_audio_extension, write_audio
 from mixrep.errors import OutputError
 from mixrep.files import StagedFiles, check_output_file
-from mixrep.transfer.figure import plot_transfer
+from mixrep.inference.figure import plot_transfer
 
 FIGURE_FORMATS: tuple[str, ...] = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 """Extensions the comparison figure may have."""
@@ -124,9 +124,9 @@ def write_mix_outputs(outputs: MixOutputs, result, settings: dict, profiles: dic
         OutputError: a write or a rename failed (nothing was published, old files are kept).
 
     Args:
-        result: the :class:`~mixrep.transfer.style_transfer.TransferResult`.
+        result: the :class:`~mixrep.inference.style_transfer.TransferResult`.
         settings: the settings JSON's content; profiles, title: the figure's
-            (:func:`~mixrep.transfer.figure.plot_transfer`).
+            (:func:`~mixrep.inference.figure.plot_transfer`).
     """
     try:
         with StagedFiles() as staged:

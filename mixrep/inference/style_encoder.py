@@ -1,6 +1,6 @@
 """The Python API: load a trained style encoder and embed stems, mixes or files.
 
-    >>> from mixrep.api import StyleEncoder
+    >>> from mixrep.inference.style_encoder import StyleEncoder
     >>> encoder = StyleEncoder.from_checkpoint("outputs/demo/.../last.ckpt")
     >>> encoder.embed_stems(stems, sample_rate=44100)   # (batch, 4, 2, samples) -> (batch, dim)
     >>> encoder.embed_file("song.mp3")                  # (dim,) mean of several clips

@@ -40,7 +40,7 @@ import torch
 import torchaudio
 from torch import Tensor
 
-from mixrep.api import StyleEncoder, aggregate_clips, load_checkpoint
+from mixrep.inference.style_encoder import StyleEncoder, aggregate_clips, load_checkpoint
 from mixrep.audio.io import MAX_SAMPLE_DBFS
 from mixrep.audio.meters import chunked_loudness
 from mixrep.console import ConsoleBatch, MixingConsole, rms, rms_normalise
@@ -48,19 +48,19 @@ from mixrep.console.audio_features import AudioFeatureLoss
 from mixrep.console.batch import strip_of_nodes
 from mixrep.console.rate import console_at_rate
 from mixrep.constants import MIN_EMBED_SECONDS, STEMS
-from mixrep.data.transfer import REFERENCE_LUFS, SILENT_RMS, align_track_levels, normalise_loudness
+from mixrep.console.spec import REFERENCE_LUFS, SILENT_RMS, align_track_levels, normalise_loudness
 from mixrep.devices import resolve_device
 from mixrep.errors import CheckpointError
-from mixrep.transfer.balance import BalanceMoves, audible_stems, console_stems, match_balance
-from mixrep.transfer.checkpoint import HeadCheckpoint, read_head
-from mixrep.transfer.output_stage import (
+from mixrep.inference.balance import BalanceMoves, audible_stems, console_stems, match_balance
+from mixrep.models.checkpoint import HeadCheckpoint, read_head
+from mixrep.inference.output_stage import (
     CHUNK_SAMPLES, SILENT_REFERENCE_LUFS, TRUE_PEAK_CEILING_DB, OutputLevels, analysis_excerpt, finish_levels,
     render_song, track_gains, track_rms,
 )
-from mixrep.transfer.guard import GuardConfig, GuardReport, apply_guard, clamp_console, compare_mixes
-from mixrep.transfer.guard import Z_NEAR, neutral_parameters, plain_stems, reference_signal, strip_confidence
-from mixrep.transfer.guard import tracks_differ
-from mixrep.transfer.report import physical_report
+from mixrep.inference.guard import GuardConfig, GuardReport, apply_guard, clamp_console, compare_mixes
+from mixrep.inference.guard import Z_NEAR, neutral_parameters, plain_stems, reference_signal, strip_confidence
+from mixrep.inference.guard import tracks_differ
+from mixrep.inference.report import physical_report
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Baselines of the style-retrieval evaluation: embeddings that need no training.
 
-Each maps the items of a :class:`~mixrep.eval.style_set.StyleSet` to vectors scored exactly like the
+Each maps the items of a :class:`~mixrep.retrieval.style_set.StyleSet` to vectors scored exactly like the
 encoder's embeddings (cosine), z-scored per dimension over the set:
 
 - ``mix_features``: the 116 handcrafted mix features the encoder is conditioned on (per stem and
@@ -9,7 +9,7 @@ encoder's embeddings (cosine), z-scored per dimension over the set:
 - ``mfcc``: mean and standard deviation over frames of 20 MFCCs of the mono mix, a
   content-leaning timbre descriptor that shows how much song identity a metric rewards.
 
-The untrained encoder, the fourth baseline, is scored by :mod:`mixrep.eval.evaluate`.
+The untrained encoder, the fourth baseline, is scored by :mod:`mixrep.evaluation.encoder`.
 
 Shape:
     mixes ``(batch, channels=2, samples)`` -> :func:`mfcc_statistics` ``(batch, 2 * n_mfcc)``.
@@ -24,7 +24,7 @@ import torch
 import torchaudio
 
 from mixrep.constants import STEMS
-from mixrep.eval.metrics import standardize
+from mixrep.retrieval.metrics import standardize
 
 N_MFCC = 20
 MFCC_MELS = 40

@@ -4,7 +4,7 @@
 batches of ``batch_tracks`` (one transaction each) and saving the FAISS index atomically every
 ``save_every_seconds`` and at the end. Killed at any point, the next run skips exactly the
 committed tracks (and the files committed as skipped), re-embeds the uncommitted ones, and
-reconciles the FAISS index with the store (see :mod:`mixrep.index.library_index`).
+reconciles the FAISS index with the store (see :mod:`mixrep.retrieval.library_index`).
 
 What stops a build and what is skipped:
     Problems of the setup stop the build before the first file, with one error: an empty library
@@ -12,9 +12,9 @@ What stops a build and what is skipped:
     encoder that cannot embed the stems a library holds, or (caught after the fact) the first
     :data:`MAX_FAILURES_BEFORE_FIRST_SUCCESS` files all failing for reasons that are not about
     them. Every problem of one file is a skip, listed and counted (see
-    :mod:`mixrep.index.screening` for the kinds): too short, silent (unless ``include_silent``),
+    :mod:`mixrep.retrieval.screening` for the kinds): too short, silent (unless ``include_silent``),
     corrupt, unreadable, failing to separate or to embed. Skips whose reason was not the file
-    (:data:`~mixrep.index.screening.RETRY_KINDS`) are retried by the next build; the others only
+    (:data:`~mixrep.retrieval.screening.RETRY_KINDS`) are retried by the next build; the others only
     once the file changes (or with ``retry_skipped``). Songs a source drops while listing are
     recorded too, so the report and ``index info`` show them.
 """
@@ -34,12 +34,12 @@ from tqdm import tqdm
 from mixrep.constants import MIN_EMBED_SECONDS
 from mixrep.errors import MixrepError
 from mixrep.files import digest, file_chunks
-from mixrep.index.embedder import Embedder, check_clip_embeddings, load_separator
-from mixrep.index.faiss_index import IndexConfig
-from mixrep.index.library import LibraryItem, list_library, select_shard
-from mixrep.index.library_index import LibraryIndex, quarantine_unusable, write_lock
-from mixrep.index.screening import RETRY_KINDS, classify_failure, screen_track
-from mixrep.index.store import STORE_NAME, FileState, MetadataStore, SkippedFile, TrackRecord
+from mixrep.retrieval.embedder import Embedder, check_clip_embeddings, load_separator
+from mixrep.retrieval.faiss_index import IndexConfig
+from mixrep.retrieval.library import LibraryItem, list_library, select_shard
+from mixrep.retrieval.library_index import LibraryIndex, quarantine_unusable, write_lock
+from mixrep.retrieval.screening import RETRY_KINDS, classify_failure, screen_track
+from mixrep.retrieval.store import STORE_NAME, FileState, MetadataStore, SkippedFile, TrackRecord
 
 log = logging.getLogger(__name__)
 

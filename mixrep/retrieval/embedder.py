@@ -1,7 +1,7 @@
 """What the index needs from an encoder: per-clip style embeddings of a file and a content hash.
 
-The trained :class:`mixrep.api.StyleEncoder` implements :class:`Embedder`; tests use a
-handcrafted one. Everything in :mod:`mixrep.index` takes an ``Embedder`` object, so nothing here
+The trained :class:`mixrep.inference.style_encoder.StyleEncoder` implements :class:`Embedder`; tests use a
+handcrafted one. Everything in :mod:`mixrep.retrieval` takes an ``Embedder`` object, so nothing here
 loads a checkpoint.
 
 Shape:

@@ -40,7 +40,7 @@ import numpy as np
 
 from mixrep.errors import CheckpointError, MixrepError
 from mixrep.files import atomic_write, atomic_write_text
-from mixrep.index.embedder import aggregate_clips, check_embedder_matches, l2_normalize
+from mixrep.retrieval.embedder import aggregate_clips, check_embedder_matches, l2_normalize
 
 log = logging.getLogger(__name__)
 

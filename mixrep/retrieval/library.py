@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 from mixrep.constants import AUDIO_EXTENSIONS, STEMS
 from mixrep.errors import DatasetError
 from mixrep.files import hash64, require_stem_files
-from mixrep.index.store import SkippedFile
+from mixrep.retrieval.store import SkippedFile
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def walk_library(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list
 
 
 def source_items(source) -> list[LibraryItem]:
-    """Items of a :class:`mixrep.data.tracks.Source` (FMA, stems folders...): mixtures or stems."""
+    """Items of a :class:`mixrep.tracks.Source` (FMA, stems folders...): mixtures or stems."""
     items = []
     for track in source.tracks():
         if track.audio_path is not None:

@@ -33,11 +33,11 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from mixrep.errors import CheckpointError, MixrepError
-from mixrep.index.embedder import Embedder, usable_clips
-from mixrep.index.faiss_index import MANIFEST, IndexConfig, StyleIndex
-from mixrep.index.queries import embed_inputs
-from mixrep.index.screening import UNUSABLE_KIND
-from mixrep.index.store import STORE_NAME, MetadataStore
+from mixrep.retrieval.embedder import Embedder, usable_clips
+from mixrep.retrieval.faiss_index import MANIFEST, IndexConfig, StyleIndex
+from mixrep.retrieval.queries import embed_inputs
+from mixrep.retrieval.screening import UNUSABLE_KIND
+from mixrep.retrieval.store import STORE_NAME, MetadataStore
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class QueryResult:
         hits: ranked library tracks (empty when ``error`` is set).
         error: why the query could not be embedded (unreadable, too short, a folder without
             stems...), or ``None``.
-        silent: the query is silent (see :mod:`mixrep.index.screening`): its hits are meaningless.
+        silent: the query is silent (see :mod:`mixrep.retrieval.screening`): its hits are meaningless.
     """
 
     query: str
@@ -268,7 +268,7 @@ def set_aside_unusable(store: MetadataStore, track_ids: Sequence[int]) -> None:
     """Keep tracks whose stored embeddings are zero or not finite out of the index, naming them.
 
     A writable store quarantines them (:meth:`MetadataStore.quarantine`, kind
-    :data:`~mixrep.index.screening.UNUSABLE_KIND`, which the next build re-embeds); a read-only
+    :data:`~mixrep.retrieval.screening.UNUSABLE_KIND`, which the next build re-embeds); a read-only
     one only leaves them out of this search.
     """
     reason = "its stored embedding is zero or not finite (damaged index row)"

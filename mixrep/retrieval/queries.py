@@ -21,9 +21,9 @@ import numpy as np
 
 from mixrep.errors import MixrepError
 from mixrep.files import digest, file_chunks
-from mixrep.index.embedder import Embedder, check_clip_embeddings, load_separator
-from mixrep.index.library import audio_file_argument, stems_folder_argument
-from mixrep.index.screening import SILENT_REASON, classify_failure, is_silent
+from mixrep.retrieval.embedder import Embedder, check_clip_embeddings, load_separator
+from mixrep.retrieval.library import audio_file_argument, stems_folder_argument
+from mixrep.retrieval.screening import SILENT_REASON, classify_failure, is_silent
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class EmbeddedInput:
         embeddings: ``(clips, embedding_dim)`` unit-norm clip embeddings (``None`` with ``error``).
         offsets_seconds: ``(clips,)`` clip starts (``None`` with ``error``).
         content_sha1: SHA-1 of the bytes of ``files`` (finds copies in a library).
-        silent: the input is silent (see :mod:`mixrep.index.screening`); it is embedded anyway.
+        silent: the input is silent (see :mod:`mixrep.retrieval.screening`); it is embedded anyway.
         error: ``"<kind>: <reason>"`` when the input could not be embedded, else ``None``.
     """
 

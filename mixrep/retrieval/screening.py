@@ -1,6 +1,6 @@
 """Which files an index leaves out, and why: too short, silent, or failing to embed.
 
-Every per-file problem of a build becomes a :class:`~mixrep.index.store.SkippedFile` with a short
+Every per-file problem of a build becomes a :class:`~mixrep.retrieval.store.SkippedFile` with a short
 ``kind`` (:func:`classify_failure`). Kinds about the file itself (``corrupt``, ``short``,
 ``silent``, ``invalid``) are final until the file changes; the :data:`RETRY_KINDS` say nothing
 about the file (its permissions, the separator, an encoder error), so a rebuild tries those files

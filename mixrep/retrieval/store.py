@@ -2,7 +2,7 @@
 
 One row per track holds its path, duration, file size and mtime, content SHA-1, tags, clip
 offsets, the encoder hash and the per-clip embeddings (float32 BLOB). The FAISS index is derived
-from these rows (see :mod:`mixrep.index.library_index`), so a build killed between a SQLite commit
+from these rows (see :mod:`mixrep.retrieval.library_index`), so a build killed between a SQLite commit
 and an index save loses nothing and duplicates nothing: the next run re-derives the index.
 
 The database runs in WAL mode: any number of readers work while one writer commits. Each store
@@ -33,7 +33,7 @@ from typing import Iterable, Iterator, NamedTuple
 import numpy as np
 
 from mixrep.errors import CheckpointError, MixrepError
-from mixrep.index.embedder import check_embedder_matches
+from mixrep.retrieval.embedder import check_embedder_matches
 
 SCHEMA_VERSION = 1
 STORE_NAME = "metadata.sqlite"
@@ -100,7 +100,7 @@ class SkippedFile:
     Attributes:
         path: the file (or stems folder, or a source's label for it).
         kind: ``corrupt``, ``short``, ``silent``, ``unreadable``, ``separation``, ``failed``... (see
-            :data:`mixrep.index.builder.RETRY_KINDS` for those a rebuild retries).
+            :data:`mixrep.retrieval.builder.RETRY_KINDS` for those a rebuild retries).
         reason: what went wrong, for people.
         size_bytes, mtime_ns: the file's state when it failed (a changed file is retried).
         stage: ``embed`` (the build tried the file) or ``listing`` (the library's source dropped it

@@ -1,9 +1,9 @@
 """The held-out style-retrieval set: songs x mixing styles, encoded once.
 
-A *style* is drawn once from a style space (:mod:`mixrep.data.styles`: the per-stem ``chains`` or
+A *style* is drawn once from a style space (:mod:`mixrep.styles.spaces`: the per-stem ``chains`` or
 the ``mix_style`` space of channel strips, buses, master and loudness target) and applied
 identically to one clip of every song. Item ``(song m, style s)`` is ``apply(clip_m, style_s)``; see
-:mod:`mixrep.eval.metrics` for what counts as relevant.
+:mod:`mixrep.retrieval.metrics` for what counts as relevant.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mixrep.data.styles import ChainStyles, StyleSpace, read_clip, track_names
+from mixrep.styles.spaces import ChainStyles, StyleSpace, read_clip, track_names
 from mixrep.errors import DatasetError
-from mixrep.eval.baselines import mfcc_statistics
+from mixrep.retrieval.baselines import mfcc_statistics
 from mixrep.frontend import FrontEnd
 from mixrep.models.encoder import MixStyleEncoder
 from mixrep.tracks import Source

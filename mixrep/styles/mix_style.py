@@ -2,8 +2,8 @@
 
 A *mix style* is every decision of a mix, drawn once (:func:`sample_mix_style`) and applied
 deterministically to any song (:func:`render_mix` for tracks, :func:`render_stems` for stems), the
-same draw-once / apply shape as :func:`~mixrep.audio.augment.sample_chain` /
-:func:`~mixrep.audio.augment.apply_chain`:
+same draw-once / apply shape as :func:`~mixrep.styles.chains.sample_chain` /
+:func:`~mixrep.styles.chains.apply_chain`:
 
 >>> style = sample_mix_style(MixStyleConfig(), np.random.default_rng(0), names=STEMS)
 >>> a, b = render_stems(stems_a, style, 44100), render_stems(stems_b, style, 44100)

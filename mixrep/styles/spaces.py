@@ -4,11 +4,11 @@ A *style space* draws a style once and applies it deterministically to any clip,
 mix two different songs identically (a positive pair) and a second draw mixes the same song
 differently (a negative). Two spaces exist, chosen by name (:func:`make_style_space`):
 
-- ``chains`` (:class:`ChainStyles`): the per-stem effect chains of :mod:`mixrep.audio.augment`
-  (:class:`~mixrep.audio.augment.AugmentConfig`), applied to the four stems; a song's own mix is
+- ``chains`` (:class:`ChainStyles`): the per-stem effect chains of :mod:`mixrep.styles.chains`
+  (:class:`~mixrep.styles.chains.AugmentConfig`), applied to the four stems; a song's own mix is
   its stems as they are.
-- ``mix_style`` (:class:`MixStyles`): the mixing-style space of :mod:`mixrep.audio.style_space`
-  (:class:`~mixrep.audio.style_space.MixStyleConfig`): a channel strip per *track* (kick, snare,
+- ``mix_style`` (:class:`MixStyles`): the mixing-style space of :mod:`mixrep.styles.mix_style`
+  (:class:`~mixrep.styles.mix_style.MixStyleConfig`): a channel strip per *track* (kick, snare,
   bass, piano...), FX buses, a master bus and loudness normalisation. Multitrack sources are read
   track by track for it, so every track gets its own strip; a source of stems gives four tracks.
   Dry tracks have no mix of their own, so a song's reference mix is a drawn style too.
@@ -29,11 +29,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mixrep.audio.augment import AugmentConfig, StyleAugmenter, StyleChain, apply_chain, sample_chain
+from mixrep.styles.chains import AugmentConfig, StyleAugmenter, StyleChain, apply_chain, sample_chain
 from mixrep.audio.stems import sum_to_stems
-from mixrep.audio.style_space import MixStyle, MixStyleConfig, render_mix, sample_mix_style
+from mixrep.styles.mix_style import MixStyle, MixStyleConfig, render_mix, sample_mix_style
 from mixrep.constants import CHANNELS, STEMS
-from mixrep.data.multitrack import MultitrackSource
+from mixrep.audio.multitrack import MultitrackSource
 from mixrep.tracks import Source, Track
 
 
@@ -117,7 +117,7 @@ class StyleSpace(Protocol):
 
 
 class ChainStyles:
-    """Per-stem effect chains (:mod:`mixrep.audio.augment`) on the four stems.
+    """Per-stem effect chains (:mod:`mixrep.styles.chains`) on the four stems.
 
     Args:
         config: probabilities and ranges of the chains.
@@ -149,7 +149,7 @@ class ChainStyles:
 
 
 class MixStyles:
-    """The mixing-style space (:mod:`mixrep.audio.style_space`): a strip per track, buses, master,
+    """The mixing-style space (:mod:`mixrep.styles.mix_style`): a strip per track, buses, master,
     loudness target.
 
     A style is drawn with a strip for every track name it will meet plus the four stem classes,

@@ -18,8 +18,8 @@ import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, WeightAveraging
 from lightning.pytorch.cli import LightningCLI
 
-from mixrep.api import load_checkpoint
-from mixrep.data.datamodule import TripletDataModule
+from mixrep.inference.style_encoder import load_checkpoint
+from mixrep.training.datamodule import TripletDataModule
 from mixrep.errors import CheckpointError, MixrepError
 from mixrep.files import atomic_write_text
 from mixrep.training.callbacks import StyleRetrievalEval, TrainingTimer

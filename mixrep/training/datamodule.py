@@ -9,15 +9,15 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from mixrep.audio.augment import AugmentConfig
-from mixrep.audio.style_space import MixStyleConfig
+from mixrep.styles.chains import AugmentConfig
+from mixrep.styles.mix_style import MixStyleConfig
 from mixrep.constants import SAMPLE_RATE
-from mixrep.data.corpora import GENERATED_KINDS, open_generated_corpora
-from mixrep.data.strategies import make_strategy
-from mixrep.data.styles import STYLE_SPACES, StyleSpace, make_style_space
-from mixrep.data.timbre import timbre_ranges
+from mixrep.corpora.rendered import GENERATED_KINDS, open_generated_corpora
+from mixrep.training.strategies import make_strategy
+from mixrep.styles.spaces import STYLE_SPACES, StyleSpace, make_style_space
+from mixrep.corpora.timbre import timbre_ranges
 from mixrep.tracks import Source
-from mixrep.data.triplets import TRANSPORT_DTYPES, EpochSampler, TripletDataset
+from mixrep.training.triplets import TRANSPORT_DTYPES, EpochSampler, TripletDataset
 
 
 def _worker_init(_: int) -> None:
@@ -40,7 +40,7 @@ def build_source(source: str | list[str], root: str | Path | None = None, *, sam
     Args:
         source: ``synth`` (built-in numpy corpus, no files), ``soundfont`` (the same song generator
             rendered with each of ``soundfonts``; with a ``root``, an existing rendered corpus), a
-            list of both (one mixture of corpora, see :mod:`mixrep.data.corpora`), ``stems``
+            list of both (one mixture of corpora, see :mod:`mixrep.corpora.rendered`), ``stems``
             (``<song>/<stem>.wav`` folders), ``fma`` (FMA root with ``fma_metadata/`` and
             ``fma_<size>/``), ``folder`` (any audio) or a multitrack layout (``slakh``,
             ``medleydb``, ``moisesdb``, ``tracks``).
@@ -56,7 +56,7 @@ def build_source(source: str | list[str], root: str | Path | None = None, *, sam
         min_seconds: shorter tracks of file sources are skipped (the triplet data module passes
             two clip lengths).
     """
-    from mixrep.data.sources import open_source
+    from mixrep.datasets.registry import open_source
 
     kinds = [source] if isinstance(source, str) else list(source)
     if all(kind in GENERATED_KINDS for kind in kinds) and not (kinds == ["soundfont"] and root is not None):
@@ -94,7 +94,7 @@ def build_source(source: str | list[str], root: str | Path | None = None, *, sam
 
 
 def _default_soundfonts() -> list[str]:
-    from mixrep.audio.soundfont import default_soundfont
+    from mixrep.audio.fluidsynth import default_soundfont
 
     path = default_soundfont()
     return [] if path is None else [str(path)]
@@ -107,14 +107,14 @@ class TripletDataModule(L.LightningDataModule):
         source: ``synth``, ``soundfont``, a list of both, ``stems``, ``fma``, ``folder`` or a
             multitrack layout (see :func:`build_source`).
         root: dataset root for file sources.
-        strategy: ``same_song``, ``same_chain``, ``crossed`` or ``mixed`` (see :mod:`mixrep.data.strategies`).
+        strategy: ``same_song``, ``same_chain``, ``crossed`` or ``mixed`` (see :mod:`mixrep.training.strategies`).
         same_chain_weight: share of ``same_chain`` items when ``strategy="mixed"``.
         clip_seconds: clip length in seconds.
         sample_rate: model sample rate in Hz (the stems' rate; the front end runs in the model).
         styles: where the styles of pairs (and of the validation style set) come from: ``chains``
             (per-stem effect chains, ``augment``) or ``mix_style`` (the mixing-style space,
             ``mix_style``: a strip per track, buses, master, loudness target); see
-            :mod:`mixrep.data.styles`.
+            :mod:`mixrep.styles.spaces`.
         augment: the ``chains`` style space.
         mix_style: the ``mix_style`` style space.
         soundfonts, soundfont_songs, soundfont_song_seconds, corpus_dir: the soundfont corpora
@@ -126,7 +126,7 @@ class TripletDataModule(L.LightningDataModule):
             many of its songs each process keeps in memory.
         seed: seed of every random draw.
         timbre_jitter_db: training clips only: every track of a song read gets a random static EQ of
-            shelves and a peak within this many dB (:mod:`mixrep.data.timbre`), timbre the
+            shelves and a peak within this many dB (:mod:`mixrep.corpora.timbre`), timbre the
             embedding must ignore; 0 turns it off.
         transport_dtype: dtype of the stems in a batch, ``float32`` or ``float16`` (half the
             bytes workers copy and the host sends to the GPU; 11-bit mantissa, about -66 dB of

@@ -8,13 +8,12 @@ the reference's embedding, never by copying content. Two kinds of style:
   (physical units) and rendered by the differentiable console itself; theta is the ground truth
   of the parameter loss and of the parameter errors in evaluation.
 * ``pedalboard``: X and Y mixed by one identical pedalboard chain of the Stage 1 mixing-style
-  space (:mod:`mixrep.audio.style_space`), references the console can only approximate (no
+  space (:mod:`mixrep.styles.mix_style`), references the console can only approximate (no
   ground-truth parameters).
 
-Raw tracks are loudness-aligned before anything sees them (each to :data:`TRACK_RMS_DB` dBFS
-RMS, silent tracks stay silent): fader settings are then relative to a fixed level, in training
-and in ``mixrep mix`` alike. References are normalised to the style space's loudness target
-(-14 LUFS), the level the encoder was trained on. Each item draws a random subset of the song's
+Raw tracks are loudness-aligned before anything sees them and references normalised to the
+style space's loudness target, in training and in ``mixrep mix`` alike
+(:func:`~mixrep.console.spec.align_track_levels`, :func:`~mixrep.console.spec.normalise_loudness`). Each item draws a random subset of the song's
 tracks (at least ``min_tracks``), so the head sees variable track counts.
 
 Shape:
@@ -24,9 +23,8 @@ Shape:
 
 from __future__ import annotations
 
-import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import lightning.pytorch as pl
 import numpy as np
@@ -34,77 +32,15 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from mixrep.audio.style_space import MixStyleConfig, integrated_loudness, render_mix, sample_mix_style
-from mixrep.console import MusicalPrior, make_processors
-from mixrep.console.cases import draw_console
-from mixrep.console.graph import MixingGraph, build_console
-from mixrep.console.strips import StripLayout, group_outputs, strip_keep, strip_rows
+from mixrep.console import MusicalPrior
+from mixrep.console.spec import ConsoleSpec, align_track_levels, normalise_loudness
+from mixrep.console.strips import group_outputs, strip_keep, strip_rows
 from mixrep.constants import STEMS
-from mixrep.data.synthetic import TRACKS, SynthConfig, SyntheticCorpus, split_for_index
+from mixrep.corpora.synthetic import TRACKS, SynthConfig, SyntheticCorpus, split_for_index
+from mixrep.graphs.cases import draw_console
+from mixrep.styles.mix_style import MixStyleConfig, render_mix, sample_mix_style
 
-TRACK_RMS_DB = -20.0
-"""Level every raw track is aligned to before mixing (dBFS RMS over both channels)."""
-REFERENCE_LUFS = -14.0
-"""Integrated loudness of every reference (the mixing-style space's default target)."""
 KINDS = ("console", "pedalboard")
-SILENT_RMS = 10.0 ** (-90.0 / 20.0)
-
-
-def align_track_levels(tracks: np.ndarray | Tensor, level_db: float = TRACK_RMS_DB) -> np.ndarray | Tensor:
-    """Scale each track to ``level_db`` dBFS RMS (silent tracks unchanged).
-
-    Shape:
-        ``(..., tracks, 2, samples)`` -> same (NumPy in, NumPy out; tensor in, tensor out).
-    """
-    target = 10.0 ** (level_db / 20.0)
-    if isinstance(tracks, Tensor):
-        rms = tracks.pow(2).mean((-1, -2), keepdim=True).sqrt()
-        return torch.where(rms > SILENT_RMS, tracks * (target / rms.clamp(min=SILENT_RMS)), tracks)
-    rms = np.sqrt(np.mean(np.square(tracks, dtype=np.float64), axis=(-1, -2), keepdims=True))
-    scale = np.where(rms > SILENT_RMS, target / np.maximum(rms, SILENT_RMS), 1.0)
-    return (tracks * scale).astype(np.float32)
-
-
-def normalise_loudness(stems: np.ndarray, sample_rate: int, lufs: float = REFERENCE_LUFS) -> np.ndarray:
-    """Scale stems ``(4, 2, samples)`` jointly so their sum sits at ``lufs`` (silence unchanged)."""
-    loudness = integrated_loudness(stems.sum(0), sample_rate)
-    if not math.isfinite(loudness):
-        return stems.astype(np.float32)
-    return (stems * np.float32(10.0 ** ((lufs - loudness) / 20.0))).astype(np.float32)
-
-
-def stem_groups(names: list[str], stems: list[str]) -> dict[str, list[str]]:
-    """Subgroups by stem class, in :data:`STEMS` order (classes without tracks left out)."""
-    return {s: [n for n, c in zip(names, stems) if c == s] for s in STEMS if s in stems}
-
-
-@dataclass(frozen=True)
-class ConsoleSpec:
-    """The console a head drives (stored in head checkpoints).
-
-    Attributes:
-        sample_rate: Hz (the encoder's rate).
-        chain, group_chain: chain letters of every track strip and of every stem-class bus.
-        processor_options: constructor overrides per processor type (e.g. EQ bins).
-    """
-
-    sample_rate: int = 22050
-    chain: str = "ecnsgdr"
-    group_chain: str = "ecnsgdr"
-    processor_options: dict = field(default_factory=lambda: {"eq": {"bins": 256}, "reverb": {"ir_seconds": 1.5}})
-
-    def processors(self) -> dict:
-        return make_processors(self.sample_rate, **self.processor_options)
-
-    def graph(self, names: list[str], stems: list[str]) -> MixingGraph:
-        return build_console(list(names), stem_groups(list(names), list(stems)), self.chain, self.group_chain)
-
-    def layouts(self, processors: dict) -> tuple[StripLayout, StripLayout]:
-        return StripLayout(self.chain, processors), StripLayout(self.group_chain, processors)
-
-    def to_dict(self) -> dict:
-        return {"sample_rate": self.sample_rate, "chain": self.chain, "group_chain": self.group_chain,
-                "processor_options": self.processor_options}
 
 
 class TransferDataset(Dataset):
@@ -116,7 +52,7 @@ class TransferDataset(Dataset):
             their index.
         items: items per epoch.
         num_songs, song_seconds, corpus_seed: the synthetic corpus (the split is
-            :func:`~mixrep.data.synthetic.split_for_index` with 10% val, 10% test).
+            :func:`~mixrep.corpora.synthetic.split_for_index` with 10% val, 10% test).
         clip_seconds: crop length.
         pedalboard_fraction: share of items with a pedalboard reference.
         min_tracks: fewest tracks an item keeps.
@@ -126,7 +62,7 @@ class TransferDataset(Dataset):
         style_space: mixing-style space overrides (:meth:`MixStyleConfig.from_dict`).
         audible_db: a drawn optional processor (a type whose ``active_probability`` is below 1)
             stays in the ground-truth graph only if it changes its own input in the reference by
-            at least this much (:func:`~mixrep.console.audibility.processor_change_db`); the
+            at least this much (:func:`~mixrep.graphs.audibility.processor_change_db`); the
             others are bypassed before the target and the reference are rendered. 0 keeps
             every drawn processor.
         seed: item seed.

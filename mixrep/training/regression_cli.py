@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lightning.pytorch.cli import LightningCLI
 
-from mixrep.data.transfer import TransferDataModule
+from mixrep.training.head_data import TransferDataModule
 from mixrep.errors import CheckpointError
 from mixrep.training.cli import add_training_callbacks, report_fit, resume_checkpoint, share_cpu_with_workers
 from mixrep.training.regression import RegressionModule

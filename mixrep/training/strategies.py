@@ -2,8 +2,8 @@
 
 A strategy gets the dataset's track list, the index of the anchor track, a clip reader and a
 seeded generator, and returns raw stems for the three sides. Styles come from a style space
-(:mod:`mixrep.data.styles`: the ``chains`` of :mod:`mixrep.audio.augment` or the ``mix_style``
-space of :mod:`mixrep.audio.style_space`). Two strategies exist:
+(:mod:`mixrep.styles.spaces`: the ``chains`` of :mod:`mixrep.styles.chains` or the ``mix_style``
+space of :mod:`mixrep.styles.mix_style`). Two strategies exist:
 
 - :class:`SameSongStrategy` (the prototype's): the positive is another, non-overlapping clip of
   the same song in the song's reference mix; the negative is the anchor's clip under another
@@ -19,7 +19,7 @@ space of :mod:`mixrep.audio.style_space`). Two strategies exist:
 :class:`MixedStrategy` draws one of several strategies per item.
 
 A strategy draws ``group_size`` triplets at once (1, or 2 for ``crossed``);
-:class:`~mixrep.data.triplets.TripletDataset` gives each of them its own item.
+:class:`~mixrep.training.triplets.TripletDataset` gives each of them its own item.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
-from mixrep.data.styles import ChainStyles, Clip, StyleSpace, track_names
+from mixrep.styles.spaces import ChainStyles, Clip, StyleSpace, track_names
 from mixrep.tracks import Track
 
 
@@ -205,7 +205,7 @@ STRATEGIES = ("same_song", "same_chain", "crossed", "mixed")
 
 def make_strategy(name: str, styles: StyleSpace | None = None, same_chain_weight: float = 0.5) -> PairStrategy:
     """Build a strategy by name: ``same_song``, ``same_chain``, ``crossed`` or ``mixed``, drawing styles from
-    ``styles`` (default: :class:`~mixrep.data.styles.ChainStyles` with the default chains)."""
+    ``styles`` (default: :class:`~mixrep.styles.spaces.ChainStyles` with the default chains)."""
     styles = styles if styles is not None else ChainStyles()
     if name == "same_song":
         return SameSongStrategy(styles)

@@ -27,11 +27,11 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from mixrep.audio.primitives import rms_db
-from mixrep.audio.style_space import EqRanges
+from mixrep.styles.mix_style import EqRanges
 from mixrep.constants import SILENCE_RMS_DB
-from mixrep.data.strategies import PairStrategy, TripletStems, non_overlapping_starts
-from mixrep.data.styles import Clip, read_clip
-from mixrep.data.timbre import jitter_timbre
+from mixrep.training.strategies import PairStrategy, TripletStems, non_overlapping_starts
+from mixrep.styles.spaces import Clip, read_clip
+from mixrep.corpora.timbre import jitter_timbre
 from mixrep.errors import DatasetError, MixrepError
 from mixrep.frontend import FrontEnd
 from mixrep.tracks import Source, Track
@@ -98,7 +98,7 @@ class TripletDataset(Dataset):
         seed: base seed of all random draws.
         max_retries: tracks tried for one item before giving up with a DatasetError.
         transport_dtype: ``"float32"`` or ``"float16"`` (see :data:`TRANSPORT_DTYPES`).
-        timbre: EQ ranges of the timbre jitter of every clip read (:mod:`mixrep.data.timbre`);
+        timbre: EQ ranges of the timbre jitter of every clip read (:mod:`mixrep.corpora.timbre`);
             ``None``: clips as the source gives them.
     """
 
@@ -204,7 +204,7 @@ class EpochSampler(Sampler[int]):
     epoch (also through its distributed wrapper), so epochs differ but are reproducible. ``epoch``
     is the epoch a new sampler starts at: a resumed run must create its sampler at the restored
     epoch, because DataLoader workers start drawing indices before Lightning calls
-    :meth:`set_epoch` (see :meth:`mixrep.data.datamodule.TripletDataModule.train_dataloader`).
+    :meth:`set_epoch` (see :meth:`mixrep.training.datamodule.TripletDataModule.train_dataloader`).
     """
 
     def __init__(self, size: int, seed: int = 0, shuffle: bool = True, epoch: int = 0, group_size: int = 1) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixrep.audio.soundfont import (
+from mixrep.audio.fluidsynth import (
     MidiEvent,
     SoundFontSynth,
     check_soundfont,

@@ -8,7 +8,7 @@ import numpy as np
 
 from mixrep.audio.io import read_audio
 from mixrep.cli import main
-from mixrep.data.synthetic import SynthConfig, synthesize_song
+from mixrep.corpora.synthetic import SynthConfig, synthesize_song
 
 
 def test_corpus_synth_writes_stem_folders_that_match_the_in_memory_corpus(tmp_path):

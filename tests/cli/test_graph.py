@@ -11,8 +11,8 @@ import pytest
 from mixrep import cli
 from mixrep.audio.io import read_audio
 from mixrep.console import MixingConsole
-from mixrep.console.evidence import EVIDENCE_NAMES
-from mixrep.console.graph_predictor import GraphPredictor
+from mixrep.graphs.evidence import EVIDENCE_NAMES
+from mixrep.graphs.predictor import GraphPredictor
 
 RATE = "8000"
 FIT = ["--sample-rate", RATE, "--chain", "eg", "--group-chain", "g", "--crop-seconds", "0.75",

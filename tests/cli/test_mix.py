@@ -106,7 +106,7 @@ def test_a_read_only_folder_is_refused_before_any_work(tmp_path, monkeypatch):
 
 
 def test_a_write_failing_midway_leaves_nothing_behind(tiny_head, tmp_path, monkeypatch, capsys):
-    import mixrep.transfer.outputs as outputs
+    import mixrep.inference.outputs as outputs
 
     tracks, reference = make_song(tmp_path)
     out_dir = tmp_path / "out"
@@ -168,7 +168,7 @@ def test_a_silent_or_near_silent_reference_is_refused_and_nothing_is_written(tin
 
 def test_loudness_matching_never_boosts_beyond_its_bound_and_the_ceiling_applies_after_it():
     from mixrep.audio.meters import chunked_loudness, true_peak_db
-    from mixrep.transfer.output_stage import MAX_LOUDNESS_BOOST_DB, finish_levels
+    from mixrep.inference.output_stage import MAX_LOUDNESS_BOOST_DB, finish_levels
 
     quiet = tone(3.0, 300, 0) * 1e-2  # about -45 LUFS
     before = chunked_loudness(quiet, SR)
@@ -201,35 +201,61 @@ def test_a_loud_reference_style_gives_a_mix_under_the_true_peak_ceiling(tiny_hea
     assert true_peak_db(read_audio(out, SR), SR) <= -6.0 + 0.1
 
 
-# ----------------------------------------------------------------------------- item 6: groups.json forms
+# ----------------------------------------------------------------------------- item 6: one groups.json schema
 
-def test_groups_by_stem_class_are_read_and_make_case_groups_get_a_clear_error(tmp_path, capsys):
+def test_groups_name_stem_classes_or_buses_and_the_track_to_class_form_gets_the_converted_file(tmp_path, capsys):
+    from mixrep.datasets.song_folder import read_song
     from mixrep.errors import DatasetError
-    from mixrep.transfer.inputs import read_song
 
     tracks, reference = make_song(tmp_path)
     groups = tmp_path / "groups.json"
     groups.write_text(json.dumps({"drums": ["drums"], "bass": ["bass.wav"], "other": ["vox"]}))
     assert read_song(tracks, groups).stems == ["bass", "drums", "other"]
+    assert read_song(tracks, groups).groups == {"drums": ["drums"], "bass": ["bass"], "other": ["vox"]}
     shutil.copy(groups, tracks / "groups.json")  # the same file inside the tracks folder
     assert read_song(tracks).stems == ["bass", "drums", "other"]
+    (tracks / "groups.json").unlink()
+    assert read_song(tracks).stems == ["bass", "drums", "vocals"]  # by name: vox -> vocals
 
-    case = tmp_path / "case"
-    assert mixrep_main(["console", "make-case", "--out", str(case), "--tracks", "4", "--seconds", "1.5",
-                        "--sample-rate", "8000"]) == 0
-    made = json.loads((case / "groups.json").read_text())
-    assert set(made) == {"rhythm", "music"}  # make-case's console groups
-    capsys.readouterr()
-    for args in (mix_args(case / "stems", reference, NO_HEAD, tmp_path / "m.wav", "--groups", str(case / "groups.json")),):
-        assert mixrep_main(args) == 2
-        message = capsys.readouterr().err
-        assert "not stem classes" in message and "groups.json" in message and '"drums": [' in message, message
-    shutil.copy(case / "groups.json", case / "stems" / "groups.json")  # merely sitting in the tracks folder
-    assert mixrep_main(mix_args(case / "stems", reference, NO_HEAD, tmp_path / "m.wav")) == 2
-    assert "not stem classes" in capsys.readouterr().err
+    groups.write_text(json.dumps({"drums": "drums", "vox.wav": "other"}))  # the {track: class} form
+    assert mixrep_main(mix_args(tracks, reference, NO_HEAD, tmp_path / "m.wav", "--groups", str(groups))) == 2
+    message = capsys.readouterr().err
+    assert "maps tracks to groups" in message and '{"drums": ["drums"], "other": ["vox.wav"]}' in message, message
     groups.write_text(json.dumps({"drums": ["drums"], "other": ["drums"]}))
     with pytest.raises(DatasetError, match="both drums and other"):
         read_song(tracks, groups)
+    groups.write_text(json.dumps({"drums": ["kick"]}))
+    with pytest.raises(DatasetError, match=r"names tracks that are not in .*\['kick'\]"):
+        read_song(tracks, groups)
+
+
+def test_mix_accepts_the_groups_file_make_case_writes(tiny_head, tmp_path):
+    from mixrep.datasets.song_folder import read_song
+
+    case = tmp_path / "case"
+    assert mixrep_main(["console", "make-case", "--out", str(case), "--tracks", "4", "--seconds", "2",
+                        "--sample-rate", "22050"]) == 0
+    made = json.loads((case / "groups.json").read_text())
+    assert made == {"rhythm": ["drums", "bass"], "music": ["other", "vocals"]}  # console buses, not classes
+    song = read_song(case / "stems", case / "groups.json")
+    assert song.groups == made and song.stems == ["bass", "drums", "other", "vocals"]  # classed by name
+    reference = make_song(tmp_path / "ref")[1]
+    out = tmp_path / "mixed.wav"
+    assert mixrep_main(mix_args(case / "stems", reference, tiny_head, out, "--groups", str(case / "groups.json"))) == 0
+    assert read_audio(out, SR).shape[-1] == song.tracks.shape[-1]
+
+
+def test_tracks_off_in_length_by_more_than_the_tolerance_are_refused_naming_the_files(tmp_path, capsys):
+    from mixrep.datasets.base import LENGTH_TOLERANCE_SECONDS
+
+    tracks, reference = make_song(tmp_path)
+    write_audio(tracks / "bass.wav", tone(3.0 - 2 * LENGTH_TOLERANCE_SECONDS, 110, 1), SR)
+    assert mixrep_main(mix_args(tracks, reference, NO_HEAD, tmp_path / "m.wav")) == 2
+    message = capsys.readouterr().err
+    assert "differ in length" in message and "bass.wav" in message, message
+    write_audio(tracks / "bass.wav", tone(3.0 - LENGTH_TOLERANCE_SECONDS / 2, 110, 1), SR)  # within: read
+    assert mixrep_main(mix_args(tracks, reference, NO_HEAD, tmp_path / "m.wav")) == 2
+    assert "differ in length" not in capsys.readouterr().err  # it got as far as the missing head
 
 
 # ----------------------------------------------------------------------------- item 11: messages
@@ -268,7 +294,7 @@ def test_a_track_with_a_huge_sample_is_called_corrupt_not_silent(tmp_path, capsy
 
 
 def test_the_api_refuses_a_huge_sample_naming_the_track(tiny_head):
-    from mixrep.transfer import StyleTransfer
+    from mixrep.inference import StyleTransfer
 
     transfer = StyleTransfer.from_checkpoint(tiny_head)
     raw = np.stack([tone(2.0, 100, 0), tone(2.0, 200, 1)])
@@ -319,8 +345,8 @@ def test_the_song_is_rendered_chunk_by_chunk_and_the_head_sees_a_bounded_excerpt
     import torch
 
     from mixrep.console.render import dependency_span
-    from mixrep.transfer import StyleTransfer
-    from mixrep.transfer.output_stage import analysis_excerpt, render_song, track_gains, track_rms
+    from mixrep.inference import StyleTransfer
+    from mixrep.inference.output_stage import analysis_excerpt, render_song, track_gains, track_rms
 
     transfer = StyleTransfer.from_checkpoint(tiny_head)
     raw = np.stack([tone(12.0, 100, 0), tone(12.0, 200, 1)])

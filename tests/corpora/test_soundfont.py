@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 
 from mixrep.constants import STEMS
-from mixrep.data.midi import read_midi
-from mixrep.data.multitrack import MultitrackSource
-from mixrep.data.soundfont import (
+from mixrep.corpora.midi import read_midi
+from mixrep.audio.multitrack import MultitrackSource
+from mixrep.corpora.soundfont import (
     SoundfontCorpusConfig,
     SoundfontSource,
     gm_stem,
     open_soundfont_corpus,
     render_corpus,
 )
-from mixrep.data.synthetic import SyntheticSource
+from mixrep.corpora.synthetic import SyntheticSource
 from mixrep.errors import DatasetError
 from tests.sf2_fixture import write_sf2
 
@@ -158,13 +158,13 @@ def test_bad_input_is_named(tmp_path, soundfont, midi_dir, monkeypatch):
     report = render_corpus(tmp_path / "c2", SoundfontCorpusConfig(num_songs=0, sample_rate=RATE), no_bass,
                            midi_dir / "a", progress=False)
     assert report.rendered == 1 and report.skipped.counts == {"missing_preset": 1}
-    monkeypatch.setattr("mixrep.data.soundfont.default_soundfont", lambda: None)
+    monkeypatch.setattr("mixrep.corpora.soundfont.default_soundfont", lambda: None)
     with pytest.raises(DatasetError, match="no soundfont found"):
         render_corpus(tmp_path / "c", CONFIG, progress=False)
 
 
 def test_without_a_soundfont_the_synthetic_corpus_stands_in(tmp_path, soundfont, monkeypatch, caplog):
-    monkeypatch.setattr("mixrep.data.soundfont.default_soundfont", lambda: None)
+    monkeypatch.setattr("mixrep.corpora.soundfont.default_soundfont", lambda: None)
     with caplog.at_level(logging.WARNING):
         fallback = open_soundfont_corpus(tmp_path / "c", CONFIG, sample_rate=RATE)
     assert isinstance(fallback, SyntheticSource) and len(fallback.tracks()) == CONFIG.num_songs
@@ -184,7 +184,7 @@ def test_gm_programs_map_to_stem_classes(program, drum, stem):
 
 def test_cli_renders_lists_and_open_source_reads_the_corpus(tmp_path, soundfont, capsys):
     from mixrep.cli import main
-    from mixrep.data.sources import open_source
+    from mixrep.datasets.registry import open_source
 
     out = tmp_path / "corpus"
     args = ["corpus", "soundfont", "--out", str(out), "--soundfont", str(soundfont), "--songs", "2", "--song-seconds",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mixrep.constants import STEMS
-from mixrep.data.synthetic import (
+from mixrep.corpora.synthetic import (
     SynthConfig,
     SyntheticCorpus,
     SyntheticSource,
@@ -18,9 +18,9 @@ from mixrep.data.synthetic import (
     write_corpus,
 )
 from mixrep.audio.stems import sum_to_stems
-from mixrep.data.multitrack import MultitrackSource
-from mixrep.data.score import NOTE_NAMES, compose_song
-from mixrep.data.tracks import Source
+from mixrep.audio.multitrack import MultitrackSource
+from mixrep.corpora.score import NOTE_NAMES, compose_song
+from mixrep.tracks import Source
 
 RATE = 22_050
 SHORT = SynthConfig(num_songs=10, seed=1, song_seconds=6.0, sample_rate=RATE)

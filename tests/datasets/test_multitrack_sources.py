@@ -12,14 +12,9 @@ import yaml
 
 from mixrep.audio.io import write_audio
 from mixrep.constants import STEMS
-from mixrep.data.multitrack import MultitrackSource
-from mixrep.data.multitrack_sources import (
-    MedleyDBSource,
-    MoisesDBSource,
-    SlakhSource,
-    TrackFolderSource,
-    stem_from_name,
-)
+from mixrep.audio.multitrack import MultitrackSource
+from mixrep.datasets.multitrack_sources import MedleyDBSource, MoisesDBSource, SlakhSource
+from mixrep.datasets.song_folder import TrackFolderSource, stem_from_name
 from mixrep.errors import DatasetError
 
 RATE = 16_000
@@ -204,7 +199,9 @@ def test_track_folders_use_groups_json_then_track_names(tmp_path):
         write(root / "song1" / f"{name}.wav", frequency)
     for name, frequency in (("a", 200.0), ("b", 300.0)):
         write(root / "song2" / f"{name}.flac", frequency)
-    (root / "song2" / "groups.json").write_text(json.dumps({"a.flac": "vocals", "b": "bass"}))
+    # groups named after stem classes class their tracks (file name or name); a console's buses do not
+    (root / "song2" / "groups.json").write_text(json.dumps({"vocals": ["a.flac"], "bass": ["b"]}))
+    (root / "song1" / "groups.json").write_text(json.dumps({"rhythm": ["Kick In", "Bass DI"], "music": ["mystery"]}))
     source = TrackFolderSource(root, **OPTIONS)
     check_reads(source, "song1", {"Bass DI": ("bass", 300.0), "Kick In": ("drums", 200.0),
                                   "Lead Vox": ("vocals", 400.0), "mystery": ("other", 500.0)})
@@ -220,8 +217,12 @@ def test_track_folder_bad_input(tmp_path):
         TrackFolderSource(one, **OPTIONS)
     (one / "bass.wav").unlink()
     write(one / "bass.wav", 300.0)
-    (one / "groups.json").write_text(json.dumps({"kick": "percussion"}))
-    with pytest.raises(DatasetError, match=r"groups.json: unknown stem classes \{'kick': 'percussion'\}"):
+    (one / "groups.json").write_text(json.dumps({"kick": "drums", "bass.wav": "bass"}))  # the {track: class} form
+    with pytest.raises(DatasetError, match=r'groups.json maps tracks to groups .*write \{"drums": \["kick"\], '
+                                           r'"bass": \["bass.wav"\]\}'):
+        TrackFolderSource(one, **OPTIONS)
+    (one / "groups.json").write_text(json.dumps({"drums": ["kick"], "bass": ["kick"]}))
+    with pytest.raises(DatasetError, match="kick is listed under both drums and bass"):
         TrackFolderSource(one, **OPTIONS)
     (one / "groups.json").write_text("{not json")
     with pytest.raises(DatasetError, match="cannot parse"):

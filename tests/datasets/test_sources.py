@@ -10,19 +10,14 @@ import pytest
 
 from mixrep.audio.io import read_segment, write_audio
 from mixrep.constants import STEMS
-from mixrep.data.sources import (
-    AudioFolderSource,
-    FMASource,
-    StemsFolderSource,
-    fma_audio_path,
-    hash_split,
-    open_source,
-)
-from mixrep.data.synthetic import SynthConfig, SyntheticSource, synthesize_song, write_corpus
+from mixrep.datasets.sources import AudioFolderSource, FMASource, StemsFolderSource, fma_audio_path
+from mixrep.datasets.base import hash_split
+from mixrep.datasets.registry import open_source
+from mixrep.corpora.synthetic import SynthConfig, SyntheticSource, synthesize_song, write_corpus
 from mixrep.tracks import Source
 from mixrep.errors import AudioReadError, DatasetError, SeparationError
 
-from tests.data.conftest import FIXTURE_RATE, MIN_SECONDS, MixtureAsOther, tone
+from tests.datasets.conftest import FIXTURE_RATE, MIN_SECONDS, MixtureAsOther, tone
 
 OTHER = STEMS.index("other")
 

@@ -11,16 +11,16 @@ import torch
 
 from mixrep.audio.io import write_audio
 from mixrep.cli import main as mixrep_main
-from mixrep.eval import evaluate as evaluate_module
-from mixrep.eval.baselines import feature_baselines, mfcc_statistics, stem_feature_columns
-from mixrep.eval.evaluate import (
+from mixrep.evaluation import encoder as evaluate_module
+from mixrep.retrieval.baselines import feature_baselines, mfcc_statistics, stem_feature_columns
+from mixrep.evaluation.encoder import (
     BASELINES,
     default_domains,
     evaluate_checkpoint,
     format_domain_scores,
     held_out_soundfont,
 )
-from mixrep.eval.metrics import standardize
+from mixrep.retrieval.metrics import standardize
 from mixrep.frontend import feature_names
 from tests.sf2_fixture import write_sf2
 
@@ -48,7 +48,7 @@ def write_track_dataset(root: Path, sample_rate: int, songs: int = 3, seconds: f
 
 def test_held_out_soundfont_is_one_the_checkpoint_did_not_train_on(monkeypatch, soundfonts):
     monkeypatch.setattr(evaluate_module, "installed_soundfonts", lambda: soundfonts)
-    monkeypatch.setattr("mixrep.data.corpora.installed_soundfonts", lambda: soundfonts)
+    monkeypatch.setattr("mixrep.corpora.rendered.installed_soundfonts", lambda: soundfonts)
     fluid, muse, tim = soundfonts
     trained_on = lambda *names: {"datamodule_hyper_parameters": {"source": ["synth", "soundfont"],  # noqa: E731
                                                                  "soundfonts": list(names)}}

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mixrep.console import MixingConsole, MusicalPrior, sample_parameters
-from mixrep.console.audibility import audible_mask, processor_change_db, spectral_change_db
+from mixrep.graphs.audibility import audible_mask, processor_change_db, spectral_change_db
 from mixrep.console.graph import build_console
 from tests.console.conftest import TEST_RATE, harmonic_tracks
 

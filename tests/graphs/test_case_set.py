@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from mixrep.data.graph_cases import GraphCaseSet, case_groups, evidence_table
-from mixrep.data.synthetic import SynthConfig, SyntheticSource
-from mixrep.data.transfer import ConsoleSpec
+from mixrep.graphs.case_set import GraphCaseSet, case_groups, evidence_table
+from mixrep.corpora.synthetic import SynthConfig, SyntheticSource
+from mixrep.console.spec import ConsoleSpec
 from mixrep.errors import DatasetError
 
 

@@ -11,10 +11,10 @@ import torch
 from mixrep import cli
 from mixrep.audio.io import read_audio
 from mixrep.console import functional as Fn
-from mixrep.console.cases import make_case
+from mixrep.graphs.cases import make_case
 from mixrep.console.console import MixingConsole
 from mixrep.console.loss import MixLoss
-from mixrep.console.metrics import level_errors, track_contributions, track_levels
+from mixrep.graphs.recovery import level_errors, track_contributions, track_levels
 from mixrep.console.prior import MusicalPrior, sample_mask, sample_parameters
 from mixrep.console.processors import DRY_WET, dry_wet_weight
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mixrep.console.evidence import EVIDENCE_NAMES, analysis_sizes, strip_evidence
+from mixrep.graphs.evidence import EVIDENCE_NAMES, analysis_sizes, strip_evidence
 
 RATE = 16000
 SECONDS = 3.0
@@ -125,9 +125,10 @@ def test_silent_tracks_and_bad_input():
 
 
 def test_a_songs_own_tracks_explain_its_mix_and_another_songs_do_not():
-    from mixrep.console import MusicalPrior, make_case
-    from mixrep.console.cli import synthetic_tracks
-    from mixrep.console.evidence import explained_share
+    from mixrep.console import MusicalPrior
+    from mixrep.graphs.cases import make_case
+    from mixrep.graphs.cases import synthetic_tracks
+    from mixrep.graphs.evidence import explained_share
 
     cases = []
     for seed in range(3):  # full consoles of the musical prior: EQ, dynamics, width, echoes, reverb

@@ -10,9 +10,10 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from mixrep.console import MixingConsole, MusicalPrior, make_case
-from mixrep.console.evidence import EVIDENCE_NAMES, strip_evidence
-from mixrep.console.graph_predictor import (
+from mixrep.console import MixingConsole, MusicalPrior
+from mixrep.graphs.cases import make_case
+from mixrep.graphs.evidence import EVIDENCE_NAMES, strip_evidence
+from mixrep.graphs.predictor import (
     CLIP_SECONDS,
     GraphPredictor,
     GraphPredictorError,
@@ -20,8 +21,8 @@ from mixrep.console.graph_predictor import (
     predict_console_graph,
     song_probabilities,
 )
-from mixrep.data.graph_cases import GraphCaseSet, evidence_table
-from mixrep.data.synthetic import SynthConfig, SyntheticSource
+from mixrep.graphs.case_set import GraphCaseSet, evidence_table
+from mixrep.corpora.synthetic import SynthConfig, SyntheticSource
 from tests.console.conftest import harmonic_tracks
 
 TYPES = ("eq", "compressor", "gain_pan")
@@ -161,7 +162,7 @@ def test_a_saved_predictor_holds_only_the_trusted_types(predictor, tmp_path):
 
     import skops.io
 
-    from mixrep.console.graph_predictor import TRUSTED_TYPES
+    from mixrep.graphs.predictor import TRUSTED_TYPES
 
     blobs = [b for b in predictor.to_dict()["models"].values() if b is not None]
     assert blobs and {t for b in blobs for t in skops.io.get_untrusted_types(data=base64.b64decode(b))} == TRUSTED_TYPES

@@ -8,11 +8,11 @@ import functools
 import pytest
 import torch
 
-import mixrep.console.prune as prune_module
+import mixrep.graphs.prune as prune_module
 from mixrep.console import FitConfig, MixingConsole, MusicalPrior, sample_parameters
 from mixrep.console.fit import evaluate
 from mixrep.console.graph import build_console
-from mixrep.console.prune import (
+from mixrep.graphs.prune import (
     PruneConfig,
     PruneStateError,
     _Search,

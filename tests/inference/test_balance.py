@@ -9,8 +9,8 @@ from mixrep.console import MixingConsole, MusicalPrior, sample_parameters
 from mixrep.console.batch import strip_of_nodes
 from mixrep.console.functional import gain_pan_physical
 from mixrep.constants import STEMS
-from mixrep.data.transfer import ConsoleSpec, align_track_levels, stem_groups
-from mixrep.transfer.balance import console_stems, level_db, match_balance, stereo_db
+from mixrep.console.spec import ConsoleSpec, align_track_levels, stem_groups
+from mixrep.inference.balance import console_stems, level_db, match_balance, stereo_db
 
 SR = 8000
 SPEC = ConsoleSpec(SR, "ecg", "cgr", {"eq": {"bins": 64}, "reverb": {"ir_seconds": 0.3}})

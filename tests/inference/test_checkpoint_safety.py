@@ -14,13 +14,13 @@ import pytest
 import torch
 from tests.separation.conftest import GainModel, offline_demucs, save_demucs_package, tiny_htdemucs
 
-from mixrep.api import StyleEncoder, load_checkpoint
+from mixrep.inference.style_encoder import StyleEncoder, load_checkpoint
 from mixrep.audio.io import write_audio
 from mixrep.cli import main as mixrep_main
 from mixrep.errors import CheckpointError
-from mixrep.eval.evaluate import training_source
+from mixrep.evaluation.encoder import training_source
 from mixrep.models.checkpoint import seal
-from mixrep.transfer import StyleTransfer
+from mixrep.inference import StyleTransfer
 
 RATE = 44_100
 
@@ -66,7 +66,7 @@ def mixture(tmp_path):
 def test_embed_ignores_a_weights_file_the_checkpoint_names(tiny_checkpoint, tmp_path, pretrained_demucs, caplog):
     evil, marker = evil_checkpoint(tiny_checkpoint, tmp_path, "encoder")
     out = tmp_path / "emb.npz"
-    with caplog.at_level(logging.WARNING, logger="mixrep.api"):
+    with caplog.at_level(logging.WARNING, logger="mixrep.inference.style_encoder"):
         assert mixrep_main(["embed", "--checkpoint", str(evil), str(mixture(tmp_path)), "--out", str(out)]) == 0
     assert not marker.exists()
     assert pretrained_demucs == ["htdemucs"] and np.load(out)["embeddings"].shape == (1, 16)
@@ -101,7 +101,7 @@ def test_mix_with_a_head_naming_a_pickle_runs_no_code(tiny_head, tmp_path, pretr
 def test_evaluation_reopens_the_training_source_without_the_recorded_weights(tiny_checkpoint, tmp_path, monkeypatch):
     evil, marker = evil_checkpoint(tiny_checkpoint, tmp_path, "evaluate")
     seen = {}
-    monkeypatch.setattr("mixrep.eval.evaluate.build_source", lambda kind, root, **options: seen.update(options))
+    monkeypatch.setattr("mixrep.evaluation.encoder.build_source", lambda kind, root, **options: seen.update(options))
     training_source(load_checkpoint(evil), 22_050)
     assert "weights_path" not in seen and seen["separator"] == "htdemucs" and not marker.exists()
     download = load_checkpoint(evil)

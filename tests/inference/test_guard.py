@@ -14,15 +14,15 @@ import torchaudio
 from mixrep.cli import main as mixrep_main
 from mixrep.console import functional as Fn
 from mixrep.console import make_processors
-from mixrep.transfer import StyleTransfer
-from mixrep.data.transfer import align_track_levels
-from mixrep.transfer.guard import (
+from mixrep.inference import StyleTransfer
+from mixrep.console.spec import align_track_levels
+from mixrep.inference.guard import (
     ENGINEER_RANGES, GuardConfig, clamp_to_ranges, compare_mixes, envelope_lag_ms, neutral_parameters, plain_stems,
     stereo_extent, timing_lag_ms, track_pans,
 )
-from mixrep.transfer.balance import console_stems
-from mixrep.transfer.report import physical_report
-from tests.transfer.test_style_transfer import SR, tone
+from mixrep.inference.balance import console_stems
+from mixrep.inference.report import physical_report
+from tests.inference.test_style_transfer import SR, tone
 
 
 def song(rate: int, tracks: int, seconds: float, gain_db: float = 0.0) -> np.ndarray:
@@ -111,7 +111,7 @@ def test_the_reference_loudness_no_longer_moves_the_prediction(tiny_head):
 
 
 def test_standardised_reference_is_clamped_and_ignores_inputs_without_training_spread(tiny_head):
-    from mixrep.models.regression import DEGENERATE_SCALE, REFERENCE_Z_LIMIT
+    from mixrep.models.head import DEGENERATE_SCALE, REFERENCE_Z_LIMIT
 
     head = StyleTransfer.from_checkpoint(tiny_head).head
     with torch.no_grad():

@@ -7,11 +7,11 @@ import pytest
 import torch
 import torchaudio
 
-from mixrep.api import StyleEncoder
-from mixrep.audio.augment import AugmentConfig, apply_chain, sample_chain
+from mixrep.inference.style_encoder import StyleEncoder
+from mixrep.styles.chains import AugmentConfig, apply_chain, sample_chain
 from mixrep.audio.io import write_audio
 from mixrep.cli import main as mixrep_main
-from mixrep.data.synthetic import SynthConfig, SyntheticSource
+from mixrep.corpora.synthetic import SynthConfig, SyntheticSource
 from mixrep.errors import CheckpointError
 from mixrep.separation.demucs import DemucsSeparator
 from tests.separation.conftest import tiny_htdemucs

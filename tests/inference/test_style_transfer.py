@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from mixrep.api import StyleEncoder, load_checkpoint
+from mixrep.inference.style_encoder import StyleEncoder, load_checkpoint
 from mixrep.audio.io import read_audio, write_audio
-from mixrep.audio.style_space import integrated_loudness
+from mixrep.styles.mix_style import integrated_loudness
 from mixrep.cli import main as mixrep_main
 from mixrep.errors import CheckpointError, DatasetError
 from mixrep.training.cli import config_task
-from mixrep.transfer import StyleTransfer
+from mixrep.inference import StyleTransfer
 
 SR = 22050
 
@@ -93,7 +93,7 @@ def test_groups_file_sets_stem_classes_and_must_name_existing_tracks(tiny_head, 
                         "--out", str(out), "--groups", str(groups)]) == 0
     assert json.loads(out.with_suffix(".json").read_text())["stems"] == ["bass", "drums", "other"]
     groups.write_text(json.dumps({"guitar": "other"}))
-    from mixrep.transfer.inputs import read_song
+    from mixrep.datasets.song_folder import read_song
 
     with pytest.raises(DatasetError, match="guitar"):
         read_song(tracks, groups)
@@ -121,7 +121,7 @@ def test_bad_inputs_get_clear_errors(tiny_head, tiny_checkpoint, style_checkpoin
     uneven.mkdir()
     write_audio(uneven / "kick.wav", tone(3.0, 60, 0), SR)
     write_audio(uneven / "bass.wav", tone(2.0, 110, 1), SR)
-    from mixrep.transfer.inputs import read_song
+    from mixrep.datasets.song_folder import read_song
 
     with pytest.raises(DatasetError, match="differ in length"):
         read_song(uneven)
@@ -150,7 +150,8 @@ def _numbers(entry):
 
 
 def test_training_loss_decreases_on_a_tiny_overfit_run(tiny_checkpoint):
-    from mixrep.data.transfer import ConsoleSpec, TransferDataset, collate_transfer
+    from mixrep.console.spec import ConsoleSpec
+    from mixrep.training.head_data import TransferDataset, collate_transfer
     from mixrep.training.regression import RegressionModule
 
     torch.manual_seed(0)
@@ -199,7 +200,7 @@ def test_mix_sparse_writes_the_predicted_graph(tiny_head, song, tmp_path):
 def test_regression_config_instantiates_with_its_console_linked(repo_root, tiny_checkpoint, monkeypatch):
     from mixrep.training.regression_cli import RegressionCLI
     from mixrep.training.regression import RegressionModule
-    from mixrep.data.transfer import TransferDataModule
+    from mixrep.training.head_data import TransferDataModule
 
     monkeypatch.chdir(repo_root)
     cli = RegressionCLI(RegressionModule, TransferDataModule, run=False,
@@ -219,7 +220,7 @@ def test_a_missing_encoder_checkpoint_says_how_to_train_one(tmp_path, monkeypatc
 
 
 def test_refinement_lowers_its_objective_and_its_embedding_term_reaches_the_faders(tiny_head):
-    from mixrep.data.transfer import align_track_levels
+    from mixrep.console.spec import align_track_levels
 
     transfer = StyleTransfer.from_checkpoint(tiny_head)
     seconds = transfer.encoder.clip_seconds  # tracks exactly one clip long: every step sees the same clip

@@ -7,8 +7,8 @@ import torch
 
 from mixrep.console import ConsoleBatch, MixingConsole, MusicalPrior, sample_parameters
 from mixrep.console.strips import StripLayout, group_outputs, strip_rows
-from mixrep.data.transfer import ConsoleSpec
-from mixrep.models.regression import HeadConfig, RegressionHead
+from mixrep.console.spec import ConsoleSpec
+from mixrep.models.head import HeadConfig, RegressionHead
 
 SR = 8000
 SPEC = ConsoleSpec(SR, "egd", "eg", {"eq": {"bins": 64}})
@@ -139,7 +139,7 @@ def test_keep_rows_round_trip_through_the_graph_mask(processors):
 
 
 def test_transfer_items_carry_the_sparse_graph_that_rendered_them():
-    from mixrep.data.transfer import TransferDataset
+    from mixrep.training.head_data import TransferDataset
 
     data = TransferDataset(SPEC, "val", 4, num_songs=20, song_seconds=3, clip_seconds=1.0, pedalboard_fraction=0.0,
                            prior={"active_probability": {"eq": 0.0, "delay": 1.0}})
@@ -152,7 +152,7 @@ def test_transfer_items_carry_the_sparse_graph_that_rendered_them():
 
 def test_transfer_ground_truth_keeps_only_processors_the_reference_lets_one_hear(processors):
     from mixrep.constants import STEMS
-    from mixrep.data.transfer import TransferDataset
+    from mixrep.training.head_data import TransferDataset
 
     options = dict(num_songs=20, song_seconds=3, clip_seconds=1.0, pedalboard_fraction=0.0,
                    prior={"active_probability": {"eq": 0.99, "delay": 0.99}})

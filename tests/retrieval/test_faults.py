@@ -15,12 +15,12 @@ from handcrafted import SAMPLE_RATE, STYLES, BandStereoEmbedder, render_track
 from mixrep.audio.io import write_audio
 from mixrep.cli import main as mixrep_main
 from mixrep.errors import DatasetError, MixrepError, SeparationError
-from mixrep.index import cli
-from mixrep.index.builder import MAX_FAILURES_BEFORE_FIRST_SUCCESS, build_library_index
-from mixrep.index.embedder import aggregate_clips
-from mixrep.index.faiss_index import CLIP_BITS, MANIFEST, StyleIndex
-from mixrep.index.library_index import LibraryIndex
-from mixrep.index.store import STORE_NAME, MetadataStore, SkippedFile, StoreError
+from mixrep.cli import index as cli
+from mixrep.retrieval.builder import MAX_FAILURES_BEFORE_FIRST_SUCCESS, build_library_index
+from mixrep.retrieval.embedder import aggregate_clips
+from mixrep.retrieval.faiss_index import CLIP_BITS, MANIFEST, StyleIndex
+from mixrep.retrieval.library_index import LibraryIndex
+from mixrep.retrieval.store import STORE_NAME, MetadataStore, SkippedFile, StoreError
 
 
 def write_tracks(folder: Path, songs, seconds: float = 1.0) -> list[Path]:
@@ -177,7 +177,7 @@ def test_a_separator_that_cannot_load_stops_the_build_before_the_first_file(
         tiny_checkpoint, mixtures, tmp_path, monkeypatch, capsys):
     from tests.separation.conftest import offline_demucs, tiny_htdemucs
 
-    from mixrep.api import StyleEncoder
+    from mixrep.inference.style_encoder import StyleEncoder
     from mixrep.separation.demucs import DemucsSeparator
 
     calls = offline_demucs(monkeypatch, tmp_path / "hub")
@@ -227,7 +227,7 @@ def stems_library(tmp_path) -> Path:
 
 def test_a_stems_library_uses_the_embedding_minimum_and_reports_songs(
         tiny_checkpoint, stems_library, tmp_path, monkeypatch, capsys):
-    from mixrep.api import StyleEncoder
+    from mixrep.inference.style_encoder import StyleEncoder
 
     encoder = StyleEncoder.from_checkpoint(tiny_checkpoint, device="cpu")
     idx = str(tmp_path / "idx")

@@ -16,11 +16,11 @@ from handcrafted import STYLES, BandStereoEmbedder, FailingEmbedder, render_trac
 
 from mixrep.audio.io import write_audio
 from mixrep.errors import CheckpointError
-from mixrep.index import cli
-from mixrep.index.builder import build_library_index, merge_indexes
-from mixrep.index.faiss_index import IndexConfig, StyleIndex
-from mixrep.index.library_index import LibraryIndex
-from mixrep.index.store import STORE_NAME, MetadataStore
+from mixrep.cli import index as cli
+from mixrep.retrieval.builder import build_library_index, merge_indexes
+from mixrep.retrieval.faiss_index import IndexConfig, StyleIndex
+from mixrep.retrieval.library_index import LibraryIndex
+from mixrep.retrieval.store import STORE_NAME, MetadataStore
 
 HERE = Path(__file__).parent
 
@@ -75,7 +75,7 @@ def test_sigkilled_build_resumes_to_the_same_set(library, reference, tmp_path):
     code = (
         f"import sys; sys.path.insert(0, {str(HERE)!r})\n"
         "from handcrafted import BandStereoEmbedder\n"
-        "from mixrep.index.builder import build_library_index\n"
+        "from mixrep.retrieval.builder import build_library_index\n"
         f"build_library_index(BandStereoEmbedder(delay_seconds=0.05), {str(library[0])!r}, {str(tmp_path)!r},"
         " batch_tracks=3, save_every_seconds=0.0, progress=False)\n"
     )
@@ -191,7 +191,7 @@ def test_index_reconciled_when_store_moved_on_after_last_save(library, reference
 def test_two_processes_search_at_once(reference, library):
     code = (
         "import json, sys\n"
-        "from mixrep.index.library_index import LibraryIndex\n"
+        "from mixrep.retrieval.library_index import LibraryIndex\n"
         f"with LibraryIndex.open({str(reference)!r}) as index:\n"
         "    out = [[h.track_id for h in r.hits] for _ in range(20) for r in index.search_ids([1, 2, 3], k=5)]\n"
         "print(json.dumps(out[-3:]))\n"

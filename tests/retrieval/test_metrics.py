@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixrep.eval.metrics import standardize, style_retrieval_scores
+from mixrep.retrieval.metrics import standardize, style_retrieval_scores
 
 # 3 songs x 2 styles; item = song * 2 + style
 SONGS = np.repeat(np.arange(3), 2)

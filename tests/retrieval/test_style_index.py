@@ -5,8 +5,8 @@ import pytest
 
 import faiss
 from mixrep.errors import CheckpointError
-from mixrep.index.faiss_index import IndexConfig, StyleIndex
-from mixrep.index.synthetic import clustered_unit_vectors
+from mixrep.retrieval.faiss_index import IndexConfig, StyleIndex
+from mixrep.retrieval.synthetic import clustered_unit_vectors
 
 DIM = 32
 

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from mixrep.audio.augment import AugmentConfig, StyleAugmenter, apply_chain, sample_chain
+from mixrep.styles.chains import AugmentConfig, StyleAugmenter, apply_chain, sample_chain
 
 SR = 44_100
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from mixrep.audio.augment import (
+from mixrep.styles.chains import (
     AugmentConfig,
     StyleAugmenter,
     StyleChain,

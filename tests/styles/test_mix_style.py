@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from mixrep.audio.style_space import (
+from mixrep.styles.mix_style import (
     ChannelStrip,
     CompressorSettings,
     DelayBus,
@@ -277,7 +277,7 @@ def test_master_bus_keeps_the_stems_summing_to_the_mix():
     stems = music_like(3)
     master = MasterBus(eq=(EqBand("low_shelf", 100.0, 3.0), EqBand("high_shelf", 6000.0, -2.0)),
                        compressor=CompressorSettings(-6.0, 3.0, 10.0, 100.0))
-    from mixrep.audio.style_space import LimiterSettings
+    from mixrep.styles.mix_style import LimiterSettings
 
     style = dataclasses.replace(bare(), master=dataclasses.replace(master, limiter=LimiterSettings(8.0, -1.0, 100.0)))
     out = render_stems(stems, style, RATE)

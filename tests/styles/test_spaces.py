@@ -8,15 +8,15 @@ import logging
 import numpy as np
 import pytest
 
-from mixrep.audio.augment import StyleChain, apply_chain
-from mixrep.audio.style_space import MixStyle, render_mix
+from mixrep.styles.chains import StyleChain, apply_chain
+from mixrep.styles.mix_style import MixStyle, render_mix
 from mixrep.constants import STEMS
-from mixrep.data.corpora import CORPUS_SEED_STRIDE, CorpusMixture, detect_layout, find_soundfont, open_generated_corpora
-from mixrep.data.datamodule import TripletDataModule
-from mixrep.data.strategies import SameChainStrategy, SameSongStrategy, make_strategy
-from mixrep.data.styles import ChainStyles, Clip, MixStyles, make_style_space, read_clip
-from mixrep.data.synthetic import TRACKS, SynthConfig, SyntheticSource
-from mixrep.data.triplets import TripletDataset
+from mixrep.corpora.rendered import CORPUS_SEED_STRIDE, CorpusMixture, detect_layout, find_soundfont, open_generated_corpora
+from mixrep.training.datamodule import TripletDataModule
+from mixrep.training.strategies import SameChainStrategy, SameSongStrategy, make_strategy
+from mixrep.styles.spaces import ChainStyles, Clip, MixStyles, make_style_space, read_clip
+from mixrep.corpora.synthetic import TRACKS, SynthConfig, SyntheticSource
+from mixrep.training.triplets import TripletDataset
 from mixrep.errors import DatasetError
 from tests.sf2_fixture import write_sf2
 
@@ -145,7 +145,7 @@ def test_corpus_mixture_prefixes_interleaves_and_reads_from_each_corpus(source):
 
 
 def test_a_soundfont_not_installed_is_left_out_with_one_log_line_and_synth_remains(caplog):
-    with caplog.at_level(logging.WARNING, logger="mixrep.data.corpora"):
+    with caplog.at_level(logging.WARNING, logger="mixrep.corpora.rendered"):
         corpus = open_generated_corpora(["soundfont"], sample_rate=RATE, synth_songs=3, synth_song_seconds=3.0,
                                         soundfonts=["NoSuchSoundfont"])
     assert isinstance(corpus, SyntheticSource)
@@ -227,7 +227,7 @@ def test_crossed_strategy_makes_two_same_chain_triplets_from_four_mixes(source):
 
 
 def test_epoch_sampler_keeps_the_items_of_a_group_together():
-    from mixrep.data.triplets import EpochSampler
+    from mixrep.training.triplets import EpochSampler
 
     order = list(EpochSampler(12, seed=1, epoch=2, group_size=2))
     assert sorted(order) == list(range(24, 36))

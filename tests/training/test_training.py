@@ -17,7 +17,7 @@ from mixrep.training.cli import MixrepCLI, averaging_after_style_eval, last_chec
 from mixrep.errors import CheckpointError
 from mixrep.models.checkpoint import CHECKPOINT_KIND, read_encoder
 from mixrep.training.contrastive import ContrastiveStyleModule
-from mixrep.data.datamodule import TripletDataModule
+from mixrep.training.datamodule import TripletDataModule
 from tests.conftest import tiny_fit_args
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from mixrep.audio.augment import StyleChain, apply_chain
-from mixrep.data.datamodule import TripletDataModule
-from mixrep.data.strategies import SameChainStrategy, SameSongStrategy, non_overlapping_starts
-from mixrep.data.synthetic import SynthConfig, SyntheticSource
-from mixrep.data.triplets import SIDES, EpochSampler, TripletDataset, encode_triplets, stems_key
+from mixrep.styles.chains import StyleChain, apply_chain
+from mixrep.training.datamodule import TripletDataModule
+from mixrep.training.strategies import SameChainStrategy, SameSongStrategy, non_overlapping_starts
+from mixrep.corpora.synthetic import SynthConfig, SyntheticSource
+from mixrep.training.triplets import SIDES, EpochSampler, TripletDataset, encode_triplets, stems_key
 from mixrep.errors import AudioReadError, DatasetError
 from mixrep.frontend import FrontEnd, FrontEndConfig
 from mixrep.tracks import SkipLog
