@@ -27,12 +27,11 @@ from pathlib import Path
 
 import torch
 
-from mixrep.graphs.cases import make_case
-from mixrep.graphs.cases import synthetic_tracks
 from mixrep.console.console import MixingConsole
 from mixrep.console.fit import FitConfig, evaluate, fit
-from mixrep.graphs.recovery import level_errors
 from mixrep.console.processors import DRY_WET
+from mixrep.graphs.cases import make_case, synthetic_tracks
+from mixrep.graphs.recovery import level_errors
 
 ROWS: dict[str, dict] = {
     # name: chain of the fitted console, FitConfig overrides, console set-up, tracks, steps

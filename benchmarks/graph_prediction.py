@@ -34,14 +34,14 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from mixrep.graphs.audibility import processor_change_db
 from mixrep.console.batch import GROUP, TRACK
-from mixrep.graphs.evidence import strip_evidence
-from mixrep.graphs.predictor import GraphPredictor
 from mixrep.console.strips import strip_nodes
 from mixrep.corpora.rendered import render_soundfont_corpus
-from mixrep.graphs.case_set import GraphCaseSet, evidence_table
 from mixrep.corpora.synthetic import SynthConfig, SyntheticSource
+from mixrep.graphs.audibility import processor_change_db
+from mixrep.graphs.case_set import GraphCaseSet, evidence_table
+from mixrep.graphs.evidence import strip_evidence
+from mixrep.graphs.predictor import GraphPredictor
 
 SAMPLE_RATE = 22050
 

@@ -34,13 +34,13 @@ from pathlib import Path
 
 import torch
 
-from mixrep.graphs.cases import make_case
-from mixrep.graphs.cases import synthetic_tracks
 from mixrep.console.console import MixingConsole
 from mixrep.console.fit import FitConfig, evaluate, fit
-from mixrep.graphs.predictor import GraphPredictor, predict_console_graph
 from mixrep.console.prior import MusicalPrior
-from mixrep.graphs.prune import PruneConfig, graph_recovery, prune_console
+from mixrep.graphs.cases import make_case, synthetic_tracks
+from mixrep.graphs.predictor import GraphPredictor, predict_console_graph
+from mixrep.graphs.prune import PruneConfig, prune_console
+from mixrep.graphs.recovery import graph_recovery
 
 TYPES = ("gain_pan", "imager", "eq", "reverb", "compressor", "noisegate", "delay")
 LETTER = dict(zip(TYPES, "gsercnd"))

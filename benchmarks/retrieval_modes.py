@@ -19,15 +19,15 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import average_precision_score
 
-from mixrep.inference.style_encoder import StyleEncoder
-from mixrep.styles.chains import AugmentConfig, apply_chain, sample_chain
 from mixrep.audio.io import write_audio
 from mixrep.constants import STEMS
-from mixrep.datasets.registry import open_source
 from mixrep.corpora.synthetic import SynthConfig, synthesize_song
+from mixrep.datasets.registry import open_source
+from mixrep.inference.style_encoder import StyleEncoder
 from mixrep.retrieval.builder import build_library_index
 from mixrep.retrieval.faiss_index import IndexConfig
 from mixrep.retrieval.library_index import LibraryIndex
+from mixrep.styles.chains import AugmentConfig, apply_chain, sample_chain
 
 NAME = re.compile(r"song(\d+)_style(\d+)")
 

@@ -19,12 +19,12 @@ import time
 import numpy as np
 import torch
 
-from mixrep.inference.style_encoder import load_checkpoint
 from mixrep.console.spec import align_track_levels
-from mixrep.training.head_data import TransferDataset, collate_transfer
-from mixrep.training.regression import RegressionModule
 from mixrep.inference import StyleTransfer
 from mixrep.inference.balance import match_balance
+from mixrep.inference.style_encoder import load_checkpoint
+from mixrep.training.head_data import TransferDataset, collate_transfer
+from mixrep.training.regression import RegressionModule
 
 
 def seconds(fn, repeats: int) -> float:

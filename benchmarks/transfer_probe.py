@@ -22,12 +22,12 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import cross_val_predict
 
 from mixrep.console import ConsoleBatch, MixingConsole
-from mixrep.graphs.recovery import track_levels
 from mixrep.console.functional import gain_pan_physical
 from mixrep.console.strips import mask_from_keep
 from mixrep.corpora.synthetic import TRACKS
-from mixrep.training.head_data import TransferDataset
+from mixrep.graphs.recovery import track_levels
 from mixrep.inference import StyleTransfer
+from mixrep.training.head_data import TransferDataset
 
 
 def collect(transfer: StyleTransfer, items: int, seed: int) -> dict[str, np.ndarray]:

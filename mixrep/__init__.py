@@ -19,11 +19,11 @@ packages of layer 5 do not import each other.
 7. ``mixrep.corpora`` (the synthetic and soundfont corpora mixrep renders), ``mixrep.datasets``
    (readers: song folders, FMA, audio and stem folders, Slakh2100, MedleyDB, MoisesDB; one registry)
 8. ``mixrep.graphs``: processing graphs: pruning search, graph prediction, cases with known graphs
-9. ``mixrep.inference``: StyleEncoder and StyleTransfer (no Lightning, no FAISS, no training code)
-10. ``mixrep.retrieval``: the FAISS library index, style-retrieval metrics and style sets
-11. ``mixrep.training``: LightningModules, their datasets and data modules, callbacks
-12. ``mixrep.evaluation``: the encoder's evaluation (``mixrep evaluate``) and the transfer's
-13. ``mixrep.plots``: figures for people
+9. ``mixrep.plots``: figures for people (matplotlib, loaded only when a figure is drawn)
+10. ``mixrep.inference``: StyleEncoder and StyleTransfer (no Lightning, no FAISS, no training code)
+11. ``mixrep.retrieval``: the FAISS library index, style-retrieval metrics and style sets
+12. ``mixrep.training``: LightningModules, their datasets and data modules, callbacks
+13. ``mixrep.evaluation``: the encoder's evaluation (``mixrep evaluate``) and the transfer's
 14. ``mixrep.cli`` and every ``*.cli`` / ``*_cli`` command module
 
 Axis vocabulary used across the package (docstrings refer to it):
@@ -47,11 +47,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mixrep.models",),
     ("mixrep.corpora", "mixrep.datasets"),
     ("mixrep.graphs",),
+    ("mixrep.plots",),
     ("mixrep.inference",),
     ("mixrep.retrieval",),
     ("mixrep.training",),
     ("mixrep.evaluation",),
-    ("mixrep.plots",),
     ("mixrep.cli",),
 )
 """The layer order above as data: module prefixes per layer (``*.cli`` and ``*_cli`` modules are the top layer)."""

@@ -12,7 +12,7 @@ import torch
 
 from mixrep.audio.io import write_audio
 from mixrep.cli.console_options import add_fit_arguments, fit_config_from_args, parse_active_probability
-from mixrep.console.fit import check_finite_output, evaluate, fit, plot_spectrogram_error
+from mixrep.console.fit import check_finite_output, evaluate, fit
 from mixrep.console.graph import DEFAULT_CHAIN
 from mixrep.console.loss import MixLoss
 from mixrep.console.prior import MusicalPrior
@@ -21,6 +21,7 @@ from mixrep.files import atomic_write_text
 from mixrep.graphs.cases import CASE_GROUPS, CASE_MIX, CASE_STEMS, make_case, synthetic_tracks, write_case
 from mixrep.graphs.recovery import compare_with_truth
 from mixrep.graphs.song import song_console
+from mixrep.plots.console import draw_graph, plot_spectrogram_error
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def run_fit(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     write_audio(args.out / "mix.wav", rendered.cpu().numpy(), args.sample_rate)
     console.save_json(args.out / "parameters.json")
-    console.draw(args.out / "graph.png")
+    draw_graph(console.graph, args.out / "graph.png")
     with torch.no_grad():
         final = float(MixLoss(args.sample_rate).to(mix.device)(rendered, mix))
     plot_spectrogram_error(rendered, mix, args.out / "spectrogram_error.png", args.sample_rate,

@@ -101,10 +101,10 @@ def run_corpus_soundfonts(args: argparse.Namespace) -> int:
 def run_data_preview(args: argparse.Namespace) -> int:
     import torch
 
+    from mixrep.frontend import FrontEnd, FrontEndConfig
+    from mixrep.plots.triplets import plot_triplet
     from mixrep.training.datamodule import TripletDataModule
     from mixrep.training.triplets import SIDES
-    from mixrep.plots.triplets import plot_triplet
-    from mixrep.frontend import FrontEnd, FrontEndConfig
 
     dm = TripletDataModule(source=args.source, root=str(args.root) if args.root else None, strategy=args.strategy,
                            clip_seconds=args.clip_seconds, seed=args.seed, num_workers=0,

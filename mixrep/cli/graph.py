@@ -18,6 +18,7 @@ from mixrep.files import atomic_write_text
 from mixrep.graphs.case_set import CASE_SOURCES_HELP, open_case_source
 from mixrep.graphs.predictor import GraphPredictor
 from mixrep.graphs.song import full_console, predict_song_graph, prediction_report, require_crop, require_match
+from mixrep.plots.console import draw_graph
 
 DEFAULT_CORPUS_DIR = Path("outputs/corpora")
 """Where ``--source soundfont:NAME`` renders its corpus unless ``--corpus-dir`` says otherwise."""
@@ -126,7 +127,7 @@ def run_predict_graph(args: argparse.Namespace) -> int:
         check_finite_output(rendered, "the predicted graph's mix")
         write_audio(args.out / "mix.wav", rendered.cpu().numpy(), args.sample_rate)
     console.save_json(args.out / "graph.json")
-    console.draw(args.out / "graph.png", title=f"predicted graph: {report['kept']}/{report['processors']} processors "
+    draw_graph(console.graph, args.out / "graph.png", title=f"predicted graph: {report['kept']}/{report['processors']} processors "
                                                 f"(pruning ratio {report['pruning_ratio']:.2f})")
     atomic_write_text(args.out / "prediction.json", json.dumps(report, indent=1, allow_nan=True))
     print(f"kept {report['kept']} of {report['processors']} processors (pruning ratio {report['pruning_ratio']:.2f}) "

@@ -25,8 +25,10 @@ from mixrep.console.fit import check_finite_output
 from mixrep.errors import DatasetError, MixrepError
 from mixrep.files import atomic_write_text
 from mixrep.graphs.cases import CaseFolder, find_case_folders
-from mixrep.graphs.prune import METHODS, PruneConfig, PruneResult, graph_recovery, plot_pruning, prune_console
+from mixrep.graphs.prune import METHODS, PruneConfig, PruneResult, prune_console
+from mixrep.graphs.recovery import graph_recovery
 from mixrep.graphs.song import predict_song_graph, song_console
+from mixrep.plots.console import draw_graph, plot_pruning
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,7 @@ def prune_song(song: CaseFolder, args: argparse.Namespace, out: Path) -> dict:
     check_finite_output(rendered, f"the pruned mix of {song.name}")
     write_audio(out / "mix.wav", rendered.cpu().numpy(), args.sample_rate)
     result.console.save_json(out / "graph.json")
-    result.console.draw(out / "graph.png", title=_title(song.name, result))
+    draw_graph(result.console.graph, out / "graph.png", title=_title(song.name, result))
     plot_pruning(result, out / "pruning.png", title=_title(song.name, result))
     report = {"song": song.name, "tracks": len(names), "method": config.method,
               "tolerance": config.tolerance, **result.to_dict()}

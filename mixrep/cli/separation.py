@@ -43,10 +43,10 @@ def run_separate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from mixrep.datasets.registry import open_source
-    from mixrep.tracks import SkipLog
     from mixrep.separation.cache import StemCache
     from mixrep.separation.cached import CachedSeparation
     from mixrep.separation.demucs import DemucsSeparator
+    from mixrep.tracks import SkipLog
 
     options = {"subset": args.subset} if args.source == "fma" else {}
     source = open_source(args.source, args.root, sample_rate=args.sample_rate, **options)

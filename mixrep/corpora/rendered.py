@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from mixrep.audio.fluidsynth import check_soundfont, installed_soundfonts
-from mixrep.constants import STEMS
 from mixrep.audio.multitrack import InstrumentTrack, Multitrack, MultitrackSource
+from mixrep.constants import STEMS
 from mixrep.errors import DatasetError, MixrepError
 from mixrep.tracks import SkipLog, Source, Track
 

@@ -41,14 +41,14 @@ import numpy as np
 from scipy import signal
 
 from mixrep.audio.io import check_sample_rate, write_audio
+from mixrep.audio.multitrack import InstrumentTrack, Multitrack, slice_span
 from mixrep.audio.primitives import pan_gains
 from mixrep.audio.stems import sum_to_stems
 from mixrep.constants import SAMPLE_RATE, STEMS
-from mixrep.audio.multitrack import InstrumentTrack, Multitrack, slice_span
 from mixrep.corpora.score import Note, Part, Score, compose_song
-from mixrep.tracks import SPLITS, SkipLog, Track
 from mixrep.errors import DatasetError
 from mixrep.files import atomic_write_text
+from mixrep.tracks import SPLITS, SkipLog, Track
 
 VOWEL_FORMANTS_HZ: dict[str, tuple[float, float, float]] = {
     "a": (730.0, 1090.0, 2440.0),

@@ -17,7 +17,6 @@ from mixrep.errors import DatasetError
 from mixrep.separation.base import TrackStems
 from mixrep.tracks import Source
 
-
 SOURCE_KINDS: tuple[str, ...] = ("synth", "fma", "folder", "stems", "slakh", "medleydb", "moisesdb", "tracks", "soundfont")
 
 

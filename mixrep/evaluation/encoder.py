@@ -29,19 +29,19 @@ from pathlib import Path
 
 import torch
 
-from mixrep.inference.style_encoder import StyleEncoder, load_checkpoint, recorded_separator
-from mixrep.styles.chains import AugmentConfig
 from mixrep.audio.fluidsynth import installed_soundfonts
 from mixrep.corpora.rendered import detect_layout, find_soundfont, render_soundfont_corpus, soundfont_label
-from mixrep.training.datamodule import build_source
-from mixrep.styles.spaces import STYLE_SPACES, StyleSpace, make_style_space
 from mixrep.errors import CheckpointError, DatasetError
+from mixrep.inference.style_encoder import StyleEncoder, load_checkpoint, recorded_separator
+from mixrep.models.encoder import MixStyleEncoder
 from mixrep.retrieval.baselines import feature_baselines
 from mixrep.retrieval.metrics import StyleRetrievalScores, style_retrieval_scores
 from mixrep.retrieval.style_set import StyleSet, build_style_set, embed_style_set
-from mixrep.models.encoder import MixStyleEncoder
 from mixrep.separation.demucs import is_pretrained_name
+from mixrep.styles.chains import AugmentConfig
+from mixrep.styles.spaces import STYLE_SPACES, StyleSpace, make_style_space
 from mixrep.tracks import Source
+from mixrep.training.datamodule import build_source
 
 log = logging.getLogger(__name__)
 

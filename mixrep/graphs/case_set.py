@@ -25,15 +25,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mixrep.audio.multitrack import MultitrackSource
 from mixrep.console import MixingConsole, MusicalPrior
-from mixrep.graphs.cases import draw_console
-from mixrep.graphs.evidence import EVIDENCE_NAMES, strip_evidence
 from mixrep.console.graph import build_console, parse_chain
+from mixrep.console.spec import ConsoleSpec, align_track_levels
 from mixrep.console.strips import group_outputs, strip_keep
 from mixrep.constants import STEMS
-from mixrep.audio.multitrack import MultitrackSource
-from mixrep.console.spec import ConsoleSpec, align_track_levels
 from mixrep.errors import DatasetError, MixrepError
+from mixrep.graphs.cases import draw_console
+from mixrep.graphs.evidence import EVIDENCE_NAMES, strip_evidence
 
 log = logging.getLogger(__name__)
 

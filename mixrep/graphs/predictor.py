@@ -37,10 +37,10 @@ from torch import Tensor
 
 from mixrep.console.batch import GROUP, TRACK
 from mixrep.console.console import MixingConsole
-from mixrep.graphs.evidence import EVIDENCE_NAMES, strip_evidence
 from mixrep.console.strips import strip_nodes
 from mixrep.errors import MixrepError
 from mixrep.files import atomic_write_text, digest
+from mixrep.graphs.evidence import EVIDENCE_NAMES, strip_evidence
 
 FORMAT = "mixrep-graph-predictor"
 VERSION = 3

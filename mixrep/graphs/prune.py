@@ -56,7 +56,7 @@ from mixrep.console.graph import PROCESSOR_TYPES, MixingGraph
 from mixrep.console.loss import MixLoss
 from mixrep.console.processors import DRY_WET, dry_wet_weight
 from mixrep.errors import MixrepError
-from mixrep.files import atomic_write_bytes, digest, save_figure
+from mixrep.files import atomic_write_bytes, digest
 
 log = logging.getLogger(__name__)
 
@@ -513,101 +513,3 @@ def _run_round(search: _Search, stems: Tensor, mix: Tensor, loss_fn: MixLoss, pa
              search.rounds[-1].processors, search.rounds[-1].loss, search.best)
     search.round, search.phase, search.pool, search.round_started = number + 1, "trials", None, None
     _save(search, path, fingerprint, started)
-
-
-def plot_pruning(result: PruneResult, path: str | os.PathLike, title: str = "") -> Path:
-    """Loss of every trial against its threshold, and the pruning ratio, over the trials."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    total = sum(result.full_counts.values())
-    x = list(range(1, len(result.trials) + 1))
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    accepted = [(i, t.loss) for i, t in zip(x, result.trials) if t.accepted]
-    rejected = [(i, t.loss) for i, t in zip(x, result.trials) if not t.accepted]
-    if rejected:
-        top.scatter(*zip(*rejected), s=10, marker="x", color="tab:red", label="rejected trial")
-    if accepted:
-        top.scatter(*zip(*accepted), s=12, color="tab:green", label="accepted trial")
-    top.step(x, [t.threshold for t in result.trials], where="mid", color="0.3", lw=1,
-             label="best + tolerance")
-    top.axhline(result.loss_full, color="tab:blue", ls="--", lw=1, label="full console")
-    shown = ([t.loss for t in result.trials if t.accepted] + [t.threshold for t in result.trials]
-             + [r.loss for r in result.rounds] + [result.loss_full])
-    top.set_ylim(0.9 * min(shown), 1.5 * max(shown))  # rejected trials far above are clipped
-    top.set_ylabel("audio loss")
-    bottom.plot(x, [1.0 - t.processors / total for t in result.trials], color="tab:purple")
-    bottom.set_ylabel("pruning ratio")
-    bottom.set_xlabel("trial")
-    bottom.set_ylim(0, 1)
-    ends, last = [], 0  # the last trial of every round
-    for r in result.rounds:
-        last = max((i for i, t in zip(x, result.trials) if t.round == r.round), default=last)
-        ends.append(last)
-    for ax in (top, bottom):
-        for end in ends:
-            ax.axvline(end + 0.5, color="0.85", lw=0.8, zorder=0)
-    finished = [(end + 0.5, r) for end, r in zip(ends, result.rounds)]
-    if finished:
-        top.scatter([e for e, _ in finished], [r.loss for _, r in finished], marker="D", s=18,
-                    color="tab:blue", label="after fine-tuning")
-        weight = bottom.twinx()
-        weight.plot([e for e, _ in finished], [r.mean_dry_wet for _, r in finished], "o--",
-                    color="tab:orange", ms=3, lw=1)
-        weight.set_ylabel("mean dry/wet weight", color="tab:orange")
-        weight.set_ylim(0, 1)
-    top.legend(fontsize=8, loc="upper left")
-    fig.suptitle(title or f"pruning ratio {result.pruning_ratio:.2f}, loss {result.loss_full:.3f} -> {result.loss_final:.3f}")
-    return save_figure(fig, path, dpi=100, bbox_inches="tight")
-
-
-@dataclass(frozen=True)
-class Recovery:
-    """How well a pruned graph recovered the processors of one type that a known graph used.
-
-    Attributes:
-        true: processors of the type the known graph used (active).
-        kept: processors of the type the pruned graph kept.
-        hits: processors in both.
-    """
-
-    true: int
-    kept: int
-    hits: int
-
-    @property
-    def precision(self) -> float:
-        """Share of the kept processors that were used (NaN when none was kept)."""
-        return self.hits / self.kept if self.kept else float("nan")
-
-    @property
-    def recall(self) -> float:
-        """Share of the used processors that were kept (NaN when none was used)."""
-        return self.hits / self.true if self.true else float("nan")
-
-
-def graph_recovery(pruned: MixingGraph, truth: MixingGraph) -> dict[str, Recovery]:
-    """Per processor type, the pruned graph's kept processors against the truth's active ones.
-
-    Processors are matched by node name (both graphs built for the same tracks and groups, e.g.
-    a ``make-case`` case's ``true_parameters.json``).
-
-    Raises:
-        ValueError: the pruned graph holds processors the truth does not name.
-    """
-    true_types = {n: t for n, t in zip(truth.node_names, truth.node_types) if t in PROCESSOR_TYPES}
-    active = {n for n, t, m in zip(truth.node_names, truth.node_types, truth.mask.tolist())
-              if t in PROCESSOR_TYPES and m > 0}
-    kept = {n for n, t in zip(pruned.node_names, pruned.node_types) if t in PROCESSOR_TYPES}
-    unknown = sorted(kept - set(true_types))
-    if unknown:
-        raise ValueError(f"the known graph has no processors named {unknown[:5]}: it describes other "
-                         "tracks, groups or chains than the pruned console")
-    out = {}
-    for t in PROCESSOR_TYPES:
-        names = {n for n, nt in true_types.items() if nt == t}
-        if names:
-            out[t] = Recovery(len(names & active), len(names & kept), len(names & active & kept))
-    return out

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from mixrep.console.console import MixingConsole
-from mixrep.console.graph import INPUT, MIX, OUTPUT
+from mixrep.console.graph import INPUT, MIX, OUTPUT, PROCESSOR_TYPES, MixingGraph
 from mixrep.console.prior import after_mix
 from mixrep.console.processors import DRY_WET, dry_wet_weight
 from mixrep.errors import DatasetError
@@ -150,3 +150,53 @@ def compare_with_truth(console: MixingConsole, path: Path, names: list[str], ste
     true_pan = dict(zip(truth.track_names, true.pan.tolist()))
     return {"gain_error_db": {n: abs(g - true_gain[n]) for n, g in zip(names, fitted.gain_db.tolist())},
             "pan_error": {n: abs(p - true_pan[n]) for n, p in zip(names, fitted.pan.tolist())}}
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """How well a pruned graph recovered the processors of one type that a known graph used.
+
+    Attributes:
+        true: processors of the type the known graph used (active).
+        kept: processors of the type the pruned graph kept.
+        hits: processors in both.
+    """
+
+    true: int
+    kept: int
+    hits: int
+
+    @property
+    def precision(self) -> float:
+        """Share of the kept processors that were used (NaN when none was kept)."""
+        return self.hits / self.kept if self.kept else float("nan")
+
+    @property
+    def recall(self) -> float:
+        """Share of the used processors that were kept (NaN when none was used)."""
+        return self.hits / self.true if self.true else float("nan")
+
+
+def graph_recovery(pruned: MixingGraph, truth: MixingGraph) -> dict[str, Recovery]:
+    """Per processor type, the pruned graph's kept processors against the truth's active ones.
+
+    Processors are matched by node name (both graphs built for the same tracks and groups, e.g.
+    a ``make-case`` case's ``true_parameters.json``).
+
+    Raises:
+        ValueError: the pruned graph holds processors the truth does not name.
+    """
+    true_types = {n: t for n, t in zip(truth.node_names, truth.node_types) if t in PROCESSOR_TYPES}
+    active = {n for n, t, m in zip(truth.node_names, truth.node_types, truth.mask.tolist())
+              if t in PROCESSOR_TYPES and m > 0}
+    kept = {n for n, t in zip(pruned.node_names, pruned.node_types) if t in PROCESSOR_TYPES}
+    unknown = sorted(kept - set(true_types))
+    if unknown:
+        raise ValueError(f"the known graph has no processors named {unknown[:5]}: it describes other "
+                         "tracks, groups or chains than the pruned console")
+    out = {}
+    for t in PROCESSOR_TYPES:
+        names = {n for n, nt in true_types.items() if nt == t}
+        if names:
+            out[t] = Recovery(len(names & active), len(names & kept), len(names & active & kept))
+    return out

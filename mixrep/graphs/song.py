@@ -21,7 +21,7 @@ from mixrep.datasets.song_folder import read_song, read_song_and_mix
 from mixrep.errors import DatasetError
 from mixrep.graphs.evidence import explained_share
 from mixrep.graphs.predictor import GraphPrediction, GraphPredictor, predict_console_graph
-from mixrep.graphs.prune import graph_recovery
+from mixrep.graphs.recovery import graph_recovery
 
 
 def require_crop(mix_path: Path, samples: int, sample_rate: int, crop_seconds: float) -> None:

@@ -34,9 +34,9 @@ from torch import Tensor
 from mixrep.console import MixingConsole
 from mixrep.console import functional as Fn
 from mixrep.console.batch import strip_of_nodes
+from mixrep.console.spec import stem_groups
 from mixrep.console.strips import group_outputs
 from mixrep.constants import STEMS
-from mixrep.console.spec import stem_groups
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from mixrep.audio.io import check_audio_extension, write_audio
 from mixrep.errors import OutputError
 from mixrep.files import StagedFiles, check_output_file
-from mixrep.inference.figure import plot_transfer
+from mixrep.plots.console import draw_graph
+from mixrep.plots.transfer import plot_transfer
 
 FIGURE_FORMATS: tuple[str, ...] = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 """Extensions the comparison figure may have."""
@@ -126,7 +127,7 @@ def write_mix_outputs(outputs: MixOutputs, result, settings: dict, profiles: dic
     Args:
         result: the :class:`~mixrep.inference.style_transfer.TransferResult`.
         settings: the settings JSON's content; profiles, title: the figure's
-            (:func:`~mixrep.inference.figure.plot_transfer`).
+            (:func:`~mixrep.plots.transfer.plot_transfer`).
     """
     try:
         with StagedFiles() as staged:
@@ -137,7 +138,7 @@ def write_mix_outputs(outputs: MixOutputs, result, settings: dict, profiles: dic
                 plot_transfer(profiles, tmp, title)
             if outputs.graph is not None:
                 with staged.file(outputs.graph) as tmp:
-                    result.console.draw(tmp, title="predicted graph")
+                    draw_graph(result.console.graph, tmp, title="predicted graph")
             return staged.commit()
     except OSError as e:
         raise OutputError(f"writing the outputs failed ({e}); none of {', '.join(map(str, outputs.paths))} was "

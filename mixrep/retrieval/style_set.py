@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mixrep.styles.spaces import ChainStyles, StyleSpace, read_clip, track_names
 from mixrep.errors import DatasetError
-from mixrep.retrieval.baselines import mfcc_statistics
 from mixrep.frontend import FrontEnd
 from mixrep.models.encoder import MixStyleEncoder
+from mixrep.retrieval.baselines import mfcc_statistics
+from mixrep.styles.spaces import ChainStyles, StyleSpace, read_clip, track_names
 from mixrep.tracks import Source
 
 SILENT_CLIP_DBFS = -70.0

@@ -29,11 +29,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mixrep.styles.chains import AugmentConfig, StyleAugmenter, StyleChain, apply_chain, sample_chain
-from mixrep.audio.stems import sum_to_stems
-from mixrep.styles.mix_style import MixStyle, MixStyleConfig, render_mix, sample_mix_style
-from mixrep.constants import CHANNELS, STEMS
 from mixrep.audio.multitrack import MultitrackSource
+from mixrep.audio.stems import sum_to_stems
+from mixrep.constants import CHANNELS, STEMS
+from mixrep.styles.chains import AugmentConfig, StyleAugmenter, StyleChain, apply_chain, sample_chain
+from mixrep.styles.mix_style import MixStyle, MixStyleConfig, render_mix, sample_mix_style
 from mixrep.tracks import Source, Track
 
 

@@ -6,13 +6,13 @@ import lightning as L
 import torch
 
 from mixrep.constants import SAMPLE_RATE
-from mixrep.training.triplets import SIDES, encode_triplets
 from mixrep.errors import CheckpointError
 from mixrep.frontend import FEATURE_GROUPS, FrontEnd, FrontEndConfig, num_features
 from mixrep.models.checkpoint import encoder_config_from_dict, encoder_section, seal
 from mixrep.models.encoder import EncoderConfig, MixStyleEncoder
 from mixrep.training.losses import info_nce
 from mixrep.training.schedules import warmup_cosine
+from mixrep.training.triplets import SIDES, encode_triplets
 
 
 class ContrastiveStyleModule(L.LightningModule):

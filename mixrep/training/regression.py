@@ -25,14 +25,14 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from mixrep.inference.style_encoder import StyleEncoder
 from mixrep.console import ConsoleBatch, MixLoss, rms_normalise
-from mixrep.console.strips import StripLayout
 from mixrep.console.spec import ConsoleSpec
-from mixrep.training.head_data import TransferBatch, collate_transfer
+from mixrep.console.strips import StripLayout
 from mixrep.errors import CheckpointError
+from mixrep.inference.style_encoder import StyleEncoder
 from mixrep.models.checkpoint import encoder_section, head_section, seal
 from mixrep.models.head import HeadConfig, RegressionHead
+from mixrep.training.head_data import TransferBatch, collate_transfer
 from mixrep.training.schedules import warmup_cosine
 
 

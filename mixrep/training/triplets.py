@@ -27,14 +27,14 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from mixrep.audio.primitives import rms_db
-from mixrep.styles.mix_style import EqRanges
 from mixrep.constants import SILENCE_RMS_DB
-from mixrep.training.strategies import PairStrategy, TripletStems, non_overlapping_starts
-from mixrep.styles.spaces import Clip, read_clip
 from mixrep.corpora.timbre import jitter_timbre
 from mixrep.errors import DatasetError, MixrepError
 from mixrep.frontend import FrontEnd
+from mixrep.styles.mix_style import EqRanges
+from mixrep.styles.spaces import Clip, read_clip
 from mixrep.tracks import Source, Track
+from mixrep.training.strategies import PairStrategy, TripletStems, non_overlapping_starts
 
 log = logging.getLogger(__name__)
 

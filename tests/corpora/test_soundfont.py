@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mixrep.audio.multitrack import MultitrackSource
 from mixrep.constants import STEMS
 from mixrep.corpora.midi import read_midi
-from mixrep.audio.multitrack import MultitrackSource
 from mixrep.corpora.soundfont import (
     SoundfontCorpusConfig,
     SoundfontSource,

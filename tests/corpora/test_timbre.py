@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixrep.training.datamodule import TripletDataModule
-from mixrep.styles.spaces import Clip
 from mixrep.corpora.timbre import jitter_timbre, timbre_ranges
+from mixrep.styles.spaces import Clip
+from mixrep.training.datamodule import TripletDataModule
 
 RATE = 22050
 

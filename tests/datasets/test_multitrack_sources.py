@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from mixrep.audio.io import write_audio
-from mixrep.constants import STEMS
 from mixrep.audio.multitrack import MultitrackSource
+from mixrep.constants import STEMS
 from mixrep.datasets.multitrack_sources import MedleyDBSource, MoisesDBSource, SlakhSource
 from mixrep.datasets.song_folder import TrackFolderSource, stem_from_name
 from mixrep.errors import DatasetError

@@ -12,7 +12,6 @@ import torch
 from mixrep.audio.io import write_audio
 from mixrep.cli import main as mixrep_main
 from mixrep.evaluation import encoder as evaluate_module
-from mixrep.retrieval.baselines import feature_baselines, mfcc_statistics, stem_feature_columns
 from mixrep.evaluation.encoder import (
     BASELINES,
     default_domains,
@@ -20,8 +19,9 @@ from mixrep.evaluation.encoder import (
     format_domain_scores,
     held_out_soundfont,
 )
-from mixrep.retrieval.metrics import standardize
 from mixrep.frontend import feature_names
+from mixrep.retrieval.baselines import feature_baselines, mfcc_statistics, stem_feature_columns
+from mixrep.retrieval.metrics import standardize
 from tests.sf2_fixture import write_sf2
 
 MODELS = {"trained", *BASELINES}

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from mixrep.console import MixingConsole, MusicalPrior, sample_parameters
-from mixrep.graphs.audibility import audible_mask, processor_change_db, spectral_change_db
 from mixrep.console.graph import build_console
+from mixrep.graphs.audibility import audible_mask, processor_change_db, spectral_change_db
 from tests.console.conftest import TEST_RATE, harmonic_tracks
 
 

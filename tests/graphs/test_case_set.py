@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from mixrep.graphs.case_set import GraphCaseSet, case_groups, evidence_table
-from mixrep.corpora.synthetic import SynthConfig, SyntheticSource
 from mixrep.console.spec import ConsoleSpec
+from mixrep.corpora.synthetic import SynthConfig, SyntheticSource
 from mixrep.errors import DatasetError
+from mixrep.graphs.case_set import GraphCaseSet, case_groups, evidence_table
 
 
 @pytest.fixture(scope="module")

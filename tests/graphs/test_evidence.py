@@ -126,8 +126,7 @@ def test_silent_tracks_and_bad_input():
 
 def test_a_songs_own_tracks_explain_its_mix_and_another_songs_do_not():
     from mixrep.console import MusicalPrior
-    from mixrep.graphs.cases import make_case
-    from mixrep.graphs.cases import synthetic_tracks
+    from mixrep.graphs.cases import make_case, synthetic_tracks
     from mixrep.graphs.evidence import explained_share
 
     cases = []

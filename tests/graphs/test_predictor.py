@@ -11,6 +11,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from mixrep.console import MixingConsole, MusicalPrior
+from mixrep.corpora.synthetic import SynthConfig, SyntheticSource
+from mixrep.graphs.case_set import GraphCaseSet, evidence_table
 from mixrep.graphs.cases import make_case
 from mixrep.graphs.evidence import EVIDENCE_NAMES, strip_evidence
 from mixrep.graphs.predictor import (
@@ -21,8 +23,6 @@ from mixrep.graphs.predictor import (
     predict_console_graph,
     song_probabilities,
 )
-from mixrep.graphs.case_set import GraphCaseSet, evidence_table
-from mixrep.corpora.synthetic import SynthConfig, SyntheticSource
 from tests.console.conftest import harmonic_tracks
 
 TYPES = ("eq", "compressor", "gain_pan")

@@ -12,14 +12,9 @@ import mixrep.graphs.prune as prune_module
 from mixrep.console import FitConfig, MixingConsole, MusicalPrior, sample_parameters
 from mixrep.console.fit import evaluate
 from mixrep.console.graph import build_console
-from mixrep.graphs.prune import (
-    PruneConfig,
-    PruneStateError,
-    _Search,
-    graph_recovery,
-    plot_pruning,
-    prune_console,
-)
+from mixrep.graphs.prune import PruneConfig, PruneStateError, _Search, prune_console
+from mixrep.graphs.recovery import graph_recovery
+from mixrep.plots.console import plot_pruning
 from tests.console.conftest import harmonic_tracks
 
 NAMES = ["a", "b"]

@@ -8,8 +8,8 @@ import torch
 from mixrep.console import MixingConsole, MusicalPrior, sample_parameters
 from mixrep.console.batch import strip_of_nodes
 from mixrep.console.functional import gain_pan_physical
-from mixrep.constants import STEMS
 from mixrep.console.spec import ConsoleSpec, align_track_levels, stem_groups
+from mixrep.constants import STEMS
 from mixrep.inference.balance import console_stems, level_db, match_balance, stereo_db
 
 SR = 8000

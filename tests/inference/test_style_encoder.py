@@ -7,13 +7,13 @@ import pytest
 import torch
 import torchaudio
 
-from mixrep.inference.style_encoder import StyleEncoder
-from mixrep.styles.chains import AugmentConfig, apply_chain, sample_chain
 from mixrep.audio.io import write_audio
 from mixrep.cli import main as mixrep_main
 from mixrep.corpora.synthetic import SynthConfig, SyntheticSource
 from mixrep.errors import CheckpointError
+from mixrep.inference.style_encoder import StyleEncoder
 from mixrep.separation.demucs import DemucsSeparator
+from mixrep.styles.chains import AugmentConfig, apply_chain, sample_chain
 from tests.separation.conftest import tiny_htdemucs
 
 SR = 44_100

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from mixrep.console import ConsoleBatch, MixingConsole, MusicalPrior, sample_parameters
-from mixrep.console.strips import StripLayout, group_outputs, strip_rows
 from mixrep.console.spec import ConsoleSpec
+from mixrep.console.strips import StripLayout, group_outputs, strip_rows
 from mixrep.models.head import HeadConfig, RegressionHead
 
 SR = 8000

@@ -15,8 +15,8 @@ import pytest
 from handcrafted import STYLES, BandStereoEmbedder, FailingEmbedder, render_track
 
 from mixrep.audio.io import write_audio
-from mixrep.errors import CheckpointError
 from mixrep.cli import index as cli
+from mixrep.errors import CheckpointError
 from mixrep.retrieval.builder import build_library_index, merge_indexes
 from mixrep.retrieval.faiss_index import IndexConfig, StyleIndex
 from mixrep.retrieval.library_index import LibraryIndex

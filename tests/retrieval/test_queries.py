@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from test_faults import run_cli, write_stems
 
-from mixrep.inference.style_encoder import StyleEncoder
 from mixrep.audio.io import write_audio
 from mixrep.cli import main as mixrep_main
 from mixrep.datasets.registry import open_source
+from mixrep.inference.style_encoder import StyleEncoder
 from mixrep.retrieval.builder import build_library_index
 from mixrep.retrieval.queries import embed_inputs
 

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from mixrep.inference.style_encoder import StyleEncoder
-from mixrep.styles.chains import StemChain, StyleChain, apply_chain
 from mixrep.audio.io import write_audio
 from mixrep.cli import main as mixrep_main
 from mixrep.constants import STEMS
-from mixrep.datasets.registry import open_source
 from mixrep.corpora.synthetic import SynthConfig, synthesize_song
+from mixrep.datasets.registry import open_source
+from mixrep.inference.style_encoder import StyleEncoder
 from mixrep.retrieval.builder import build_library_index
 from mixrep.retrieval.library_index import LibraryIndex
+from mixrep.styles.chains import StemChain, StyleChain, apply_chain
 
 SR = 22_050
 # Two mixing styles: drums down / vocals up / reverb on "other", versus the opposite balance with

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from mixrep.constants import STEMS
 from mixrep.styles.mix_style import (
     ChannelStrip,
     CompressorSettings,
@@ -24,7 +25,6 @@ from mixrep.styles.mix_style import (
     render_stems,
     sample_mix_style,
 )
-from mixrep.constants import STEMS
 
 RATE = 22_050
 

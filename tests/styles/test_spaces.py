@@ -8,16 +8,22 @@ import logging
 import numpy as np
 import pytest
 
+from mixrep.constants import STEMS
+from mixrep.corpora.rendered import (
+    CORPUS_SEED_STRIDE,
+    CorpusMixture,
+    detect_layout,
+    find_soundfont,
+    open_generated_corpora,
+)
+from mixrep.corpora.synthetic import TRACKS, SynthConfig, SyntheticSource
+from mixrep.errors import DatasetError
 from mixrep.styles.chains import StyleChain, apply_chain
 from mixrep.styles.mix_style import MixStyle, render_mix
-from mixrep.constants import STEMS
-from mixrep.corpora.rendered import CORPUS_SEED_STRIDE, CorpusMixture, detect_layout, find_soundfont, open_generated_corpora
+from mixrep.styles.spaces import ChainStyles, Clip, MixStyles, make_style_space, read_clip
 from mixrep.training.datamodule import TripletDataModule
 from mixrep.training.strategies import SameChainStrategy, SameSongStrategy, make_strategy
-from mixrep.styles.spaces import ChainStyles, Clip, MixStyles, make_style_space, read_clip
-from mixrep.corpora.synthetic import TRACKS, SynthConfig, SyntheticSource
 from mixrep.training.triplets import TripletDataset
-from mixrep.errors import DatasetError
 from tests.sf2_fixture import write_sf2
 
 CLIP = 1.0

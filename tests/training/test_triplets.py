@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from mixrep.styles.chains import StyleChain, apply_chain
-from mixrep.training.datamodule import TripletDataModule
-from mixrep.training.strategies import SameChainStrategy, SameSongStrategy, non_overlapping_starts
 from mixrep.corpora.synthetic import SynthConfig, SyntheticSource
-from mixrep.training.triplets import SIDES, EpochSampler, TripletDataset, encode_triplets, stems_key
 from mixrep.errors import AudioReadError, DatasetError
 from mixrep.frontend import FrontEnd, FrontEndConfig
+from mixrep.styles.chains import StyleChain, apply_chain
 from mixrep.tracks import SkipLog
+from mixrep.training.datamodule import TripletDataModule
+from mixrep.training.strategies import SameChainStrategy, SameSongStrategy, non_overlapping_starts
+from mixrep.training.triplets import SIDES, EpochSampler, TripletDataset, encode_triplets, stems_key
 
 CLIP = 1.5
 
