@@ -36,7 +36,8 @@ names, stems = [n for n, _ in TRACKS], [s for _, s in TRACKS]
 raw = synthesize_song(5, config).tracks          # songs 5 and 13 are in the test split of the 96 songs
 for name, track in zip(names, raw):
     write_audio(out / "tracks" / f"{name}.wav", track, rate)
-atomic_write_text(out / "tracks" / "groups.json", json.dumps(dict(zip(names, stems))))  # the stem classes
+classes = {s: [n for n, c in zip(names, stems) if c == s] for s in STEMS if s in stems}
+atomic_write_text(out / "tracks" / "groups.json", json.dumps(classes))  # {stem class: [track, ...]}
 style = sample_mix_style(MixStyleConfig(), np.random.default_rng(7), names=names + list(STEMS))
 reference = render_mix(synthesize_song(13, config).tracks, style, rate, names, stems)
 for stem, audio in zip(STEMS, reference):

@@ -87,12 +87,12 @@ def test_mix_cli_writes_the_mix_settings_and_figure(tiny_head, song, tmp_path):
 def test_groups_file_sets_stem_classes_and_must_name_existing_tracks(tiny_head, song, tmp_path):
     tracks, reference = song
     groups = tmp_path / "groups.json"
-    groups.write_text(json.dumps({"vox": "other"}))
+    groups.write_text(json.dumps({"other": ["vox"]}))
     out = tmp_path / "mix.wav"
     assert mixrep_main(["mix", "--tracks", str(tracks), "--reference-stems", str(reference), "--head", str(tiny_head),
                         "--out", str(out), "--groups", str(groups)]) == 0
     assert json.loads(out.with_suffix(".json").read_text())["stems"] == ["bass", "drums", "other"]
-    groups.write_text(json.dumps({"guitar": "other"}))
+    groups.write_text(json.dumps({"other": ["guitar"]}))
     from mixrep.datasets.song_folder import read_song
 
     with pytest.raises(DatasetError, match="guitar"):
