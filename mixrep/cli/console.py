@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = commands.add_parser("fit", help="fit console parameters so the stems' render matches a mix")
     p.add_argument("--stems", type=Path, required=True, help="folder of dry track audio files")
     p.add_argument("--mix", type=Path, required=True, help="target mix audio file")
-    p.add_argument("--groups", type=Path, help="JSON {group: [track, ...]} (default: the folder's groups.json, else one group)")
+    p.add_argument("--groups", type=Path, help="JSON {group: [track, ...]} (default: the folder's "
+                                                "groups.json, else one group)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     add_fit_arguments(p, steps=1000)
     p.add_argument("--true-parameters", type=Path, default=None,

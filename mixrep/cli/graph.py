@@ -51,7 +51,8 @@ def register_graph(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--tracks", type=Path, required=True, help="folder of dry track audio files")
     p.add_argument("--buses", type=Path, required=True,
                    help="folder with one audio file per group, named as the group (the reference's stems)")
-    p.add_argument("--groups", type=Path, help="JSON {group: [track, ...]} (default: the folder's groups.json, else one group)")
+    p.add_argument("--groups", type=Path, help="JSON {group: [track, ...]} (default: the folder's "
+                                                "groups.json, else one group)")
     p.add_argument("--predictor", type=Path, required=True, help="predictor JSON (mixrep console train-graph)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--mix", type=Path, default=None,
@@ -127,8 +128,9 @@ def run_predict_graph(args: argparse.Namespace) -> int:
         check_finite_output(rendered, "the predicted graph's mix")
         write_audio(args.out / "mix.wav", rendered.cpu().numpy(), args.sample_rate)
     console.save_json(args.out / "graph.json")
-    draw_graph(console.graph, args.out / "graph.png", title=f"predicted graph: {report['kept']}/{report['processors']} processors "
-                                                f"(pruning ratio {report['pruning_ratio']:.2f})")
+    draw_graph(console.graph, args.out / "graph.png",
+               title=f"predicted graph: {report['kept']}/{report['processors']} processors "
+                     f"(pruning ratio {report['pruning_ratio']:.2f})")
     atomic_write_text(args.out / "prediction.json", json.dumps(report, indent=1, allow_nan=True))
     print(f"kept {report['kept']} of {report['processors']} processors (pruning ratio {report['pruning_ratio']:.2f}) "
           f"in {prediction.seconds:.2f} s" + (f"; audio loss after {config.steps} fit steps {report['loss']:.4f}"

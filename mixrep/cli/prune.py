@@ -42,7 +42,8 @@ def register_prune(commands: argparse._SubParsersAction) -> None:
                                           "graph (seed section 3)")
     p.add_argument("--tracks", type=Path, required=True, help="folder of dry track audio files")
     p.add_argument("--mix", type=Path, required=True, help="target mix audio file")
-    p.add_argument("--groups", type=Path, help="JSON {group: [track, ...]} (default: the folder's groups.json, else one group)")
+    p.add_argument("--groups", type=Path, help="JSON {group: [track, ...]} (default: the folder's "
+                                                "groups.json, else one group)")
     p.add_argument("--true-parameters", type=Path, default=None,
                    help="graph JSON that made the mix (make-case): per-type precision and recall")
     p.add_argument("--out", type=Path, required=True, help="output folder (holds the resumable state)")

@@ -182,5 +182,5 @@ def find_case_folders(root: Path) -> tuple[list[CaseFolder], list[str]]:
         tracks = next((folder / n for n in TRACK_FOLDERS if (folder / n).is_dir()), folder)
         groups, truth, buses = folder / CASE_GROUPS, folder / CASE_TRUTH, folder / CASE_BUSES
         songs.append(CaseFolder(folder.name, tracks, mixes[0], groups if groups.is_file() else None,
-                          truth if truth.is_file() else None, buses if buses.is_dir() else None))
+                                truth if truth.is_file() else None, buses if buses.is_dir() else None))
     return songs, skipped
