@@ -9,7 +9,7 @@ import argparse
 import statistics
 import time
 
-from mixrep.data.synthetic import SynthConfig, synthesize_song
+from mixrep.corpora.synthetic import SynthConfig, synthesize_song
 
 
 def main(argv: list[str] | None = None) -> None:

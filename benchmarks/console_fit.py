@@ -2,13 +2,13 @@
 
 Each case: synthetic-corpus stems (four per song) mixed by a full ``ecnsgdr`` console (track and
 subgroup chains) whose parameters come from the musical prior, loudness-matched to the plain sum
-(``mixrep.console.cases.make_case``). A fresh console at its near-transparent initialisation is
+(``mixrep.graphs.cases.make_case``). A fresh console at its near-transparent initialisation is
 fitted with the paper's protocol (AdamW, lr 0.01, 3.8 s crops with a 1 s warm-up) plus the
 variant of each row, then measured on the whole song:
 
 * loss ratio: audio loss after / before the fit;
 * gain and pan errors: per track, the level and pan of its contribution to the mix against the
-  true console's (``mixrep.console.metrics``), mean over tracks and worst track.
+  true console's (``mixrep.graphs.recovery``), mean over tracks and worst track.
 
 Every run writes one JSON (and the fitted console's graph JSON) into ``--out`` (runs can be split
 over processes and are skipped when present); the table aggregates over seeds (mean +- standard
@@ -27,12 +27,11 @@ from pathlib import Path
 
 import torch
 
-from mixrep.console.cases import make_case
-from mixrep.console.cli import synthetic_tracks
 from mixrep.console.console import MixingConsole
 from mixrep.console.fit import FitConfig, evaluate, fit
-from mixrep.console.metrics import level_errors
 from mixrep.console.processors import DRY_WET
+from mixrep.graphs.cases import make_case, synthetic_tracks
+from mixrep.graphs.recovery import level_errors
 
 ROWS: dict[str, dict] = {
     # name: chain of the fitted console, FitConfig overrides, console set-up, tracks, steps

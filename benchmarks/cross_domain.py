@@ -90,7 +90,7 @@ def run_one(corpus: str, seed: int, args: argparse.Namespace) -> dict:
     wall, cpu = time.perf_counter() - started, _children_cpu_seconds() - cpu_before
     if returncode != 0:
         raise SystemExit(f"training {corpus} seed {seed} failed (exit {returncode}); see {run_dir / 'train.log'}")
-    from mixrep.eval.evaluate import domain_table_dict, evaluate_checkpoint
+    from mixrep.evaluation.encoder import domain_table_dict, evaluate_checkpoint
     from mixrep.training.runs import read_best_record
 
     version = sorted((run_dir / "tensorboard").glob("version_*"))[-1]

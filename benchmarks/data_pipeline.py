@@ -36,13 +36,13 @@ import torch
 from torch.utils.data import DataLoader, default_collate
 
 from mixrep.audio.io import write_audio
-from mixrep.data.datamodule import _worker_init
-from mixrep.data.sources import AudioFolderSource
-from mixrep.data.corpora import render_soundfont_corpus
-from mixrep.data.strategies import SameSongStrategy, make_strategy
-from mixrep.data.styles import MixStyles
-from mixrep.data.synthetic import SynthConfig, SyntheticSource, synthesize_song
-from mixrep.data.triplets import EpochSampler, TripletDataset, encode_triplets
+from mixrep.training.datamodule import _worker_init
+from mixrep.datasets.sources import AudioFolderSource
+from mixrep.corpora.rendered import render_soundfont_corpus
+from mixrep.training.strategies import SameSongStrategy, make_strategy
+from mixrep.styles.spaces import MixStyles
+from mixrep.corpora.synthetic import SynthConfig, SyntheticSource, synthesize_song
+from mixrep.training.triplets import EpochSampler, TripletDataset, encode_triplets
 from mixrep.devices import resolve_device
 from mixrep.frontend import FrontEnd, FrontEndConfig
 from mixrep.separation.cache import StemCache

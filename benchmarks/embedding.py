@@ -12,9 +12,9 @@ import time
 
 import torch
 
-from mixrep.api import StyleEncoder
 from mixrep.devices import resolve_device
 from mixrep.frontend import FrontEndConfig, num_features
+from mixrep.inference.style_encoder import StyleEncoder
 from mixrep.models.encoder import EncoderConfig, MixStyleEncoder
 
 SIZES = {

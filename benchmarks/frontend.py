@@ -29,10 +29,10 @@ import torchaudio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ holds the NumPy reference
 
-from mixrep.audio.augment import StyleAugmenter  # noqa: E402
 from mixrep.frontend import FrontEnd, FrontEndConfig  # noqa: E402
 from mixrep.frontend.features import compute_mix_features  # noqa: E402
 from mixrep.frontend.mel import stem_log_mel  # noqa: E402
+from mixrep.styles.chains import StyleAugmenter  # noqa: E402
 from tests.frontend.reference_features import mix_features as numpy_mix_features  # noqa: E402
 
 

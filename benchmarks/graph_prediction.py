@@ -1,8 +1,8 @@
 """Graph prediction against its baselines, over seeds, on held-out songs of two domains
 (docs/results.md "Graph prediction on the same song").
 
-Each seed trains a :class:`~mixrep.console.graph_predictor.GraphPredictor` (what ``mixrep console
-train-graph`` does) on cases of the numpy synth's train songs (:class:`~mixrep.data.graph_cases.
+Each seed trains a :class:`~mixrep.graphs.predictor.GraphPredictor` (what ``mixrep console
+train-graph`` does) on cases of the numpy synth's train songs (:class:`~mixrep.graphs.case_set.
 GraphCaseSet`: raw tracks, their buses, the known sparse graph; seed = the training and validation
 cases drawn), and scores it on two fixed test sets no seed trains on:
 
@@ -20,7 +20,7 @@ baselines). Mean +- standard deviation over seeds. Evidence tables are cached un
 
 ``--by-audibility`` then scores the first seed's predictor on the synth test cases again, keeping
 only the present processors that change their own input by at least 2, 3 or 6 dB
-(:func:`~mixrep.console.audibility.processor_change_db`; every absent one stays): how well the
+(:func:`~mixrep.graphs.audibility.processor_change_db`; every absent one stays): how well the
 clearly audible ones are told from the absent ones.
 """
 
@@ -35,14 +35,14 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from mixrep.console.audibility import processor_change_db
 from mixrep.console.batch import GROUP, TRACK
-from mixrep.console.evidence import strip_evidence
-from mixrep.console.graph_predictor import GraphPredictor
 from mixrep.console.strips import strip_nodes
-from mixrep.data.corpora import render_soundfont_corpus
-from mixrep.data.graph_cases import GraphCaseSet, evidence_table
-from mixrep.data.synthetic import SynthConfig, SyntheticSource
+from mixrep.corpora.rendered import render_soundfont_corpus
+from mixrep.corpora.synthetic import SynthConfig, SyntheticSource
+from mixrep.graphs.audibility import processor_change_db
+from mixrep.graphs.case_set import GraphCaseSet, evidence_table
+from mixrep.graphs.evidence import strip_evidence
+from mixrep.graphs.predictor import GraphPredictor
 
 SAMPLE_RATE = 22050
 

@@ -1,6 +1,6 @@
 """Benchmark the style index: build time, memory, single-query latency and recall@10 vs exact.
 
-Vectors are clustered unit vectors (:mod:`mixrep.index.synthetic`) of the encoder's size, or real
+Vectors are clustered unit vectors (:mod:`mixrep.retrieval.synthetic`) of the encoder's size, or real
 embeddings taken from an index built with ``mixrep index build`` (``--embeddings-from INDEX``).
 Latency is measured one query at a time on one thread; recall@10 on held-out queries against
 exact inner-product search. Prints a markdown table.
@@ -19,8 +19,8 @@ import time
 import faiss
 import numpy as np
 
-from mixrep.index.faiss_index import IndexConfig, StyleIndex
-from mixrep.index.synthetic import clustered_unit_vectors
+from mixrep.retrieval.faiss_index import IndexConfig, StyleIndex
+from mixrep.retrieval.synthetic import clustered_unit_vectors
 
 
 def index_bytes(index: StyleIndex) -> int:
@@ -36,7 +36,7 @@ def library_vectors(n: int, dim: int, clusters: int) -> np.ndarray:
 
 def stored_embeddings(index_dir: str) -> np.ndarray:
     """Per-clip embeddings stored in a built index (real encoder output)."""
-    from mixrep.index.library_index import LibraryIndex
+    from mixrep.retrieval.library_index import LibraryIndex
 
     with LibraryIndex.open(index_dir) as index:
         return np.concatenate([r.embeddings for r in index.store.iter_records()])

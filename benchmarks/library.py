@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from mixrep.api import StyleEncoder
-from mixrep.data.sources import open_source
-from mixrep.data.synthetic import SynthConfig, write_corpus
-from mixrep.index.builder import build_library_index
-from mixrep.index.screening import screen_track
+from mixrep.inference.style_encoder import StyleEncoder
+from mixrep.datasets.registry import open_source
+from mixrep.corpora.synthetic import SynthConfig, write_corpus
+from mixrep.retrieval.builder import build_library_index
+from mixrep.retrieval.screening import screen_track
 from mixrep.models.encoder import MixStyleEncoder
 
 from embedding import SIZES

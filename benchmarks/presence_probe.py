@@ -34,10 +34,11 @@ from sklearn.linear_model import LogisticRegressionCV
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import cross_val_predict
 
+from mixrep.console.spec import ConsoleSpec, normalise_loudness
 from mixrep.constants import STEMS
-from mixrep.data.synthetic import TRACKS
-from mixrep.data.transfer import ConsoleSpec, TransferDataset, normalise_loudness
+from mixrep.corpora.synthetic import TRACKS
 from mixrep.frontend.features import mix_features
+from mixrep.training.head_data import TransferDataset
 
 
 class RecordingDataset(TransferDataset):

@@ -2,9 +2,9 @@
 
 Each case: synthetic-corpus stems (four per song, two subgroups) mixed by a full ``ecnsgdr``
 console whose processors are each kept with a per-type probability (``ACTIVE``; gain/pan always)
-and whose parameters come from the musical prior (``mixrep.console.cases.make_case``). The full
+and whose parameters come from the musical prior (``mixrep.graphs.cases.make_case``). The full
 console is fitted once per case; every (method, tolerance) row then prunes a copy of that fitted
-console (``mixrep.console.prune.prune`` with no further full fit) and is measured on the whole
+console (``mixrep.graphs.prune.prune`` with no further full fit) and is measured on the whole
 song: audio loss of the full and the pruned console, pruning ratio overall and per type, and per
 type the recall (true processors kept) and precision (kept processors that were true) against the
 graph that made the mix. ``L_full+`` is the full console trained for as many more steps as the
@@ -34,13 +34,13 @@ from pathlib import Path
 
 import torch
 
-from mixrep.console.cases import make_case
-from mixrep.console.cli import synthetic_tracks
 from mixrep.console.console import MixingConsole
 from mixrep.console.fit import FitConfig, evaluate, fit
-from mixrep.console.graph_predictor import GraphPredictor, predict_console_graph
 from mixrep.console.prior import MusicalPrior
-from mixrep.console.prune import PruneConfig, graph_recovery, prune_console
+from mixrep.graphs.cases import make_case, synthetic_tracks
+from mixrep.graphs.predictor import GraphPredictor, predict_console_graph
+from mixrep.graphs.prune import PruneConfig, prune_console
+from mixrep.graphs.recovery import graph_recovery
 
 TYPES = ("gain_pan", "imager", "eq", "reverb", "compressor", "noisegate", "delay")
 LETTER = dict(zip(TYPES, "gsercnd"))

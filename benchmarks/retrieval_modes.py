@@ -1,7 +1,7 @@
 """Which retrieves mixes better: one vector per track, or every clip? Measured with a trained encoder.
 
 Builds a styled library (held-out synthetic songs x mixing styles, written as stem folders), indexes
-it with ``mixrep.index`` in track mode (normalised mean of the clips) and re-derives the clip-mode
+it with ``mixrep.retrieval`` in track mode (normalised mean of the clips) and re-derives the clip-mode
 index from the same store (no re-embedding), then queries every track by id. A hit is relevant when
 it has the query's style on another song. Prints mAP, precision@1 and build speed.
 
@@ -19,15 +19,15 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import average_precision_score
 
-from mixrep.api import StyleEncoder
-from mixrep.audio.augment import AugmentConfig, apply_chain, sample_chain
 from mixrep.audio.io import write_audio
 from mixrep.constants import STEMS
-from mixrep.data.sources import open_source
-from mixrep.data.synthetic import SynthConfig, synthesize_song
-from mixrep.index.builder import build_library_index
-from mixrep.index.faiss_index import IndexConfig
-from mixrep.index.library_index import LibraryIndex
+from mixrep.corpora.synthetic import SynthConfig, synthesize_song
+from mixrep.datasets.registry import open_source
+from mixrep.inference.style_encoder import StyleEncoder
+from mixrep.retrieval.builder import build_library_index
+from mixrep.retrieval.faiss_index import IndexConfig
+from mixrep.retrieval.library_index import LibraryIndex
+from mixrep.styles.chains import AugmentConfig, apply_chain, sample_chain
 
 NAME = re.compile(r"song(\d+)_style(\d+)")
 

@@ -1,7 +1,7 @@
 """Soundfont corpus: rendering speed (track-seconds rendered per second) and disk per song, per soundfont.
 
 For every installed General-MIDI soundfont (or ``--soundfont``), renders ``--songs`` generated
-songs into a fresh temporary folder with :func:`mixrep.data.soundfont.render_corpus`, then once
+songs into a fresh temporary folder with :func:`mixrep.corpora.soundfont.render_corpus`, then once
 more (all cached). The load of the soundfont (once per process) is timed apart; "render" is
 everything per song: a fresh FluidSynth per track, the synthesis, the peak normalisation and the
 FLAC writes.
@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mixrep.audio.soundfont import SoundFontSynth, installed_soundfonts
-from mixrep.data.soundfont import SoundfontCorpusConfig, render_corpus
+from mixrep.audio.fluidsynth import SoundFontSynth, installed_soundfonts
+from mixrep.corpora.soundfont import SoundfontCorpusConfig, render_corpus
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,10 +15,10 @@ import time
 
 import numpy as np
 
-from mixrep.audio.augment import AugmentConfig, apply_chain, sample_chain
-from mixrep.audio.style_space import MixStyleConfig, render_mix, render_stems, sample_mix_style
 from mixrep.constants import STEMS
-from mixrep.data.synthetic import TRACKS, SynthConfig, synthesize_song
+from mixrep.corpora.synthetic import TRACKS, SynthConfig, synthesize_song
+from mixrep.styles.chains import AugmentConfig, apply_chain, sample_chain
+from mixrep.styles.mix_style import MixStyleConfig, render_mix, render_stems, sample_mix_style
 
 EVERYTHING = {
     "filters": {"highpass_prob": 1.0, "lowpass_prob": 1.0}, "eq": {"prob": 1.0}, "compressor": {"prob": 1.0},

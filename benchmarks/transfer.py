@@ -19,11 +19,12 @@ import time
 import numpy as np
 import torch
 
-from mixrep.api import load_checkpoint
-from mixrep.data.transfer import TransferDataset, align_track_levels, collate_transfer
+from mixrep.console.spec import align_track_levels
+from mixrep.inference import StyleTransfer
+from mixrep.inference.balance import match_balance
+from mixrep.inference.style_encoder import load_checkpoint
+from mixrep.training.head_data import TransferDataset, collate_transfer
 from mixrep.training.regression import RegressionModule
-from mixrep.transfer import StyleTransfer
-from mixrep.transfer.balance import match_balance
 
 
 def seconds(fn, repeats: int) -> float:

@@ -13,7 +13,7 @@ Every reference is handed over at a level off the training references' -14 LUFS 
 
 * ``sum``: the plain sum of the level-aligned tracks;
 * ``balance``: the console at its measured prior (flat EQ, ratio 1, width 1, dry echoes), faders
-  balance-matched to the reference (:meth:`~mixrep.transfer.StyleTransfer.balanced_prior`);
+  balance-matched to the reference (:meth:`~mixrep.inference.StyleTransfer.balanced_prior`);
 * ``head``: today's ``mixrep mix`` before this change: the head on the whole song at once, the
   reference as given, then balance matching;
 * ``guarded``: ``StyleTransfer.mix`` with its defaults (clips, confidence, fallback, ranges,
@@ -28,7 +28,7 @@ than ``balance`` (audio loss more than 1 % higher); the largest peak-to-RMS rati
 sum's (dB; the written file's true-peak ceiling is the writer's, not measured here); counts of
 tracks panned beyond 0.9 where the reference stem's stereo extent is under 0.9, and of timing drifts
 (the best lag of a rendered stem's loudness envelope against the plain sum of its tracks beyond 20 ms,
-for any stem: :func:`~mixrep.transfer.guard.timing_lag_ms`).
+for any stem: :func:`~mixrep.inference.guard.timing_lag_ms`).
 
 Run: ``python benchmarks/transfer_guard.py --heads A.ckpt [B.ckpt C.ckpt] [--items 2] [--seconds 9]``
 (``--diagnose`` prints the diagnosis of docs/transfer.md instead).
@@ -47,17 +47,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mixrep.audio.style_space import MixStyleConfig, integrated_loudness, render_mix, sample_mix_style
+from mixrep.styles.mix_style import MixStyleConfig, integrated_loudness, render_mix, sample_mix_style
 from mixrep.console import MixLoss, rms_normalise
 from mixrep.console.audio_features import feature_errors
 from mixrep.constants import STEMS
-from mixrep.data.synthetic import TRACKS, SynthConfig, split_for_index, synthesize_song
-from mixrep.data.transfer import align_track_levels
-from mixrep.transfer import StyleTransfer
-from mixrep.transfer.balance import match_balance
-from mixrep.transfer.balance import console_stems
-from mixrep.transfer.guard import GuardConfig, plain_stems, stereo_extent, timing_lag_ms, track_pans
-from mixrep.transfer.report import physical_report
+from mixrep.corpora.synthetic import TRACKS, SynthConfig, split_for_index, synthesize_song
+from mixrep.console.spec import align_track_levels
+from mixrep.inference import StyleTransfer
+from mixrep.inference.balance import match_balance
+from mixrep.inference.balance import console_stems
+from mixrep.inference.guard import GuardConfig, plain_stems, stereo_extent, timing_lag_ms, track_pans
+from mixrep.inference.report import physical_report
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ("sum", "balance", "head", "guarded", "guarded+check")
@@ -92,7 +92,7 @@ def songs(domain: str, count: int, seconds: float, sample_rate: int) -> list[tup
         config = SynthConfig(num_songs=96, song_seconds=seconds, sample_rate=sample_rate)
         test = [i for i in range(96) if split_for_index(i, 96, 0.1, 0.1) == "test"][: count + 1]
         return [(synthesize_song(i, config).tracks, [n for n, _ in TRACKS], [s for _, s in TRACKS]) for i in test]
-    from mixrep.data.corpora import render_soundfont_corpus
+    from mixrep.corpora.rendered import render_soundfont_corpus
 
     source = render_soundfont_corpus("MuseScore_General", corpus_dir=REPO / "outputs" / "corpora", seed=7,
                                      songs=count + 1, song_seconds=seconds, sample_rate=sample_rate, progress=False)
@@ -187,9 +187,9 @@ def diagnose_case(transfer: StyleTransfer, tracks_np: np.ndarray, names, stems, 
     """The head's inputs and outputs on one song: before the fixes (``fixed`` False: the whole song
     at once, the reference as given, its z-scores unclamped and degenerate inputs kept, no guard) or
     after (``StyleTransfer.mix``)."""
-    import mixrep.models.regression as regression
-    from mixrep.transfer.guard import decoder_logits
-    from mixrep.transfer.style_transfer import prepare_tracks
+    import mixrep.models.head as regression
+    from mixrep.inference.guard import decoder_logits
+    from mixrep.inference.style_transfer import prepare_tracks
 
     limit, degenerate = regression.REFERENCE_Z_LIMIT, regression.DEGENERATE_SCALE
     if not fixed:  # the head's standardisation before: no clamp, degenerate inputs as they come
@@ -232,7 +232,7 @@ def diagnose_case(transfer: StyleTransfer, tracks_np: np.ndarray, names, stems, 
 
 def diagnose(head: str, seconds: float) -> str:
     """The diagnosis table of docs/transfer.md: five kinds of input, before and after the fixes."""
-    from mixrep.data.transfer import TransferDataset
+    from mixrep.training.head_data import TransferDataset
 
     transfer = StyleTransfer.from_checkpoint(head, device="cpu")
     rate = transfer.sample_rate

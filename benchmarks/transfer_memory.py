@@ -78,8 +78,8 @@ def tiny_head(root: Path) -> Path:
     from conftest import tiny_fit_args  # noqa: E402
     from transfer.conftest import tiny_regression_args  # noqa: E402
 
-    from mixrep.training.cli import train_encoder
-    from mixrep.training.regression_cli import train_head
+    from mixrep.cli.train import train_encoder
+    from mixrep.cli.train_head import train_head
     from mixrep.training.runs import last_checkpoint_path
 
     cwd = os.getcwd()

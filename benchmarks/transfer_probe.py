@@ -21,12 +21,13 @@ from sklearn.linear_model import LogisticRegressionCV, RidgeCV
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import cross_val_predict
 
-from mixrep.console import ConsoleBatch, MixingConsole, track_levels
+from mixrep.console import ConsoleBatch, MixingConsole
 from mixrep.console.functional import gain_pan_physical
 from mixrep.console.strips import mask_from_keep
-from mixrep.data.synthetic import TRACKS
-from mixrep.data.transfer import TransferDataset
-from mixrep.transfer import StyleTransfer
+from mixrep.corpora.synthetic import TRACKS
+from mixrep.graphs.recovery import track_levels
+from mixrep.inference import StyleTransfer
+from mixrep.training.head_data import TransferDataset
 
 
 def collect(transfer: StyleTransfer, items: int, seed: int) -> dict[str, np.ndarray]:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mixrep.eval.transfer import METHODS, TransferEvaluation
+from mixrep.evaluation.transfer import METHODS, TransferEvaluation
 from mixrep.files import atomic_write_text
-from mixrep.transfer import StyleTransfer
+from mixrep.inference import StyleTransfer
 
 COLUMNS = ("audio_loss", "level_db", "level_pan", "gain_db", "pan", "eq_db", "rms_db", "stereo_width",
            "bark_mid_db", "bark_side_db", "seconds")

@@ -1,6 +1,6 @@
 """Time the scan an index build starts with: every stored embedding checked for zero or non-finite rows.
 
-``mixrep index build`` runs :func:`mixrep.index.library_index.quarantine_unusable` before planning,
+``mixrep index build`` runs :func:`mixrep.retrieval.library_index.quarantine_unusable` before planning,
 so damaged rows are re-embedded by that build. This prints its wall time per store size (one CPU
 thread: SQLite reads and a NumPy check per track), next to the time to read the same rows alone.
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mixrep.index.library_index import quarantine_unusable
-from mixrep.index.store import MetadataStore, TrackRecord
+from mixrep.retrieval.library_index import quarantine_unusable
+from mixrep.retrieval.store import MetadataStore, TrackRecord
 
 
 def fill(store: MetadataStore, tracks: int, clips: int, dim: int) -> None:

@@ -1,22 +1,30 @@
 """mixrep: mixing-style representations of music.
 
-Package layers, lowest first. A module imports only from its own layer or lower ones
-(``tests/test_layering.py`` parses every import, function-local ones included, and fails on an
-upward one); within layer 4 the three packages do not import each other.
+    >>> from mixrep import StyleEncoder, StyleTransfer   # loaded on first use: ``import mixrep`` stays light
+
+Package layers, lowest first: the pipeline from audio to commands. A module imports only from its
+own layer or lower ones (``tests/test_layering.py`` parses every import, function-local ones
+included, and fails on an upward one; it also fails on any import circle between files); the two
+packages of layer 5 do not import each other.
 
 1. ``mixrep.constants``, ``mixrep.errors``, ``mixrep.files`` (atomic writes, hashing, stem-file
    discovery), ``mixrep.devices`` (default device), ``mixrep.tracks`` (Track / Source contracts)
-2. ``mixrep.audio``: I/O, style chains and augmentations (NumPy, pedalboard)
-3. ``mixrep.frontend``: the batched torch front end (log-mel + mix features)
-4. ``mixrep.models`` (plain nn.Modules, checkpoint self-description), ``mixrep.console``
-   (differentiable console), ``mixrep.separation`` (separators, stem cache)
-5. ``mixrep.data``: sources, pair strategies, triplets, DataModule
-6. ``mixrep.api``: StyleEncoder (loads checkpoints without Lightning or FAISS); ``mixrep.transfer``:
-   StyleTransfer (Stage 2: a regression head's checkpoint, refinement, physical report)
-7. ``mixrep.eval``: metrics, style sets, ``mixrep evaluate``
-8. ``mixrep.training``: LightningModules, callbacks, LightningCLI
-9. ``mixrep.index``: FAISS library index
-10. ``mixrep.cli`` and every ``mixrep.<package>.cli`` / ``*_cli`` command module
+2. ``mixrep.audio``: I/O, levels and meters, stems, multitracks, FluidSynth rendering (NumPy)
+3. ``mixrep.styles``: mixing styles: per-stem effect chains, the per-track mixing-style space,
+   style spaces that draw one style for a training pair (pedalboard)
+4. ``mixrep.frontend``: the batched torch front end (log-mel + mix features)
+5. ``mixrep.console`` (the differentiable mixing console and the spec a head drives),
+   ``mixrep.separation`` (separators, stem cache)
+6. ``mixrep.models``: plain nn.Modules (encoder, regression head) and the one checkpoint contract
+7. ``mixrep.corpora`` (the synthetic and soundfont corpora mixrep renders), ``mixrep.datasets``
+   (readers: song folders, FMA, audio and stem folders, Slakh2100, MedleyDB, MoisesDB; one registry)
+8. ``mixrep.graphs``: processing graphs: pruning search, graph prediction, cases with known graphs
+9. ``mixrep.plots``: figures for people (matplotlib, loaded only when a figure is drawn)
+10. ``mixrep.inference``: StyleEncoder and StyleTransfer (no Lightning, no FAISS, no training code)
+11. ``mixrep.retrieval``: the FAISS library index, style-retrieval metrics and style sets
+12. ``mixrep.training``: LightningModules, their datasets and data modules, callbacks
+13. ``mixrep.evaluation``: the encoder's evaluation (``mixrep evaluate``) and the transfer's
+14. ``mixrep.cli`` and every ``*.cli`` / ``*_cli`` command module
 
 Axis vocabulary used across the package (docstrings refer to it):
 
@@ -33,15 +41,31 @@ __version__ = "0.1.0"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("mixrep.constants", "mixrep.errors", "mixrep.files", "mixrep.devices", "mixrep.tracks"),
     ("mixrep.audio",),
+    ("mixrep.styles",),
     ("mixrep.frontend",),
-    ("mixrep.models", "mixrep.console", "mixrep.separation"),
-    ("mixrep.data",),
-    ("mixrep.api", "mixrep.transfer"),
-    ("mixrep.eval",),
+    ("mixrep.console", "mixrep.separation"),
+    ("mixrep.models",),
+    ("mixrep.corpora", "mixrep.datasets"),
+    ("mixrep.graphs",),
+    ("mixrep.plots",),
+    ("mixrep.inference",),
+    ("mixrep.retrieval",),
     ("mixrep.training",),
-    ("mixrep.index",),
+    ("mixrep.evaluation",),
     ("mixrep.cli",),
 )
 """The layer order above as data: module prefixes per layer (``*.cli`` and ``*_cli`` modules are the top layer)."""
 
-__all__ = ["LAYERS", "SAMPLE_RATE", "STEMS", "__version__"]
+_LAZY = {"StyleEncoder": "mixrep.inference.style_encoder", "StyleTransfer": "mixrep.inference.style_transfer"}
+
+
+def __getattr__(name: str):
+    """``mixrep.StyleEncoder`` and ``mixrep.StyleTransfer``, imported on first use (torch is heavy)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mixrep' has no attribute {name!r}")
+
+
+__all__ = ["LAYERS", "SAMPLE_RATE", "STEMS", "StyleEncoder", "StyleTransfer", "__version__"]

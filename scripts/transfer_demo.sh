@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from mixrep.audio.io import write_audio
-from mixrep.audio.style_space import MixStyleConfig, render_mix, sample_mix_style
+from mixrep.styles.mix_style import MixStyleConfig, render_mix, sample_mix_style
 from mixrep.constants import STEMS
-from mixrep.data.synthetic import TRACKS, SynthConfig, synthesize_song
+from mixrep.corpora.synthetic import TRACKS, SynthConfig, synthesize_song
 from mixrep.files import atomic_write_text
 
 out, rate = Path(sys.argv[1]), 22050
@@ -36,7 +36,8 @@ names, stems = [n for n, _ in TRACKS], [s for _, s in TRACKS]
 raw = synthesize_song(5, config).tracks          # songs 5 and 13 are in the test split of the 96 songs
 for name, track in zip(names, raw):
     write_audio(out / "tracks" / f"{name}.wav", track, rate)
-atomic_write_text(out / "tracks" / "groups.json", json.dumps(dict(zip(names, stems))))  # the stem classes
+classes = {s: [n for n, c in zip(names, stems) if c == s] for s in STEMS if s in stems}
+atomic_write_text(out / "tracks" / "groups.json", json.dumps(classes))  # {stem class: [track, ...]}
 style = sample_mix_style(MixStyleConfig(), np.random.default_rng(7), names=names + list(STEMS))
 reference = render_mix(synthesize_song(13, config).tracks, style, rate, names, stems)
 for stem, audio in zip(STEMS, reference):

@@ -39,7 +39,7 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, repo_root) -> Path:
     """A checkpoint of a 2-step run: real format, tiny model (16-d embeddings, 32 mels)."""
-    from mixrep.training.cli import train_encoder
+    from mixrep.cli.train import train_encoder
     from mixrep.training.runs import last_checkpoint_path
 
     root = tmp_path_factory.mktemp("tiny_run")
@@ -58,7 +58,7 @@ def tiny_checkpoint(tmp_path_factory, repo_root) -> Path:
 def style_checkpoint(tmp_path_factory, repo_root) -> Path:
     """A checkpoint trained for 24 steps with the same_chain strategy on the synth under per-stem
     chains: small, but it has learnt to tell mixing styles apart (about a minute on a 2-core CPU)."""
-    from mixrep.training.cli import train_encoder
+    from mixrep.cli.train import train_encoder
     from mixrep.training.runs import last_checkpoint_path
 
     root = tmp_path_factory.mktemp("style_run")

@@ -14,8 +14,9 @@ import torch
 from mixrep.audio.io import write_audio
 from mixrep.console.console import MixingConsole
 from mixrep.constants import STEMS
-from mixrep.data.sources import StemsFolderSource, hash_split
-from mixrep.data.synthetic import SynthConfig, write_corpus
+from mixrep.corpora.synthetic import SynthConfig, write_corpus
+from mixrep.datasets.base import hash_split
+from mixrep.datasets.sources import StemsFolderSource
 from mixrep.devices import default_device, resolve_device
 from mixrep.errors import DatasetError
 from mixrep.files import (
@@ -28,7 +29,7 @@ from mixrep.files import (
     pick_stem_files,
     require_stem_files,
 )
-from mixrep.index.faiss_index import StyleIndex
+from mixrep.retrieval.faiss_index import StyleIndex
 from mixrep.separation.cache import StemCache
 
 

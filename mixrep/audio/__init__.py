@@ -1,1 +1,1 @@
-"""Audio I/O, the mel front end, handcrafted mix features and style augmentations."""
+"""Audio I/O, levels and meters, stems, NumPy primitives, multitracks and FluidSynth rendering."""

@@ -7,7 +7,7 @@ float32; ``pyloudnorm.Meter.integrated_loudness`` makes float64 copies of it).
   K-weighting biquads (``pyloudnorm.Meter(rate)``'s filters, run with ``scipy.signal.lfilter``
   carrying their state across chunks), the same 400 ms blocks every 100 ms with pyloudnorm's block
   boundaries, the absolute (-70 LUFS) and relative (-10 LU) gates. It reads what
-  :func:`~mixrep.audio.style_space.integrated_loudness` reads on the whole signal (tested to 1e-6 LU).
+  :func:`~mixrep.styles.mix_style.integrated_loudness` reads on the whole signal (tested to 1e-6 LU).
 * :func:`true_peak_db`: ITU-R BS.1770-4 Annex 2 true peak: the signal oversampled (4x below
   96 kHz, 2x below 192 kHz) and its largest absolute value in dBTP. The oversampling is
   ``torchaudio.functional.resample``'s windowed-sinc interpolator (16 zero crossings), run per chunk with enough

@@ -1,5 +1,6 @@
-"""Differentiable mixing console: processors, graphs, batched rendering, audio loss, fitting,
-pruning to sparse graphs.
+"""Differentiable mixing console: processors, graphs, batched rendering, audio loss, fitting, the
+console spec a regression head drives (``spec``). The search over graphs (pruning, prediction,
+cases with known graphs) is :mod:`mixrep.graphs`.
 
 Axis vocabulary: audio through processors is ``(nodes, channels=2, samples)``; stems are
 ``(tracks, 2, samples)``; a mix is ``(2, samples)``; a batch of songs ``(B, 2, samples)``.
@@ -8,36 +9,24 @@ Parameters are ``{type: {name: (nodes_of_type, *size)}}`` in node order, with a
 its processor's ``parameter_specs()`` declares.
 """
 
-from mixrep.console.audibility import audible_console_mask, audible_mask, processor_change_db
 from mixrep.console.audio_features import AudioFeatureLoss, feature_errors
 from mixrep.console.batch import ConsoleBatch, strip_of_nodes
-from mixrep.console.cases import Case, make_case, write_case
 from mixrep.console.console import MixingConsole, ParameterLayout
 from mixrep.console.fit import FitConfig, FitResult, NonFiniteFitError, evaluate, fit
 from mixrep.console.graph import (
     MixingGraph, build_console, merge_graphs, merge_params, remove_processors,
 )
 from mixrep.console.loss import MixLoss, rms, rms_normalise
-from mixrep.console.metrics import TrackLevels, level_errors, track_levels
 from mixrep.console.prior import MusicalPrior, sample_mask, sample_parameters
 from mixrep.console.processors import (
     DRY_WET, PROCESSOR_CLASSES, ParamSpec, Processor, dry_wet_weight, make_processors,
 )
-from mixrep.console.prune import (
-    PruneConfig, PruneResult, PruneStateError, Recovery, graph_recovery, plot_pruning,
-    prune_console,
-)
 from mixrep.console.render import BatchedRenderer, RenderResult, render_one_by_one, schedule
 
 __all__ = [
-    "AudioFeatureLoss", "BatchedRenderer", "Case", "ConsoleBatch", "DRY_WET", "FitConfig",
-    "FitResult", "MixLoss", "MixingConsole", "MixingGraph", "MusicalPrior", "NonFiniteFitError",
-    "PROCESSOR_CLASSES", "ParamSpec", "ParameterLayout", "Processor", "PruneConfig", "PruneResult",
-    "PruneStateError", "Recovery", "RenderResult", "TrackLevels", "build_console", "dry_wet_weight",
-    "evaluate", "feature_errors", "fit", "graph_recovery", "level_errors", "make_case",
-    "audible_console_mask", "audible_mask", "make_processors", "merge_graphs", "merge_params", "plot_pruning",
-    "processor_change_db",
-    "prune_console",
-    "remove_processors", "render_one_by_one", "rms", "rms_normalise", "sample_mask", "sample_parameters",
-    "schedule", "strip_of_nodes", "track_levels", "write_case",
+    "AudioFeatureLoss", "BatchedRenderer", "ConsoleBatch", "DRY_WET", "FitConfig", "FitResult", "MixLoss",
+    "MixingConsole", "MixingGraph", "MusicalPrior", "NonFiniteFitError", "PROCESSOR_CLASSES", "ParamSpec",
+    "ParameterLayout", "Processor", "RenderResult", "build_console", "dry_wet_weight", "evaluate", "feature_errors",
+    "fit", "make_processors", "merge_graphs", "merge_params", "remove_processors", "render_one_by_one", "rms",
+    "rms_normalise", "sample_mask", "sample_parameters", "schedule", "strip_of_nodes",
 ]

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from mixrep.console.graph import (
-    DEFAULT_CHAIN, OUTPUT, PROCESSOR_TYPES, MixingGraph, Params, build_console, draw_graph,
+    DEFAULT_CHAIN, OUTPUT, PROCESSOR_TYPES, MixingGraph, Params, build_console,
     graph_to_dict, load_graph_json, remove_processors, save_graph_json,
 )
 from mixrep.console.processors import DRY_WET, ParamSpec, Processor, make_processors
@@ -243,6 +243,3 @@ class MixingConsole(nn.Module):
 
     def save_json(self, path: str | os.PathLike) -> Path:
         return save_graph_json(path, self.graph, self.parameter_dict(), dict(self.processors))
-
-    def draw(self, path: str | os.PathLike, title: str = "") -> Path:
-        return draw_graph(self.graph, path, title)

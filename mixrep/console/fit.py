@@ -20,10 +20,8 @@ step, so the console keeps the last finite parameters.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -31,10 +29,9 @@ from tqdm.auto import tqdm
 
 from mixrep.console.console import MixingConsole
 from mixrep.console.graph import PROCESSOR_TYPES
-from mixrep.console.loss import MixLoss, log_spectrogram_db
+from mixrep.console.loss import MixLoss
 from mixrep.console.processors import DRY_WET, dry_wet_weight
 from mixrep.errors import MixrepError
-from mixrep.files import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -269,41 +266,3 @@ def check_finite_output(audio: Tensor, what: str) -> None:
     if not bool(torch.isfinite(audio).all()):
         bad = int((~torch.isfinite(audio)).sum())
         raise MixrepError(f"{what} has {bad} non-finite samples; nothing was written")
-
-
-def plot_spectrogram_error(estimate: Tensor, target: Tensor, path: str | os.PathLike,
-                           sample_rate: int, title: str = "") -> Path:
-    """Mid/side log spectrograms of target and estimate and their difference (seed figure 7).
-
-    Shape:
-        estimate, target: ``(2, samples)``.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = []
-    for name, sign in (("mid", 1.0), ("side", -1.0)):
-        t = log_spectrogram_db((target[0] + sign * target[1]).float().cpu() / 2)
-        e = log_spectrogram_db((estimate[0] + sign * estimate[1]).float().cpu() / 2)
-        rows.append((name, t, e))
-    seconds = target.shape[-1] / sample_rate
-    fig, axes = plt.subplots(2, 3, figsize=(12, 6), sharex=True, sharey=True)
-    extent = (0.0, seconds, 0.0, sample_rate / 2000.0)
-    for r, (name, t, e) in enumerate(rows):
-        vmax = float(t.max())
-        for c, (label, img, kw) in enumerate((
-            ("target", t, dict(vmin=vmax - 80, vmax=vmax, cmap="magma")),
-            ("estimate", e, dict(vmin=vmax - 80, vmax=vmax, cmap="magma")),
-            ("estimate - target (dB)", (e - t).clamp(-20, 20), dict(vmin=-20, vmax=20, cmap="coolwarm")),
-        )):
-            im = axes[r, c].imshow(img.numpy(), origin="lower", aspect="auto", extent=extent, **kw)
-            axes[r, c].set_title(f"{name}: {label}")
-            fig.colorbar(im, ax=axes[r, c])
-        axes[r, 0].set_ylabel("kHz")
-    for ax in axes[-1]:
-        ax.set_xlabel("s")
-    if title:
-        fig.suptitle(title)
-    return save_figure(fig, path, dpi=100, bbox_inches="tight")

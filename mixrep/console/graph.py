@@ -21,7 +21,7 @@ from torch import Tensor
 from mixrep.console.processors import (
     CHAIN_LETTERS, DRY_WET, PROCESSOR_CLASSES, Processor, dry_wet_weight,
 )
-from mixrep.files import atomic_write_text, save_figure
+from mixrep.files import atomic_write_text
 
 INPUT, OUTPUT, MIX = "input", "output", "mix"
 AUX_TYPES: tuple[str, ...] = (INPUT, MIX, OUTPUT)
@@ -361,45 +361,3 @@ def load_graph_json(path: str | os.PathLike, processors: dict[str, Processor]):
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"cannot read graph JSON {path}: {e}") from e
     return graph_from_dict(data, processors)
-
-
-# --------------------------------------------------------------------------------------------
-# Drawing
-# --------------------------------------------------------------------------------------------
-_LETTERS = {INPUT: "i", MIX: "m", OUTPUT: "o"} | {
-    name: cls.chain_letter for name, cls in PROCESSOR_CLASSES.items()
-}
-
-
-def draw_graph(graph: MixingGraph, path: str | os.PathLike, title: str = "") -> Path:
-    """Draw ``graph`` left to right by depth (bypassed processors hollow) to a PNG file."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    preds = graph.predecessors()
-    depth = [0] * graph.num_nodes
-    for v in graph.topological_order():
-        depth[v] = max((depth[p] + 1 for p in preds[v]), default=0)
-    rows: dict[int, int] = {}
-    pos = {}
-    for v in range(graph.num_nodes):
-        pos[v] = (depth[v], rows.get(depth[v], 0))
-        rows[depth[v]] = rows.get(depth[v], 0) + 1
-    height = max(rows.values())
-    fig, ax = plt.subplots(figsize=(max(4, 0.6 * (max(depth) + 1)), max(2.5, 0.35 * height)))
-    cmap = plt.get_cmap("tab10")
-    for src, dst in graph.edges():
-        (x0, y0), (x1, y1) = pos[src], pos[dst]
-        ax.plot([x0, x1], [-y0, -y1], color="0.6", lw=0.6, zorder=1)
-    for v, (x, y) in pos.items():
-        t = graph.node_types[v]
-        active = t not in PROCESSOR_TYPES or graph.mask[v] > 0
-        color = cmap(NODE_TYPES.index(t) % 10)
-        ax.scatter([x], [-y], s=180, zorder=2, facecolor=color if active else "white",
-                   edgecolor=color)
-        ax.text(x, -y, _LETTERS[t], ha="center", va="center", fontsize=7, zorder=3)
-    ax.set_axis_off()
-    ax.set_title(title or f"{graph.num_processors()} processors, {graph.num_nodes} nodes")
-    return save_figure(fig, path, dpi=120, bbox_inches="tight")

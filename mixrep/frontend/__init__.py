@@ -5,7 +5,7 @@
 >>> mel, features = frontend(stems)   # (batch, 4, 2, samples) -> (batch, 8, 128, frames), (batch, 116)
 
 Training (on the training device, in the LightningModule), validation, evaluation and
-:class:`mixrep.api.StyleEncoder` all call this one module; checkpoints store its
+:class:`mixrep.inference.style_encoder.StyleEncoder` all call this one module; checkpoints store its
 :class:`FrontEndConfig`.
 """
 

@@ -1,4 +1,6 @@
-"""What a style-encoder checkpoint says about itself: written by training, read by the API.
+"""What a checkpoint says about itself: the one contract of the style encoder's and the Stage 2
+head's checkpoints, written by training (:func:`encoder_section`, :func:`head_section`,
+:func:`seal`) and read by inference (:func:`read_encoder`, :func:`read_head`).
 
 A Lightning ``.ckpt`` of :class:`~mixrep.training.contrastive.ContrastiveStyleModule` carries a
 ``"mixrep"`` section (plain builtins, so ``torch.load(weights_only=True)`` reads it)::
@@ -10,16 +12,23 @@ A Lightning ``.ckpt`` of :class:`~mixrep.training.contrastive.ContrastiveStyleMo
      "content_hash": "<16 hex digits of the encoder weights>",
      "metadata_hash": "<16 hex digits of everything else read at load time>"}
 
-and the encoder's weights under ``state_dict`` with the prefix ``encoder.``. This module owns
-both directions (:func:`encoder_section` and :func:`seal`, :func:`read_encoder`), so loading needs
-neither Lightning nor anything else above the models layer.
+and the encoder's weights under ``state_dict`` with the prefix ``encoder.``. A head checkpoint
+(:class:`~mixrep.training.regression.RegressionModule`) carries, next to that encoder, a
+``"mixrep_head"`` section::
+
+    {"kind": "mixrep.regression_head", "version": 1, "head_config": {...HeadConfig...},
+     "console": {...ConsoleSpec...}, "trained_against_encoder": "<encoder hash>",
+     "finetuned_encoder": false, "content_hash": "<hash of the head weights>"}
+
+with the head's weights under the prefix ``head.``. This module owns both directions of both
+sections, so loading needs neither Lightning nor anything else above the models layer.
 
 The two hashes cover every part of the file that loading reads (:data:`SEALED_SECTIONS`: this
 section, a regression head's ``"mixrep_head"`` and the data-module hyper-parameters), so an edited
 or damaged checkpoint is refused. They detect damage and careless edits, not an attacker, who can
 recompute them: safety rests on what a checkpoint can do, not on the hashes. A checkpoint is read
 with ``torch.load(weights_only=True)`` and nothing in it names a file that gets loaded: it may name
-a pretrained separator, never a weights file (see :mod:`mixrep.api`). Version 2 files (no
+a pretrained separator, never a weights file (see :mod:`mixrep.inference.style_encoder`). Version 2 files (no
 ``metadata_hash``) still load, with their weights checked.
 """
 
@@ -29,13 +38,16 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from mixrep.console.spec import ConsoleSpec
 from mixrep.errors import CheckpointError
 from mixrep.files import digest
 from mixrep.models.encoder import EncoderConfig, MixStyleEncoder
+from mixrep.models.head import HeadConfig, RegressionHead
 
 log = logging.getLogger(__name__)
 
@@ -182,3 +194,58 @@ def read_encoder(checkpoint: dict, where: str) -> tuple[MixStyleEncoder, dict, s
     encoder = ENCODER_CLASSES[class_name](config)
     encoder.load_state_dict(weights)
     return encoder.eval(), dict(meta.get("frontend", {})), meta["content_hash"]
+
+
+HEAD_KIND = "mixrep.regression_head"
+HEAD_VERSION = 1
+HEAD_WEIGHTS_PREFIX = "head."
+
+
+@dataclass(frozen=True)
+class HeadCheckpoint:
+    """What :func:`read_head` returns."""
+
+    head: RegressionHead
+    console: ConsoleSpec
+    trained_against_encoder: str
+    finetuned_encoder: bool
+    content_hash: str
+
+
+def read_head(checkpoint: dict, where: str) -> HeadCheckpoint:
+    """Rebuild the head a checkpoint describes and check its weights.
+
+    Raises:
+        CheckpointError: not a head checkpoint (e.g. a style-encoder checkpoint), a newer version,
+            or weights or settings that do not match their recorded hashes
+            (:func:`~mixrep.models.checkpoint.check_metadata`).
+    """
+    meta = checkpoint.get("mixrep_head") if isinstance(checkpoint, dict) else None
+    if not isinstance(meta, dict) or meta.get("kind") != HEAD_KIND:
+        raise CheckpointError(f"{where} is not a mixrep regression-head checkpoint (no 'mixrep_head' section); train "
+                              f"one with `bash scripts/train.sh --config configs/regression.yaml`")
+    if not isinstance(meta.get("version"), int) or meta["version"] > HEAD_VERSION:
+        raise CheckpointError(f"{where} is a version {meta.get('version')} head checkpoint; this mixrep reads up to "
+                              f"{HEAD_VERSION}: upgrade mixrep")
+    check_metadata(checkpoint, where)
+    try:
+        config = HeadConfig.from_dict(meta["head_config"])
+        console = ConsoleSpec(**meta["console"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: unreadable head config: {e}") from e
+    weights = checked_weights(checkpoint, HEAD_WEIGHTS_PREFIX, meta.get("content_hash"), where, "the head weights")
+    head = RegressionHead(config)
+    head.load_state_dict(weights)
+    return HeadCheckpoint(head.eval(), console, str(meta.get("trained_against_encoder")),
+                          bool(meta.get("finetuned_encoder")), meta["content_hash"])
+
+
+def head_section(head_config: HeadConfig, console: ConsoleSpec, state_dict: dict, encoder_hash: str,
+                 finetuned_encoder: bool) -> dict:
+    """The ``"mixrep_head"`` section of a head checkpoint (what :func:`read_head` reads back)."""
+    return {
+        "kind": HEAD_KIND, "version": HEAD_VERSION, "head_config": head_config.to_dict(),
+        "console": console.to_dict(), "trained_against_encoder": encoder_hash,
+        "finetuned_encoder": bool(finetuned_encoder),
+        "content_hash": state_dict_hash(prefixed_weights(state_dict, HEAD_WEIGHTS_PREFIX)),
+    }

@@ -7,8 +7,8 @@ import time
 
 import lightning as L
 
-from mixrep.eval.metrics import style_retrieval_scores
-from mixrep.eval.style_set import StyleSet, build_style_set, embed_style_set
+from mixrep.retrieval.metrics import style_retrieval_scores
+from mixrep.retrieval.style_set import StyleSet, build_style_set, embed_style_set
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 class StyleRetrievalEval(L.Callback):
     """Logs ``val/map``, ``val/recall_at_1`` and ``val/style_over_song`` after every validation.
 
-    The set (held-out ``val`` songs x random mixing styles, see :mod:`mixrep.eval.style_set`)
+    The set (held-out ``val`` songs x random mixing styles, see :mod:`mixrep.retrieval.style_set`)
     is rendered once, at the first validation, from the data module's source with styles of the
     data module's style space (``data.styles``: what training draws from) and encoded by the
     model's own front end on the model's device.

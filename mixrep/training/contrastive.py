@@ -6,13 +6,13 @@ import lightning as L
 import torch
 
 from mixrep.constants import SAMPLE_RATE
-from mixrep.data.triplets import SIDES, encode_triplets
 from mixrep.errors import CheckpointError
 from mixrep.frontend import FEATURE_GROUPS, FrontEnd, FrontEndConfig, num_features
 from mixrep.models.checkpoint import encoder_config_from_dict, encoder_section, seal
 from mixrep.models.encoder import EncoderConfig, MixStyleEncoder
 from mixrep.training.losses import info_nce
 from mixrep.training.schedules import warmup_cosine
+from mixrep.training.triplets import SIDES, encode_triplets
 
 
 class ContrastiveStyleModule(L.LightningModule):
@@ -36,7 +36,7 @@ class ContrastiveStyleModule(L.LightningModule):
         seed: seeds the per-step RNG (dropout) so a resumed run continues identically.
 
     Batches hold raw stems (``anchor_stems``...); each step first runs the front end on them on
-    the training device (:func:`~mixrep.data.triplets.encode_triplets`), then the encoder.
+    the training device (:func:`~mixrep.training.triplets.encode_triplets`), then the encoder.
     """
 
     def __init__(self, n_mels: int = 128, band_size: int = 20, band_overlap: int = 10,
@@ -110,7 +110,7 @@ class ContrastiveStyleModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # Self-description read by mixrep.api.StyleEncoder: no Lightning or config files needed.
+        # Self-description read by mixrep.inference.style_encoder.StyleEncoder: no Lightning or config files needed.
         checkpoint["mixrep"] = encoder_section(self.encoder, self.frontend_config.to_dict(), checkpoint["state_dict"])
         seal(checkpoint)
 

@@ -1,4 +1,4 @@
-"""Stage 2: the LightningModule training :class:`~mixrep.models.regression.RegressionHead`.
+"""Stage 2: the LightningModule training :class:`~mixrep.models.head.RegressionHead`.
 
 Each step embeds the references with the frozen style encoder (fine-tunable with
 ``finetune_encoder``), predicts every strip's and bus's raw parameters, renders the B songs'
@@ -14,7 +14,7 @@ consoles in one pass (:class:`~mixrep.console.ConsoleBatch`), and minimises
 
 Both are logged to TensorBoard with the physical errors of gain (dB, relative to the song's mean)
 and pan. Checkpoints describe themselves: the encoder (``"mixrep"`` section, weights under
-``encoder.``, so :class:`~mixrep.api.StyleEncoder` loads it from the head checkpoint too) and the
+``encoder.``, so :class:`~mixrep.inference.style_encoder.StyleEncoder` loads it from the head checkpoint too) and the
 head (``"mixrep_head"`` section: head config, console spec, the hash of the encoder it was trained
 against, weights under ``head.``).
 """
@@ -25,16 +25,16 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from mixrep.api import StyleEncoder
 from mixrep.console import ConsoleBatch, MixLoss, rms_normalise
+from mixrep.console.spec import ConsoleSpec
 from mixrep.console.strips import StripLayout
-from mixrep.data.transfer import ConsoleSpec, TransferBatch, collate_transfer
 from mixrep.errors import CheckpointError
-from mixrep.models.checkpoint import encoder_section, prefixed_weights, seal, state_dict_hash
-from mixrep.models.regression import HeadConfig, RegressionHead
+from mixrep.inference.style_encoder import StyleEncoder
+from mixrep.models.checkpoint import encoder_section, head_section, seal
+from mixrep.models.head import HeadConfig, RegressionHead
+from mixrep.training.head_data import TransferBatch, collate_transfer
 from mixrep.training.runs import file_sha256, resolve_encoder_checkpoint
 from mixrep.training.schedules import warmup_cosine
-from mixrep.transfer.checkpoint import HEAD_KIND, HEAD_VERSION, WEIGHTS_PREFIX
 
 
 def parameter_loss(pred: Tensor, truth: Tensor, valid: Tensor, layout: StripLayout,
@@ -236,10 +236,6 @@ class RegressionModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["mixrep"] = encoder_section(self.encoder, self.frontend_config.to_dict(), checkpoint["state_dict"])
-        head_state = prefixed_weights(checkpoint["state_dict"], WEIGHTS_PREFIX)
-        checkpoint["mixrep_head"] = {
-            "kind": HEAD_KIND, "version": HEAD_VERSION, "head_config": self.head_config.to_dict(),
-            "console": self.console_spec.to_dict(), "trained_against_encoder": self.encoder_hash,
-            "finetuned_encoder": bool(self.hparams.finetune_encoder), "content_hash": state_dict_hash(head_state),
-        }
+        checkpoint["mixrep_head"] = head_section(self.head_config, self.console_spec, checkpoint["state_dict"],
+                                                 self.encoder_hash, self.hparams.finetune_encoder)
         seal(checkpoint)

@@ -20,7 +20,7 @@ import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, WeightAveraging
 from lightning.pytorch.cli import LightningCLI
 
-from mixrep.api import load_checkpoint
+from mixrep.inference.style_encoder import load_checkpoint
 from mixrep.errors import CheckpointError
 from mixrep.files import atomic_write_text, digest, file_chunks
 from mixrep.training.callbacks import StyleRetrievalEval, TrainingTimer
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 def resume_checkpoint(config) -> dict | None:
     """The checkpoint a ``fit`` config resumes from (``ckpt_path``), read safely, and its run continued.
 
-    The file is read with ``weights_only`` (:func:`mixrep.api.load_checkpoint`), so a checkpoint
+    The file is read with ``weights_only`` (:func:`mixrep.inference.style_encoder.load_checkpoint`), so a checkpoint
     holding pickled code is refused with a clear error before Lightning reads it. When it lies in a
     version folder of this run's logger (``<save_dir>/<name>/version_N/checkpoints/``), the logger
     is set to that version: the resumed run writes into the same folder, and Lightning's

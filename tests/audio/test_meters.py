@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mixrep.audio.meters import LoudnessMeter, chunked_loudness, true_peak_db
-from mixrep.audio.style_space import integrated_loudness
+from mixrep.styles.mix_style import integrated_loudness
 
 
 @pytest.mark.parametrize("sample_rate", [8000, 22050, 44100, 96000])

@@ -10,10 +10,8 @@ import torch
 
 from mixrep.console.console import MixingConsole, ParameterLayout
 from tests.console.dags import random_dag
-from mixrep.console.graph import (
-    DRY_WET, INPUT, OUTPUT, MixingGraph, build_console, draw_graph, graph_from_dict,
-    graph_to_dict,
-)
+from mixrep.console.graph import DRY_WET, INPUT, OUTPUT, MixingGraph, build_console, graph_from_dict, graph_to_dict
+from mixrep.plots.console import draw_graph
 from mixrep.console.render import BatchedRenderer, dependency_span, render_one_by_one, schedule
 
 from tests.console.conftest import SMALL, TEST_RATE, random_params

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from tests.separation.conftest import tiny_htdemucs
 
-from mixrep.data.tracks import Track
+from mixrep.tracks import Track
 from mixrep.errors import DatasetError, SeparationError
 from mixrep.separation.base import TrackStems
 from mixrep.separation.cache import StemCache

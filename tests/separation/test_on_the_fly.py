@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.separation.conftest import TINY_RATE, GainModel
-from mixrep.data.tracks import Track
+from mixrep.tracks import Track
 from mixrep.errors import DatasetError
 from mixrep.separation.cache import StemCache
 from mixrep.separation.cached import CachedSeparation, OnTheFlySeparation

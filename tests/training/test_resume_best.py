@@ -14,7 +14,7 @@ import torch
 
 from mixrep.errors import CheckpointError
 from mixrep.training.callbacks import StyleRetrievalEval
-from mixrep.training.cli import train_encoder as main
+from mixrep.cli.train import train_encoder as main
 from tests.conftest import tiny_fit_args
 
 REPO = Path(__file__).resolve().parents[2]

@@ -22,14 +22,14 @@ from mixrep.constants import STEMS
 from mixrep.errors import CheckpointError
 from mixrep.models.checkpoint import CHECKPOINT_KIND, read_encoder
 from mixrep.training.callbacks import StyleRetrievalEval, TrainingTimer
-from mixrep.training.cli import EncoderCLI, train_encoder
+from mixrep.cli.train import EncoderCLI, train_encoder
 from mixrep.training.contrastive import ContrastiveStyleModule
-from mixrep.training.regression_cli import HeadCLI, train_head
+from mixrep.cli.train_head import HeadCLI, train_head
 from mixrep.training.runs import (
     DEMO_RECORD, averaging_after_style_eval, file_sha256, last_checkpoint_path, resolve_encoder_checkpoint,
 )
 from tests.conftest import tiny_fit_args
-from tests.transfer.conftest import tiny_regression_args
+from tests.inference.conftest import tiny_regression_args
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in (REPO / "configs").glob("*.yaml") if yaml.safe_load(p.read_text()).get("task") == "encoder")

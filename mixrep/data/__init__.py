@@ -1,1 +1,0 @@
-"""Sources (synthetic corpus, FMA, audio folders, stem folders), triplets and the DataModule."""

@@ -1,1 +1,0 @@
-"""Evaluation: retrieval metrics, baselines and plots."""

@@ -1,0 +1,1 @@
+"""Figures for people (matplotlib, Agg backend)."""
