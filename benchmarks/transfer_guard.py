@@ -16,10 +16,11 @@ Every reference is handed over at a level off the training references' -14 LUFS 
   balance-matched to the reference (:meth:`~mixrep.transfer.StyleTransfer.balanced_prior`);
 * ``head``: today's ``mixrep mix`` before this change: the head on the whole song at once, the
   reference as given, then balance matching;
-* ``guarded``: ``StyleTransfer.mix`` with its defaults (clips, confidence, fallback, ranges,
-  timing; the check only warns);
-* ``guarded+check``: the same, then balance matching alone wherever the check finds the head's mix
-  further from the reference's features (``mixrep mix --fallback-if-worse``).
+* ``head kept``: ``StyleTransfer.mix`` with the guard's clips, confidence, fallback, ranges and
+  timing, rendering the head's settings (``mixrep mix --keep-head``);
+* ``guarded``: ``StyleTransfer.mix`` with its defaults: the same, then whichever of the head's
+  settings, settings half-way from the measured prior and balance matching alone sits closest to
+  the reference's spectra (:meth:`~mixrep.transfer.StyleTransfer.select`).
 
 Scores: the audio loss (:class:`~mixrep.console.MixLoss` of RMS-normalised mixes, what the heads
 train on) and feature errors (:func:`~mixrep.console.audio_features.feature_errors`), mean and
@@ -56,11 +57,11 @@ from mixrep.data.transfer import align_track_levels
 from mixrep.transfer import StyleTransfer
 from mixrep.transfer.balance import match_balance
 from mixrep.transfer.balance import console_stems
-from mixrep.transfer.guard import GuardConfig, plain_stems, stereo_extent, timing_lag_ms, track_pans
+from mixrep.transfer.guard import CANDIDATES, GuardConfig, plain_stems, stereo_extent, timing_lag_ms, track_pans
 from mixrep.transfer.report import physical_report
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = ("sum", "balance", "head", "guarded", "guarded+check")
+METHODS = ("sum", "balance", "head", "head kept", "guarded")
 SCORES = ("audio_loss", "rms_db", "bark_mid_db", "stereo_width")
 DRIFT_MS = 20.0
 WORSE = 1.01
@@ -148,12 +149,11 @@ def evaluate(heads: list[str], items: int, seconds: float, domains: list[str]) -
                     consoles["balance"] = transfer.balanced_prior(names, stems, aligned, reference)
                     consoles["head"] = today(transfer, aligned, names, stems, reference)
                     start = time.perf_counter()
-                    result = transfer.mix(tracks_np, reference.numpy(), names, stems, guard=GuardConfig(check=False))
+                    result = transfer.mix(tracks_np, reference.numpy(), names, stems)
                     guard_seconds = time.perf_counter() - start
                     consoles["guarded"] = result.console
-                    comparison = result.guard.comparison  # what the check decides on (the same balance console)
-                    wholesale = comparison["this mix"]["distance"] > comparison["balance only"]["distance"]
-                    consoles["guarded+check"] = consoles["balance"] if wholesale else result.console
+                    consoles["head kept"] = result.console if result.guard.selected == "head" else transfer.mix(
+                        tracks_np, reference.numpy(), names, stems, guard=GuardConfig(select=False)).console
                     with torch.no_grad():
                         for m, console in consoles.items():
                             mixes[m] = console.render_long(aligned)
@@ -172,9 +172,9 @@ def evaluate(heads: list[str], items: int, seconds: float, domains: list[str]) -
                             values["hard_pans"] = float(sum(
                                 1 for p, s in zip(track_pans(consoles[m]), stems) if abs(float(p)) > 0.9
                                 and float(extent[STEMS.index(s)]) < 0.9))
-                        if m == "guarded+check":
+                        if m == "guarded":
                             values["seconds"] = guard_seconds
-                            values["wholesale"] = float(wholesale)
+                            values["selected"] = result.guard.selected
                         results.setdefault((domain, ref_kind, m), {}).setdefault(h, []).append(values)
                 print(f"{domain} {ref_kind} item {i}: " + ", ".join(
                     f"{m} {np.mean([v[-1]['audio_loss'] for v in results[(domain, ref_kind, m)].values()]):.2f}"
@@ -283,7 +283,7 @@ def calibrate(head: str, items: int, seconds: float) -> str:
         style = sample_mix_style(MixStyleConfig(), np.random.default_rng(99 + i), names=names + list(STEMS))
         reference = render_mix(synthesize_song(train[i + 1], config).tracks, style, rate, names, stems)
         result = transfer.mix(synthesize_song(train[i], config).tracks, reference, names, stems,
-                              guard=GuardConfig(check=False))
+                              guard=GuardConfig(select=False))
         zs.append(result.guard.reference_max_z)
         for key in ("tracks", "buses"):
             for strip, types in result.guard.signals[key].items():
@@ -318,14 +318,14 @@ def table(results: dict, heads: int) -> str:
             peak = max(v["peak_db"] for h in per_head for v in per_head[h])
             lines.append(f"| {domain} | {ref_kind} | {m} | " + " | ".join(cells) + f" | {sum(worse)}/{len(worse)} | "
                          f"{peak:.1f} | {counts['hard_pans']} | {counts['drift']} |")
-    for m in ("head", "guarded", "guarded+check"):
+    for m in ("head", "head kept", "guarded"):
         pairs = [(a["audio_loss"], b["audio_loss"]) for (d, r, mm), per_head in results.items() if mm == m
                  for h in per_head for a, b in zip(per_head[h], results[(d, r, "balance")][h])]
         worse = sum(a > WORSE * b for a, b in pairs)
         lines.append(f"{m}: worse than balance matching alone on {worse}/{len(pairs)} items ({100 * worse / len(pairs):.0f} %)")
-    switched = [v["wholesale"] for (d, r, mm), per_head in results.items() if mm == "guarded+check" for h in per_head
-                for v in per_head[h]]
-    lines.append(f"guarded+check: the check used balance matching alone on {int(sum(switched))}/{len(switched)} items")
+    chosen = [v["selected"] for (d, r, mm), per_head in results.items() if mm == "guarded" for h in per_head
+              for v in per_head[h]]
+    lines.append("guarded rendered " + ", ".join(f"{c} on {chosen.count(c)}/{len(chosen)}" for c in CANDIDATES))
     return "\n".join(lines)
 
 
