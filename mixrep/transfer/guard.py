@@ -108,11 +108,14 @@ class GuardConfig:
         threshold: a setting with a lower confidence falls back to its measured prior.
         time_threshold: delay and reverb need at least this confidence.
         wide_ranges: keep only the processors' safe ranges, not :data:`ENGINEER_RANGES`.
-        select: after balance matching (and refinement), render whichever of the head's settings,
-            the settings ``halfway`` from the measured prior to the head's, and balance matching
-            alone has the spectra closest to the reference's (:func:`spectral_distance_db`);
-            False keeps the head's settings (the comparison is still reported).
+        select: after balance matching (and refinement), render whichever of the head's settings
+            and the settings ``halfway`` from the measured prior to the head's has the spectra
+            closest to the reference's (:func:`spectral_distance_db`) if it is at least ``margin``
+            closer than balance matching alone, else balance matching alone; False keeps the head's
+            settings (the comparison is still reported).
         halfway: share of the way from the measured prior to the head's settings of the middle candidate.
+        margin: the head's or the half-way settings are rendered only when their spectral distance
+            is at least this share under balance matching alone's.
     """
 
     enabled: bool = True
@@ -121,6 +124,7 @@ class GuardConfig:
     wide_ranges: bool = False
     select: bool = True
     halfway: float = 0.5
+    margin: float = 0.1
 
 
 @dataclass

@@ -414,7 +414,9 @@ class StyleTransfer:
         ``seconds`` from the middle of the song and scored by
         :func:`~mixrep.transfer.guard.spectral_distance_db` against the reference stems (also
         :func:`~mixrep.transfer.guard.compare_mixes`' features and the plain sum, for the report).
-        With ``config.select`` the closest candidate is returned, else ``console``.
+        With ``config.select`` the closer of ``head`` and ``half-way`` is returned when it is at least
+        ``config.margin`` closer than balance matching alone, else balance matching alone; without
+        it, ``console``.
 
         Args:
             tracks: ``(K, 2, samples)`` level-aligned; reference_stems: ``(4, 2, samples)``.
@@ -431,16 +433,16 @@ class StyleTransfer:
         for name, audio in rendered.items():
             report.comparison[name]["spectra_db"] = round(spectral_distance_db(audio, reference_stems, self.sample_rate), 3)
         scores = {name: report.comparison[name]["spectra_db"] for name in candidates}
-        closest = min(candidates, key=lambda name: (math.isnan(scores[name]), scores[name]))
+        closest = min(("head", "half-way"), key=lambda name: (math.isnan(scores[name]), scores[name]))
+        if not scores[closest] < (1.0 - config.margin) * scores["balance only"]:  # NaN: nothing to compare
+            closest = "balance only"
         if config.select:
             report.selected = closest
-        if report.selected != "head":
-            report.warnings.append(f"the head's settings sit further from the reference's spectra than "
-                                   f"{report.selected} ({scores['head']:.2f} against {scores[report.selected]:.2f} dB); "
-                                   f"rendering {report.selected}")
-        elif closest != "head":
-            report.warnings.append(f"the head's settings sit further from the reference's spectra than {closest} "
-                                   f"({scores['head']:.2f} against {scores[closest]:.2f} dB); kept as asked")
+        if closest != "head":
+            report.warnings.append(f"the head's settings sit no closer to the reference's spectra than {closest} "
+                                   f"(distance: head {scores['head']:.2f}, half-way {scores['half-way']:.2f}, balance "
+                                   f"matching alone {scores['balance only']:.2f} dB); "
+                                   + (f"rendering {closest}" if config.select else "kept as asked"))
         return candidates[report.selected]
 
     def predict(self, tracks: Tensor, names: list[str], stems: list[str], embedding: Tensor) -> MixingConsole:
