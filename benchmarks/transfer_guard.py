@@ -16,10 +16,13 @@ Every reference is handed over at a level off the training references' -14 LUFS 
   balance-matched to the reference (:meth:`~mixrep.inference.StyleTransfer.balanced_prior`);
 * ``head``: today's ``mixrep mix`` before this change: the head on the whole song at once, the
   reference as given, then balance matching;
-* ``guarded``: ``StyleTransfer.mix`` with its defaults (clips, confidence, fallback, ranges,
-  timing; the check only warns);
-* ``guarded+check``: the same, then balance matching alone wherever the check finds the head's mix
-  further from the reference's features (``mixrep mix --fallback-if-worse``).
+* ``head kept``: ``StyleTransfer.mix`` with the guard's clips, confidence, fallback, ranges and
+  timing, rendering the head's settings (``mixrep mix --keep-head``);
+* ``guarded``: ``StyleTransfer.mix`` with its defaults: the same, then whichever of the head's
+  settings, settings half-way from the measured prior and balance matching alone sits closest to
+  the reference's spectra (:meth:`~mixrep.inference.StyleTransfer.select`);
+* ``half-way``: always the middle candidate (every setting half-way from the measured prior to the
+  head's kept settings, faders balance-matched again), for comparison.
 
 Scores: the audio loss (:class:`~mixrep.console.MixLoss` of RMS-normalised mixes, what the heads
 train on) and feature errors (:func:`~mixrep.console.audio_features.feature_errors`), mean and
@@ -56,11 +59,11 @@ from mixrep.console.spec import align_track_levels
 from mixrep.inference import StyleTransfer
 from mixrep.inference.balance import match_balance
 from mixrep.inference.balance import console_stems
-from mixrep.inference.guard import GuardConfig, plain_stems, stereo_extent, timing_lag_ms, track_pans
+from mixrep.inference.guard import CANDIDATES, GuardConfig, plain_stems, stereo_extent, timing_lag_ms, track_pans
 from mixrep.inference.report import physical_report
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = ("sum", "balance", "head", "guarded", "guarded+check")
+METHODS = ("sum", "balance", "head", "head kept", "half-way", "guarded")
 SCORES = ("audio_loss", "rms_db", "bark_mid_db", "stereo_width")
 DRIFT_MS = 20.0
 WORSE = 1.01
@@ -86,20 +89,30 @@ def pedalboard_effect(tracks: np.ndarray, sample_rate: int, rng: np.random.Gener
     return np.stack(out).astype(np.float32)
 
 
-def songs(domain: str, count: int, seconds: float, sample_rate: int) -> list[tuple[np.ndarray, list[str], list[str]]]:
+CALIBRATION_SYNTH_OFFSET = 5
+"""Calibration items use the synth's test songs from this one on (the evaluation uses the first ones)."""
+SEEDS = {False: {"soundfont": 7, "effects": 11, "styles": 1000}, True: {"soundfont": 8, "effects": 12, "styles": 5000}}
+"""Seeds of the evaluation's items (False) and of the calibration's (True): other songs, effects and styles."""
+
+
+def songs(domain: str, count: int, seconds: float, sample_rate: int,
+          calibration: bool = False) -> list[tuple[np.ndarray, list[str], list[str]]]:
     """``count + 1`` songs of ``domain``: ``(tracks (K, 2, samples), names, stems)``."""
     if domain == "synth":
         config = SynthConfig(num_songs=96, song_seconds=seconds, sample_rate=sample_rate)
-        test = [i for i in range(96) if split_for_index(i, 96, 0.1, 0.1) == "test"][: count + 1]
+        test = [i for i in range(96) if split_for_index(i, 96, 0.1, 0.1) == "test"]
+        test = test[CALIBRATION_SYNTH_OFFSET:] if calibration else test
+        test = test[: count + 1]
         return [(synthesize_song(i, config).tracks, [n for n, _ in TRACKS], [s for _, s in TRACKS]) for i in test]
     from mixrep.corpora.rendered import render_soundfont_corpus
 
-    source = render_soundfont_corpus("MuseScore_General", corpus_dir=REPO / "outputs" / "corpora", seed=7,
+    source = render_soundfont_corpus("MuseScore_General", corpus_dir=REPO / "outputs" / "corpora",
+                                     seed=SEEDS[calibration]["soundfont"],
                                      songs=count + 1, song_seconds=seconds, sample_rate=sample_rate, progress=False)
     if source is None:
         raise SystemExit("the held-out soundfont MuseScore_General or FluidSynth is missing "
                          "(as root: bash scripts/install_system_deps.sh)")
-    out, rng = [], np.random.default_rng(11)
+    out, rng = [], np.random.default_rng(SEEDS[calibration]["effects"])
     for song in source.tracks()[: count + 1]:
         multi = source.multitrack(song)
         tracks = source.read_tracks(song, 0.0, song.duration_seconds)
@@ -117,17 +130,17 @@ def today(transfer: StyleTransfer, tracks: torch.Tensor, names, stems, reference
     return console
 
 
-def evaluate(heads: list[str], items: int, seconds: float, domains: list[str]) -> dict:
+def evaluate(heads: list[str], items: int, seconds: float, domains: list[str], calibration: bool = False) -> dict:
     loss = None
     results: dict = {}
     transfers = [StyleTransfer.from_checkpoint(h, device="cpu") for h in heads]
     rate = transfers[0].sample_rate
     for domain in domains:
-        pool = songs(domain, items, seconds, rate)
+        pool = songs(domain, items, seconds, rate, calibration)
         for ref_kind in ("same", "cross"):
             for i in range(items):
                 tracks_np, names, stems = pool[i]
-                rng = np.random.default_rng(1000 + 7 * i + (ref_kind == "cross"))
+                rng = np.random.default_rng(SEEDS[calibration]["styles"] + 7 * i + (ref_kind == "cross"))
                 style = sample_mix_style(MixStyleConfig(), rng, names=list(names) + list(STEMS))
                 target_stems = render_mix(tracks_np, style, rate, names, stems)
                 if ref_kind == "same":
@@ -148,12 +161,12 @@ def evaluate(heads: list[str], items: int, seconds: float, domains: list[str]) -
                     consoles["balance"] = transfer.balanced_prior(names, stems, aligned, reference)
                     consoles["head"] = today(transfer, aligned, names, stems, reference)
                     start = time.perf_counter()
-                    result = transfer.mix(tracks_np, reference.numpy(), names, stems, guard=GuardConfig(check=False))
+                    result = transfer.mix(tracks_np, reference.numpy(), names, stems)
                     guard_seconds = time.perf_counter() - start
                     consoles["guarded"] = result.console
-                    comparison = result.guard.comparison  # what the check decides on (the same balance console)
-                    wholesale = comparison["this mix"]["distance"] > comparison["balance only"]["distance"]
-                    consoles["guarded+check"] = consoles["balance"] if wholesale else result.console
+                    consoles["head kept"] = result.console if result.guard.selected == "head" else transfer.mix(
+                        tracks_np, reference.numpy(), names, stems, guard=GuardConfig(select=False)).console
+                    consoles["half-way"] = transfer.candidates(consoles["head kept"], aligned, stems, reference)["half-way"]
                     with torch.no_grad():
                         for m, console in consoles.items():
                             mixes[m] = console.render_long(aligned)
@@ -172,9 +185,9 @@ def evaluate(heads: list[str], items: int, seconds: float, domains: list[str]) -
                             values["hard_pans"] = float(sum(
                                 1 for p, s in zip(track_pans(consoles[m]), stems) if abs(float(p)) > 0.9
                                 and float(extent[STEMS.index(s)]) < 0.9))
-                        if m == "guarded+check":
+                        if m == "guarded":
                             values["seconds"] = guard_seconds
-                            values["wholesale"] = float(wholesale)
+                            values["selected"] = result.guard.selected
                         results.setdefault((domain, ref_kind, m), {}).setdefault(h, []).append(values)
                 print(f"{domain} {ref_kind} item {i}: " + ", ".join(
                     f"{m} {np.mean([v[-1]['audio_loss'] for v in results[(domain, ref_kind, m)].values()]):.2f}"
@@ -283,7 +296,7 @@ def calibrate(head: str, items: int, seconds: float) -> str:
         style = sample_mix_style(MixStyleConfig(), np.random.default_rng(99 + i), names=names + list(STEMS))
         reference = render_mix(synthesize_song(train[i + 1], config).tracks, style, rate, names, stems)
         result = transfer.mix(synthesize_song(train[i], config).tracks, reference, names, stems,
-                              guard=GuardConfig(check=False))
+                              guard=GuardConfig(select=False))
         zs.append(result.guard.reference_max_z)
         for key in ("tracks", "buses"):
             for strip, types in result.guard.signals[key].items():
@@ -318,14 +331,14 @@ def table(results: dict, heads: int) -> str:
             peak = max(v["peak_db"] for h in per_head for v in per_head[h])
             lines.append(f"| {domain} | {ref_kind} | {m} | " + " | ".join(cells) + f" | {sum(worse)}/{len(worse)} | "
                          f"{peak:.1f} | {counts['hard_pans']} | {counts['drift']} |")
-    for m in ("head", "guarded", "guarded+check"):
+    for m in ("head", "head kept", "half-way", "guarded"):
         pairs = [(a["audio_loss"], b["audio_loss"]) for (d, r, mm), per_head in results.items() if mm == m
                  for h in per_head for a, b in zip(per_head[h], results[(d, r, "balance")][h])]
         worse = sum(a > WORSE * b for a, b in pairs)
         lines.append(f"{m}: worse than balance matching alone on {worse}/{len(pairs)} items ({100 * worse / len(pairs):.0f} %)")
-    switched = [v["wholesale"] for (d, r, mm), per_head in results.items() if mm == "guarded+check" for h in per_head
-                for v in per_head[h]]
-    lines.append(f"guarded+check: the check used balance matching alone on {int(sum(switched))}/{len(switched)} items")
+    chosen = [v["selected"] for (d, r, mm), per_head in results.items() if mm == "guarded" for h in per_head
+              for v in per_head[h]]
+    lines.append("guarded rendered " + ", ".join(f"{c} on {chosen.count(c)}/{len(chosen)}" for c in CANDIDATES))
     return "\n".join(lines)
 
 
@@ -338,6 +351,8 @@ def main(argv=None) -> int:
     p.add_argument("--diagnose", action="store_true", help="print the diagnosis table (first head) instead")
     p.add_argument("--calibrate", action="store_true",
                    help="print the confidence signals on training-split songs (first head; how the defaults were chosen)")
+    p.add_argument("--calibration-items", action="store_true",
+                   help="score other songs, effects and styles than the evaluation's (how the selection was chosen)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     torch.set_num_threads(2)
@@ -348,7 +363,7 @@ def main(argv=None) -> int:
         print(calibrate(args.heads[0], args.items, args.seconds))
         return 0
     start = time.perf_counter()
-    results = evaluate(args.heads, args.items, args.seconds, args.domains)
+    results = evaluate(args.heads, args.items, args.seconds, args.domains, args.calibration_items)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     print(f"\n{len(args.heads)} heads, {args.items} items per domain and reference, {args.seconds:g} s songs; "
           f"mean +- std over heads; worse than balance / clipped / hard pans / drifts: counts over heads and items")

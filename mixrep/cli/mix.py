@@ -61,10 +61,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "width up to 2, pan within the reference stem's stereo, ratio up to 10; docs/transfer.md)")
     mix.add_argument("--no-guard", action="store_true",
                      help="use the head's settings as predicted: no confidence fallback, no range clamp (for comparison)")
-    mix.add_argument("--fallback-if-worse", action="store_true",
-                     help="render balance matching alone when the head's mix is further from the reference's "
-                          "features than it (default: keep the head's mix and print a warning; docs/transfer.md has "
-                          "the measured trade-off)")
+    mix.add_argument("--keep-head", action="store_true",
+                     help="render the head's settings even when settings half-way to the measured prior or balance "
+                          "matching alone sit closer to the reference's spectra (default: render the closest; "
+                          "docs/transfer.md)")
     mix.add_argument("--clips", type=int, default=8,
                      help="the head runs on up to this many clips of its training length, the settings are their "
                           "median and their disagreement a confidence signal (0: the whole song at once; default 8)")
@@ -127,7 +127,7 @@ def run_mix(args: argparse.Namespace) -> int:
         raise ValueError(f"--true-peak-db must be between -60 and 0 dBTP, got {args.true_peak_db}")
     if args.clips < 0:
         raise ValueError(f"--clips must be >= 0, got {args.clips}")
-    guard = GuardConfig(enabled=not args.no_guard, wide_ranges=args.wide_ranges, check=args.fallback_if_worse)
+    guard = GuardConfig(enabled=not args.no_guard, wide_ranges=args.wide_ranges, select=not args.keep_head)
     reference_files = reference_inputs(args)
     folders = {"tracks folder": args.tracks}
     if args.reference_stems is not None:

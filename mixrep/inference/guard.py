@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torchaudio
 from torch import Tensor
 
 from mixrep.console import MixingConsole
@@ -107,20 +108,23 @@ class GuardConfig:
         threshold: a setting with a lower confidence falls back to its measured prior.
         time_threshold: delay and reverb need at least this confidence.
         wide_ranges: keep only the processors' safe ranges, not :data:`ENGINEER_RANGES`.
-        check: after balance matching (and refinement) the mix is always compared with balance
-            matching alone on the reference's features, with a warning when the head's is further;
-            ``check`` then renders balance matching alone instead. Off by default: on the
-            evaluation's 54 items of three heads (docs/results.md) the switch fired on half of them; it
-            lowered the share of items worse than balance matching alone from 19 to 11 % but raised
-            the mean audio loss in all 6 domain and reference rows (the four features leave out
-            what the head's EQ, dynamics and echoes add).
+        select: after balance matching (and refinement), render whichever of the head's settings
+            and the settings ``halfway`` from the measured prior to the head's has the spectra
+            closest to the reference's (:func:`spectral_distance_db`) if it is at least ``margin``
+            closer than balance matching alone, else balance matching alone; False keeps the head's
+            settings (the comparison is still reported).
+        halfway: share of the way from the measured prior to the head's settings of the middle candidate.
+        margin: the head's or the half-way settings are rendered only when their spectral distance
+            is at least this share under balance matching alone's.
     """
 
     enabled: bool = True
     threshold: float = 0.5
     time_threshold: float = 0.8
     wide_ranges: bool = False
-    check: bool = False
+    select: bool = True
+    halfway: float = 0.5
+    margin: float = 0.1
 
 
 @dataclass
@@ -132,8 +136,9 @@ class GuardReport:
         signals: the same, each ``{signal: value}``.
         fell_back: ``{"tracks"|"buses": {strip: [types that took their prior]}}``.
         reference_max_z: largest ``|z|`` of the reference vector; reference_feature: its name.
-        comparison: distances to the reference's features (:func:`compare_mixes`), per method.
-        wholesale: True when the check replaced the head's settings by balance matching alone.
+        comparison: distances to the reference's features (:func:`compare_mixes`) and spectra
+            (``spectra_db``, :func:`spectral_distance_db`), per candidate.
+        selected: the candidate rendered (:data:`CANDIDATES`).
         warnings: lines for the terminal.
     """
 
@@ -143,13 +148,13 @@ class GuardReport:
     reference_max_z: float = 0.0
     reference_feature: str = ""
     comparison: dict = field(default_factory=dict)
-    wholesale: bool = False
+    selected: str = "head"
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"confidence": self.confidence, "signals": self.signals, "fell_back": self.fell_back,
                 "reference_max_z": round(self.reference_max_z, 2), "reference_feature": self.reference_feature,
-                "comparison": self.comparison, "wholesale_fallback": self.wholesale, "warnings": list(self.warnings)}
+                "comparison": self.comparison, "selected": self.selected, "warnings": list(self.warnings)}
 
 
 # ---------------------------------------------------------------------------------------------- features
@@ -227,6 +232,53 @@ def compare_mixes(stems: dict[str, Tensor], reference_stems: Tensor, sample_rate
         values["distance"] = sum(values.values()) / 4.0
         out[method] = {k: round(v, 3) for k, v in values.items()}
     return out
+
+
+CANDIDATES = ("head", "half-way", "balance only")
+"""The mixes the selection chooses from (:meth:`~mixrep.inference.StyleTransfer.select`), most of the head first."""
+SPECTRUM_FFT, SPECTRUM_MELS = 2048, 32
+"""Resolution of :func:`spectral_shape_db` (at 22.05 kHz a 93 ms window)."""
+SIDE_FLOOR_DB = -80.0
+"""Side bands further under the mid's total energy are taken as silent."""
+
+
+def spectral_shape_db(audio: Tensor, sample_rate: int) -> Tensor:
+    """Long-term mel spectra of the mid and the side channel in dB relative to the mid's total energy:
+    the signal's tone and its width per band, whatever its level or its notes.
+
+    Shape:
+        ``(n, 2, samples)`` -> ``(n, 2, mels)`` (mid, side).
+    """
+    mel = torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=SPECTRUM_FFT, hop_length=SPECTRUM_FFT // 4,
+                                               n_mels=SPECTRUM_MELS, f_min=30.0, power=2.0).to(audio.device)
+    views = torch.stack([(audio[:, 0] + audio[:, 1]) / 2, (audio[:, 0] - audio[:, 1]) / 2], 1).float()
+    power = mel(views).mean(-1) + 1e-12  # (n, 2, mels), mean over frames
+    shape = 10.0 * torch.log10(power / power[:, :1].sum(-1, keepdim=True))
+    return shape.clamp(min=SIDE_FLOOR_DB)
+
+
+def spectral_distance_db(stems: Tensor, reference_stems: Tensor, sample_rate: int, silent_db: float = -50.0) -> float:
+    """Mean |dB| difference of :func:`spectral_shape_db` between a mix's stems and mix and the
+    reference's, over the stem classes present in the mix and audible in the reference (more than
+    ``silent_db`` under its mix); NaN when there is none.
+
+    What the selection decides on: unlike :func:`compare_mixes`'s octave shapes and broadband
+    width, it sees the tone and the width of every band, which is what the head's EQ, imager and
+    echoes change; on the calibration items it tracks the audio loss against the target (the
+    module docstring).
+
+    Args:
+        stems, reference_stems: ``(4, 2, samples)`` in STEMS order (lengths may differ).
+    """
+    ref = reference_stems.float()
+    ref_rel = level_db(ref) - level_db(ref.sum(0, keepdim=True))
+    present = level_db(stems.float()) > -150.0
+    shared = [i for i in range(len(STEMS)) if bool(present[i]) and float(ref_rel[i]) > silent_db]
+    if not shared:
+        return float("nan")
+    ours = spectral_shape_db(torch.cat([stems[shared], stems.sum(0, keepdim=True)]).float(), sample_rate)
+    theirs = spectral_shape_db(torch.cat([ref[shared], ref.sum(0, keepdim=True)]).to(stems.device), sample_rate)
+    return float((ours - theirs).abs().mean())
 
 
 def envelope_lag_ms(mix: np.ndarray, plain: np.ndarray, sample_rate: int, max_lag_ms: float = 500.0) -> float:
@@ -343,6 +395,16 @@ def neutral_parameters(node_type: str, params: dict[str, Tensor]) -> dict[str, T
     elif node_type in TIME_EFFECTS:
         out[DRY_WET].fill_(DRY_WET_RANGE[0])
     return out
+
+
+def blend_consoles(prior: MixingConsole, head: MixingConsole, share: float) -> MixingConsole:
+    """A console on ``head``'s graph whose every raw parameter lies ``share`` of the way from
+    ``prior``'s (same graph) to ``head``'s: 0 gives ``prior``'s settings, 1 ``head``'s."""
+    if prior.graph.node_names != head.graph.node_names:
+        raise ValueError("blending needs two consoles on the same graph")
+    a, b = prior.parameter_dict(), head.parameter_dict()
+    params = {t: {k: (a[t][k] + share * (b[t][k] - a[t][k])).detach() for k in b[t]} for t in b}
+    return MixingConsole(head.graph, dict(head.processors), params, head.schedule)
 
 
 def clamp_to_ranges(node_type: str, params: dict[str, Tensor], pan_limit: Tensor | None,
@@ -493,10 +555,11 @@ def format_guard_report(report: GuardReport) -> str:
     if lines:
         lines.insert(0, "confidence per setting (* fell back to the measured prior):")
     if report.comparison:
-        features = ("loudness_db", "spectrum_db", "width_db", "pan_db", "distance")
-        lines.append("distance to the reference's own features (dB, lower is closer):")
+        features = ("loudness_db", "spectrum_db", "width_db", "pan_db", "distance", "spectra_db")
+        lines.append(f"distance to the reference's own features (dB, lower is closer; rendered: {report.selected}):")
         lines.append(f"{'mix':<13} " + " ".join(f"{f:>12}" for f in features))
         for method, values in report.comparison.items():
-            lines.append(f"{method:<13} " + " ".join(f"{values[f]:>12.2f}" for f in features))
+            lines.append(f"{method:<13} " + " ".join(f"{values.get(f, float('nan')):>12.2f}" for f in features)
+                         + ("  <- rendered" if method == report.selected else ""))
     lines += [f"WARNING: {w}" for w in report.warnings]
     return "\n".join(lines)

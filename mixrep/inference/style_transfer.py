@@ -16,8 +16,9 @@ in the mix as the reference's do, in level and stereo (balance matching,
 :mod:`mixrep.inference.balance`); with ``refine_steps`` the parameters are then optimised so that
 every rendered stem's audio features move towards the reference stem's (the distance of the
 rendered mix's style embedding to the reference's, through the differentiable front end, is a term
-of the same objective, off by default); the guard's check compares the result with balance
-matching alone on the reference's features (warning, or switching, when it is further); the
+of the same objective, off by default); the guard's selection renders whichever of the head's
+settings, settings half-way from the measured prior and balance matching alone sits closest to the
+reference's spectra (:meth:`StyleTransfer.select`); the
 console is rebuilt at the tracks' own rate (:func:`~mixrep.console.rate.console_at_rate`), renders the whole song in exact chunks at full band,
 and the mix is set to the reference's loudness under a true-peak ceiling
 (:mod:`mixrep.inference.output_stage`). Memory grows with the song only by the tracks read and the
@@ -57,7 +58,9 @@ from mixrep.inference.output_stage import (
     CHUNK_SAMPLES, SILENT_REFERENCE_LUFS, TRUE_PEAK_CEILING_DB, OutputLevels, analysis_excerpt, finish_levels,
     render_song, track_gains, track_rms,
 )
-from mixrep.inference.guard import GuardConfig, GuardReport, apply_guard, clamp_console, compare_mixes
+from mixrep.inference.guard import (
+    GuardConfig, GuardReport, apply_guard, blend_consoles, clamp_console, compare_mixes, spectral_distance_db,
+)
 from mixrep.inference.guard import Z_NEAR, neutral_parameters, plain_stems, reference_signal, strip_confidence
 from mixrep.inference.guard import tracks_differ
 from mixrep.inference.report import physical_report
@@ -384,33 +387,63 @@ class StyleTransfer:
         return console
 
     @torch.no_grad()
-    def check(self, console: MixingConsole, tracks: Tensor, stems: list[str], reference_stems: Tensor,
-              report: GuardReport, config: GuardConfig, seconds: float = 10.0) -> MixingConsole:
-        """After balance matching and refinement: clamp into the engineer's ranges again, compare
-        the mix with the plain sum and with balance matching alone on the reference's own features
-        (:func:`~mixrep.inference.guard.compare_mixes`, on ``seconds`` from the middle of the
-        song; a warning when the head's mix is further), and return the console to render: balance
-        matching alone when the head's mix is further and ``config.check`` is set, else ``console``.
+    def candidates(self, console: MixingConsole, tracks: Tensor, stems: list[str], reference_stems: Tensor,
+                   halfway: float = 0.5) -> dict[str, MixingConsole]:
+        """``{name: console}`` for :data:`~mixrep.inference.guard.CANDIDATES`: ``console`` itself, the
+        console ``halfway`` from the measured prior to it (faders balance-matched again), and
+        balance matching alone (:meth:`balanced_prior`).
+
+        Args:
+            tracks: ``(K, 2, samples)`` level-aligned; reference_stems: ``(4, 2, samples)``.
+        """
+        balanced = self.balanced_prior(console.track_names, stems, tracks, reference_stems, console.graph)
+        between = blend_consoles(balanced, console, halfway)
+        match_balance(between, tracks, stems, reference_stems)
+        return {"head": console, "half-way": between, "balance only": balanced}
+
+    @torch.no_grad()
+    def select(self, console: MixingConsole, tracks: Tensor, stems: list[str], reference_stems: Tensor,
+               report: GuardReport, config: GuardConfig, seconds: float = 10.0) -> MixingConsole:
+        """After balance matching and refinement: clamp into the engineer's ranges again, then render
+        whichever of three candidates sits closest to the reference's spectra, and report all of them.
+
+        The candidates (:data:`~mixrep.inference.guard.CANDIDATES`): ``head``, the settings as they
+        stand; ``half-way``, every raw parameter ``config.halfway`` of the way from the measured
+        prior to the head's, faders balance-matched again; ``balance only``, the console at the
+        measured prior with balance-matched faders (:meth:`balanced_prior`). Each is rendered on
+        ``seconds`` from the middle of the song and scored by
+        :func:`~mixrep.inference.guard.spectral_distance_db` against the reference stems (also
+        :func:`~mixrep.inference.guard.compare_mixes`' features and the plain sum, for the report).
+        With ``config.select`` the closer of ``head`` and ``half-way`` is returned when it is at least
+        ``config.margin`` closer than balance matching alone, else balance matching alone; without
+        it, ``console``.
+
+        Args:
+            tracks: ``(K, 2, samples)`` level-aligned; reference_stems: ``(4, 2, samples)``.
         """
         if config.enabled:  # refinement may have moved settings; the faders' stereo is balance matching's
             clamp_console(console, stems, reference_stems, config.wide_ranges, pan=False)
         length = min(tracks.shape[-1], int(seconds * self.sample_rate))
         start = (tracks.shape[-1] - length) // 2
         stretch = tracks[..., start: start + length]
-        plain = plain_stems(stretch, stems)
-        balanced = self.balanced_prior(console.track_names, stems, tracks, reference_stems, console.graph)
-        report.comparison = compare_mixes({"plain sum": plain, "balance only": console_stems(balanced, stretch, stems),
-                                           "this mix": console_stems(console, stretch, stems)},
-                                          reference_stems, self.sample_rate)
-        ours, alone = report.comparison["this mix"]["distance"], report.comparison["balance only"]["distance"]
-        if ours > alone:
-            report.warnings.append(f"the head's mix is further from the reference than balance matching alone "
-                                   f"({ours:.2f} against {alone:.2f} dB on the reference's features)"
-                                   + ("; using balance matching alone" if config.check else ""))
-            if config.check:
-                report.wholesale = True
-                return balanced
-        return console
+        candidates = self.candidates(console, tracks, stems, reference_stems, config.halfway)
+        rendered = {"plain sum": plain_stems(stretch, stems)}
+        rendered.update({name: console_stems(c, stretch, stems) for name, c in candidates.items()})
+        report.comparison = compare_mixes(rendered, reference_stems, self.sample_rate)
+        for name, audio in rendered.items():
+            report.comparison[name]["spectra_db"] = round(spectral_distance_db(audio, reference_stems, self.sample_rate), 3)
+        scores = {name: report.comparison[name]["spectra_db"] for name in candidates}
+        closest = min(("head", "half-way"), key=lambda name: (math.isnan(scores[name]), scores[name]))
+        if not scores[closest] < (1.0 - config.margin) * scores["balance only"]:  # NaN: nothing to compare
+            closest = "balance only"
+        if config.select:
+            report.selected = closest
+        if closest != "head":
+            report.warnings.append(f"the head's settings sit no closer to the reference's spectra than {closest} "
+                                   f"(distance: head {scores['head']:.2f}, half-way {scores['half-way']:.2f}, balance "
+                                   f"matching alone {scores['balance only']:.2f} dB); "
+                                   + (f"rendering {closest}" if config.select else "kept as asked"))
+        return candidates[report.selected]
 
     def predict(self, tracks: Tensor, names: list[str], stems: list[str], embedding: Tensor) -> MixingConsole:
         """The full console with predicted parameters (:meth:`predict_graph` without the graph)."""
@@ -527,7 +560,7 @@ class StyleTransfer:
         moves = match_balance(console, aligned, stems, reference) if balance else None
         losses = self.refine(console, aligned, stems, embedding, reference.to(self.device), refine_steps, refine_lr,
                              embedding_weight=refine_embedding_weight)
-        console = self.check(console, aligned, stems, reference.to(self.device), report, guard)
+        console = self.select(console, aligned, stems, reference.to(self.device), report, guard)
         final = console_at_rate(console, rate, self.spec.processor_options).to(self.device)
         mixed = render_song(final, raw, gains)
         levels = finish_levels(mixed, rate, target_lufs, true_peak_db)

@@ -17,8 +17,8 @@ from mixrep.console import make_processors
 from mixrep.inference import StyleTransfer
 from mixrep.console.spec import align_track_levels
 from mixrep.inference.guard import (
-    ENGINEER_RANGES, GuardConfig, clamp_to_ranges, compare_mixes, envelope_lag_ms, neutral_parameters, plain_stems,
-    stereo_extent, timing_lag_ms, track_pans,
+    CANDIDATES, ENGINEER_RANGES, GuardConfig, blend_consoles, clamp_to_ranges, compare_mixes, envelope_lag_ms,
+    neutral_parameters, plain_stems, spectral_distance_db, stereo_extent, timing_lag_ms, track_pans,
 )
 from mixrep.inference.balance import console_stems
 from mixrep.inference.report import physical_report
@@ -83,7 +83,7 @@ def test_a_pinned_head_falls_back_to_the_prior_and_says_so(tiny_head):
     transfer = pinned(StyleTransfer.from_checkpoint(tiny_head))
     tracks, reference = song(SR, 3, 3.0), reference_stems(3.0)
     names, stems = ["kick", "bass", "lead"], ["drums", "bass", "vocals"]
-    result = transfer.mix(tracks, reference, names, stems, guard=GuardConfig(check=False))
+    result = transfer.mix(tracks, reference, names, stems, guard=GuardConfig(select=False))
     guard = result.guard
     for name in names:
         assert set(guard.fell_back["tracks"][name]) == {"eq", "gain_pan", "delay"}, guard.fell_back
@@ -93,7 +93,7 @@ def test_a_pinned_head_falls_back_to_the_prior_and_says_so(tiny_head):
         assert strip["delay"]["dry_wet"] < 1e-3  # dry
     assert any("fell back" in w for w in guard.warnings)
     # without the guard, the same head pins every setting (what issue 33 reported)
-    raw = transfer.mix(tracks, reference, names, stems, guard=GuardConfig(enabled=False, check=False), max_clips=0)
+    raw = transfer.mix(tracks, reference, names, stems, guard=GuardConfig(enabled=False, select=False), max_clips=0)
     assert all(strip["eq"]["curve_db"]["1000_hz"] > 19.0 for strip in raw.report["tracks"].values())
     assert all(strip["delay"]["dry_wet"] > 0.99 for strip in raw.report["tracks"].values())
 
@@ -183,16 +183,47 @@ def test_compare_mixes_prefers_the_reference_itself():
     assert out["moved"]["loudness_db"] > 1.0 and out["moved"]["pan_db"] > 1.0
 
 
-def test_the_check_uses_balance_matching_alone_when_the_head_is_worse(tiny_head):
+def test_the_selection_renders_the_candidate_closest_to_the_reference_spectra(tiny_head):
     transfer = pinned(StyleTransfer.from_checkpoint(tiny_head))
     tracks, reference = song(SR, 3, 3.0), reference_stems(3.0)
     names, stems = ["kick", "bass", "lead"], ["drums", "bass", "vocals"]
-    result = transfer.mix(tracks, reference, names, stems, guard=GuardConfig(enabled=False, check=True))
-    assert result.guard.wholesale
-    comparison = result.guard.comparison
-    assert comparison["this mix"]["distance"] > comparison["balance only"]["distance"]
-    assert all(strip["eq"]["curve_db"]["1000_hz"] == 0.0 for strip in result.report["tracks"].values())
-    assert any("balance matching alone" in w for w in result.guard.warnings)
+    result = transfer.mix(tracks, reference, names, stems, guard=GuardConfig(enabled=False))
+    scores = {name: result.guard.comparison[name]["spectra_db"] for name in CANDIDATES}
+    best = min(("head", "half-way"), key=scores.get)
+    margin = GuardConfig().margin
+    assert result.guard.selected == (best if scores[best] < (1 - margin) * scores["balance only"] else "balance only")
+    # the pinned head's +20 dB EQ and width are far from these plain reference stems
+    assert result.guard.selected != "head" and scores["head"] > scores[result.guard.selected] + 1.0
+    if result.guard.selected == "balance only":
+        assert all(strip["eq"]["curve_db"]["1000_hz"] == 0.0 for strip in result.report["tracks"].values())
+    assert any(f"rendering {result.guard.selected}" in w for w in result.guard.warnings)
+    kept = transfer.mix(tracks, reference, names, stems, guard=GuardConfig(enabled=False, select=False))
+    assert kept.guard.selected == "head" and any("kept as asked" in w for w in kept.guard.warnings)
+    assert max(s["eq"]["curve_db"]["1000_hz"] for s in kept.report["tracks"].values()) > 15.0
+
+
+def test_spectral_distance_sees_an_eq_and_a_width_change_but_not_level_or_notes():
+    reference = torch.from_numpy(reference_stems(3.0))
+    assert spectral_distance_db(reference * 8.0, reference, SR) == pytest.approx(0.0, abs=1e-3)
+    other_notes = torch.from_numpy(np.stack([tone(3.0, 80 * (i + 1), 20 + i) * (0.5 + 0.2 * i) for i in range(4)]))
+    bright = torchaudio.functional.highpass_biquad(reference, SR, 2000.0)
+    narrow = reference.mean(1, keepdim=True).expand_as(reference).contiguous()
+    changed = {name: spectral_distance_db(audio, reference, SR) for name, audio in
+               (("notes", other_notes), ("eq", reference + 2.0 * bright), ("width", narrow))}
+    assert changed["eq"] > 1.0 and changed["width"] > 1.0
+    assert changed["notes"] < min(changed["eq"], changed["width"])
+
+
+def test_blending_consoles_moves_every_setting_part_of_the_way(tiny_head):
+    transfer = pinned(StyleTransfer.from_checkpoint(tiny_head))
+    tracks = torch.from_numpy(song(SR, 2, 2.0))
+    names, stems = ["a", "b"], ["drums", "bass"]
+    prior = transfer.balanced_prior(names, stems, tracks, torch.from_numpy(reference_stems(2.0)))
+    head = transfer.predict(tracks, names, stems, torch.zeros(transfer.head.config.reference_dim))
+    half = blend_consoles(prior, head, 0.5)
+    a, b, c = (x.parameter_dict()["eq"]["log_magnitude"] for x in (prior, head, half))
+    assert torch.allclose(c, (a + b) / 2) and not torch.allclose(a, b)
+    assert torch.equal(blend_consoles(prior, head, 1.0).parameter_dict()["eq"]["log_magnitude"], b)
 
 
 def test_mix_report_prints_confidence_and_comparison(tiny_head, tmp_path, capsys):
@@ -208,11 +239,12 @@ def test_mix_report_prints_confidence_and_comparison(tiny_head, tmp_path, capsys
                         "--out", str(out), "--report"]) == 0
     printed = capsys.readouterr().out
     assert "confidence per setting" in printed and "balance only" in printed and "plain sum" in printed
+    assert "half-way" in printed and "<- rendered" in printed
     settings = json.loads(out.with_suffix(".json").read_text())
     guard = settings["guard"]
     assert set(guard["confidence"]["tracks"]) == {"kick", "bass", "lead"}
-    assert set(guard["comparison"]) == {"plain sum", "balance only", "this mix"}
-    assert all(math.isfinite(v) for v in guard["comparison"]["this mix"].values())
+    assert set(guard["comparison"]) == {"plain sum", *CANDIDATES} and guard["selected"] in CANDIDATES
+    assert all(math.isfinite(v) for v in guard["comparison"]["head"].values())
 
 
 def test_envelope_lag_finds_a_delay():
