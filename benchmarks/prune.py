@@ -20,6 +20,10 @@ prediction's ground truth does.
     python benchmarks/prune.py --table-only --out runs/prune
     nice -n 15 python benchmarks/prune.py --scaling 4 8 16 --fit-steps 50 --rounds 2 \
         --finetune-steps 20 --brute-force-every 2
+
+References:
+    Sungho Lee, Marco A. Martínez-Ramírez, Wei-Hsiang Liao, Stefan Uhlich, Giorgio Fabbro, Kyogu Lee,
+    Yuki Mitsufuji, "Searching for Music Mixing Graphs: A Pruning Approach", DAFx 2024.
 """
 
 from __future__ import annotations
@@ -216,10 +220,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sample-rate", type=int, default=8000)
     parser.add_argument("--crop-seconds", type=float, default=2.0)
     parser.add_argument("--warmup-seconds", type=float, default=0.5)
-    parser.add_argument("--fit-steps", type=int, default=400, help="full-console fit (seed: 6000)")
-    parser.add_argument("--rounds", type=int, default=6, help="pruning rounds (seed: 12)")
-    parser.add_argument("--finetune-steps", type=int, default=50, help="per round (seed: 500)")
-    parser.add_argument("--brute-force-every", type=int, default=3, help="hybrid (seed: 4 of 12 rounds)")
+    parser.add_argument("--fit-steps", type=int, default=400, help="full-console fit (Lee et al. 2024: 6000)")
+    parser.add_argument("--rounds", type=int, default=6, help="pruning rounds (Lee et al. 2024: 12)")
+    parser.add_argument("--finetune-steps", type=int, default=50, help="per round (Lee et al. 2024: 500)")
+    parser.add_argument("--brute-force-every", type=int, default=3, help="hybrid (Lee et al. 2024: 4 of 12 rounds)")
     parser.add_argument("--taus", type=float, nargs="+", default=[0.001, 0.01, 0.1])
     parser.add_argument("--methods", nargs="*", default=["brute-force", "dry-wet"],
                         help="compared with hybrid at tau 0.01")

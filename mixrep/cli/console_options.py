@@ -1,5 +1,10 @@
 """The console options shared by ``mixrep console fit``, ``prune``, ``prune-dataset``, ``make-case``,
-``train-graph`` and ``predict-graph``: the arguments and what they become."""
+``train-graph`` and ``predict-graph``: the arguments and what they become.
+
+References:
+    Sungho Lee, Marco A. Martínez-Ramírez, Wei-Hsiang Liao, Stefan Uhlich, Giorgio Fabbro, Kyogu Lee,
+    Yuki Mitsufuji, "Searching for Music Mixing Graphs: A Pruning Approach", DAFx 2024.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from mixrep.errors import DatasetError
 
 
 def add_fit_arguments(p: argparse.ArgumentParser, steps: int, steps_help: str = "optimisation steps "
-                      "(seed: 12000)") -> None:
+                      "(Lee et al. 2024: 12000)") -> None:
     """The console and fit options shared by ``fit``, ``prune`` and ``prune-dataset``."""
     p.add_argument("--steps", type=int, default=steps, help=steps_help)
     p.add_argument("--lr", type=float, default=0.01, help="AdamW learning rate")

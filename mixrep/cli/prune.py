@@ -6,6 +6,10 @@ a mix file ``mix.<ext>`` and its dry tracks, either in a ``stems/`` or ``tracks/
 layout ``mixrep console make-case`` writes) or next to the mix; an optional ``groups.json``
 (``{group: [track, ...]}``), and an optional ``true_parameters.json`` (the graph that made the mix)
 adds per-type precision and recall of the recovered graph.
+
+References:
+    Sungho Lee, Marco A. Martínez-Ramírez, Wei-Hsiang Liao, Stefan Uhlich, Giorgio Fabbro, Kyogu Lee,
+    Yuki Mitsufuji, "Searching for Music Mixing Graphs: A Pruning Approach", DAFx 2024.
 """
 
 from __future__ import annotations
@@ -33,13 +37,13 @@ from mixrep.plots.console import draw_graph, plot_pruning
 log = logging.getLogger(__name__)
 
 TABLE_TYPES: tuple[str, ...] = ("gain_pan", "imager", "eq", "reverb", "compressor", "noisegate", "delay")
-"""Column order of the seed's tables 2 and 3 (g s e r c n d)."""
+"""Column order of tables 2 and 3 of Lee et al. (DAFx 2024) (g s e r c n d)."""
 STATE_FILE, RESULT_FILE = "state.pt", "pruning.json"
 
 
 def register_prune(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("prune", help="fit the full console to a mix, then prune it to a sparse "
-                                          "graph (seed section 3)")
+                                          "graph (Lee et al. 2024, section 3)")
     p.add_argument("--tracks", type=Path, required=True, help="folder of dry track audio files")
     p.add_argument("--mix", type=Path, required=True, help="target mix audio file")
     p.add_argument("--groups", type=Path, help="JSON {group: [track, ...]} (default: the folder's "
@@ -74,7 +78,7 @@ def _add_prune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--predictor", type=Path, default=None,
                    help="graph predictor JSON (mixrep console train-graph): start the search from the graph it "
                         "predicts from the tracks and the buses (a song folder's buses/) instead of the full console")
-    add_fit_arguments(p, steps=6000, steps_help="full-console fit steps (seed: 6000)")
+    add_fit_arguments(p, steps=6000, steps_help="full-console fit steps (Lee et al. 2024: 6000)")
 
 
 def prune_config_from_args(args: argparse.Namespace) -> PruneConfig:
@@ -210,7 +214,7 @@ def _mean_row(reports: list[dict]) -> dict:
 
 
 def _format_table(reports: list[dict]) -> str:
-    """Markdown table in the layout of the seed's table 3 (plus recall where a truth is known)."""
+    """Markdown table in the layout of table 3 of Lee et al. (DAFx 2024) (plus recall where a truth is known)."""
     rows = [_row(r) for r in reports]
     if len(rows) > 1:
         rows.append(_mean_row(reports))

@@ -1,6 +1,6 @@
 """Rendering a batch of songs' consoles in one pass (Stage 2 trains on B songs per step).
 
-The batch is one disjoint graph (:func:`~mixrep.console.graph.merge_graphs`, seed appendix C):
+The batch is one disjoint graph (:func:`~mixrep.console.graph.merge_graphs`; Lee et al. 2024, appendix C):
 every type-homogeneous partition of the schedule then holds that processor type's nodes of *all*
 songs, so a batch of B consoles costs the same 17 batched processor calls as one console. Why a
 disjoint graph rather than a leading batch axis through every processor: songs in a Stage 2 batch
@@ -18,6 +18,10 @@ per-strip rows: ``{type: {name: (B, K_max, *size)}}`` for the track strips and
 Shape:
     Stems ``(B, K_max, 2, samples)`` with ``track_mask`` ``(B, K_max)``, or a list of
     ``(K_b, 2, samples)``; mixes ``(B, 2, samples)``.
+
+References:
+    Sungho Lee, Marco A. Martínez-Ramírez, Wei-Hsiang Liao, Stefan Uhlich, Giorgio Fabbro, Kyogu Lee,
+    Yuki Mitsufuji, "Searching for Music Mixing Graphs: A Pruning Approach", DAFx 2024.
 """
 
 from __future__ import annotations

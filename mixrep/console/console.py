@@ -7,6 +7,10 @@ flat view such a head maps onto (offsets and raw ranges of every entry).
 
 Shape:
     Stems ``(tracks, 2, samples)``; a rendered mix ``(2, samples)``.
+
+References:
+    Sungho Lee, Marco A. Martínez-Ramírez, Wei-Hsiang Liao, Stefan Uhlich, Giorgio Fabbro, Kyogu Lee,
+    Yuki Mitsufuji, "Searching for Music Mixing Graphs: A Pruning Approach", DAFx 2024.
 """
 
 from __future__ import annotations
@@ -97,7 +101,7 @@ class ParameterLayout:
 
 
 class MixingConsole(nn.Module):
-    """Differentiable mixing console (seed figure 2a) or any graph of its processors."""
+    """Differentiable mixing console (Lee et al. 2024, figure 2a) or any graph of its processors."""
 
     def __init__(self, graph: MixingGraph, processors: dict[str, Processor],
                  params: Params | None = None, schedule: str = "chain") -> None:

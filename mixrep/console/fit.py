@@ -1,12 +1,12 @@
-"""Fitting a console to a mix (seed section 2.3).
+"""Fitting a console to a mix (Lee et al. 2024, section 2.3).
 
-Every step renders a random crop of the stems (seed: 3.8 s, batch 1), compares the part after the
+Every step renders a random crop of the stems (Lee et al. 2024: 3.8 s, batch 1), compares the part after the
 warm-up second with the target mix using :class:`~mixrep.console.loss.MixLoss`, adds
-``gain_staging_weight`` (seed: 1e-3) times the gain-staging loss (and, for pruning, a dry/wet
-sparsity term), and takes an AdamW step (seed: learning rate 0.01), then projects every raw
+``gain_staging_weight`` (Lee et al. 2024: 1e-3) times the gain-staging loss (and, for pruning, a dry/wet
+sparsity term), and takes an AdamW step (Lee et al. 2024: learning rate 0.01), then projects every raw
 parameter back into its safe range.
 
-Beyond the seed's protocol (each measured in the README's convergence table):
+Beyond Lee et al.'s protocol (each measured in the README's convergence table):
 
 * ``learning_rate_scale``: per-type (or per-parameter) learning-rate multipliers;
 * ``warmup_steps`` / ``warmup_types``: the first steps train only the given types (gain/pan), so
@@ -15,6 +15,10 @@ Beyond the seed's protocol (each measured in the README's convergence table):
 
 A non-finite loss or gradient stops the fit with :class:`NonFiniteFitError` before the optimiser
 step, so the console keeps the last finite parameters.
+
+References:
+    Sungho Lee, Marco A. Martínez-Ramírez, Wei-Hsiang Liao, Stefan Uhlich, Giorgio Fabbro, Kyogu Lee,
+    Yuki Mitsufuji, "Searching for Music Mixing Graphs: A Pruning Approach", DAFx 2024.
 """
 
 from __future__ import annotations
@@ -67,21 +71,21 @@ class NonFiniteFitError(MixrepError):
 
 @dataclass
 class FitConfig:
-    """Optimisation settings; defaults are the seed's protocol except ``steps`` (seed: 12k) and
+    """Optimisation settings; defaults are Lee et al.'s protocol except ``steps`` (Lee et al. 2024: 12k) and
     the measured additions (learning-rate scales, gain warm-up).
 
     Attributes:
         steps: optimisation steps.
-        learning_rate: AdamW base learning rate (seed: 0.01).
+        learning_rate: AdamW base learning rate (Lee et al. 2024: 0.01).
         learning_rate_scale: multipliers by processor type (``"eq"``), parameter
             (``"delay.z_delay"``) or ``"dry_wet"`` (every dry/wet logit); the most specific wins.
         weight_decay: AdamW's decoupled weight decay (torch's default).
         warmup_steps: number of first steps that train only ``warmup_types``.
         warmup_types: processor types trained during the warm-up.
-        crop_seconds, warmup_seconds: training crop and the processors' warm-up inside it (seed:
+        crop_seconds, warmup_seconds: training crop and the processors' warm-up inside it (Lee et al. 2024:
             3.8 s and 1 s; the loss sees the last 2.8 s).
-        gain_staging_weight: seed eq. 6's ``alpha_g``.
-        sparsity_weight: ``(start, end)`` of the dry/wet L1 weight ``alpha_p`` (seed eq. 8),
+        gain_staging_weight: ``alpha_g`` of Lee et al. (DAFx 2024), eq. 6.
+        sparsity_weight: ``(start, end)`` of the dry/wet L1 weight ``alpha_p`` (Lee et al. 2024, eq. 8),
             ramped linearly over the steps (pruning's fine-tuning uses it).
         seed: crop sampling seed.
         progress: show a progress bar.
@@ -188,7 +192,7 @@ def _set_trainable(console: MixingConsole, types: tuple[str, ...] | None) -> Non
 
 
 def sparsity_loss(console: MixingConsole) -> Tensor:
-    """Sum of the dry/wet weights of the active processors (seed eq. 8's ``L_p``)."""
+    """Sum of the dry/wet weights of the active processors (``L_p`` of Lee et al. 2024, eq. 8)."""
     total = None
     mask = console.graph.mask
     for t, params in console.params.items():

@@ -7,16 +7,19 @@ mapping of each processor lives in exactly one place, its ``*_physical`` helper 
 modules reuse for reporting.
 
 Every processor takes an optional dry/wet ``weight`` ``(nodes,)``: without it the function returns
-the processed ("wet") signal ``f(u)`` of the seed paper; with it, ``w f(u) + (1 - w) u`` (seed eq.
+the processed ("wet") signal ``f(u)`` of Lee et al. (DAFx 2024); with it, ``w f(u) + (1 - w) u`` (their eq.
 2), computed the cheap way for each processor (folded into its FIR, its gain, its stereo matrix or
 its gain envelope) instead of as a separate pass over the audio.
 
-The processors follow appendix B of Lee et al., "Searching for music mixing graphs: a pruning
-approach", DAFx 2024 (the seed paper); deviations are stated where they occur.
+The processors follow appendix B of Lee et al. (DAFx 2024); deviations are stated where they occur.
 
 Shape:
     Audio is ``(nodes, channels=2, samples)``. A raw parameter declared with size ``(k, ...)``
     arrives as ``(nodes, k, ...)``; ``weight`` is ``(nodes,)`` in ``[0, 1]``.
+
+References:
+    Sungho Lee, Marco A. Martínez-Ramírez, Wei-Hsiang Liao, Stefan Uhlich, Giorgio Fabbro, Kyogu Lee,
+    Yuki Mitsufuji, "Searching for Music Mixing Graphs: A Pruning Approach", DAFx 2024.
 """
 
 from __future__ import annotations
@@ -147,7 +150,7 @@ def with_dry(kernel: Tensor, weight: Tensor | None, center: int) -> Tensor:
 
 
 def zero_phase_fir(log_magnitude: Tensor) -> Tensor:
-    """Zero-phase, Hann-windowed FIR from a sampled log-magnitude response (seed eq. 12).
+    """Zero-phase, Hann-windowed FIR from a sampled log-magnitude response (Lee et al. 2024, eq. 12).
 
     ``K`` log-magnitudes at bins ``k * sr / (2K - 1)`` give a symmetric FIR of ``2K - 1`` taps
     whose zero lag sits at index ``K - 1``.
@@ -179,7 +182,7 @@ def _hann(length: int, dtype: torch.dtype, device: torch.device) -> Tensor:
 
 
 def dry_wet(dry: Tensor, wet: Tensor, weight: Tensor) -> Tensor:
-    """``weight * wet + (1 - weight) * dry`` (seed eq. 2).
+    """``weight * wet + (1 - weight) * dry`` (Lee et al. 2024, eq. 2).
 
     Shape:
         dry, wet: ``(nodes, 2, samples)``; weight: ``(nodes,)`` in ``[0, 1]``.
@@ -204,7 +207,7 @@ def mid(x: Tensor) -> Tensor:
 # Gain/panning and stereo imager
 # --------------------------------------------------------------------------------------------
 def gain_pan(x: Tensor, log_gain: Tensor, weight: Tensor | None = None) -> Tensor:
-    """Channel-wise gain ``exp(log_gain)`` (seed eq. 10).
+    """Channel-wise gain ``exp(log_gain)`` (Lee et al. 2024, eq. 10).
 
     Shape:
         x: ``(nodes, 2, samples)``; log_gain: ``(nodes, 2)`` nepers per channel.
@@ -249,7 +252,7 @@ def gain_pan_physical(log_gain: Tensor) -> dict[str, Tensor]:
 
 
 def stereo_imager(x: Tensor, log_width: Tensor, weight: Tensor | None = None) -> Tensor:
-    """Scale the side channel by ``exp(log_width)`` (seed eq. 11).
+    """Scale the side channel by ``exp(log_width)`` (Lee et al. 2024, eq. 11).
 
     ``left' = (l + r) / 2 + w (l - r) / 2`` and ``right' = (l + r) / 2 - w (l - r) / 2``. The
     imager is affine in the width and the identity at width 1, so its dry/wet mix is the imager
@@ -273,7 +276,7 @@ def stereo_imager_physical(log_width: Tensor) -> dict[str, Tensor]:
 # Equaliser
 # --------------------------------------------------------------------------------------------
 def equalizer(x: Tensor, log_magnitude: Tensor, weight: Tensor | None = None) -> Tensor:
-    """Zero-phase FIR equaliser, the same FIR on both channels (seed eqs. 12-13).
+    """Zero-phase FIR equaliser, the same FIR on both channels (Lee et al. 2024, eqs. 12-13).
 
     Shape:
         x: ``(nodes, 2, samples)``; log_magnitude: ``(nodes, K)`` (``K = 1024`` gives 2047 taps).
@@ -306,11 +309,11 @@ def _scan_decay(state: Tensor, decay: Tensor) -> Tensor:
 
 
 def one_pole_smooth(x: Tensor, alpha: Tensor, block: int) -> Tensor:
-    """Exact one-pole smoother ``g[n] = a g[n-1] + (1 - a) x[n]``, ``g[-1] = 0`` (seed eq. 16).
+    """Exact one-pole smoother ``g[n] = a g[n-1] + (1 - a) x[n]``, ``g[-1] = 0`` (Lee et al. 2024, eq. 16).
 
     Evaluated in parallel, without truncating the impulse response: within blocks of ``block``
     samples ``g = (1 - a) a^n cumsum(a^-k x[k])``, and the state carried across blocks by a
-    log-depth scan. Deviation from the seed (eq. 18 approximates the filter by a frequency-sampled
+    log-depth scan. Deviation from Lee et al. (eq. 18 approximates the filter by a frequency-sampled
     FIR of fixed length, which cuts long time constants short): the recursion is computed exactly.
 
     Args:
@@ -345,7 +348,7 @@ def one_pole_smooth(x: Tensor, alpha: Tensor, block: int) -> Tensor:
 
 
 def log_energy_envelope(x: Tensor, alpha: Tensor, block: int) -> Tensor:
-    """Natural log of the smoothed energy of the mid channel ``(l + r) / 2`` (seed eqs. 16-19).
+    """Natural log of the smoothed energy of the mid channel ``(l + r) / 2`` (Lee et al. 2024, eqs. 16-19).
 
     Shape:
         x: ``(nodes, 2, samples)``; alpha: ``(nodes,)`` -> ``(nodes, 1, samples)``.
@@ -357,7 +360,7 @@ def log_energy_envelope(x: Tensor, alpha: Tensor, block: int) -> Tensor:
 def quadratic_knee(excess: Tensor, knee: Tensor) -> Tensor:
     """``0`` below ``-W``, ``(e + W)^2 / 4W`` inside ``|e| < W``, ``e`` above ``W``.
 
-    The soft ramp shared by the compressor and the gate curves (seed eqs. 21 and 23), written
+    The soft ramp shared by the compressor and the gate curves (Lee et al. 2024, eqs. 21 and 23), written
     without branches (so no gradient of an unused branch can turn into ``inf * 0``).
     """
     inside = torch.clamp(excess + knee, min=0.0)
@@ -366,7 +369,7 @@ def quadratic_knee(excess: Tensor, knee: Tensor) -> Tensor:
 
 
 def compressor_gain(level: Tensor, threshold: Tensor, slope: Tensor, knee: Tensor) -> Tensor:
-    """Gain ``G_y - G_u`` of the compressor curve with a quadratic knee (seed eqs. 20-21).
+    """Gain ``G_y - G_u`` of the compressor curve with a quadratic knee (Lee et al. 2024, eqs. 20-21).
 
     With ratio ``R`` and ``slope = 1 - 1/R``, ``G_y`` is ``T + (G_u - T) / R`` above ``T + W``,
     ``G_u - slope (G_u - T + W)^2 / 4W`` in the knee and ``G_u`` below: the gain is
@@ -381,7 +384,7 @@ def compressor_gain(level: Tensor, threshold: Tensor, slope: Tensor, knee: Tenso
 
 
 def noise_gate_gain(level: Tensor, threshold: Tensor, slope: Tensor, knee: Tensor) -> Tensor:
-    """Gain ``G_y - G_u`` of the downward-expander curve with a quadratic knee (seed eq. 23).
+    """Gain ``G_y - G_u`` of the downward-expander curve with a quadratic knee (Lee et al. 2024, eq. 23).
 
     With ratio ``R`` and ``slope = R - 1``: below ``T - W`` the level falls ``R`` times faster than
     the input (``G_y = T + R (G_u - T)``), in the knee ``G_y = G_u - slope (G_u - T - W)^2 / 4W``,
@@ -459,7 +462,7 @@ def dynamics_gain(x: Tensor, z_alpha: Tensor, log_threshold: Tensor, slope: Tens
     """The time-varying amplitude gain a compressor (``expander=False``) or gate applies to ``x``,
     dry/wet included: their output is ``x * dynamics_gain(x, ...)``.
 
-    Deviation from seed eq. 22 (``exp(G_y - G_u)``): the curve lives in log *energy*, so the
+    Deviation from Lee et al. (DAFx 2024), eq. 22 (``exp(G_y - G_u)``): the curve lives in log *energy*, so the
     amplitude gain is its square root; the steady-state output level then follows the curve.
     Same values as ``exp(0.5 * compressor_gain(log_energy_envelope(x), ...))``, fused.
 
@@ -480,11 +483,11 @@ def compressor(
     x: Tensor, z_alpha: Tensor, log_threshold: Tensor, slope: Tensor, log_knee: Tensor,
     block: int, weight: Tensor | None = None,
 ) -> Tensor:
-    """Feed-forward compressor on the mid-channel energy envelope (seed appendix B.5).
+    """Feed-forward compressor on the mid-channel energy envelope (Lee et al. 2024, appendix B.5).
 
     Raw parameters (each ``(nodes, 1)``): ``alpha = sigmoid(z_alpha)`` smoothing coefficient;
     ``T = log_threshold`` (natural-log energy, ``threshold_db = 4.343 T``); ``slope = 1 - 1/R``
-    (dB of reduction per dB above the threshold; the seed's ratio ``R = 1 / (1 - slope)``); half
+    (dB of reduction per dB above the threshold; Lee et al.'s ratio ``R = 1 / (1 - slope)``); half
     knee ``W = exp(log_knee)`` (log energy). ``block``: see :func:`one_pole_smooth`.
 
     Parameter space: the slope, not the ratio, is the raw value, so ``slope = 0`` is an exactly
@@ -500,7 +503,8 @@ def noise_gate(
     x: Tensor, z_alpha: Tensor, log_threshold: Tensor, slope: Tensor, log_knee: Tensor,
     block: int, weight: Tensor | None = None,
 ) -> Tensor:
-    """Noise gate (downward expander), the compressor with seed eq. 23's curve (appendix B.6).
+    """Noise gate (downward expander), the compressor with the curve of Lee et al. (DAFx 2024), eq. 23
+    (appendix B.6).
 
     ``slope = R - 1``: extra dB of attenuation per dB below the threshold (0: transparent).
 
@@ -517,7 +521,7 @@ def time_constant_to_z_alpha(time_constant_ms: Tensor | float, sample_rate: int)
 
 
 def slope_to_ratio(slope: Tensor, expander: bool) -> Tensor:
-    """The seed's ratio ``R`` of a compressor (``1 / (1 - slope)``) or gate (``1 + slope``)."""
+    """Lee et al.'s ratio ``R`` of a compressor (``1 / (1 - slope)``) or gate (``1 + slope``)."""
     return 1.0 + slope if expander else 1.0 / (1.0 - slope)
 
 
@@ -600,7 +604,7 @@ def delay_samples(z_delay: Tensor, slot_samples: int) -> Tensor:
 
 class _StraightThroughDelay(torch.autograd.Function):
     """Identity on the hard kernel; the gradient w.r.t. the (squashed) surrogate ``z`` is that of
-    the same kernel built from damped sinusoids (seed eqs. 25-26, straight-through).
+    the same kernel built from damped sinusoids (Lee et al. 2024, eqs. 25-26, straight-through).
 
     Tap ``m``'s surrogate is ``s_m = c_m * irfft(z_m^k, S)`` placed at ``m S`` (``c_m`` its tap
     FIR), so with ``g_m`` the kernel gradient over that span and ``r_m = g_m (x) c_m`` their
@@ -647,7 +651,7 @@ def multitap_delay_fir(
     z_delay: Tensor, log_magnitude: Tensor, slot_samples: int, gamma: float = 0.01,
     surrogate_gradient: bool = True, weight: Tensor | None = None,
 ) -> Tensor:
-    """Multitap delay FIR per channel (seed eqs. 24-26), zero lag at index ``B - 1``.
+    """Multitap delay FIR per channel (Lee et al. 2024, eqs. 24-26), zero lag at index ``B - 1``.
 
     Tap ``m`` of a channel is a hard impulse at ``m * S + round(d_m)`` filtered by its own
     zero-phase FIR (``2B - 1`` taps from ``B`` log-magnitudes). The delay ``d_m`` gets its gradient
@@ -837,7 +841,7 @@ def reverb(
     x: Tensor, noise_frames: Tensor, init_log_magnitude: Tensor, delta_log_magnitude: Tensor,
     n_fft: int, hop_length: int, ir_samples: int, weight: Tensor | None = None,
 ) -> Tensor:
-    """Filtered-noise mid/side reverb, channel-wise convolution (seed appendix B.4).
+    """Filtered-noise mid/side reverb, channel-wise convolution (Lee et al. 2024, appendix B.4).
 
     Shape:
         x: ``(nodes, 2, samples)`` -> same.

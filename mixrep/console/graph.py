@@ -1,10 +1,14 @@
 """Audio processing graphs: node types, edges, per-node masks, the mixing-console builder,
-JSON in physical units and PNG drawings (seed paper section 2.2 and appendix C.3).
+JSON in physical units and PNG drawings (Lee et al. 2024, section 2.2 and appendix C.3).
 
 A graph is a DAG of ``input``, processor, ``mix`` and ``output`` nodes. Parameters live outside
 the graph, as ``{type: {name: (nodes_of_type, *size)}}`` in node order (the l-th row of a type's
 tensor belongs to the l-th node of that type), plus a ``dry_wet_logit`` ``(nodes_of_type,)`` per
 processor type; the dry/wet weight is ``sigmoid(clamp(dry_wet_logit)) * mask``.
+
+References:
+    Sungho Lee, Marco A. Martínez-Ramírez, Wei-Hsiang Liao, Stefan Uhlich, Giorgio Fabbro, Kyogu Lee,
+    Yuki Mitsufuji, "Searching for Music Mixing Graphs: A Pruning Approach", DAFx 2024.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ AUX_TYPES: tuple[str, ...] = (INPUT, MIX, OUTPUT)
 PROCESSOR_TYPES: tuple[str, ...] = tuple(PROCESSOR_CLASSES)
 NODE_TYPES: tuple[str, ...] = AUX_TYPES + PROCESSOR_TYPES
 DEFAULT_CHAIN = "ecnsgdr"
-"""The seed console's per-track chain: eq, compressor, noisegate, imager, gain/pan, delay, reverb."""
+"""The per-track chain of Lee et al.'s console: eq, compressor, noisegate, imager, gain/pan, delay, reverb."""
 
 Params = dict[str, dict[str, Tensor]]
 
@@ -140,7 +144,7 @@ class MixingGraph:
 
 
 def merge_graphs(graphs: list[MixingGraph]) -> MixingGraph:
-    """One disjoint graph holding ``graphs`` one after the other (seed appendix C: a batch of
+    """One disjoint graph holding ``graphs`` one after the other (Lee et al. 2024, appendix C: a batch of
     graphs is a single large disconnected graph).
 
     Node ``i`` of graph ``b`` becomes node ``offset_b + i``; names get a ``"b:"`` prefix. Because
@@ -175,7 +179,7 @@ def remove_processors(graph: MixingGraph, params: Params, remove) -> tuple[Mixin
 
     A removed node is bypassed: each of its predecessors is wired to each of its successors, so
     the smaller graph renders exactly what the original renders with those nodes' masks at 0, with
-    fewer nodes to process (pruning, seed section 3: "removal of the nodes and re-routing of
+    fewer nodes to process (pruning, Lee et al. 2024, section 3: "removal of the nodes and re-routing of
     their edges"). Rows of removed nodes leave the parameter tensors; a type with no node left
     leaves the dict. Names and the masks of the kept nodes are kept.
 
@@ -231,7 +235,7 @@ def build_console(
     chain: str = DEFAULT_CHAIN,
     group_chain: str | None = None,
 ) -> MixingGraph:
-    """The mixing console of the seed's figure 2a.
+    """The mixing console of Lee et al. (DAFx 2024), figure 2a.
 
     One input per track, the per-track ``chain``, one mix node per subgroup, ``group_chain``
     (default: the same chain) after every subgroup, and a single output. Nodes are ordered so that
@@ -241,7 +245,7 @@ def build_console(
     Args:
         track_names: one per input, in stems order.
         groups: subgroup name -> track names; ``None`` puts every track in one group ``"mix"``.
-        chain, group_chain: chain letters in the seed's order (``e c n s g d r``).
+        chain, group_chain: chain letters in Lee et al.'s order (``e c n s g d r``).
 
     Raises:
         ValueError: a track in no group or in two, a group naming an unknown track, an empty group,

@@ -1,4 +1,4 @@
-"""The seed paper's audio loss (section 2.3, eqs. 3-6).
+"""The audio loss of Lee et al. (DAFx 2024), section 2.3, eqs. 3-6.
 
 ``L_a = 0.5 L_lr + 0.25 L_m + 0.25 L_s``, each term a multi-resolution mel-STFT loss
 (FFT 512/1024/4096, hop 1/4, 96 mels, A-weighted) with a log-magnitude L1 term and a
@@ -16,6 +16,10 @@ Two implementation choices, stated once:
 
 Shape:
     Mixes ``(2, samples)`` or ``(batch, 2, samples)``.
+
+References:
+    Sungho Lee, Marco A. Martínez-Ramírez, Wei-Hsiang Liao, Stefan Uhlich, Giorgio Fabbro, Kyogu Lee,
+    Yuki Mitsufuji, "Searching for Music Mixing Graphs: A Pruning Approach", DAFx 2024.
 """
 
 from __future__ import annotations
@@ -105,12 +109,12 @@ class MelSTFTLoss(nn.Module):
 
 
 class MixLoss(nn.Module):
-    """``L_a`` of the seed (eqs. 3-4): left/right, mid and side multi-resolution mel-STFT loss.
+    """``L_a`` of Lee et al. (DAFx 2024), eqs. 3-4: left/right, mid and side multi-resolution mel-STFT loss.
 
     Args:
         sample_rate: Hz.
-        fft_sizes: resolutions (seed: 512, 1024, 4096; hop = 1/4).
-        weights: ``(alpha_lr, alpha_m, alpha_s)`` (seed: 0.5, 0.25, 0.25).
+        fft_sizes: resolutions (Lee et al. 2024: 512, 1024, 4096; hop = 1/4).
+        weights: ``(alpha_lr, alpha_m, alpha_s)`` (Lee et al. 2024: 0.5, 0.25, 0.25).
     """
 
     def __init__(self, sample_rate: int = SAMPLE_RATE, fft_sizes=(512, 1024, 4096), n_mels: int = 96,

@@ -2,7 +2,7 @@
 
 A processor holds no learnable parameters, only fixed buffers (the reverb's noise) and
 hyperparameters (sample rate, lengths). Its parameters arrive as keyword tensors batched over the
-nodes it processes at once, as in GRAFX (seed document 002)::
+nodes it processes at once, as in GRAFX (grafx documentation, "Differentiable Processors")::
 
     y = processor(x, **params)                 # wet only: f(x)
     y = processor(x, weight=w, **params)       # dry/wet: w f(x) + (1 - w) x, w: (nodes,)
@@ -22,6 +22,11 @@ Every processor declares
 
 Shape:
     ``(nodes, channels=2, samples)`` in and out.
+
+References:
+    Sungho Lee, Marco A. Martínez-Ramírez, Wei-Hsiang Liao, Stefan Uhlich, Giorgio Fabbro, Kyogu Lee,
+    Yuki Mitsufuji, "Searching for Music Mixing Graphs: A Pruning Approach", DAFx 2024.
+    Sungho Lee, grafx library documentation, "Differentiable Processors".
 """
 
 from __future__ import annotations
@@ -188,7 +193,7 @@ class Processor(nn.Module, metaclass=abc.ABCMeta):
 
 
 class GainPan(Processor):
-    """Gain/panning: ``y = exp(log_gain) * x`` per channel (seed B.1). Raw: ``log_gain (2,)``."""
+    """Gain/panning: ``y = exp(log_gain) * x`` per channel (Lee et al. 2024, appendix B.1). Raw: ``log_gain (2,)``."""
 
     type_name, chain_letter = "gain_pan", "g"
 
@@ -211,7 +216,7 @@ class GainPan(Processor):
 
 
 class StereoImager(Processor):
-    """Stereo imager: side channel scaled by ``exp(log_width)`` (seed B.2)."""
+    """Stereo imager: side channel scaled by ``exp(log_width)`` (Lee et al. 2024, appendix B.2)."""
 
     type_name, chain_letter = "imager", "s"
 
@@ -231,7 +236,7 @@ class StereoImager(Processor):
 
 
 class Equalizer(Processor):
-    """Zero-phase FIR equaliser, ``2 * bins - 1`` taps (seed B.3: 1024 bins, 2047 taps)."""
+    """Zero-phase FIR equaliser, ``2 * bins - 1`` taps (Lee et al. 2024, appendix B.3: 1024 bins, 2047 taps)."""
 
     type_name, chain_letter = "eq", "e"
     regularise_gain_staging = True
@@ -360,7 +365,7 @@ class NoiseGate(_Dynamics):
 
 class MultitapDelay(Processor):
     """Multitap delay: per channel ``taps`` delays, one per ``slot_ms`` slot, each through its own
-    zero-phase FIR of ``2 * fir_bins - 1`` taps (seed B.7: 20 taps, 100 ms, 39-tap FIRs, 880
+    zero-phase FIR of ``2 * fir_bins - 1`` taps (Lee et al. 2024, appendix B.7: 20 taps, 100 ms, 39-tap FIRs, 880
     parameters). Delay lengths train through a surrogate damped sinusoid (straight-through) whose
     radius is squashed into the unit disk, ``tanh(|z|)``.
 
@@ -428,7 +433,7 @@ class MultitapDelay(Processor):
 
 class Reverb(Processor):
     """Filtered-noise mid/side reverb: ``ir_seconds`` of fixed noise shaped by a decaying STFT
-    mask (seed B.4: 2 s, FFT 384, hop 192). Raw: ``init_log_magnitude`` and
+    mask (Lee et al. 2024, appendix B.4: 2 s, FFT 384, hop 192). Raw: ``init_log_magnitude`` and
     ``delta_log_magnitude``, each ``(2, n_fft // 2 + 1)`` (mid, side).
 
     Starts almost dry (dry/wet 0.0067) with a -40 dB mask and an RT60 of 0.5 s."""
@@ -499,7 +504,7 @@ PROCESSOR_CLASSES: dict[str, type[Processor]] = {
     cls.type_name: cls
     for cls in (Equalizer, Compressor, NoiseGate, StereoImager, GainPan, MultitapDelay, Reverb)
 }
-"""Processor type name -> class, in the seed's chain order ``e c n s g d r``."""
+"""Processor type name -> class, in Lee et al.'s chain order ``e c n s g d r``."""
 CHAIN_LETTERS: dict[str, str] = {cls.chain_letter: name for name, cls in PROCESSOR_CLASSES.items()}
 """Chain letter (``"e"``) -> processor type name (``"eq"``)."""
 

@@ -1,4 +1,4 @@
-"""Rendering a graph: type-homogeneous batched schedule (seed appendix C, algorithm 2) and a
+"""Rendering a graph: type-homogeneous batched schedule (Lee et al. 2024, appendix C, algorithm 2) and a
 one-by-one reference renderer.
 
 Batched rendering splits the nodes into a causal sequence of single-type partitions
@@ -12,10 +12,14 @@ aggregate are skipped and parameters are read as a slice.
 Schedules:
     ``"chain"`` - among the ready types, the earliest in the console order
         ``e c n s g d r m``; for consoles its length equals the longest path (optimal).
-    ``"greedy"`` - the type with the most ready nodes (seed C.2, for arbitrary DAGs).
+    ``"greedy"`` - the type with the most ready nodes (Lee et al. 2024, appendix C.2, for arbitrary DAGs).
 
 Shape:
     Sources ``(inputs, 2, samples)``; outputs ``(outputs, 2, samples)``.
+
+References:
+    Sungho Lee, Marco A. Martínez-Ramírez, Wei-Hsiang Liao, Stefan Uhlich, Giorgio Fabbro, Kyogu Lee,
+    Yuki Mitsufuji, "Searching for Music Mixing Graphs: A Pruning Approach", DAFx 2024.
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ class RenderResult:
 
     Attributes:
         outputs: ``(outputs, 2, samples)`` signals of the output nodes, in node order.
-        gain_staging: scalar gain-staging loss (seed eq. 5) over the EQ, delay and reverb nodes
+        gain_staging: scalar gain-staging loss (Lee et al. 2024, eq. 5) over the EQ, delay and reverb nodes
             when requested, else 0.
         node_outputs: ``(V, 2, samples)`` every node's output in node order when requested.
     """
@@ -92,7 +96,7 @@ class RenderResult:
 
 
 class BatchedRenderer:
-    """Algorithm 2 of the seed with a precomputed plan (preprocessing on CPU, done once per graph)."""
+    """Algorithm 2 of Lee et al. (DAFx 2024) with a precomputed plan (preprocessing on CPU, done once per graph)."""
 
     def __init__(self, graph: MixingGraph, method: str = "chain",
                  max_nodes_per_call: int | None = None) -> None:
@@ -233,7 +237,7 @@ def _process(node_type: str, x: Tensor, params: Params, rows, mask: Tensor,
     y = processor(x, weight=weight, **raw)
     term = x.new_zeros(())
     if gain_staging and processor.regularise_gain_staging:
-        # seed eq. 5 on the wet signal f(u) = (y - (1 - w) u) / w (the processors fold the dry/wet
+        # Lee et al. (DAFx 2024), eq. 5, on the wet signal f(u) = (y - (1 - w) u) / w (the processors fold the dry/wet
         # mix into their FIRs, so the wet signal itself is never materialised)
         active = weight > 0
         safe = torch.where(active, weight, torch.ones_like(weight))
@@ -246,7 +250,7 @@ def _process(node_type: str, x: Tensor, params: Params, rows, mask: Tensor,
 
 def render_one_by_one(graph: MixingGraph, sources: Tensor, params: Params,
                       processors: dict[str, Processor], gain_staging: bool = False) -> RenderResult:
-    """Reference renderer: every node alone, in topological order (seed's "one-by-one")."""
+    """Reference renderer: every node alone, in topological order (Lee et al.'s "one-by-one")."""
     preds = graph.predecessors()
     ranks = graph.type_rank()
     inputs = graph.nodes_of_type(INPUT)

@@ -1,11 +1,11 @@
-"""Mixing-graph search by iterative pruning (seed section 3, algorithms 1 and 3).
+"""Mixing-graph search by iterative pruning (Lee et al. 2024, section 3, algorithms 1 and 3).
 
 Fit the full console to ``(stems, mix)``, take its whole-song audio loss as ``best``, then run
 ``rounds`` rounds of *pruning trials* followed by *fine-tuning*. A trial removes a candidate set
 of processors and evaluates the whole song; the removal is kept when the loss stays at most
 ``best + tolerance`` (``best`` then becomes ``min(best, loss)``), and undone otherwise. Unlike
-the seed's algorithm 1, ``best`` also follows the loss after each fine-tuning when that is lower:
-with a full fit shorter than the seed's 6k steps, fine-tuning keeps lowering the loss, and a
+Lee et al.'s algorithm 1, ``best`` also follows the loss after each fine-tuning when that is lower:
+with a full fit shorter than Lee et al.'s 6k steps, fine-tuning keeps lowering the loss, and a
 threshold anchored to the first fit would let every later removal cost far more than ``tau``.
 Candidate sampling:
 
@@ -13,14 +13,14 @@ Candidate sampling:
 * ``"dry-wet"`` (algorithm 3): sample a remaining type, try its least-weight processors
   (``dry_wet_fraction`` = 10% of the type's count at the round start, at least one); on a
   failure halve the fraction, and retire the type when a single processor fails;
-* ``"hybrid"``: dry/wet, with brute force every ``brute_force_every``-th round (seed default).
+* ``"hybrid"``: dry/wet, with brute force every ``brute_force_every``-th round (Lee et al.'s default).
 
 Fine-tuning is :func:`~mixrep.console.fit.fit` on the remaining processors with the dry/wet
-sparsity term of seed eq. 8, whose weight ``alpha_p`` ramps linearly from 0 to
+sparsity term (Lee et al. 2024, eq. 8), whose weight ``alpha_p`` ramps linearly from 0 to
 ``sparsity_weight`` (1e-2) over the first ``sparsity_ramp_fraction`` (2/3: 4k of 6k steps) of the
 pruning phase's optimisation steps.
 
-The seed evaluates a trial by multiplying masks onto the dry/wet weights and removes the nodes at
+Lee et al. evaluate a trial by multiplying masks onto the dry/wet weights and remove the nodes at
 the end of the round; here an accepted trial removes its processors from the graph at once
 (:meth:`~mixrep.console.console.MixingConsole.pruned`, which renders exactly what the masked
 console renders), so every later trial and fine-tuning step renders the smaller graph.
@@ -32,6 +32,10 @@ from the last write and ends with the same result as an uninterrupted run.
 
 Shape:
     Stems ``(tracks, 2, samples)``; mix ``(2, samples)``.
+
+References:
+    Sungho Lee, Marco A. Martínez-Ramírez, Wei-Hsiang Liao, Stefan Uhlich, Giorgio Fabbro, Kyogu Lee,
+    Yuki Mitsufuji, "Searching for Music Mixing Graphs: A Pruning Approach", DAFx 2024.
 """
 
 from __future__ import annotations
@@ -74,20 +78,20 @@ class PruneStateError(MixrepError):
 
 @dataclass
 class PruneConfig:
-    """Pruning settings; defaults are the seed's (section 3.3).
+    """Pruning settings; defaults are Lee et al.'s (DAFx 2024, section 3.3).
 
     Attributes:
         method: ``"hybrid"``, ``"brute-force"`` or ``"dry-wet"``.
         tolerance: ``tau``: a removal is kept when the loss stays at most ``best + tau``.
-        rounds: ``N_iter`` rounds of trials + fine-tuning (seed: 12).
-        fit: settings of the full-console fit (seed: 6k steps); fine-tuning reuses them with
+        rounds: ``N_iter`` rounds of trials + fine-tuning (Lee et al. 2024: 12).
+        fit: settings of the full-console fit (Lee et al. 2024: 6k steps); fine-tuning reuses them with
             ``finetune_steps`` steps and the sparsity ramp.
-        finetune_steps: optimisation steps after each round's trials (seed: 500).
-        sparsity_weight: final ``alpha_p`` of the dry/wet L1 term (seed: 1e-2).
+        finetune_steps: optimisation steps after each round's trials (Lee et al. 2024: 500).
+        sparsity_weight: final ``alpha_p`` of the dry/wet L1 term (Lee et al. 2024: 1e-2).
         sparsity_ramp_fraction: share of the pruning phase's steps over which ``alpha_p`` ramps
-            linearly from 0 (seed: the first 4k of 6k steps).
-        dry_wet_fraction: first candidate share of a type in the dry/wet method (seed: 10%).
-        brute_force_every: hybrid rounds ``k, 2k, ...`` (1-based) use brute force (seed: 4).
+            linearly from 0 (Lee et al. 2024: the first 4k of 6k steps).
+        dry_wet_fraction: first candidate share of a type in the dry/wet method (Lee et al. 2024: 10%).
+        brute_force_every: hybrid rounds ``k, 2k, ...`` (1-based) use brute force (Lee et al. 2024: 4).
         seed: candidate sampling and fine-tuning crops.
         progress: progress bars for the fits.
     """
@@ -223,7 +227,7 @@ class PruneResult:
 
     @property
     def pruning_ratio(self) -> float:
-        """Removed processors over the full console's processors (seed's ``rho``)."""
+        """Removed processors over the full console's processors (``rho`` of Lee et al. 2024)."""
         total = sum(self.full_counts.values())
         return (total - sum(self.counts.values())) / total if total else 0.0
 
@@ -404,14 +408,14 @@ def _load(path: Path, fingerprint: dict) -> dict | None:
 def prune_console(console: MixingConsole, stems: Tensor, mix: Tensor, config: PruneConfig | None = None,
           state_path: str | os.PathLike | None = None, loss_fn: MixLoss | None = None,
           start_removed: Sequence[int] = ()) -> PruneResult:
-    """Fit ``console`` to ``mix`` and prune it (seed algorithm 1 with algorithm 3's sampling).
+    """Fit ``console`` to ``mix`` and prune it (Lee et al. 2024, algorithm 1 with algorithm 3's sampling).
 
     Args:
         console: the full (unfitted) console; it is fitted in place (without ``start_removed``), and
             the result holds a new, smaller console.
         stems: ``(tracks, 2, samples)`` on the console's device.
         mix: ``(2, samples)`` target.
-        config: settings (default: the seed's).
+        config: settings (default: Lee et al.'s).
         state_path: where the resumable state lives; an existing state made by the same inputs and
             settings is resumed, one made by another run raises.
         loss_fn: the audio loss (default :class:`~mixrep.console.loss.MixLoss`).

@@ -1,6 +1,6 @@
 """Stage 2 regression head: raw tracks + a reference's style embedding -> console parameters.
 
-The structure of the differentiable mixing console paper (seed 000, section 3): a weight-shared
+The structure of the Differentiable Mixing Console (Steinmetz et al., ICASSP 2021): a weight-shared
 track encoder turns each raw track into an embedding; the context is the masked mean of the
 track embeddings; a weight-shared post-processor maps ``[track embedding, context, reference]``
 to that track's channel-strip parameters; a master head maps ``[group context, context,
@@ -16,6 +16,10 @@ Shape:
     tracks ``(batch, tracks, 2, samples)``, ``track_mask`` / ``track_groups`` ``(batch, tracks)``,
     reference ``(batch, reference_dim)`` -> track rows ``(batch, tracks, track_size)`` and group
     rows ``(batch, groups, group_size)``.
+
+References:
+    Christian J. Steinmetz, Jordi Pons, Santiago Pascual, Joan Serrà, "Automatic multitrack mixing with
+    a differentiable mixing console of neural audio effects", ICASSP 2021.
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 
 Shape:
     audio ``(2, samples)``.
+
+References:
+    Sungho Lee, Marco A. Martínez-Ramírez, Wei-Hsiang Liao, Stefan Uhlich, Giorgio Fabbro, Kyogu Lee,
+    Yuki Mitsufuji, "Searching for Music Mixing Graphs: A Pruning Approach", DAFx 2024.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ def draw_graph(graph: MixingGraph, path: str | os.PathLike, title: str = "") -> 
 
 def plot_spectrogram_error(estimate: Tensor, target: Tensor, path: str | os.PathLike,
                            sample_rate: int, title: str = "") -> Path:
-    """Mid/side log spectrograms of target and estimate and their difference (seed figure 7).
+    """Mid/side log spectrograms of target and estimate and their difference (Lee et al. 2024, figure 7).
 
     Shape:
         estimate, target: ``(2, samples)``.

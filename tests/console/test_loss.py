@@ -1,4 +1,9 @@
-"""The seed's A-weighted multi-resolution mel-STFT loss on left/right, mid and side."""
+"""Lee et al.'s A-weighted multi-resolution mel-STFT loss on left/right, mid and side.
+
+References:
+    Sungho Lee, Marco A. Martínez-Ramírez, Wei-Hsiang Liao, Stefan Uhlich, Giorgio Fabbro, Kyogu Lee,
+    Yuki Mitsufuji, "Searching for Music Mixing Graphs: A Pruning Approach", DAFx 2024.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""Processor contract, gradients, and analytic behaviour of each of the seven processors."""
+"""Processor contract, gradients, and analytic behaviour of each of the seven processors.
+
+References:
+    Sungho Lee, Marco A. Martínez-Ramírez, Wei-Hsiang Liao, Stefan Uhlich, Giorgio Fabbro, Kyogu Lee,
+    Yuki Mitsufuji, "Searching for Music Mixing Graphs: A Pruning Approach", DAFx 2024.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ def test_parameter_sizes_follow_the_seed():
     sizes = {t: p.parameter_size() for t, p in processors.items()}
     assert sizes == SEED_SIZES
     n_delay = sum(math.prod(s) for s in sizes["delay"].values())
-    assert n_delay == 880  # seed B.7
+    assert n_delay == 880  # Lee et al. (DAFx 2024), appendix B.7
     assert zero_phase_taps(1024) == 2047
 
 
@@ -76,7 +81,7 @@ def test_processor_rejects_wrong_shapes(name, small_processors):
 def test_gradcheck_float64(name):
     """Analytic gradients equal finite differences (float64, short signals, small sizes).
 
-    The delay's ``z_delay`` is excluded on purpose: its gradient is the seed's straight-through
+    The delay's ``z_delay`` is excluded on purpose: its gradient is Lee et al.'s straight-through
     surrogate (eq. 26), not the derivative of the hard-impulse output.
     """
     options = dict(SMALL)
@@ -201,7 +206,7 @@ def test_delay_tap_puts_impulse_at_its_delay():
 
 
 def test_delay_surrogate_gradient_moves_tap_towards_target():
-    """The straight-through surrogate points the delay towards a target echo (seed eq. 25-26)."""
+    """The straight-through surrogate points the delay towards a target echo (Lee et al. 2024, eq. 25-26)."""
     sr = 8000
     delay = MultitapDelay(sr, taps=1, slot_ms=50.0)  # 400-sample slot
     x = torch.zeros(1, 2, 1200)
@@ -273,7 +278,7 @@ def test_hard_pan_is_exact_and_finite():
 @pytest.mark.parametrize("time_constant_ms", [5.0, 100.0, 300.0, 500.0])
 def test_envelope_time_constant_is_exact(time_constant_ms):
     """The step response of the energy smoother reaches 1 - 1/e after exactly one time constant,
-    however long (the seed's fixed 0.37 s FIR cut 100 ms and longer short by 4 to 8 %)."""
+    however long (Lee et al.'s fixed 0.37 s FIR cut 100 ms and longer short by 4 to 8 %)."""
     sr = 8000
     comp = Compressor(sr)
     z_alpha = Fn.time_constant_to_z_alpha(time_constant_ms, sr).float()

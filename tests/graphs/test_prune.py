@@ -1,4 +1,9 @@
-"""Iterative pruning (seed section 3): what gets pruned, the accept rule, graph surgery, resume."""
+"""Iterative pruning (Lee et al. 2024, section 3): what gets pruned, the accept rule, graph surgery, resume.
+
+References:
+    Sungho Lee, Marco A. Martínez-Ramírez, Wei-Hsiang Liao, Stefan Uhlich, Giorgio Fabbro, Kyogu Lee,
+    Yuki Mitsufuji, "Searching for Music Mixing Graphs: A Pruning Approach", DAFx 2024.
+"""
 
 from __future__ import annotations
 
