@@ -37,6 +37,14 @@ the mix only settings an engineer would use:
    their send is audible (wet weight at least ``AUDIBLE_WET``); their wet weight is at most 0.5
    (the dry path is never quieter than the send), so every track keeps its timing.
 
+5. **Selection** (after balance matching and refinement,
+   :meth:`~mixrep.inference.StyleTransfer.select`): of the head's settings, the settings half-way
+   from the measured prior (:func:`blend_consoles`) and balance matching alone, the one whose
+   spectra sit closest to the reference's (:func:`spectral_distance_db`) is rendered; the head's
+   or the half-way settings only when at least ``GuardConfig.margin`` closer than balance matching
+   alone. The rule was chosen on calibration items, other songs, effects and styles than the
+   evaluation's (``benchmarks/transfer_guard.py --calibration-items``, docs/results.md).
+
 Thresholds (``GuardConfig`` defaults and the constants below) were chosen on songs of the synth's
 *training* split in styles of seeds 99 and up (none of the evaluation's songs or styles) with the
 default head (``benchmarks/transfer_guard.py --calibrate``, table in docs/results.md): there every
