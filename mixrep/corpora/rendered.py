@@ -197,7 +197,7 @@ def open_generated_corpora(kinds: Sequence[str], *, sample_rate: int, seed: int 
     Raises:
         ValueError: an unknown kind.
     """
-    from mixrep.datasets.registry import open_source
+    from mixrep.corpora.synthetic import SynthConfig, SyntheticSource
 
     unknown = [k for k in kinds if k not in GENERATED_KINDS]
     if unknown or not kinds:
@@ -205,8 +205,12 @@ def open_generated_corpora(kinds: Sequence[str], *, sample_rate: int, seed: int 
     sources: dict[str, Source] = {}
 
     def synth(corpus_seed: int) -> Source:
-        return open_source("synth", sample_rate=sample_rate, num_songs=synth_songs, song_seconds=synth_song_seconds,
-                           seed=corpus_seed, cache_songs=synth_cache_songs)
+        try:
+            config = SynthConfig(sample_rate=sample_rate, num_songs=synth_songs, song_seconds=synth_song_seconds,
+                                 seed=corpus_seed)
+        except ValueError as e:
+            raise DatasetError(f"cannot build the synthetic corpus: {e}") from e
+        return SyntheticSource(config, cache_songs=synth_cache_songs)
 
     if "synth" in kinds:
         sources["synth"] = synth(seed)
