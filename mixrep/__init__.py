@@ -9,22 +9,23 @@ packages of layer 5 do not import each other.
 
 1. ``mixrep.constants``, ``mixrep.errors``, ``mixrep.files`` (atomic writes, hashing, stem-file
    discovery), ``mixrep.devices`` (default device), ``mixrep.tracks`` (Track / Source contracts)
-2. ``mixrep.audio``: I/O, levels and meters, stems, multitracks, FluidSynth rendering (NumPy)
+2. ``mixrep.audio``: I/O, levels and meters, stems, multitracks and their files, FluidSynth rendering (NumPy)
 3. ``mixrep.styles``: mixing styles: per-stem effect chains, the per-track mixing-style space,
    style spaces that draw one style for a training pair (pedalboard)
 4. ``mixrep.frontend``: the batched torch front end (log-mel + mix features)
 5. ``mixrep.console`` (the differentiable mixing console and the spec a head drives),
    ``mixrep.separation`` (separators, stem cache)
 6. ``mixrep.models``: plain nn.Modules (encoder, regression head) and the one checkpoint contract
-7. ``mixrep.corpora`` (the synthetic and soundfont corpora mixrep renders), ``mixrep.datasets``
-   (readers: song folders, FMA, audio and stem folders, Slakh2100, MedleyDB, MoisesDB; one registry)
-8. ``mixrep.graphs``: processing graphs: pruning search, graph prediction, cases with known graphs
-9. ``mixrep.plots``: figures for people (matplotlib, loaded only when a figure is drawn)
-10. ``mixrep.inference``: StyleEncoder and StyleTransfer (no Lightning, no FAISS, no training code)
-11. ``mixrep.retrieval``: the FAISS library index, style-retrieval metrics and style sets
-12. ``mixrep.training``: LightningModules, their datasets and data modules, callbacks
-13. ``mixrep.evaluation``: the encoder's evaluation (``mixrep evaluate``) and the transfer's
-14. ``mixrep.cli`` and every ``*.cli`` / ``*_cli`` command module
+7. ``mixrep.corpora``: the synthetic and soundfont corpora mixrep renders
+8. ``mixrep.datasets``: readers (song folders, FMA, audio and stem folders, Slakh2100, MedleyDB,
+   MoisesDB) and the one registry that opens every source by name, the corpora included
+9. ``mixrep.graphs``: processing graphs: pruning search, graph prediction, cases with known graphs
+10. ``mixrep.plots``: figures for people (matplotlib, loaded only when a figure is drawn)
+11. ``mixrep.inference``: StyleEncoder and StyleTransfer (no Lightning, no FAISS, no training code)
+12. ``mixrep.retrieval``: the FAISS library index, style-retrieval metrics and style sets
+13. ``mixrep.training``: LightningModules, their datasets and data modules, callbacks
+14. ``mixrep.evaluation``: the encoder's evaluation (``mixrep evaluate``) and the transfer's
+15. ``mixrep.cli`` and every ``*.cli`` / ``*_cli`` command module
 
 Axis vocabulary used across the package (docstrings refer to it):
 
@@ -45,7 +46,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mixrep.frontend",),
     ("mixrep.console", "mixrep.separation"),
     ("mixrep.models",),
-    ("mixrep.corpora", "mixrep.datasets"),
+    ("mixrep.corpora",),
+    ("mixrep.datasets",),
     ("mixrep.graphs",),
     ("mixrep.plots",),
     ("mixrep.inference",),

@@ -15,7 +15,7 @@ from mixrep.audio.io import write_audio
 from mixrep.console.console import MixingConsole
 from mixrep.constants import STEMS
 from mixrep.corpora.synthetic import SynthConfig, write_corpus
-from mixrep.datasets.base import hash_split
+from mixrep.audio.multitrack_files import hash_split
 from mixrep.datasets.sources import StemsFolderSource
 from mixrep.devices import default_device, resolve_device
 from mixrep.errors import DatasetError

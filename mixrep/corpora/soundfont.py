@@ -46,9 +46,9 @@ from mixrep.audio.fluidsynth import DRUM_BANK, DRUM_CHANNEL, MidiEvent, SoundFon
 from mixrep.constants import SAMPLE_RATE
 from mixrep.corpora.midi import read_midi
 from mixrep.audio.multitrack import InstrumentTrack
-from mixrep.datasets.base import LENGTH_TOLERANCE_SECONDS, FileMultitrackSource, slug, unique_names
+from mixrep.audio.multitrack_files import LENGTH_TOLERANCE_SECONDS, FileMultitrackSource, slug, unique_names
 from mixrep.corpora.score import Note, compose_song
-from mixrep.datasets.base import DEFAULT_MIN_SECONDS, hash_split
+from mixrep.audio.multitrack_files import DEFAULT_MIN_SECONDS, hash_split
 from mixrep.corpora.synthetic import split_for_index
 from mixrep.tracks import SPLITS, SkipLog
 from mixrep.errors import DatasetError, MixrepError

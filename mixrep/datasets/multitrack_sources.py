@@ -35,7 +35,7 @@ from pathlib import Path
 
 from mixrep.audio.multitrack import InstrumentTrack
 from mixrep.constants import SAMPLE_RATE
-from mixrep.datasets.base import (
+from mixrep.audio.multitrack_files import (
     DEFAULT_MIN_SECONDS,
     LENGTH_TOLERANCE_SECONDS,
     FileMultitrackSource,

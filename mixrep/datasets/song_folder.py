@@ -20,7 +20,7 @@ way (``kick`` or ``kick.wav``). ``groups.json`` has one schema, ``{group: [track
 
 The other form, ``{"<track>": "<stem class>"}``, is refused everywhere with the same file rewritten
 as groups. Tracks (and a song's mix and buses) may differ in length by at most
-:data:`~mixrep.datasets.base.LENGTH_TOLERANCE_SECONDS`; they are read to the shortest track.
+:data:`~mixrep.audio.multitrack_files.LENGTH_TOLERANCE_SECONDS`; they are read to the shortest track.
 
 Every check runs on the files' headers before anything is decoded; decoding then checks each file
 for corrupt samples (:func:`~mixrep.audio.io.check_sample_range`). Errors name the file and what to do.
@@ -45,7 +45,7 @@ from mixrep.audio.io import audio_info, channels_remedy, check_sample_range, rea
 from mixrep.audio.multitrack import InstrumentTrack
 from mixrep.audio.stems import STEM_INDEX
 from mixrep.constants import AUDIO_EXTENSIONS, SAMPLE_RATE
-from mixrep.datasets.base import (
+from mixrep.audio.multitrack_files import (
     DEFAULT_MIN_SECONDS,
     FOLDER_SPLITS,
     LENGTH_TOLERANCE_SECONDS,
@@ -298,7 +298,7 @@ def read_song_and_mix(folder: Path, mix_path: Path, sample_rate: int, groups_pat
 
     Raises:
         DatasetError: a missing mix, or tracks and mix whose lengths differ by more than
-            :data:`~mixrep.datasets.base.LENGTH_TOLERANCE_SECONDS`; the errors of :func:`read_song`.
+            :data:`~mixrep.audio.multitrack_files.LENGTH_TOLERANCE_SECONDS`; the errors of :func:`read_song`.
     """
     if not mix_path.is_file():
         raise DatasetError(f"mix file {mix_path} {'is a folder' if mix_path.exists() else 'does not exist'}; "

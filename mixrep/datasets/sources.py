@@ -42,7 +42,7 @@ import numpy as np
 
 from mixrep.audio.io import audio_info, read_segment
 from mixrep.constants import AUDIO_EXTENSIONS, CHANNELS, SAMPLE_RATE, STEMS
-from mixrep.datasets.base import (
+from mixrep.audio.multitrack_files import (
     DEFAULT_MIN_SECONDS,
     FOLDER_SPLITS,
     check_split,

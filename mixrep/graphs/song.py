@@ -16,7 +16,7 @@ import torch
 
 from mixrep.console.console import MixingConsole
 from mixrep.console.fit import evaluate
-from mixrep.datasets.base import LENGTH_TOLERANCE_SECONDS
+from mixrep.audio.multitrack_files import LENGTH_TOLERANCE_SECONDS
 from mixrep.datasets.song_folder import read_song, read_song_and_mix
 from mixrep.errors import DatasetError
 from mixrep.graphs.evidence import explained_share

@@ -246,7 +246,7 @@ def test_mix_accepts_the_groups_file_make_case_writes(tiny_head, tmp_path):
 
 
 def test_tracks_off_in_length_by_more_than_the_tolerance_are_refused_naming_the_files(tmp_path, capsys):
-    from mixrep.datasets.base import LENGTH_TOLERANCE_SECONDS
+    from mixrep.audio.multitrack_files import LENGTH_TOLERANCE_SECONDS
 
     tracks, reference = make_song(tmp_path)
     write_audio(tracks / "bass.wav", tone(3.0 - 2 * LENGTH_TOLERANCE_SECONDS, 110, 1), SR)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mixrep.audio.io import write_audio
-from mixrep.datasets.base import LENGTH_TOLERANCE_SECONDS
+from mixrep.audio.multitrack_files import LENGTH_TOLERANCE_SECONDS
 from mixrep.datasets.song_folder import read_groups, read_song, read_song_and_mix
 from mixrep.errors import DatasetError
 from mixrep.graphs.song import song_console

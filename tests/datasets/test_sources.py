@@ -11,7 +11,7 @@ import pytest
 from mixrep.audio.io import read_segment, write_audio
 from mixrep.constants import STEMS
 from mixrep.datasets.sources import AudioFolderSource, FMASource, StemsFolderSource, fma_audio_path
-from mixrep.datasets.base import hash_split
+from mixrep.audio.multitrack_files import hash_split
 from mixrep.datasets.registry import open_source
 from mixrep.corpora.synthetic import SynthConfig, SyntheticSource, synthesize_song, write_corpus
 from mixrep.tracks import Source
