@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mixrep.cli.console",
     "mixrep.cli.mix",
     "mixrep.cli.index",
+    "mixrep.cli.describe",
 )
 
 

@@ -4,6 +4,7 @@
     >>> encoder = StyleEncoder.from_checkpoint("outputs/demo/.../last.ckpt")
     >>> encoder.embed_stems(stems, sample_rate=44100)   # (batch, 4, 2, samples) -> (batch, dim)
     >>> encoder.embed_file("song.mp3")                  # (dim,) mean of several clips
+    >>> print(encoder.describe_path("stems/").to_text()) # decoded settings (encoders with a decoder)
 
 Embeddings are L2-normalised, so cosine similarity is a dot product. Loading needs neither
 Lightning nor FAISS: the checkpoint describes itself (:mod:`mixrep.models.checkpoint`).
@@ -20,12 +21,14 @@ import numpy as np
 import torch
 import torchaudio
 
-from mixrep.audio.io import audio_duration, read_segment
-from mixrep.constants import CHANNELS, MIN_EMBED_SECONDS, STEMS
+from mixrep.audio.io import audio_duration, audio_info, read_segment
+from mixrep.audio.primitives import rms_db
+from mixrep.constants import CHANNELS, MIN_EMBED_SECONDS, SILENCE_RMS_DB, STEMS
 from mixrep.devices import resolve_device
 from mixrep.errors import CheckpointError, refused_global
 from mixrep.files import require_stem_files
 from mixrep.frontend import FrontEnd, FrontEndConfig
+from mixrep.inference.describe import Comparison, Description, compare_embeddings, describe_embeddings
 from mixrep.models.checkpoint import read_encoder
 from mixrep.models.encoder import MixStyleEncoder
 from mixrep.separation.base import Separator
@@ -300,6 +303,79 @@ class StyleEncoder:
             DatasetError: not a folder, or a stem is missing.
         """
         return aggregate_clips(self.embed_stems_clips(require_stem_files(folder), max_clips)[0])
+
+    @property
+    def decodes_settings(self) -> bool:
+        """Whether the encoder has settings decoders (:meth:`describe`, :meth:`compare_paths`)."""
+        return self.model.decodes_settings
+
+    def _require_decoder(self) -> None:
+        if not self.decodes_settings:
+            raise CheckpointError("this checkpoint's encoder was trained for retrieval only and has no settings "
+                                  "decoder, so it cannot describe a mix (it still embeds and searches): use a "
+                                  "checkpoint trained with model.settings_weight > 0, such as `make demo`'s")
+
+    def describe(self, stems: torch.Tensor | np.ndarray, sample_rate: int) -> Description:
+        """The decoded settings of one mix's stems, in engineer's units (see :mod:`mixrep.inference.describe`).
+
+        Shape:
+            stems: ``(stems=4, channels=2, samples)`` or several clips of one mix ``(clips, 4, 2, samples)``.
+
+        Raises:
+            CheckpointError: the encoder has no settings decoder.
+            ValueError: silent stems, clips under 1 s, or a wrong shape.
+        """
+        self._require_decoder()
+        stems = torch.as_tensor(stems)
+        stems = stems[None] if stems.ndim == 3 else stems
+        if stems.ndim == 4 and not bool((stems.abs() > 0).any()):
+            raise ValueError("the stems are silent (every sample is 0): a silent mix has no settings to read")
+        return describe_embeddings(self.model, self.embed_stems(stems, sample_rate))
+
+    def _path_clips(self, path: str | Path, max_clips: int) -> np.ndarray:
+        """Clip embeddings of an audio file (a mixture, separated) or a stem folder, checked for describing."""
+        path = Path(path)
+        files = require_stem_files(path) if path.is_dir() else (path,)
+        for file in files:
+            duration_seconds, _, channels = audio_info(file)
+            if channels == 1:
+                raise ValueError(f"{file} is mono: pan and width cannot be read from one channel; describe the "
+                                 f"stereo mix (or stereo stems)")
+            if duration_seconds < self.clip_seconds:
+                raise ValueError(f"{file} lasts {duration_seconds:.2f} s, shorter than the encoder's "
+                                 f"{self.clip_seconds:g} s clip: describe a longer excerpt")
+        # Silence is checked on the clips the embedding will cut, before any separation runs.
+        offsets, seconds = self._clip_plan(min(audio_duration(f) for f in files), max_clips, str(path))
+        audible = np.asarray([rms_db(np.stack([read_segment(f, float(t), seconds, self.sample_rate) for f in files]))
+                              > SILENCE_RMS_DB for t in offsets])
+        if not audible.any():
+            raise ValueError(f"{path} is silent (below {SILENCE_RMS_DB:g} dBFS RMS in every clip): there is no mix "
+                             f"to describe")
+        embeddings, _ = (self.embed_stems_clips(files, max_clips) if path.is_dir()
+                         else self.embed_file_clips(path, max_clips))
+        return embeddings[audible]
+
+    def describe_path(self, path: str | Path, max_clips: int = 8) -> Description:
+        """:meth:`describe` of an audio file (a mixture, separated first) or a folder of the four stems,
+        from up to ``max_clips`` clips (silent clips left out).
+
+        Raises:
+            CheckpointError: the encoder has no settings decoder (checked before any audio is read).
+            ValueError: a mono file, a file shorter than one clip, or silence.
+            DatasetError: a folder without the four stems.
+            AudioReadError: an unreadable file.
+        """
+        self._require_decoder()
+        return describe_embeddings(self.model, self._path_clips(path, max_clips))
+
+    def compare_paths(self, path_a: str | Path, path_b: str | Path, max_clips: int = 8) -> Comparison:
+        """What the relative decoder says turns mix ``path_a`` into mix ``path_b`` (files or stem folders).
+
+        Raises:
+            the errors of :meth:`describe_path`.
+        """
+        self._require_decoder()
+        return compare_embeddings(self.model, self._path_clips(path_a, max_clips), self._path_clips(path_b, max_clips))
 
     def embed_file(self, path: str | Path, max_clips: int = 8) -> np.ndarray:
         """One embedding ``(embedding_dim,)`` for a whole file: the L2-normalised mean of the

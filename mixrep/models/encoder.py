@@ -13,7 +13,10 @@ Pipeline (every step is a plain ``nn.Module``; Lightning code lives in ``mixrep.
 4. temporal attention pooling (or mean pooling) over frames;
 5. optionally (``feature_branch_dim > 0``) a learned branch over the normalised mix features
    (:class:`~mixrep.models.feature_branch.FeatureBranch`), concatenated with the pooled vector;
-6. projection MLP to ``embedding_dim``.
+6. projection MLP to ``embedding_dim``;
+7. optionally (``settings_version > 0``) the settings decoders of :mod:`mixrep.models.decoder`
+   on the L2-normalised embedding: the mix's settings (:meth:`MixStyleEncoder.decode_settings`) and
+   the difference between two mixes' (:meth:`MixStyleEncoder.decode_relative`).
 
 :meth:`MixStyleEncoder.forward` returns the un-normalised projection (the contrastive loss
 normalises it); :meth:`MixStyleEncoder.embed` returns L2-normalised embeddings for retrieval.
@@ -35,9 +38,11 @@ from torch import nn
 
 from mixrep.constants import CHANNELS, STEMS
 from mixrep.models.bandsplit import BandLayout, SubBandCNN
+from mixrep.models.decoder import RelativeDecoder, SettingsDecoder
 from mixrep.models.feature_branch import FeatureBranch
 from mixrep.models.film import FiLMGenerator
 from mixrep.models.pooling import AttentionPooling, MeanPooling
+from mixrep.styles.settings_vector import SETTINGS_VERSION
 
 INPUT_CHANNELS: int = len(STEMS) * CHANNELS
 """Spectrogram channels the encoder takes: 4 stems x stereo = 8."""
@@ -65,6 +70,10 @@ class EncoderConfig:
         attention_hidden_dim: hidden width of the attention scoring MLP.
         feature_branch_dim: output size of the learned branch over the mix features whose output
             joins the pooled CNN features before the projection (0: no branch, the prototype's).
+        settings_version: the settings-vector layout its decoders predict
+            (:data:`~mixrep.styles.settings_vector.SETTINGS_VERSION`); 0: no decoders (an encoder
+            trained for retrieval only, as every checkpoint written before the decoders).
+        decoder_hidden_dim: hidden width of the settings decoders.
     """
 
     num_features: int
@@ -81,6 +90,8 @@ class EncoderConfig:
     film_hidden_dim: int = 128
     attention_hidden_dim: int = 128
     feature_branch_dim: int = 0
+    settings_version: int = 0
+    decoder_hidden_dim: int = 256
 
     @property
     def uses_features(self) -> bool:
@@ -101,6 +112,9 @@ class EncoderConfig:
             raise ValueError(
                 f"channels must be two positive ints (first, second), got {self.channels}"
             )
+        if self.settings_version not in (0, SETTINGS_VERSION):
+            raise ValueError(f"settings_version {self.settings_version} is not a settings layout this mixrep knows "
+                             f"(0 or {SETTINGS_VERSION}): upgrade mixrep to read this encoder's decoder")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -177,6 +191,15 @@ class MixStyleEncoder(nn.Module):
             nn.Dropout(config.dropout),
             nn.Linear(config.embedding_dim, config.embedding_dim),
         )
+        self.settings_decoder = self.relative_decoder = None
+        if config.settings_version:
+            self.settings_decoder = SettingsDecoder(config.embedding_dim, config.decoder_hidden_dim)
+            self.relative_decoder = RelativeDecoder(config.embedding_dim, config.decoder_hidden_dim)
+
+    @property
+    def decodes_settings(self) -> bool:
+        """Whether this encoder has settings decoders (``config.settings_version > 0``)."""
+        return self.settings_decoder is not None
 
     @property
     def min_frames(self) -> int:
@@ -254,6 +277,30 @@ class MixStyleEncoder(nn.Module):
     def embed(self, mel: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         """L2-normalised embeddings ``(batch, embedding_dim)`` (cosine similarity = dot product)."""
         return F.normalize(self(mel, features), dim=-1)
+
+    def _decoders(self) -> tuple[SettingsDecoder, RelativeDecoder]:
+        if self.settings_decoder is None or self.relative_decoder is None:
+            raise ValueError("this encoder has no settings decoder (it was trained for retrieval only, "
+                             "settings_version=0): use a checkpoint trained with settings_weight > 0")
+        return self.settings_decoder, self.relative_decoder
+
+    def decode_settings(self, embedding: torch.Tensor) -> torch.Tensor:
+        """The settings vector of L2-normalised embeddings ``(batch, embedding_dim)``: normalised
+        values, and logits for the presence entries, ``(batch, NUM_SETTINGS)``.
+
+        Raises:
+            ValueError: the encoder has no settings decoder.
+        """
+        return self._decoders()[0](embedding)
+
+    def decode_relative(self, embedding_a: torch.Tensor, embedding_b: torch.Tensor) -> torch.Tensor:
+        """The settings difference ``b - a`` (normalised values; presence columns 0) of two batches of
+        L2-normalised embeddings ``(batch, embedding_dim)`` -> ``(batch, NUM_SETTINGS)``.
+
+        Raises:
+            ValueError: the encoder has no settings decoder.
+        """
+        return self._decoders()[1](embedding_a, embedding_b)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -34,6 +34,7 @@ from mixrep.audio.stems import sum_to_stems
 from mixrep.constants import CHANNELS, STEMS
 from mixrep.styles.chains import AugmentConfig, StyleAugmenter, StyleChain, apply_chain, sample_chain
 from mixrep.styles.mix_style import MixStyle, MixStyleConfig, render_mix, sample_mix_style
+from mixrep.styles.settings_vector import settings_vector
 from mixrep.tracks import Source, Track
 
 
@@ -115,6 +116,12 @@ class StyleSpace(Protocol):
         """The style as plain builtins (JSON), ``None`` for the reference ``None``."""
         ...
 
+    def settings(self, clip: Clip, style: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        """What a settings decoder learns of ``style`` applied to ``clip``: ``(values, mask)`` of
+        :func:`~mixrep.styles.settings_vector.settings_vector`, or ``None`` where the space's styles
+        have no settings vector."""
+        ...
+
 
 class ChainStyles:
     """Per-stem effect chains (:mod:`mixrep.styles.chains`) on the four stems.
@@ -146,6 +153,9 @@ class ChainStyles:
 
     def describe(self, style: StyleChain | None) -> dict | None:
         return None if style is None else style.to_dict()
+
+    def settings(self, clip: Clip, style: StyleChain | None) -> None:
+        return None  # chains are per-stem effect lists, not the settings vector's channel strips
 
 
 class MixStyles:
@@ -180,6 +190,9 @@ class MixStyles:
 
     def describe(self, style: MixStyle) -> dict:
         return style.to_dict()
+
+    def settings(self, clip: Clip, style: MixStyle) -> tuple[np.ndarray, np.ndarray]:
+        return settings_vector(style, clip.names, clip.stems)
 
 
 STYLE_SPACES = ("chains", "mix_style")

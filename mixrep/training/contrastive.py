@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 
 from mixrep.constants import SAMPLE_RATE
 from mixrep.errors import CheckpointError
 from mixrep.frontend import FEATURE_GROUPS, FrontEnd, FrontEndConfig, num_features
 from mixrep.models.checkpoint import encoder_config_from_dict, encoder_section, seal
 from mixrep.models.encoder import EncoderConfig, MixStyleEncoder
-from mixrep.training.losses import info_nce
+from mixrep.styles.settings_vector import SETTINGS_VERSION
+from mixrep.training.losses import info_nce, relative_settings_loss, settings_loss
 from mixrep.training.schedules import warmup_cosine
 from mixrep.training.triplets import SIDES, encode_triplets
 
@@ -34,6 +36,14 @@ class ContrastiveStyleModule(L.LightningModule):
         sample_rate, clip_seconds: the stems' rate and clip length, linked from the data module
             by the CLI; with the rest of the front end they are stored in checkpoints.
         seed: seeds the per-step RNG (dropout) so a resumed run continues identically.
+        settings_weight: weight of the settings decoder's loss
+            (:func:`~mixrep.training.losses.settings_loss`) next to InfoNCE on every side of every
+            triplet; ``> 0`` gives the encoder its settings decoders (needs the ``mix_style`` style
+            space, whose styles have settings vectors); 0: retrieval only.
+        relative_weight: weight of the relative decoder's loss
+            (:func:`~mixrep.training.losses.relative_settings_loss`) on two pairs per triplet:
+            anchor -> negative (the same song in two styles) and positive -> negative (two songs).
+            Used only with ``settings_weight > 0``.
 
     Batches hold raw stems (``anchor_stems``...); each step first runs the front end on them on
     the training device (:func:`~mixrep.training.triplets.encode_triplets`), then the encoder.
@@ -45,7 +55,8 @@ class ContrastiveStyleModule(L.LightningModule):
                  feature_branch_dim: int = 0, temperature: float = 0.1, lr: float = 2e-4, weight_decay: float = 0.01,
                  warmup_steps: int = 500, min_lr_ratio: float = 0.01, gather_negatives: bool = True, sample_rate: int = SAMPLE_RATE,
                  n_fft: int = 2048, hop_length: int = 512, f_min: float = 20.0, log_floor: float = 1e-5,
-                 features: tuple[str, ...] = FEATURE_GROUPS, clip_seconds: float = 4.0, seed: int = 0) -> None:
+                 features: tuple[str, ...] = FEATURE_GROUPS, clip_seconds: float = 4.0, seed: int = 0,
+                 settings_weight: float = 0.0, relative_weight: float = 0.5, decoder_hidden_dim: int = 256) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.frontend_config = FrontEndConfig(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length,
@@ -55,7 +66,10 @@ class ContrastiveStyleModule(L.LightningModule):
         self.encoder_config = EncoderConfig(
             num_features=num_features(tuple(features)), n_mels=n_mels, band_size=band_size, band_overlap=band_overlap,
             channels=tuple(channels), embedding_dim=embedding_dim, use_film=use_film, band_split=band_split,
-            pooling=pooling, dropout=dropout, feature_branch_dim=feature_branch_dim)
+            pooling=pooling, dropout=dropout, feature_branch_dim=feature_branch_dim,
+            settings_version=SETTINGS_VERSION if settings_weight > 0 else 0, decoder_hidden_dim=decoder_hidden_dim)
+        if settings_weight < 0 or relative_weight < 0:
+            raise ValueError(f"settings_weight ({settings_weight}) and relative_weight ({relative_weight}) must be >= 0")
         self.encoder = MixStyleEncoder(self.encoder_config)
 
     def forward(self, mel: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
@@ -79,20 +93,50 @@ class ContrastiveStyleModule(L.LightningModule):
         # Dropout is a function of (seed, step): a resumed run continues identically.
         torch.manual_seed(self.hparams.seed * 1_000_003 + self.global_step)
 
+    def decoder_losses(self, batch: dict[str, torch.Tensor], embeddings: tuple[torch.Tensor, ...]
+                       ) -> dict[str, torch.Tensor]:
+        """``settings`` and ``relative`` losses of a batch's three sides (empty without decoders).
+
+        Raises:
+            ValueError: the encoder has decoders but the batch has no settings vectors (a style
+                space without them, such as ``chains``).
+        """
+        if not self.encoder.decodes_settings:
+            return {}
+        if "anchor_settings" not in batch:
+            raise ValueError("settings_weight > 0 needs training styles with settings vectors: use the data "
+                             "option styles: mix_style (the chains style space has none), or settings_weight: 0")
+        unit = [F.normalize(e, dim=-1) for e in embeddings]
+        targets = [(batch[f"{side}_settings"], batch[f"{side}_settings_mask"]) for side in SIDES]
+        settings = sum(settings_loss(self.encoder.decode_settings(e), *t) for e, t in zip(unit, targets)) / 3
+        anchor, positive, negative = unit
+        (ta, ma), (tp, mp), (tn, mn) = targets
+        relative = (relative_settings_loss(self.encoder.decode_relative(anchor, negative), ta, tn, ma, mn)
+                    + relative_settings_loss(self.encoder.decode_relative(positive, negative), tp, tn, mp, mn)) / 2
+        return {"settings": settings, "relative": relative}
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         anchor, positive, negative = self._embed_triplets(batch)
         out = info_nce(*self._gather(anchor, positive, negative), temperature=self.hparams.temperature)
-        if not torch.isfinite(out.loss):
+        decoded = self.decoder_losses(batch, (anchor, positive, negative))
+        loss = out.loss
+        if decoded:
+            loss = loss + self.hparams.settings_weight * decoded["settings"] \
+                + self.hparams.settings_weight * self.hparams.relative_weight * decoded["relative"]
+        if not torch.isfinite(loss):
             tracks = batch["track_index"].tolist()
             raise FloatingPointError(
-                f"non-finite training loss ({out.loss.item()}) at epoch {self.current_epoch}, batch {batch_idx} "
+                f"non-finite training loss ({loss.item()}) at epoch {self.current_epoch}, batch {batch_idx} "
                 f"(global step {self.global_step}, track indices {tracks}); stopping before a checkpoint "
                 f"is written. Lower the learning rate or inspect these tracks with `mixrep data preview`.")
         size = anchor.shape[0]
-        self.log("train/loss", out.loss, prog_bar=True, batch_size=size)
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log("train/info_nce", out.loss, batch_size=size)
         self.log("train/acc", out.accuracy, prog_bar=True, batch_size=size)
         self.log("train/embedding_norm", anchor.detach().norm(dim=-1).mean(), batch_size=size)
-        return out.loss
+        for name, value in decoded.items():
+            self.log(f"train/{name}_loss", value, batch_size=size)
+        return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         anchor, positive, negative = self._embed_triplets(batch)
@@ -100,6 +144,8 @@ class ContrastiveStyleModule(L.LightningModule):
         size = anchor.shape[0]
         self.log("val/loss", out.loss, sync_dist=True, batch_size=size)
         self.log("val/acc", out.accuracy, sync_dist=True, batch_size=size)
+        for name, value in self.decoder_losses(batch, (anchor, positive, negative)).items():
+            self.log(f"val/{name}_loss", value, sync_dist=True, batch_size=size)
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -1,7 +1,9 @@
-"""Contrastive losses on (anchor, positive, negative) embedding triplets.
+"""Losses of the style encoder: InfoNCE on (anchor, positive, negative) embedding triplets, and the
+settings decoders' losses.
 
 Shape:
-    Embeddings are ``(batch, dim)``; row ``i`` of the three tensors forms triplet ``i``.
+    Embeddings are ``(batch, dim)``; row ``i`` of the three tensors forms triplet ``i``. Settings
+    vectors and their masks are ``(batch, NUM_SETTINGS)`` (:mod:`mixrep.styles.settings_vector`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from mixrep.styles.settings_vector import NUM_SETTINGS, presence_columns
 
 
 @dataclass(frozen=True)
@@ -94,4 +98,43 @@ def info_nce(
     return InfoNCEOutput(loss=loss, accuracy=accuracy, logits=logits)
 
 
-__all__ = ["InfoNCEOutput", "info_nce"]
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def settings_loss(outputs: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The settings decoder's loss: mean squared error on the defined value entries plus binary
+    cross-entropy (soft targets: the share of a stem's tracks using a processor) on the defined
+    presence entries, each averaged over its defined entries.
+
+    Args:
+        outputs: decoder outputs (normalised values; logits in presence columns).
+        target: settings vectors (normalised values; presence probabilities).
+        mask: 1 where the target is defined.
+
+    Shape:
+        each ``(batch, NUM_SETTINGS)`` -> scalar.
+    """
+    presence = torch.zeros(NUM_SETTINGS, dtype=torch.bool, device=outputs.device)
+    presence[torch.as_tensor(presence_columns(), device=outputs.device)] = True
+    outputs, target, mask = outputs.float(), target.float(), mask.float()
+    squared = (outputs - target).square()
+    entropy = F.binary_cross_entropy_with_logits(outputs, target.clamp(0.0, 1.0), reduction="none")
+    return _masked_mean(squared, mask * ~presence) + _masked_mean(entropy, mask * presence)
+
+
+def relative_settings_loss(outputs: torch.Tensor, target_a: torch.Tensor, target_b: torch.Tensor,
+                           mask_a: torch.Tensor, mask_b: torch.Tensor) -> torch.Tensor:
+    """The relative decoder's loss: mean squared error of the predicted difference ``b - a`` on the
+    value entries defined in both.
+
+    Shape:
+        each ``(batch, NUM_SETTINGS)`` -> scalar.
+    """
+    value = torch.ones(NUM_SETTINGS, device=outputs.device)
+    value[torch.as_tensor(presence_columns(), device=outputs.device)] = 0.0
+    squared = (outputs.float() - (target_b.float() - target_a.float())).square()
+    return _masked_mean(squared, mask_a.float() * mask_b.float() * value)
+
+
+__all__ = ["InfoNCEOutput", "info_nce", "relative_settings_loss", "settings_loss"]

@@ -41,6 +41,15 @@ class TripletStems:
     positive: np.ndarray
     negative: np.ndarray
     info: dict = field(default_factory=dict)
+    settings: tuple[tuple[np.ndarray, np.ndarray], ...] | None = None
+    """Per side (anchor, positive, negative) the ``(values, mask)`` settings vectors of its style
+    (:meth:`~mixrep.styles.spaces.StyleSpace.settings`); ``None`` where the style space has none."""
+
+
+def side_settings(styles: StyleSpace, *sides: tuple[Clip, object]) -> tuple[tuple[np.ndarray, np.ndarray], ...] | None:
+    """The settings vectors of ``(clip, style)`` per side, or ``None`` when the style space has none."""
+    vectors = [styles.settings(clip, style) for clip, style in sides]
+    return None if any(v is None for v in vectors) else tuple(vectors)
 
 
 class ClipReader(Protocol):
@@ -114,7 +123,9 @@ class SameSongStrategy:
         negative, negative_style = self.styles.restyle(anchor_clip, rng, sample_rate)
         return [TripletStems(anchor, positive, _distinct_negative(negative, anchor), {
             "strategy": self.name, "styles": self.styles.name, "track": track.track_id,
-            "style": self.styles.describe(reference), "negative_style": self.styles.describe(negative_style)})]
+            "style": self.styles.describe(reference), "negative_style": self.styles.describe(negative_style)},
+            side_settings(self.styles, (anchor_clip, reference), (positive_clip, reference),
+                          (anchor_clip, negative_style)))]
 
 
 class SameChainStrategy:
@@ -137,7 +148,8 @@ class SameChainStrategy:
         return [TripletStems(anchor, positive, _distinct_negative(negative, anchor), {
             "strategy": self.name, "styles": self.styles.name, "track": track.track_id,
             "positive_track": other.track_id, "style": self.styles.describe(style),
-            "negative_style": self.styles.describe(negative_style)})]
+            "negative_style": self.styles.describe(negative_style)},
+            side_settings(self.styles, (anchor_clip, style), (other_clip, style), (anchor_clip, negative_style)))]
 
 
 def _partner(tracks: list[Track], index: int, rng: np.random.Generator, strategy: str) -> Track:
@@ -175,9 +187,11 @@ class CrossedStrategy:
         common = {"strategy": self.name, "styles": self.styles.name}
         return [
             TripletStems(a_s, b_s, a_t, {**common, "track": track.track_id, "positive_track": other.track_id,
-                                         "style": self.styles.describe(s), "negative_style": self.styles.describe(t)}),
+                                         "style": self.styles.describe(s), "negative_style": self.styles.describe(t)},
+                         side_settings(self.styles, (clip_a, s), (clip_b, s), (clip_a, t))),
             TripletStems(b_t, a_t, b_s, {**common, "track": other.track_id, "positive_track": track.track_id,
-                                         "style": self.styles.describe(t), "negative_style": self.styles.describe(s)}),
+                                         "style": self.styles.describe(t), "negative_style": self.styles.describe(s)},
+                         side_settings(self.styles, (clip_b, t), (clip_a, t), (clip_b, s))),
         ]
 
 

@@ -85,7 +85,10 @@ class TripletDataset(Dataset):
 
     - ``anchor_stems``, ``positive_stems``, ``negative_stems`` (:func:`stems_key`):
       ``(stems=4, channels=2, samples)`` in ``transport_dtype``, ``samples = round(clip_seconds * rate)``;
-    - ``track_index``: int64 scalar, the anchor's index in ``tracks``.
+    - ``track_index``: int64 scalar, the anchor's index in ``tracks``;
+    - where the style space has settings vectors (``mix_style``): ``{side}_settings`` and
+      ``{side}_settings_mask``, ``(NUM_SETTINGS,)`` float32 each
+      (:mod:`mixrep.styles.settings_vector`), what the settings decoder learns.
 
     Unreadable or silent tracks are skipped (logged once, counted in :attr:`skipped_tracks`) and
     another track is drawn in their place.
@@ -190,6 +193,10 @@ class TripletDataset(Dataset):
         for side in SIDES:
             stems = torch.from_numpy(np.ascontiguousarray(getattr(triplet, side)))
             item[stems_key(side)] = stems.to(self.transport_dtype)
+        if triplet.settings is not None:
+            for side, (values, mask) in zip(SIDES, triplet.settings):
+                item[f"{side}_settings"] = torch.from_numpy(values)
+                item[f"{side}_settings_mask"] = torch.from_numpy(mask)
         return item
 
 
