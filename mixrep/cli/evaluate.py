@@ -30,6 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--corpus-dir", default="outputs/corpora", help="where rendered soundfont corpora are cached")
     evaluate.add_argument("--device", default=None, help="cpu, cuda, ... (default: auto)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    evaluate.add_argument("--settings", action="store_true",
+                          help="also score settings recovery per settings group (R^2, presence AUROC) of the "
+                               "checkpoint's settings decoder against linear probes on its embedding and on the mix "
+                               "features, fitted on its training songs (needs a checkpoint with a decoder)")
     evaluate.set_defaults(func=run_evaluate)
     register_transfer(subparsers)
 
@@ -77,11 +81,29 @@ def run_transfer(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from mixrep.evaluation.encoder import domain_table_dict, evaluate_checkpoint, format_domain_scores
 
+    if args.settings:  # refuse a checkpoint without a decoder before the long retrieval evaluation
+        from mixrep.inference.style_encoder import StyleEncoder
+
+        StyleEncoder.from_checkpoint(args.checkpoint, device="cpu").require_decoder()
     results = evaluate_checkpoint(args.checkpoint, domains=args.domains, num_songs=args.songs,
                                   num_styles=args.styles, styles=args.style_space, seed=args.seed, device=args.device,
                                   split=args.split, corpus_dir=args.corpus_dir)
+    settings = []
+    if args.settings:
+        from mixrep.evaluation.settings import evaluate_settings
+
+        settings = evaluate_settings(args.checkpoint, domains=args.domains, num_songs=args.songs,
+                                     num_styles=args.styles, seed=args.seed, device=args.device,
+                                     corpus_dir=args.corpus_dir)
     if args.json:
-        print(json.dumps(domain_table_dict(results), indent=2))
+        payload = domain_table_dict(results)
+        print(json.dumps({"retrieval": payload, "settings": [r.as_dict() for r in settings]} if args.settings
+                         else payload, indent=2))
     else:
         print(format_domain_scores(results))
+        if settings:
+            from mixrep.evaluation.settings import format_settings_recovery
+
+            print("\nsettings recovery (R^2 per group, presence AUROC), same items:")
+            print(format_settings_recovery(settings))
     return 0

@@ -32,6 +32,8 @@ class StyleSet:
         feature_names: the names of the ``features`` columns.
         mfcc: mean and std of the mix's MFCCs per item (the ``mfcc`` baseline).
         styles: the style space's description of each style (JSON-ready).
+        clips: per song (``track_ids`` order) its clip's track names and their stem classes, what a
+            style's settings vector depends on (:func:`~mixrep.styles.settings_vector.settings_vector`).
 
     Shape:
         mels: ``(items, 8, n_mels, frames)``; features: ``(items, num_features)`` (both on the
@@ -46,6 +48,7 @@ class StyleSet:
     feature_names: tuple[str, ...] = ()
     mfcc: np.ndarray | None = None
     styles: list[dict | None] | None = None
+    clips: list[tuple[tuple[str, ...], tuple[str, ...]]] | None = None
 
     def __len__(self) -> int:
         return len(self.song_ids)
@@ -123,7 +126,8 @@ def build_style_set(source: Source, frontend: FrontEnd, *, split: str | None = "
     style_ids = np.tile(np.arange(num_styles), len(clips))
     return StyleSet(torch.cat(mels), torch.cat(features), song_ids, style_ids, track_ids,
                     feature_names=frontend.feature_names, mfcc=torch.cat(mfcc).numpy(),
-                    styles=[styles.describe(style) for style in drawn])
+                    styles=[styles.describe(style) for style in drawn],
+                    clips=[(clip.names, clip.stems) for clip in clips])
 
 
 @torch.no_grad()

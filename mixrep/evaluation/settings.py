@@ -1,0 +1,283 @@
+"""Settings recovery: how much of a mix's settings an encoder's decoder, and probes, read back.
+
+Items are those of the style-retrieval evaluation (:func:`~mixrep.retrieval.style_set.build_style_set`
+in the ``mix_style`` space): every item is one song's clip mixed in one drawn style, so its true
+settings vector is known (:func:`~mixrep.styles.settings_vector.settings_vector`). Four readers are
+scored on the same held-out items, per settings group
+(:data:`~mixrep.styles.settings_vector.GROUPS`):
+
+- ``decoder``: the checkpoint's settings decoder (encoders trained with ``settings_weight > 0``);
+- ``embedding probe``: ridge regression per value entry and logistic regression per presence entry on
+  the encoder's embedding, fitted on items of the checkpoint's *training* songs (other styles);
+- ``feature probe``: the same probes on the 116 handcrafted mix features of the four stems and the mix;
+- ``mean``: every value predicted as its mean over the probes' training items (R^2 <= 0 by design,
+  presence AUROC 0.5): the floor.
+
+Scores: R^2 per value entry over the items where it is defined, averaged over a group's entries;
+AUROC per presence entry (true presence = at least half the stem's tracks use the processor),
+averaged over a group's entries that have both classes. The relative decoder is scored on pairs of
+items, two styles of the same song and two styles of two songs: R^2 of the predicted difference
+against the true one, per group, next to the difference of two absolute decodings.
+
+Shape:
+    embeddings ``(items, dim)``, features ``(items, num_features)``, targets and masks
+    ``(items, NUM_SETTINGS)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mixrep.evaluation.encoder import default_domains, open_domain, training_source
+from mixrep.inference.style_encoder import StyleEncoder, load_checkpoint
+from mixrep.models.decoder import SettingsDecoder
+from mixrep.retrieval.style_set import StyleSet, build_style_set, embed_style_set
+from mixrep.styles.mix_style import MixStyle
+from mixrep.styles.settings_vector import GROUPS, NUM_SETTINGS, SETTINGS, relative_mask, settings_vector
+from mixrep.styles.spaces import make_style_space
+
+log = logging.getLogger(__name__)
+
+READERS = ("decoder", "embedding probe", "feature probe", "mean")
+PRESENT = 0.5
+"""A stem's processor counts as present when at least this share of its tracks use it."""
+
+
+@dataclass
+class SettingsItems:
+    """Encoded items with their true settings (see the module docstring for shapes)."""
+
+    embeddings: np.ndarray
+    features: np.ndarray
+    targets: np.ndarray
+    masks: np.ndarray
+    song_ids: np.ndarray
+    style_ids: np.ndarray
+
+
+def settings_items(encoder: StyleEncoder, style_set: StyleSet) -> SettingsItems:
+    """Embed a ``mix_style`` style set and attach every item's true settings vector.
+
+    Raises:
+        ValueError: the set was not drawn from the ``mix_style`` space (no settings vectors).
+    """
+    if not style_set.styles or style_set.clips is None or any(s is None or "strips" not in s for s in style_set.styles):
+        raise ValueError("settings recovery needs a style set drawn from the mix_style space")
+    styles = [MixStyle.from_dict(s) for s in style_set.styles]
+    vectors = [settings_vector(styles[style], *style_set.clips[song])
+               for song, style in zip(style_set.song_ids, style_set.style_ids)]
+    return SettingsItems(embed_style_set(encoder.model, style_set), style_set.features.numpy().astype(np.float64),
+                         np.stack([v for v, _ in vectors]), np.stack([m for _, m in vectors]),
+                         style_set.song_ids, style_set.style_ids)
+
+
+@torch.no_grad()
+def decoded(encoder: StyleEncoder, embeddings: np.ndarray) -> np.ndarray:
+    """The decoder's normalised values and presence probabilities ``(items, NUM_SETTINGS)``."""
+    outputs = encoder.model.decode_settings(torch.as_tensor(embeddings, device=encoder.device))
+    return SettingsDecoder.presence_probabilities(outputs).cpu().numpy()
+
+
+@dataclass
+class Probes:
+    """Linear probes per settings entry, fitted on one kind of input (see :func:`fit_probes`)."""
+
+    models: dict[int, object] = field(default_factory=dict)
+    means: np.ndarray = field(default_factory=lambda: np.zeros(NUM_SETTINGS))
+
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        """``(items, dim)`` -> ``(items, NUM_SETTINGS)``: values, and presence probabilities."""
+        out = np.tile(self.means, (len(inputs), 1))
+        for column, model in self.models.items():
+            if SETTINGS[column].kind == "presence":
+                out[:, column] = model.predict_proba(inputs)[:, 1]
+            else:
+                out[:, column] = model.predict(inputs)
+        return out
+
+
+def fit_probes(inputs: np.ndarray, targets: np.ndarray, masks: np.ndarray) -> Probes:
+    """Ridge (value entries; alpha by leave-one-out over a log grid) and logistic regression (presence
+    entries, binarised at :data:`PRESENT`; C by 5-fold cross-validated AUROC) per entry, on z-scored ``inputs``,
+    each on the items where its target is defined. An entry with one class only (or under 10 items)
+    keeps its mean."""
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probes = Probes(means=_masked_means(targets, masks))
+    for column, setting in enumerate(SETTINGS):
+        rows = masks[:, column] > 0
+        if rows.sum() < 10:
+            continue
+        y = targets[rows, column]
+        if setting.kind == "presence":
+            labels = (y >= PRESENT).astype(int)
+            if labels.min() == labels.max() or min(labels.sum(), len(labels) - labels.sum()) < 5:
+                continue
+            search = GridSearchCV(LogisticRegression(max_iter=2000), {"C": np.logspace(-3, 2, 6)}, cv=5,
+                                  scoring="roc_auc")
+            model = make_pipeline(StandardScaler(), search)
+            probes.models[column] = model.fit(inputs[rows], labels)
+        else:
+            model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
+            probes.models[column] = model.fit(inputs[rows], y)
+    return probes
+
+
+def _masked_means(targets: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    return (targets * masks).sum(axis=0) / np.maximum(masks.sum(axis=0), 1.0)
+
+
+def entry_scores(predictions: np.ndarray, targets: np.ndarray, masks: np.ndarray) -> dict[str, float]:
+    """R^2 (value entries) or AUROC (presence entries) per entry name; entries without variance
+    (or with one class) are left out."""
+    from sklearn.metrics import roc_auc_score
+
+    scores = {}
+    for column, setting in enumerate(SETTINGS):
+        rows = masks[:, column] > 0
+        if rows.sum() < 4:
+            continue
+        y, p = targets[rows, column], predictions[rows, column]
+        if setting.kind == "presence":
+            labels = y >= PRESENT
+            if labels.all() or not labels.any():
+                continue
+            scores[setting.name] = float(roc_auc_score(labels, p))
+        else:
+            total = float(np.square(y - y.mean()).sum())
+            if total < 1e-6 * len(y):
+                continue
+            scores[setting.name] = 1.0 - float(np.square(y - p).sum()) / total
+    return scores
+
+
+def group_scores(scores: dict[str, float]) -> dict[str, dict[str, float]]:
+    """``{group: {"r2": mean R^2 of its value entries, "auroc": mean AUROC of its presence entries}}``
+    (a key is missing when the group has no scored entry of that kind)."""
+    kinds = {s.name: (s.group, "r2" if s.kind == "value" else "auroc") for s in SETTINGS}
+    collected: dict[str, dict[str, list[float]]] = {}
+    for name, value in scores.items():
+        group, kind = kinds[name]
+        collected.setdefault(group, {}).setdefault(kind, []).append(value)
+    return {g: {k: float(np.mean(v)) for k, v in collected[g].items()} for g in GROUPS if g in collected}
+
+
+def relative_pairs(items: SettingsItems, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index pairs ``(a, b)`` of items in different styles: ``same`` marks two styles of one song, else
+    two songs. Every item is paired once with a same-song partner and once with another song's item
+    (random, seeded). Returns ``(a, b, same)`` each ``(pairs,)``."""
+    rng = np.random.default_rng(seed)
+    a, b, same = [], [], []
+    for i in range(len(items.song_ids)):
+        for same_song in (True, False):
+            candidates = np.flatnonzero((items.style_ids != items.style_ids[i])
+                                        & ((items.song_ids == items.song_ids[i]) == same_song))
+            if len(candidates):
+                a.append(i)
+                b.append(int(rng.choice(candidates)))
+                same.append(same_song)
+    return np.asarray(a), np.asarray(b), np.asarray(same)
+
+
+@torch.no_grad()
+def relative_scores(encoder: StyleEncoder, items: SettingsItems) -> dict[str, dict[str, dict[str, float]]]:
+    """R^2 per group of the relative decoder and of the difference of two absolute decodings, on
+    same-song and two-song pairs: ``{"same song" | "two songs": {reader: {group: r2}}}``."""
+    a, b, same = relative_pairs(items)
+    e = torch.as_tensor(items.embeddings, device=encoder.device)
+    relative = encoder.model.decode_relative(e[a], e[b]).cpu().numpy()
+    absolute = decoded(encoder, items.embeddings)
+    difference = absolute[b] - absolute[a]
+    truth = items.targets[b] - items.targets[a]
+    masks = np.stack([relative_mask(items.masks[i], items.masks[j]) for i, j in zip(a, b)])
+    out = {}
+    for label, rows in (("same song", same), ("two songs", ~same)):
+        out[label] = {reader: {g: s["r2"] for g, s in group_scores(entry_scores(p[rows], truth[rows], masks[rows])).items()
+                               if "r2" in s}
+                      for reader, p in (("relative decoder", relative), ("absolute difference", difference))}
+    return out
+
+
+@dataclass
+class SettingsRecovery:
+    """One domain's settings-recovery scores: ``{reader: {group: {"r2", "auroc"}}}`` and the relative decoding."""
+
+    domain: str
+    description: str
+    items: int
+    groups: dict[str, dict[str, dict[str, float]]]
+    relative: dict[str, dict[str, dict[str, float]]]
+
+    def as_dict(self) -> dict:
+        return {"domain": self.domain, "description": self.description, "items": self.items, "groups": self.groups,
+                "relative": self.relative}
+
+
+def evaluate_settings(path: str | Path, *, domains: list[str] | None = None, num_songs: int = 16, num_styles: int = 8,
+                      probe_songs: int = 32, probe_styles: int = 12, seed: int = 1234, device: str | None = None,
+                      corpus_dir: str | Path = "outputs/corpora") -> list[SettingsRecovery]:
+    """Score the readers of the module docstring on every domain (default: those of ``mixrep evaluate``).
+
+    The probes are fitted once, on ``probe_songs x probe_styles`` items of the checkpoint's training
+    songs (``train`` split, styles drawn with ``seed + 1``); each domain's items are the retrieval
+    evaluation's (``num_songs x num_styles``, ``seed``).
+
+    Raises:
+        CheckpointError: the checkpoint has no settings decoder.
+    """
+    checkpoint = load_checkpoint(path)
+    encoder = StyleEncoder.from_loaded(checkpoint, path, device=device)
+    encoder.require_decoder()
+    styles = make_style_space("mix_style")
+    train_set = build_style_set(training_source(checkpoint, encoder.sample_rate), encoder.frontend, split="train",
+                                num_songs=probe_songs, num_styles=probe_styles, styles=styles, seed=seed + 1)
+    train = settings_items(encoder, train_set)
+    probes = {"embedding probe": (fit_probes(train.embeddings, train.targets, train.masks), "embeddings"),
+              "feature probe": (fit_probes(train.features, train.targets, train.masks), "features")}
+    mean = _masked_means(train.targets, train.masks)
+    results = []
+    for spec in domains or default_domains(checkpoint):
+        source, description, split = open_domain(spec, checkpoint, encoder.sample_rate, songs=num_songs,
+                                                  min_seconds=encoder.clip_seconds, corpus_dir=corpus_dir)
+        items = settings_items(encoder, build_style_set(source, encoder.frontend, split=split, num_songs=num_songs,
+                                                        num_styles=num_styles, styles=styles, seed=seed))
+        predictions = {"decoder": decoded(encoder, items.embeddings),
+                       "mean": np.tile(mean, (len(items.targets), 1))}
+        for reader, (probe, inputs) in probes.items():
+            predictions[reader] = probe.predict(getattr(items, inputs))
+        groups = {reader: group_scores(entry_scores(predictions[reader], items.targets, items.masks))
+                  for reader in READERS}
+        results.append(SettingsRecovery(spec, description, len(items.targets), groups, relative_scores(encoder, items)))
+    return results
+
+
+def format_settings_recovery(results: list[SettingsRecovery]) -> str:
+    """Per domain: a row per reader, R^2 per group (and the mean over groups), then the presence AUROC
+    averaged over groups; then the relative decoding's R^2 averaged over groups."""
+    lines = []
+    for result in results:
+        header = f"{'reader':18s} " + " ".join(f"{g[:9]:>9s}" for g in GROUPS) + f" {'mean R2':>8s} {'AUROC':>6s}"
+        lines += [f"{result.description}: {result.items} items, R^2 per settings group", header, "-" * len(header)]
+        for reader, groups in result.groups.items():
+            r2 = [groups.get(g, {}).get("r2") for g in GROUPS]
+            auroc = [s["auroc"] for s in groups.values() if "auroc" in s]
+            cells = " ".join(f"{v:9.2f}" if v is not None else f"{'-':>9s}" for v in r2)
+            lines.append(f"{reader:18s} {cells} {np.mean([v for v in r2 if v is not None]):8.2f} "
+                         f"{np.mean(auroc) if auroc else float('nan'):6.2f}")
+        for label, readers in result.relative.items():
+            lines.append("relative, " + label + ": " + ", ".join(
+                f"{reader} R^2 {np.mean(list(groups.values())):.2f}" for reader, groups in readers.items()))
+        lines.append("")
+    return "\n".join(lines)
+
+
+__all__ = ["READERS", "SettingsItems", "SettingsRecovery", "entry_scores", "evaluate_settings", "fit_probes",
+           "format_settings_recovery", "group_scores", "relative_pairs", "relative_scores", "settings_items"]
