@@ -34,7 +34,8 @@ def register_embed(subparsers: argparse._SubParsersAction) -> None:
                     "are written (exit status 1 when some were skipped). Silent inputs are embedded with a warning.")
     embed.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
                        help="audio files (mixtures, separated with Demucs) or, with --stems, stem folders")
-    embed.add_argument("--checkpoint", type=Path, required=True)
+    embed.add_argument("--checkpoint", type=Path, default=None,
+                       help="encoder checkpoint (default: the one shipped with mixrep, docs/pretrained.md)")
     embed.add_argument("--out", type=Path, default=Path("embeddings.npz"))
     embed.add_argument("--stems", action="store_true",
                        help="inputs are folders holding drums/bass/other/vocals audio files")
@@ -54,7 +55,10 @@ def run_embed(args: argparse.Namespace) -> int:
     from mixrep.retrieval.embedder import aggregate_clips
     from mixrep.retrieval.queries import embed_inputs
 
-    encoder = StyleEncoder.from_checkpoint(args.checkpoint, device=args.device, separator_weights=args.weights)
+    from mixrep.inference.pretrained import checkpoint_or_shipped
+
+    encoder = StyleEncoder.from_checkpoint(checkpoint_or_shipped(args.checkpoint), device=args.device,
+                                           separator_weights=args.weights)
     results = embed_inputs(encoder, args.inputs, args.stems, max_clips=args.max_clips,
                            stems_hint="Or, with pre-separated stems, embed stems folders: `mixrep embed --stems`.")
     done = [r for r in results if r.error is None]

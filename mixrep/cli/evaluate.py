@@ -81,10 +81,6 @@ def run_transfer(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from mixrep.evaluation.encoder import domain_table_dict, evaluate_checkpoint, format_domain_scores
 
-    if args.settings:  # refuse a checkpoint without a decoder before the long retrieval evaluation
-        from mixrep.inference.style_encoder import StyleEncoder
-
-        StyleEncoder.from_checkpoint(args.checkpoint, device="cpu").require_decoder()
     results = evaluate_checkpoint(args.checkpoint, domains=args.domains, num_songs=args.songs,
                                   num_styles=args.styles, styles=args.style_space, seed=args.seed, device=args.device,
                                   split=args.split, corpus_dir=args.corpus_dir)

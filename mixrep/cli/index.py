@@ -18,11 +18,13 @@ from mixrep.retrieval.library_index import LibraryIndex, QueryResult
 from mixrep.retrieval.store import STORE_NAME, MetadataStore
 
 
-def load_embedder(checkpoint: str):
-    """The trained encoder of ``checkpoint`` (imported lazily: torch loads only when needed)."""
+def load_embedder(checkpoint: str | None):
+    """The trained encoder of ``checkpoint``, or the shipped one when ``None`` (imported lazily: torch
+    loads only when needed)."""
+    from mixrep.inference.pretrained import checkpoint_or_shipped
     from mixrep.inference.style_encoder import StyleEncoder
 
-    return StyleEncoder.from_checkpoint(checkpoint)
+    return StyleEncoder.from_checkpoint(checkpoint_or_shipped(checkpoint))
 
 
 def register(subparsers) -> None:
@@ -30,7 +32,8 @@ def register(subparsers) -> None:
     sub = index.add_subparsers(dest="index_command", required=True, metavar="ACTION")
 
     build = sub.add_parser("build", help="embed a library into an index (resumes an interrupted build)")
-    build.add_argument("--checkpoint", required=True, help="encoder checkpoint")
+    build.add_argument("--checkpoint", default=None,
+                       help="encoder checkpoint (default: the one shipped with mixrep, docs/pretrained.md)")
     build.add_argument("--library", required=True, nargs="+", help="folders/files, or the root for --source")
     build.add_argument("--source", choices=("fma", "stems", "folder"), default=None,
                        help="read the library through a mixrep data source instead of walking folders")
@@ -43,7 +46,8 @@ def register(subparsers) -> None:
     build.set_defaults(func=_cmd_build)
 
     add = sub.add_parser("add", help="add files or folders to an index")
-    add.add_argument("--checkpoint", required=True)
+    add.add_argument("--checkpoint", default=None,
+                     help="the encoder that built the index (default: the shipped one)")
     add.add_argument("--index", required=True)
     add.add_argument("paths", nargs="+")
     _add_skip_args(add)
@@ -73,7 +77,9 @@ def register(subparsers) -> None:
     group.add_argument("--query", nargs="+", help="audio file(s), or stems folder(s) with --stems")
     group.add_argument("--query-id", type=int, nargs="+", help="id(s) of tracks in the index")
     group.add_argument("--query-list", help="text file with one query path per line")
-    search.add_argument("--checkpoint", help="encoder checkpoint (needed for file queries)")
+    search.add_argument("--checkpoint", default=None,
+                        help="encoder checkpoint for file queries (default: the shipped one); it must be the "
+                             "encoder that built the index")
     search.add_argument("--stems", action="store_true", help="queries are folders of pre-separated stems")
     search.add_argument("-k", type=int, default=10)
     search.add_argument("--nprobe", type=int, default=None, help="IVF lists to visit (recall vs speed)")
@@ -208,8 +214,6 @@ def _cmd_search(args) -> int:
         else:
             queries = args.query or [line.strip() for line in Path(args.query_list).read_text().splitlines()
                                      if line.strip() and not line.startswith("#")]
-            if not args.checkpoint:
-                raise MixrepError("file queries need --checkpoint (the encoder that built the index)")
             results = index.search_files(load_embedder(args.checkpoint), queries, args.k, stems=args.stems)
     failed = [r for r in results if r.error]
     if args.json:

@@ -6,7 +6,8 @@ settings vector is known (:func:`~mixrep.styles.settings_vector.settings_vector`
 scored on the same held-out items, per settings group
 (:data:`~mixrep.styles.settings_vector.GROUPS`):
 
-- ``decoder``: the checkpoint's settings decoder (encoders trained with ``settings_weight > 0``);
+- ``decoder``: the checkpoint's settings decoder (encoders trained with ``settings_weight > 0``; a
+  checkpoint without one is scored by the other readers only);
 - ``embedding probe``: ridge regression per value entry and logistic regression per presence entry on
   the encoder's embedding, fitted on items of the checkpoint's *training* songs (other styles);
 - ``feature probe``: the same probes on the 116 handcrafted mix features of the four stems and the mix;
@@ -230,12 +231,11 @@ def evaluate_settings(path: str | Path, *, domains: list[str] | None = None, num
     songs (``train`` split, styles drawn with ``seed + 1``); each domain's items are the retrieval
     evaluation's (``num_songs x num_styles``, ``seed``).
 
-    Raises:
-        CheckpointError: the checkpoint has no settings decoder.
+    A checkpoint without a settings decoder (trained for retrieval only) gets the probes and the mean
+    only: what its embedding carries.
     """
     checkpoint = load_checkpoint(path)
     encoder = StyleEncoder.from_loaded(checkpoint, path, device=device)
-    encoder.require_decoder()
     styles = make_style_space("mix_style")
     train_set = build_style_set(training_source(checkpoint, encoder.sample_rate), encoder.frontend, split="train",
                                 num_songs=probe_songs, num_styles=probe_styles, styles=styles, seed=seed + 1)
@@ -249,13 +249,15 @@ def evaluate_settings(path: str | Path, *, domains: list[str] | None = None, num
                                                   min_seconds=encoder.clip_seconds, corpus_dir=corpus_dir)
         items = settings_items(encoder, build_style_set(source, encoder.frontend, split=split, num_songs=num_songs,
                                                         num_styles=num_styles, styles=styles, seed=seed))
-        predictions = {"decoder": decoded(encoder, items.embeddings),
-                       "mean": np.tile(mean, (len(items.targets), 1))}
+        predictions = {"mean": np.tile(mean, (len(items.targets), 1))}
+        if encoder.decodes_settings:
+            predictions["decoder"] = decoded(encoder, items.embeddings)
         for reader, (probe, inputs) in probes.items():
             predictions[reader] = probe.predict(getattr(items, inputs))
         groups = {reader: group_scores(entry_scores(predictions[reader], items.targets, items.masks))
-                  for reader in READERS}
-        results.append(SettingsRecovery(spec, description, len(items.targets), groups, relative_scores(encoder, items)))
+                  for reader in READERS if reader in predictions}
+        relative = relative_scores(encoder, items) if encoder.decodes_settings else {}
+        results.append(SettingsRecovery(spec, description, len(items.targets), groups, relative))
     return results
 
 

@@ -196,6 +196,20 @@ def read_encoder(checkpoint: dict, where: str) -> tuple[MixStyleEncoder, dict, s
     return encoder.eval(), dict(meta.get("frontend", {})), meta["content_hash"]
 
 
+def inference_copy(checkpoint: dict, where: str) -> dict:
+    """What inference reads of a style-encoder checkpoint, and nothing else: the ``"mixrep"`` section,
+    the sealed data-module settings and the encoder's weights (no optimizer state, loops or callbacks).
+    The recorded hashes still hold, so the copy loads and verifies like the original.
+
+    Raises:
+        CheckpointError: the checkpoint does not verify (:func:`read_encoder`'s checks).
+    """
+    read_encoder(checkpoint, where)  # refuse to copy what would not load
+    copy = {key: checkpoint[key] for key in SEALED_SECTIONS if key in checkpoint}
+    copy["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k.startswith(WEIGHTS_PREFIX)}
+    return copy
+
+
 HEAD_KIND = "mixrep.regression_head"
 HEAD_VERSION = 1
 HEAD_WEIGHTS_PREFIX = "head."
