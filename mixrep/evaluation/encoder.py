@@ -18,7 +18,10 @@ Scored on exactly the same items of each domain:
 
 - ``trained``: the checkpoint;
 - ``untrained``: the same architecture with freshly initialised weights (seeded);
-- ``mix_features``, ``stem_features``, ``mfcc``: handcrafted features (:mod:`mixrep.retrieval.baselines`).
+- ``mix_features``, ``stem_features``, ``stem_descriptor``, ``mfcc``: handcrafted features
+  (:mod:`mixrep.retrieval.baselines`); ``stem_descriptor`` (:mod:`mixrep.retrieval.descriptor`) is
+  the strong one, so "trained - best baseline" says whether the embedding beats a plain z-scored
+  handcrafted description of the stems.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ EVAL_SEED = 7919
 EVAL_SONG_SECONDS = 12.0
 HELD_OUT_PREFERENCE = ("MuseScore_General", "TimGM6mb", "FluidR3_GM")
 """Which installed soundfont to hold out, first the one most unlike the others that is not trained on."""
-BASELINES = ("untrained", "mix_features", "stem_features", "mfcc")
+BASELINES = ("untrained", "mix_features", "stem_features", "stem_descriptor", "mfcc")
 
 
 @dataclass
@@ -190,7 +193,8 @@ def score_encoders(encoder: StyleEncoder, style_set: StyleSet, seed: int = 0) ->
     untrained = MixStyleEncoder(encoder.model.config).to(encoder.device)
     song_ids, style_ids = style_set.song_ids, style_set.style_ids
     embeddings = {"trained": embed_style_set(encoder.model, style_set), "untrained": embed_style_set(untrained, style_set)}
-    embeddings.update(feature_baselines(style_set.features.numpy(), style_set.feature_names, style_set.mfcc))
+    embeddings.update(feature_baselines(style_set.features.numpy(), style_set.feature_names, style_set.mfcc,
+                                        style_set.descriptor))
     return {name: style_retrieval_scores(e, song_ids, style_ids) for name, e in embeddings.items()}
 
 
