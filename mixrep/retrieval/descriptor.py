@@ -187,7 +187,7 @@ def stem_descriptor(stems: torch.Tensor, sample_rate: int) -> torch.Tensor:
     layout = _layout(int(sample_rate), x.device)
     n_fft = layout["n_fft"]
     spectrum = torch.stft(x.reshape(-1, samples), n_fft, hop_length=n_fft // 4, window=layout["window"],
-                          center=True, pad_mode="constant", return_complex=True)
+                          center=False, return_complex=True)
     spectrum = spectrum.unflatten(0, (batch * num_stems, channels)) * layout["scale"].sqrt()  # (signals, 2, bins, frames)
     left, right = spectrum[:, 0], spectrum[:, 1]
     power_left, power_right = left.abs().square(), right.abs().square()
