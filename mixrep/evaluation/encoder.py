@@ -236,14 +236,14 @@ def evaluate_checkpoint(path: str | Path, *, domains: list[str] | None = None, n
 def format_domain_scores(results: list[DomainScores]) -> str:
     """One plain-text table: a block of rows per domain, the best baseline named under each."""
     width = max([36, *(len(r.description) for r in results)])
-    header = f"{'domain':{width}s} {'songs x styles':>14s}  {'model':14s} {'mAP':>6s} {'R@1':>6s} {'style>song':>10s}"
+    header = f"{'domain':{width}s} {'songs x styles':>14s}  {'model':15s} {'mAP':>6s} {'R@1':>6s} {'style>song':>10s}"
     lines = [header, "-" * len(header)]
     for result in results:
         size = f"{result.songs} x {result.styles}"
         for i, (name, s) in enumerate(result.scores.items()):
             first = i == 0
             lines.append(f"{(result.description if first else ''):{width}s} {(size if first else ''):>14s}  "
-                         f"{name:14s} {s.map:6.3f} {s.recall_at_1:6.3f} {s.style_over_song:10.3f}")
+                         f"{name:15s} {s.map:6.3f} {s.recall_at_1:6.3f} {s.style_over_song:10.3f}")
         best = result.best_baseline
         margin = result.scores["trained"].map - result.scores[best].map
         lines.append(f"{'':{width}s} {'':>14s}  trained - best baseline ({best}): {margin:+.3f} mAP")

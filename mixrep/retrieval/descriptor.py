@@ -190,7 +190,7 @@ def stem_descriptor(stems: torch.Tensor, sample_rate: int) -> torch.Tensor:
                           center=False, return_complex=True)
     spectrum = spectrum.unflatten(0, (batch * num_stems, channels)) * layout["scale"].sqrt()  # (signals, 2, bins, frames)
     left, right = spectrum[:, 0], spectrum[:, 1]
-    power_left, power_right = left.abs().square(), right.abs().square()
+    power_left, power_right = torch.view_as_real(spectrum).square().sum(dim=-1).unbind(dim=1)
     power = 0.5 * (power_left + power_right)  # (signals, bins, frames)
     bands = layout["bands"]
 
