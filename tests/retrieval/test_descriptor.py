@@ -184,6 +184,9 @@ def test_the_style_set_stores_the_descriptor_and_each_songs_clip_and_the_descrip
     styles = MixStyles()
     style_set = build_style_set(source, frontend, split=None, num_songs=4, num_styles=4, styles=styles, seed=3)
     assert style_set.descriptor.shape == (16, len(DESCRIPTOR_NAMES)) and style_set.descriptor.dtype == np.float32
+    for stem in STEMS:  # row i describes item i: its loudness is the front end's for the same styled stems
+        np.testing.assert_allclose(style_set.descriptor[:, DESCRIPTOR_NAMES.index(f"{stem}.lufs")],
+                                   style_set.features[:, style_set.feature_names.index(f"{stem}.lufs")], atol=0.01)
     assert len(style_set.clips) == style_set.num_songs == 4
     for names, stems in style_set.clips:
         assert len(names) == len(stems) and set(stems) <= set(STEMS)
