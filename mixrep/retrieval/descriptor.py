@@ -113,15 +113,15 @@ def _layout(sample_rate: int, device: torch.device) -> dict:
     bands = ((freqs_hz[:, None] >= lower) & (freqs_hz[:, None] < upper)).astype(np.float32)  # (bins, bands)
     bins_per_band = bands.sum(axis=0)
     in_range = (freqs_hz >= lower[0]) & (freqs_hz < upper[-1])
-    scale = np.full(n_fft // 2 + 1, 2.0)  # one-sided power: DC and Nyquist once
-    scale[0] = scale[-1] = 1.0
+    one_sided = np.full(n_fft // 2 + 1, 2.0)  # one-sided power: DC and Nyquist once
+    one_sided[0] = one_sided[-1] = 1.0
     window = torch.hann_window(n_fft, dtype=torch.float64)
-    scale = scale / (n_fft * float(window.square().sum()))  # the bins of a frame sum to its mean square
+    window = window / math.sqrt(n_fft * float(window.square().sum()))  # the bins of a frame sum to its mean square
     x = np.log2(centres) - np.log2(centres).mean()
     return {
         "n_fft": n_fft,
         "window": window.float().to(device),
-        "scale": torch.from_numpy(scale).float().to(device)[:, None],
+        "one_sided": torch.from_numpy(one_sided).float().to(device),
         "bands": torch.from_numpy(bands).to(device),
         "bins_per_band": torch.from_numpy(bins_per_band).to(device),
         "occupied": torch.from_numpy(bins_per_band > 0).to(device),
@@ -188,9 +188,11 @@ def stem_descriptor(stems: torch.Tensor, sample_rate: int) -> torch.Tensor:
     n_fft = layout["n_fft"]
     spectrum = torch.stft(x.reshape(-1, samples), n_fft, hop_length=n_fft // 4, window=layout["window"],
                           center=False, return_complex=True)
-    spectrum = spectrum.unflatten(0, (batch * num_stems, channels)) * layout["scale"].sqrt()  # (signals, 2, bins, frames)
+    spectrum = spectrum.unflatten(0, (batch * num_stems, channels))  # (signals, 2, bins, frames)
     left, right = spectrum[:, 0], spectrum[:, 1]
-    power_left, power_right = torch.view_as_real(spectrum).square().sum(dim=-1).unbind(dim=1)
+    one_sided = layout["one_sided"]
+    channel_power = torch.view_as_real(spectrum).square().sum(dim=-1) * one_sided[:, None]
+    power_left, power_right = channel_power.unbind(dim=1)
     power = 0.5 * (power_left + power_right)  # (signals, bins, frames)
     bands = layout["bands"]
 
@@ -230,11 +232,15 @@ def stem_descriptor(stems: torch.Tensor, sample_rate: int) -> torch.Tensor:
     correlation = lr / (ll * rr + POWER_FLOOR**2).sqrt()
     side_mid_db = _ratio_db((ll + rr - 2 * lr) / 4, (ll + rr + 2 * lr) / 4)
     balance_db = _ratio_db(rr, ll)
-    cell_power = power_left + power_right
-    pan = (power_right - power_left) / cell_power.clamp(min=_TINY)
-    _, width = _weighted_mean_std(pan.flatten(1), cell_power.flatten(1))
+    # Pan p = d / e per cell (d = R - L power, e = R + L): power-weighted mean sum(d) / sum(e),
+    # second moment sum(d^2 / e) / sum(e).
+    cell_power, difference = power_left + power_right, power_right - power_left
+    total = cell_power.sum(dim=(1, 2))
+    pan_mean = difference.sum(dim=(1, 2)) / total.clamp(min=_TINY)
+    pan_square = (difference.square() / cell_power.clamp(min=_TINY)).sum(dim=(1, 2)) / total.clamp(min=_TINY)
+    width = (pan_square - pan_mean.square()).clamp(min=0.0).sqrt()
     bin_ll, bin_rr = power_left.sum(dim=-1), power_right.sum(dim=-1)  # (signals, bins)
-    bin_lr = (left * right.conj()).sum(dim=-1)
+    bin_lr = (left * right.conj()).sum(dim=-1) * one_sided
     coherence = bin_lr.abs().square() / (bin_ll * bin_rr + POWER_FLOOR**2)
     band_ll, band_rr, band_lr = bin_ll @ bands, bin_rr @ bands, bin_lr.real @ bands
     band_coherence = ((bin_ll + bin_rr) * coherence) @ bands / (band_ll + band_rr + POWER_FLOOR)
