@@ -1,6 +1,6 @@
 """A strong handcrafted per-stem mixing descriptor: the baseline a style embedding must beat.
 
-Each of the four stems gets the same :data:`FIELDS` (77 numbers), in physical units, from one STFT
+Each of the four stems gets the same :data:`FIELDS` (67 numbers), in physical units, from one STFT
 per stem channel (Hann frames of about :data:`FRAME_SECONDS`, hop a quarter frame) and the
 waveform itself. The descriptor is the four stems' fields side by side, named
 ``<stem>.<field>`` (:data:`DESCRIPTOR_NAMES`, e.g. ``drums.band_125hz_db``); z-scored over a set it
@@ -23,8 +23,9 @@ field                                  meaning (per stem)
                                        weighted by frame power
 ``tilt_db_per_octave``                 least-squares slope of the octave bands' power spectral density (dB)
                                        against log2 frequency (white noise 0, pink noise -3)
-``flatness_db``                        spectral flatness (geometric / arithmetic mean of the power spectrum),
-                                       dB, power-weighted mean over frames
+``flatness_db``                        spectral flatness (geometric / arithmetic mean of the power spectrum;
+                                       J. D. Johnston, "Transform coding of audio signals using perceptual
+                                       noise criteria", IEEE JSAC 1988), dB, power-weighted mean over frames
 ``rolloff_log2_hz``                    frequency below which 85 % of the clip's power lies, log2 Hz
 ``crest_db``                           peak / RMS over the clip, dB
 ``rms_50ms_p10_db`` .. ``p90_db``      10th, 50th and 90th percentiles of the RMS level (dBFS) of 50 ms
