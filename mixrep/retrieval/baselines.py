@@ -6,6 +6,10 @@ encoder's embeddings (cosine), z-scored per dimension over the set:
 - ``mix_features``: the 116 handcrafted mix features the encoder is conditioned on (per stem and
   for the mix: levels, loudness, band levels, tilt, flatness, stereo image, masking);
 - ``stem_features``: their per-stem part alone (every field of the four stems, no mix field);
+- ``stem_descriptor``: a richer handcrafted description of each stem
+  (:mod:`mixrep.retrieval.descriptor`: octave-band levels and their movement, spectral shape,
+  short-term level percentiles, loudness, and the stereo image overall and per octave band),
+  the strong baseline: a learned embedding earns its keep only where it beats this;
 - ``mfcc``: mean and standard deviation over frames of 20 MFCCs of the mono mix, a
   content-leaning timbre descriptor that shows how much song identity a metric rewards.
 
@@ -60,15 +64,25 @@ def stem_feature_columns(feature_names: tuple[str, ...]) -> np.ndarray:
     return np.asarray(columns)
 
 
-def feature_baselines(features: np.ndarray, feature_names: tuple[str, ...], mfcc: np.ndarray) -> dict[str, np.ndarray]:
+def feature_baselines(features: np.ndarray, feature_names: tuple[str, ...], mfcc: np.ndarray,
+                      descriptor: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The handcrafted baselines' embeddings of a set, each z-scored over it.
 
+    ``stem_descriptor`` is among them when ``descriptor`` (:func:`~mixrep.retrieval.descriptor.stem_descriptor`
+    of every item) is given.
+
     Shape:
-        features ``(items, num_features)``, mfcc ``(items, 2 * N_MFCC)`` -> each ``(items, dim)``.
+        features ``(items, num_features)``, mfcc ``(items, 2 * N_MFCC)``, descriptor
+        ``(items, 4 * len(FIELDS))`` -> each ``(items, dim)``.
     """
     features = np.asarray(features, dtype=np.float64)
-    return {
+    baselines = {
         "mix_features": standardize(features),
         "stem_features": standardize(features[:, stem_feature_columns(feature_names)]),
-        "mfcc": standardize(mfcc),
     }
+    if descriptor is not None:
+        if len(descriptor) != len(features):
+            raise ValueError(f"the descriptor has {len(descriptor)} rows but the set has {len(features)} items")
+        baselines["stem_descriptor"] = standardize(descriptor)
+    baselines["mfcc"] = standardize(mfcc)
+    return baselines

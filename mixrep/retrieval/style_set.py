@@ -17,6 +17,7 @@ from mixrep.errors import DatasetError
 from mixrep.frontend import FrontEnd
 from mixrep.models.encoder import MixStyleEncoder
 from mixrep.retrieval.baselines import mfcc_statistics
+from mixrep.retrieval.descriptor import stem_descriptor
 from mixrep.styles.spaces import ChainStyles, StyleSpace, read_clip, track_names
 from mixrep.tracks import Source
 
@@ -34,10 +35,13 @@ class StyleSet:
         styles: the style space's description of each style (JSON-ready).
         clips: per song (``track_ids`` order) its clip's track names and their stem classes, what a
             style's settings vector depends on (:func:`~mixrep.styles.settings_vector.settings_vector`).
+        descriptor: the per-stem descriptor of each item's styled stems (the ``stem_descriptor``
+            baseline; columns :data:`~mixrep.retrieval.descriptor.DESCRIPTOR_NAMES`).
 
     Shape:
         mels: ``(items, 8, n_mels, frames)``; features: ``(items, num_features)`` (both on the
-        CPU); mfcc: ``(items, 40)``; song_ids, style_ids: ``(items,)`` int64.
+        CPU); mfcc: ``(items, 40)``; descriptor: ``(items, 4 * len(FIELDS))`` float32; song_ids,
+        style_ids: ``(items,)`` int64.
     """
 
     mels: torch.Tensor
@@ -49,6 +53,7 @@ class StyleSet:
     mfcc: np.ndarray | None = None
     styles: list[dict | None] | None = None
     clips: list[tuple[tuple[str, ...], tuple[str, ...]]] | None = None
+    descriptor: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.song_ids)
@@ -114,7 +119,7 @@ def build_style_set(source: Source, frontend: FrontEnd, *, split: str | None = "
         raise DatasetError(f"the style-retrieval set needs >= 2 readable, non-silent songs of at least "
                            f"{clip_seconds} s among {where} songs of source {source.name!r}; found {len(clips)}")
     drawn = [styles.draw(rng, track_names(*clips)) for _ in range(num_styles)]
-    mels, features, mfcc = [], [], []
+    mels, features, mfcc, descriptor = [], [], [], []
     config = frontend.config
     for clip in clips:
         styled = torch.from_numpy(np.stack([styles.apply(clip, style, sample_rate) for style in drawn]))
@@ -122,12 +127,13 @@ def build_style_set(source: Source, frontend: FrontEnd, *, split: str | None = "
         mels.append(mel.cpu())
         features.append(feature.cpu())
         mfcc.append(mfcc_statistics(styled.sum(dim=1), sample_rate, config.n_fft, config.hop_length))
+        descriptor.append(stem_descriptor(styled, sample_rate))
     song_ids = np.repeat(np.arange(len(clips)), num_styles)
     style_ids = np.tile(np.arange(num_styles), len(clips))
     return StyleSet(torch.cat(mels), torch.cat(features), song_ids, style_ids, track_ids,
                     feature_names=frontend.feature_names, mfcc=torch.cat(mfcc).numpy(),
                     styles=[styles.describe(style) for style in drawn],
-                    clips=[(clip.names, clip.stems) for clip in clips])
+                    clips=[(clip.names, clip.stems) for clip in clips], descriptor=torch.cat(descriptor).numpy())
 
 
 @torch.no_grad()

@@ -61,6 +61,6 @@ def test_evaluate_command_scores_the_checkpoint_and_the_baselines(style_checkpoi
 
     (domain,) = json.loads(capsys.readouterr().out)
     scores = domain["scores"]
-    assert set(scores) == {"trained", "untrained", "mix_features", "stem_features", "mfcc"}
+    assert set(scores) == {"trained", "untrained", "mix_features", "stem_features", "stem_descriptor", "mfcc"}
     assert all(0.0 <= s["map"] <= 1.0 and s["queries"] == 16 for s in scores.values())
     assert scores["trained"]["map"] > scores["untrained"]["map"]
