@@ -89,8 +89,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         from mixrep.evaluation.settings import evaluate_settings
 
         settings = evaluate_settings(args.checkpoint, domains=args.domains, num_songs=args.songs,
-                                     num_styles=args.styles, seed=args.seed, device=args.device,
-                                     corpus_dir=args.corpus_dir)
+                                     seed=args.seed, device=args.device, corpus_dir=args.corpus_dir)
     if args.json:
         payload = domain_table_dict(results)
         print(json.dumps({"retrieval": payload, "settings": [r.as_dict() for r in settings]} if args.settings

@@ -1,6 +1,6 @@
 """Settings recovery: how much of a mix's settings an encoder's decoder, and probes, read back.
 
-Items are those of the style-retrieval evaluation (:func:`~mixrep.retrieval.style_set.build_style_set`
+Items are built like those of the style-retrieval evaluation (:func:`~mixrep.retrieval.style_set.build_style_set`
 in the ``mix_style`` space): every item is one song's clip mixed in one drawn style, so its true
 settings vector is known (:func:`~mixrep.styles.settings_vector.settings_vector`). Four readers are
 scored on the same held-out items, per settings group
@@ -104,13 +104,20 @@ class Probes:
 
 def fit_probes(inputs: np.ndarray, targets: np.ndarray, masks: np.ndarray) -> Probes:
     """Ridge (value entries; alpha by leave-one-out over a log grid) and logistic regression (presence
-    entries, binarised at :data:`PRESENT`; C by 5-fold cross-validated AUROC) per entry, on z-scored ``inputs``,
+    entries, binarised at :data:`PRESENT`; C by 5-fold cross-validated AUROC) per entry, on z-scored ``inputs``
+    (clipped to +-5),
     each on the items where its target is defined. An entry with one class only (or under 10 items)
     keeps its mean."""
     from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    def scaled(model):
+        # z-scores clipped to +-5: a feature far outside its training range (another domain's floor
+        # levels) must not throw a linear probe's prediction off by orders of magnitude
+        return make_pipeline(StandardScaler(), FunctionTransformer(np.clip, kw_args={"a_min": -5.0, "a_max": 5.0}),
+                             model)
 
     probes = Probes(means=_masked_means(targets, masks))
     for column, setting in enumerate(SETTINGS):
@@ -124,10 +131,10 @@ def fit_probes(inputs: np.ndarray, targets: np.ndarray, masks: np.ndarray) -> Pr
                 continue
             search = GridSearchCV(LogisticRegression(max_iter=2000), {"C": np.logspace(-3, 2, 6)}, cv=5,
                                   scoring="roc_auc")
-            model = make_pipeline(StandardScaler(), search)
+            model = scaled(search)
             probes.models[column] = model.fit(inputs[rows], labels)
         else:
-            model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
+            model = scaled(RidgeCV(alphas=np.logspace(-2, 4, 13)))
             probes.models[column] = model.fit(inputs[rows], y)
     return probes
 
@@ -136,15 +143,23 @@ def _masked_means(targets: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return (targets * masks).sum(axis=0) / np.maximum(masks.sum(axis=0), 1.0)
 
 
+MIN_ITEMS = 16
+"""An entry is scored on at least this many items where it is defined (else left out)."""
+MIN_SPREAD = 0.1
+"""A value entry whose targets spread less than this (std, normalised units) is left out: its R^2
+would measure noise around a near-constant."""
+
+
 def entry_scores(predictions: np.ndarray, targets: np.ndarray, masks: np.ndarray) -> dict[str, float]:
-    """R^2 (value entries) or AUROC (presence entries) per entry name; entries without variance
-    (or with one class) are left out."""
+    """R^2 (value entries) or AUROC (presence entries) per entry name, over the items where each is
+    defined; entries with too few items (:data:`MIN_ITEMS`), too little spread (:data:`MIN_SPREAD`) or
+    one class only are left out."""
     from sklearn.metrics import roc_auc_score
 
     scores = {}
     for column, setting in enumerate(SETTINGS):
         rows = masks[:, column] > 0
-        if rows.sum() < 4:
+        if rows.sum() < MIN_ITEMS:
             continue
         y, p = targets[rows, column], predictions[rows, column]
         if setting.kind == "presence":
@@ -154,7 +169,7 @@ def entry_scores(predictions: np.ndarray, targets: np.ndarray, masks: np.ndarray
             scores[setting.name] = float(roc_auc_score(labels, p))
         else:
             total = float(np.square(y - y.mean()).sum())
-            if total < 1e-6 * len(y):
+            if total < MIN_SPREAD ** 2 * len(y):
                 continue
             scores[setting.name] = 1.0 - float(np.square(y - p).sum()) / total
     return scores
@@ -222,14 +237,15 @@ class SettingsRecovery:
                 "relative": self.relative}
 
 
-def evaluate_settings(path: str | Path, *, domains: list[str] | None = None, num_songs: int = 16, num_styles: int = 8,
-                      probe_songs: int = 32, probe_styles: int = 12, seed: int = 1234, device: str | None = None,
+def evaluate_settings(path: str | Path, *, domains: list[str] | None = None, num_songs: int = 16, num_styles: int = 32,
+                      probe_songs: int = 24, probe_styles: int = 24, seed: int = 1234, device: str | None = None,
                       corpus_dir: str | Path = "outputs/corpora") -> list[SettingsRecovery]:
     """Score the readers of the module docstring on every domain (default: those of ``mixrep evaluate``).
 
     The probes are fitted once, on ``probe_songs x probe_styles`` items of the checkpoint's training
     songs (``train`` split, styles drawn with ``seed + 1``); each domain's items are the retrieval
-    evaluation's (``num_songs x num_styles``, ``seed``).
+    evaluation's songs under ``num_styles`` styles (``seed``; more styles than retrieval uses, so that
+    every setting takes many values).
 
     A checkpoint without a settings decoder (trained for retrieval only) gets the probes and the mean
     only: what its embedding carries.
