@@ -75,3 +75,21 @@ def style_checkpoint(tmp_path_factory, repo_root) -> Path:
     finally:
         os.chdir(cwd)
     return Path(last_checkpoint_path(cli.trainer))
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder_checkpoint(tmp_path_factory, repo_root) -> Path:
+    """Like :func:`tiny_checkpoint`, trained with the settings decoders (``--model.settings_weight 1.0``)."""
+    from mixrep.cli.train import train_encoder
+    from mixrep.training.runs import last_checkpoint_path
+
+    root = tmp_path_factory.mktemp("tiny_decoder_run")
+    cwd = os.getcwd()
+    os.chdir(repo_root)
+    try:
+        cli = train_encoder(tiny_fit_args(root, "--model.settings_weight", "1.0"))
+    finally:
+        os.chdir(cwd)
+    path = Path(last_checkpoint_path(cli.trainer))
+    assert path.is_file()
+    return path
