@@ -314,7 +314,7 @@ class StyleEncoder:
         """Whether the encoder has settings decoders (:meth:`describe`, :meth:`compare_paths`)."""
         return self.model.decodes_settings
 
-    def _require_decoder(self) -> None:
+    def require_decoder(self) -> None:
         if not self.decodes_settings:
             raise CheckpointError("this checkpoint's encoder was trained for retrieval only and has no settings "
                                   "decoder, so it cannot describe a mix (it still embeds and searches): use a "
@@ -330,7 +330,7 @@ class StyleEncoder:
             CheckpointError: the encoder has no settings decoder.
             ValueError: silent stems, clips under 1 s, or a wrong shape.
         """
-        self._require_decoder()
+        self.require_decoder()
         stems = torch.as_tensor(stems)
         stems = stems[None] if stems.ndim == 3 else stems
         if stems.ndim == 4 and not bool((stems.abs() > 0).any()):
@@ -383,7 +383,7 @@ class StyleEncoder:
             DatasetError: a folder without the four stems.
             AudioReadError: an unreadable file.
         """
-        self._require_decoder()
+        self.require_decoder()
         audible = self._checked_clips(path, max_clips)
         return describe_embeddings(self.model, self._audible_embeddings(path, audible, max_clips))
 
@@ -395,7 +395,7 @@ class StyleEncoder:
         Raises:
             the errors of :meth:`describe_path`.
         """
-        self._require_decoder()
+        self.require_decoder()
         audible_a, audible_b = self._checked_clips(path_a, max_clips), self._checked_clips(path_b, max_clips)
         return compare_embeddings(self.model, self._audible_embeddings(path_a, audible_a, max_clips),
                                   self._audible_embeddings(path_b, audible_b, max_clips))

@@ -220,3 +220,100 @@ def test_an_encoder_without_decoder_refuses_before_reading_audio(tiny_checkpoint
                  lambda: encoder.describe(np.zeros((4, 2, 44100), np.float32), 44100)):
         with pytest.raises(CheckpointError, match="retrieval only.*settings_weight > 0"):
             call()
+
+
+# ----------------------------------------------------------------------------- the shipped checkpoint (acceptance)
+
+ACCEPTANCE_SONGS = 3
+
+
+@pytest.fixture(scope="module")
+def shipped_encoder() -> StyleEncoder:
+    from mixrep.inference import pretrained
+
+    if not pretrained.SHIPPED_SHA256:
+        pytest.skip("no checkpoint is shipped yet (mixrep.inference.pretrained.SHIPPED_SHA256 is empty)")
+    return StyleEncoder.from_checkpoint(pretrained.shipped_checkpoint(), device="cpu")  # a missing file fails
+
+
+def held_out_songs(encoder: StyleEncoder) -> list:
+    from mixrep.corpora.synthetic import SynthConfig, synthesize_song
+
+    config = SynthConfig(num_songs=ACCEPTANCE_SONGS, seed=90210, song_seconds=4 * encoder.clip_seconds,
+                         sample_rate=encoder.sample_rate)
+    return [synthesize_song(i, config) for i in range(ACCEPTANCE_SONGS)]
+
+
+def rendered_clips(encoder: StyleEncoder, song, style) -> np.ndarray:
+    """The song mixed in ``style``, cut into the encoder's clips: ``(clips, 4, 2, samples)``."""
+    from mixrep.corpora.synthetic import TRACKS
+    from mixrep.styles.mix_style import render_mix
+
+    names, stems = [n for n, _ in TRACKS], [s for _, s in TRACKS]
+    mix = render_mix(song.tracks, style, encoder.sample_rate, names, stems)
+    length = int(round(encoder.clip_seconds * encoder.sample_rate))
+    return np.stack([mix[..., i * length:(i + 1) * length] for i in range(mix.shape[-1] // length)])
+
+
+def base_style(seed: int):
+    from mixrep.corpora.synthetic import TRACKS
+    from mixrep.styles.mix_style import MixStyleConfig, sample_mix_style
+
+    return sample_mix_style(MixStyleConfig(), np.random.default_rng(seed), names=(*(n for n, _ in TRACKS), *STEMS))
+
+
+def with_bass_shelf(style, gain_db: float):
+    """``style`` with every bass strip's low shelf replaced by a 120 Hz shelf of ``gain_db``."""
+    import dataclasses
+
+    from mixrep.corpora.synthetic import TRACKS
+    from mixrep.styles.mix_style import EqBand
+
+    bass = {name for name, stem in TRACKS if stem == "bass"} | {"bass"}
+    shelf = EqBand("low_shelf", 120.0, gain_db)
+    strips = {name: dataclasses.replace(strip, eq=(shelf, *(b for b in strip.eq if b.kind != "low_shelf")))
+              if name in bass else strip for name, strip in style.strips.items()}
+    return dataclasses.replace(style, strips=strips)
+
+
+def with_reverb(style, send_db: float | None):
+    """``style`` with a large reverb bus every strip sends to at ``send_db``, or (``None``) no reverb at all."""
+    import dataclasses
+
+    from mixrep.styles.mix_style import ReverbBus
+
+    strips = {name: dataclasses.replace(strip, reverb_send_db=send_db) for name, strip in style.strips.items()}
+    return dataclasses.replace(style, strips=strips, reverb=None if send_db is None else ReverbBus(0.85, 0.3, 1.0))
+
+
+def test_shipped_checkpoint_reads_a_10_db_bass_shelf_in_the_right_direction(shipped_encoder):
+    encoder = shipped_encoder
+    boosted, cut, changes = [], [], []
+    for i, song in enumerate(held_out_songs(encoder)):
+        style = base_style(i)
+        up = rendered_clips(encoder, song, with_bass_shelf(style, 10.0))
+        down = rendered_clips(encoder, song, with_bass_shelf(style, -10.0))
+        boosted.append(encoder.describe(up, encoder.sample_rate)["bass.eq_60hz_db"].value)
+        cut.append(encoder.describe(down, encoder.sample_rate)["bass.eq_60hz_db"].value)
+        comparison = compare_embeddings(encoder.model, encoder.embed_stems(down, encoder.sample_rate),
+                                        encoder.embed_stems(up, encoder.sample_rate))
+        changes.append(comparison.to_dict()["bass.eq_60hz_db"]["change"])
+    print(f"bass 60 Hz EQ read: boosted {boosted}, cut {cut}; relative change cut -> boosted {changes}")
+    assert np.mean(boosted) > np.mean(cut) + 2.0, (boosted, cut)
+    assert sum(b > c for b, c in zip(boosted, cut)) >= ACCEPTANCE_SONGS - 1, (boosted, cut)
+    assert np.mean(changes) > 2.0, changes
+
+
+def test_shipped_checkpoint_hears_a_loud_reverb_send(shipped_encoder):
+    encoder = shipped_encoder
+    wet, dry = [], []
+    for i, song in enumerate(held_out_songs(encoder)):
+        style = base_style(100 + i)
+        wet.append(encoder.describe(rendered_clips(encoder, song, with_reverb(style, -6.0)), encoder.sample_rate))
+        dry.append(encoder.describe(rendered_clips(encoder, song, with_reverb(style, None)), encoder.sample_rate))
+    wet_bus, dry_bus = [d["bus.reverb"].value for d in wet], [d["bus.reverb"].value for d in dry]
+    wet_sends = [np.mean([d[f"{stem}.reverb_send"].value for stem in STEMS]) for d in wet]
+    dry_sends = [np.mean([d[f"{stem}.reverb_send"].value for stem in STEMS]) for d in dry]
+    print(f"p(reverb bus): wet {wet_bus}, dry {dry_bus}; mean p(reverb send): wet {wet_sends}, dry {dry_sends}")
+    assert np.mean(wet_bus) > np.mean(dry_bus) and np.mean(wet_sends) > np.mean(dry_sends), (wet_bus, dry_bus)
+    assert all(d.present("bus.reverb") for d in wet), wet_bus
