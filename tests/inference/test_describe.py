@@ -212,6 +212,28 @@ def test_style_encoder_describes_stems_and_refuses_silence(decoding_encoder):
         decoding_encoder.describe(stems[..., : rate // 2], rate)
 
 
+def test_silent_clips_are_left_out_of_a_stem_folder_and_a_mixture(decoding_encoder, tiny_decoder_checkpoint, tmp_path):
+    from mixrep.audio.io import write_audio
+    from mixrep.separation.demucs import DemucsSeparator
+    from tests.separation.conftest import tiny_htdemucs
+
+    rate, clip = decoding_encoder.sample_rate, decoding_encoder.clip_seconds
+    audio = 0.1 * np.random.default_rng(0).standard_normal((len(STEMS), 2, int(3 * clip * rate))).astype(np.float32)
+    audio[..., : int(clip * rate)] = 0.0  # the first of three clips is silent
+    folder = tmp_path / "song"
+    folder.mkdir()
+    for stem, stem_audio in zip(STEMS, audio):
+        write_audio(folder / f"{stem}.wav", stem_audio, rate)
+    assert decoding_encoder.describe_path(folder).clips == 2
+    assert decoding_encoder.describe_path(folder, max_clips=1).clips == 1  # one clip, in the middle: audible
+    mixture = write_audio(tmp_path / "mix.wav", audio.sum(axis=0), rate)
+    separating = StyleEncoder.from_checkpoint(tiny_decoder_checkpoint, device="cpu",
+                                              separator=DemucsSeparator(model=tiny_htdemucs(), device="cpu"))
+    assert separating.describe_path(mixture).clips == 2
+    with pytest.raises(ValueError, match="max_clips must be at least 1, got 0"):
+        decoding_encoder.describe_path(folder, max_clips=0)
+
+
 def test_an_encoder_without_decoder_refuses_before_reading_audio(tiny_checkpoint, tmp_path):
     encoder = StyleEncoder.from_checkpoint(tiny_checkpoint, device="cpu")
     assert not encoder.decodes_settings
