@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mixrep.cli import main as mixrep_main
 from mixrep.cli.train import train_encoder
 from mixrep.inference.style_encoder import load_checkpoint
 from mixrep.models.checkpoint import read_encoder
@@ -40,13 +41,13 @@ def test_a_fit_with_settings_weight_logs_the_decoder_losses_and_writes_a_decodin
         assert encoder.decode_settings(embedding).shape == (2, NUM_SETTINGS)
 
 
-def test_retrieval_only_training_logs_no_decoder_losses_and_builds_no_decoder():
+def test_retrieval_only_training_builds_no_decoder_and_has_no_decoder_losses():
     cli = train_encoder(tiny_fit_args(Path("/nonexistent"))[1:], run=False)  # no "fit": nothing runs
     assert not cli.model.encoder.decodes_settings
     assert cli.model.decoder_losses({}, ()) == {}
 
 
-def test_settings_weight_with_chain_styles_is_refused_before_any_data_is_built(tmp_path, monkeypatch):
+def test_settings_weight_with_chain_styles_is_refused_before_any_data_is_built(tmp_path, monkeypatch, capsys):
     from mixrep.training.datamodule import TripletDataModule
 
     def no_data(*args, **kwargs):
@@ -57,6 +58,9 @@ def test_settings_weight_with_chain_styles_is_refused_before_any_data_is_built(t
     with pytest.raises(ValueError, match="settings_weight > 0 needs training styles with settings vectors: use "
                                          "the data option styles: mix_style"):
         train_encoder(tiny_fit_args(tmp_path, "--model.settings_weight", "1.0", "--data.styles", "chains"))
+    args = tiny_fit_args(tmp_path, "--model.settings_weight", "0.5", "--data.styles", "chains")
+    assert mixrep_main(["train", "encoder", *args]) == 2
+    assert "(got styles: chains)" in capsys.readouterr().err
 
 
 def test_negative_weights_are_refused():
