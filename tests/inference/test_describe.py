@@ -160,7 +160,7 @@ def test_a_retrieval_only_model_cannot_describe():
 
 
 def test_compare_decodes_every_clip_pair_and_reports_changes_in_units(model):
-    a, b = clips(2, seed=1), clips(3, seed=2)
+    a, b = clips(2, seed=1), clips(4, seed=2)
     change = torch.zeros(NUM_SETTINGS)
     change[INDEX["bass.eq_60hz_db"]] = 2.5       # +10 dB
     change[INDEX["vocals.highpass_hz"]] = 1.0    # one octave up
@@ -173,7 +173,7 @@ def test_compare_decodes_every_clip_pair_and_reports_changes_in_units(model):
 
     model.decode_relative = stub
     comparison = compare_embeddings(model, a, b)
-    assert sorted(seen) == sorted((tuple(x.tolist()), tuple(y.tolist())) for x in a for y in b)  # 6 pairs, each once
+    assert sorted(seen) == sorted((tuple(x.tolist()), tuple(y.tolist())) for x in a for y in b)  # 8 pairs, each once
     changes = comparison.to_dict()
     assert all(SETTINGS[INDEX[name]].kind == "value" for name in changes)
     assert changes["bass.eq_60hz_db"]["change"] == pytest.approx(10.0) and changes["bass.eq_60hz_db"]["unit"] == "dB"
