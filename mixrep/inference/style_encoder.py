@@ -338,9 +338,10 @@ class StyleEncoder:
         return describe_embeddings(self.model, self.embed_stems(stems, sample_rate))
 
     def _checked_clips(self, path: str | Path, max_clips: int) -> np.ndarray:
-        """Which clips of an audio file (a mixture) or a stem folder can be described: the mask of the
-        audible ones among those :meth:`embed_file_clips` / :meth:`embed_stems_clips` cut, after checking
-        the input (headers and a read of the clips; no separation, no encoder).
+        """Which clips of an audio file (a mixture) or a stem folder can be described: the mask
+        ``(clips,)`` bool of the audible ones among those :meth:`embed_file_clips` /
+        :meth:`embed_stems_clips` cut, after checking the input (headers and a read of the clips; no
+        separation, no encoder).
 
         Raises:
             ValueError: a mono file, a file shorter than one clip, or silence in every clip.
