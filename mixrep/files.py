@@ -204,10 +204,21 @@ class StagedFiles:
         self._pending = []
 
 
-def check_output_file(path: str | os.PathLike, what: str = "output") -> Path:
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output_file(path: str | os.PathLike, what: str = "output",
+                      inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Check, before any work, that ``path`` can be written as a file; returns it.
 
-    The path must not be a folder; its nearest existing ancestor must be a folder (not a file) in
+    The path must not be a folder nor one of the ``inputs`` a command reads (same path or hard link:
+    writing it would destroy it); its nearest existing ancestor must be a folder (not a file) in
     which a file can be created (probed by creating and removing one, which also catches read-only
     file systems and immutable folders, for root too). Folders missing below it are created only
     when the file is written.
@@ -216,6 +227,9 @@ def check_output_file(path: str | os.PathLike, what: str = "output") -> Path:
         OutputError: naming the path, what stands in the way, and what to do.
     """
     path = Path(path)
+    for source in inputs:
+        if _same_file(path, Path(source)):
+            raise OutputError(f"{what} {path} is an input ({source}); writing it would destroy it: write elsewhere")
     if path.is_dir():
         raise OutputError(f"{what} {path} is a folder; give a file name (e.g. {path / 'mix.wav'})")
     ancestor = path.parent

@@ -36,22 +36,26 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory, repo_root) -> Path:
-    """A checkpoint of a 2-step run: real format, tiny model (16-d embeddings, 32 mels)."""
+def tiny_fit(root: Path, repo_root: Path, *extra: str) -> Path:
+    """Train :func:`tiny_fit_args` (plus ``extra``) under ``root`` from the repository root; the last checkpoint."""
     from mixrep.cli.train import train_encoder
     from mixrep.training.runs import last_checkpoint_path
 
-    root = tmp_path_factory.mktemp("tiny_run")
     cwd = os.getcwd()
     os.chdir(repo_root)
     try:
-        cli = train_encoder(tiny_fit_args(root))
+        cli = train_encoder(tiny_fit_args(root, *extra))
     finally:
         os.chdir(cwd)
     path = Path(last_checkpoint_path(cli.trainer))
     assert path.is_file()
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, repo_root) -> Path:
+    """A checkpoint of a 2-step run: real format, tiny model (16-d embeddings, 32 mels)."""
+    return tiny_fit(tmp_path_factory.mktemp("tiny_run"), repo_root)
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +79,9 @@ def style_checkpoint(tmp_path_factory, repo_root) -> Path:
     finally:
         os.chdir(cwd)
     return Path(last_checkpoint_path(cli.trainer))
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder_checkpoint(tmp_path_factory, repo_root) -> Path:
+    """Like :func:`tiny_checkpoint`, trained with the settings decoders (``--model.settings_weight 1.0``)."""
+    return tiny_fit(tmp_path_factory.mktemp("tiny_decoder_run"), repo_root, "--model.settings_weight", "1.0")

@@ -33,9 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_describe(args: argparse.Namespace) -> int:
     from mixrep.files import atomic_write_text
+    from mixrep.inference.describe import check_json_output
     from mixrep.inference.pretrained import checkpoint_or_shipped
     from mixrep.inference.style_encoder import StyleEncoder
 
+    if args.json is not None:
+        check_json_output(args.json, (args.input, args.compare, args.checkpoint))
     encoder = StyleEncoder.from_checkpoint(checkpoint_or_shipped(args.checkpoint), device=args.device,
                                            separator_weights=args.weights)
     if args.compare is not None:

@@ -23,7 +23,7 @@ from lightning.pytorch.cli import LightningCLI
 from mixrep.training.datamodule import TripletDataModule
 from mixrep.errors import CheckpointError
 from mixrep.training.callbacks import StyleRetrievalEval
-from mixrep.training.contrastive import ContrastiveStyleModule
+from mixrep.training.contrastive import ContrastiveStyleModule, check_decoder_styles
 from mixrep.training.runs import (
     add_training_callbacks, averaging_after_style_eval, lightning_cli, model_differences, report_fit,
     resume_checkpoint, share_cpu_with_workers,
@@ -80,6 +80,7 @@ class EncoderCLI(LightningCLI):
             trainer["precision"] = "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
         if not torch.cuda.is_available() and trainer.get("accelerator") in (None, "auto", "cpu"):
             share_cpu_with_workers(int(config["data"].get("num_workers") or 0))
+        check_decoder_styles(float(config["model"].get("settings_weight") or 0.0), config["data"].get("styles"))
 
     def instantiate_trainer(self, **kwargs):
         trainer = super().instantiate_trainer(**kwargs)

@@ -18,12 +18,15 @@ Shape:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from mixrep.constants import STEMS
+from mixrep.files import check_output_file, find_stem_files
 from mixrep.models.decoder import SettingsDecoder
 from mixrep.models.encoder import MixStyleEncoder
 from mixrep.styles.settings_vector import (
@@ -215,10 +218,25 @@ def compare_embeddings(model: MixStyleEncoder, embeddings_a: np.ndarray, embeddi
     return Comparison(tuple(_as_change(readings[i]) for i in value_entries))
 
 
+def check_json_output(path: str | Path, inputs: Sequence[str | Path | None]) -> Path:
+    """Where ``mixrep describe --json`` may write, checked before any work: a writable file that is
+    none of the files read (an input file, a stem of an input folder, the checkpoint).
+
+    Raises:
+        OutputError: naming the path and what is wrong.
+    """
+    files: list[Path] = []
+    for item in inputs:
+        if item is not None:
+            item = Path(item)
+            files += list(find_stem_files(item).values()) if item.is_dir() else [item]
+    return check_output_file(path, "--json", inputs=files)
+
+
 def _as_change(reading: Reading) -> Reading:
     """A change of a setting kept in octaves (cut-offs, delay time) is reported in octaves."""
     setting = SETTINGS[INDEX[reading.name]]
     return dataclasses.replace(reading, unit="octaves") if setting.log2 else reading
 
 
-__all__ = ["Comparison", "Description", "Reading", "compare_embeddings", "describe_embeddings"]
+__all__ = ["Comparison", "Description", "Reading", "check_json_output", "compare_embeddings", "describe_embeddings"]

@@ -11,7 +11,6 @@ track or stem) unless ``force``. :func:`write_mix_outputs` writes them through
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,15 +41,6 @@ class MixOutputs:
     @property
     def paths(self) -> list[Path]:
         return [p for p in (self.audio, self.settings, self.figure, self.graph) if p is not None]
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -90,11 +80,7 @@ def plan_outputs(out: Path, settings: Path | None = None, figure: Path | None = 
         if resolved in seen:
             raise OutputError(f"{what} and {seen[resolved]} are both {path}; give each output its own name")
         seen[resolved] = what
-        check_output_file(path, what)
-        for source in input_files:
-            if _same_file(path, Path(source)):
-                raise OutputError(f"{what} {path} is an input ({source}); writing it would destroy it: write "
-                                  f"elsewhere")
+        check_output_file(path, what, inputs=input_files)
         for folder_name, folder in (input_folders or {}).items():
             if not force and _inside(path, folder):
                 raise OutputError(f"{what} {path} lies inside the {folder_name} {folder}: a later run would read it "

@@ -252,7 +252,12 @@ class StyleEncoder:
         """Start times (s) of up to ``max_clips`` evenly spaced, non-overlapping clips, ``(clips,)`` float64.
 
         A track shorter than one clip gets a single clip covering all of it.
+
+        Raises:
+            ValueError: ``max_clips`` below 1.
         """
+        if max_clips < 1:
+            raise ValueError(f"max_clips must be at least 1, got {max_clips}")
         clips = int(min(max_clips, max(1, duration_seconds // self.clip_seconds)))
         if clips == 1:
             return np.array([max(0.0, (duration_seconds - self.clip_seconds) / 2)])
@@ -332,8 +337,17 @@ class StyleEncoder:
             raise ValueError("the stems are silent (every sample is 0): a silent mix has no settings to read")
         return describe_embeddings(self.model, self.embed_stems(stems, sample_rate))
 
-    def _path_clips(self, path: str | Path, max_clips: int) -> np.ndarray:
-        """Clip embeddings of an audio file (a mixture, separated) or a stem folder, checked for describing."""
+    def _checked_clips(self, path: str | Path, max_clips: int) -> np.ndarray:
+        """Which clips of an audio file (a mixture) or a stem folder can be described: the mask
+        ``(clips,)`` bool of the audible ones among those :meth:`embed_file_clips` /
+        :meth:`embed_stems_clips` cut, after checking the input (headers and a read of the clips; no
+        separation, no encoder).
+
+        Raises:
+            ValueError: a mono file, a file shorter than one clip, or silence in every clip.
+            DatasetError: a folder without the four stems.
+            AudioReadError: an unreadable file.
+        """
         path = Path(path)
         files = require_stem_files(path) if path.is_dir() else (path,)
         for file in files:
@@ -351,7 +365,12 @@ class StyleEncoder:
         if not audible.any():
             raise ValueError(f"{path} is silent (below {SILENCE_RMS_DB:g} dBFS RMS in every clip): there is no mix "
                              f"to describe")
-        embeddings, _ = (self.embed_stems_clips(files, max_clips) if path.is_dir()
+        return audible
+
+    def _audible_embeddings(self, path: str | Path, audible: np.ndarray, max_clips: int) -> np.ndarray:
+        """The embeddings ``(clips, dim)`` of the clips :meth:`_checked_clips` found audible."""
+        path = Path(path)
+        embeddings, _ = (self.embed_stems_clips(require_stem_files(path), max_clips) if path.is_dir()
                          else self.embed_file_clips(path, max_clips))
         return embeddings[audible]
 
@@ -366,16 +385,21 @@ class StyleEncoder:
             AudioReadError: an unreadable file.
         """
         self.require_decoder()
-        return describe_embeddings(self.model, self._path_clips(path, max_clips))
+        audible = self._checked_clips(path, max_clips)
+        return describe_embeddings(self.model, self._audible_embeddings(path, audible, max_clips))
 
     def compare_paths(self, path_a: str | Path, path_b: str | Path, max_clips: int = 8) -> Comparison:
         """What the relative decoder says turns mix ``path_a`` into mix ``path_b`` (files or stem folders).
+
+        Both inputs are checked before either is embedded (separation of a mixture takes long).
 
         Raises:
             the errors of :meth:`describe_path`.
         """
         self.require_decoder()
-        return compare_embeddings(self.model, self._path_clips(path_a, max_clips), self._path_clips(path_b, max_clips))
+        audible_a, audible_b = self._checked_clips(path_a, max_clips), self._checked_clips(path_b, max_clips)
+        return compare_embeddings(self.model, self._audible_embeddings(path_a, audible_a, max_clips),
+                                  self._audible_embeddings(path_b, audible_b, max_clips))
 
     def embed_file(self, path: str | Path, max_clips: int = 8) -> np.ndarray:
         """One embedding ``(embedding_dim,)`` for a whole file: the L2-normalised mean of the

@@ -17,6 +17,22 @@ from mixrep.training.schedules import warmup_cosine
 from mixrep.training.triplets import SIDES, encode_triplets
 
 
+DECODABLE_STYLE_SPACES: tuple[str, ...] = ("mix_style",)
+"""The style spaces (:mod:`mixrep.styles.spaces`) whose styles have settings vectors to train decoders on."""
+NO_SETTINGS_VECTORS = ("settings_weight > 0 needs training styles with settings vectors: use the data option "
+                       "styles: mix_style (the chains style space has none), or settings_weight: 0")
+
+
+def check_decoder_styles(settings_weight: float, styles: str) -> None:
+    """Refuse training settings decoders on a style space without settings vectors, before any data is built.
+
+    Raises:
+        ValueError: ``settings_weight > 0`` and ``styles`` is not one of :data:`DECODABLE_STYLE_SPACES`.
+    """
+    if settings_weight > 0 and styles not in DECODABLE_STYLE_SPACES:
+        raise ValueError(f"{NO_SETTINGS_VECTORS} (got styles: {styles})")
+
+
 class ContrastiveStyleModule(L.LightningModule):
     """Trains the style encoder with InfoNCE on (anchor, positive, negative) triplets.
 
@@ -104,8 +120,7 @@ class ContrastiveStyleModule(L.LightningModule):
         if not self.encoder.decodes_settings:
             return {}
         if "anchor_settings" not in batch:
-            raise ValueError("settings_weight > 0 needs training styles with settings vectors: use the data "
-                             "option styles: mix_style (the chains style space has none), or settings_weight: 0")
+            raise ValueError(NO_SETTINGS_VECTORS)
         unit = [F.normalize(e, dim=-1) for e in embeddings]
         targets = [(batch[f"{side}_settings"], batch[f"{side}_settings_mask"]) for side in SIDES]
         settings = sum(settings_loss(self.encoder.decode_settings(e), *t) for e, t in zip(unit, targets)) / 3
