@@ -11,8 +11,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = subparsers.add_parser(
         "evaluate", help="style-retrieval mAP / R@1 / style>song of a checkpoint and of baselines, per domain",
         description="Score a checkpoint per domain (default: the numpy synth and a soundfont held out from its "
-                    "training) against the untrained encoder, the mix features, the per-stem features and MFCC "
-                    "mean/std, on the same songs x styles items.")
+                    "training) against the untrained encoder, the mix features, the per-stem features, the per-stem "
+                    "descriptor and MFCC mean/std, on the same songs x styles items.")
     evaluate.add_argument("--checkpoint", type=Path, required=True)
     evaluate.add_argument(
         "--domain", action="append", dest="domains", metavar="SPEC",
