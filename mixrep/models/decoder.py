@@ -24,10 +24,8 @@ from mixrep.styles.settings_vector import NUM_SETTINGS, presence_columns
 
 
 def _mlp(in_dim: int, hidden_dim: int) -> nn.Sequential:
-    # LayerNorm first: a unit-norm embedding has entries of about 1/sqrt(dim), too small for the first
-    # layer to learn anything but the prior (the mean settings) in a short run.
-    return nn.Sequential(nn.LayerNorm(in_dim), nn.Linear(in_dim, hidden_dim), nn.GELU(),
-                         nn.Linear(hidden_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, NUM_SETTINGS))
+    return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, hidden_dim), nn.GELU(),
+                         nn.Linear(hidden_dim, NUM_SETTINGS))
 
 
 class SettingsDecoder(nn.Module):
