@@ -54,6 +54,7 @@ class SettingsItems:
     """Encoded items with their true settings (see the module docstring for shapes)."""
 
     embeddings: np.ndarray
+    decoder_inputs: np.ndarray
     features: np.ndarray
     targets: np.ndarray
     masks: np.ndarray
@@ -72,15 +73,27 @@ def settings_items(encoder: StyleEncoder, style_set: StyleSet) -> SettingsItems:
     styles = [MixStyle.from_dict(s) for s in style_set.styles]
     vectors = [settings_vector(styles[style], *style_set.clips[song])
                for song, style in zip(style_set.song_ids, style_set.style_ids)]
-    return SettingsItems(embed_style_set(encoder.model, style_set), style_set.features.numpy().astype(np.float64),
+    return SettingsItems(embed_style_set(encoder.model, style_set), _decoder_inputs(encoder, style_set),
+                         style_set.features.numpy().astype(np.float64),
                          np.stack([v for v, _ in vectors]), np.stack([m for _, m in vectors]),
                          style_set.song_ids, style_set.style_ids)
 
 
 @torch.no_grad()
-def decoded(encoder: StyleEncoder, embeddings: np.ndarray) -> np.ndarray:
+def _decoder_inputs(encoder: StyleEncoder, style_set: StyleSet, batch_size: int = 32) -> np.ndarray:
+    """What the decoders read of every item ``(items, size)`` (empty columns without decoders)."""
+    if not encoder.decodes_settings:
+        return np.zeros((len(style_set), 0), dtype=np.float32)
+    model = encoder.model.eval()
+    return torch.cat([model.decoder_input(style_set.mels[i:i + batch_size].to(encoder.device),
+                                          style_set.features[i:i + batch_size].to(encoder.device)).float().cpu()
+                      for i in range(0, len(style_set), batch_size)]).numpy()
+
+
+@torch.no_grad()
+def decoded(encoder: StyleEncoder, decoder_inputs: np.ndarray) -> np.ndarray:
     """The decoder's normalised values and presence probabilities ``(items, NUM_SETTINGS)``."""
-    outputs = encoder.model.decode_settings(torch.as_tensor(embeddings, device=encoder.device))
+    outputs = encoder.model.decode_settings(torch.as_tensor(decoder_inputs, device=encoder.device))
     return SettingsDecoder.presence_probabilities(outputs).cpu().numpy()
 
 
@@ -208,9 +221,9 @@ def relative_scores(encoder: StyleEncoder, items: SettingsItems) -> dict[str, di
     """R^2 per group of the relative decoder and of the difference of two absolute decodings, on
     same-song and two-song pairs: ``{"same song" | "two songs": {reader: {group: r2}}}``."""
     a, b, same = relative_pairs(items)
-    e = torch.as_tensor(items.embeddings, device=encoder.device)
+    e = torch.as_tensor(items.decoder_inputs, device=encoder.device)
     relative = encoder.model.decode_relative(e[a], e[b]).cpu().numpy()
-    absolute = decoded(encoder, items.embeddings)
+    absolute = decoded(encoder, items.decoder_inputs)
     difference = absolute[b] - absolute[a]
     truth = items.targets[b] - items.targets[a]
     masks = np.stack([relative_mask(items.masks[i], items.masks[j]) for i, j in zip(a, b)])
@@ -238,14 +251,15 @@ class SettingsRecovery:
 
 
 def evaluate_settings(path: str | Path, *, domains: list[str] | None = None, num_songs: int = 16, num_styles: int = 32,
-                      probe_songs: int = 24, probe_styles: int = 24, seed: int = 1234, device: str | None = None,
+                      probe_songs: int = 16, probe_styles: int = 48, seed: int = 1234, device: str | None = None,
                       corpus_dir: str | Path = "outputs/corpora") -> list[SettingsRecovery]:
     """Score the readers of the module docstring on every domain (default: those of ``mixrep evaluate``).
 
     The probes are fitted once, on ``probe_songs x probe_styles`` items of the checkpoint's training
     songs (``train`` split, styles drawn with ``seed + 1``); each domain's items are the retrieval
     evaluation's songs under ``num_styles`` styles (``seed``; more styles than retrieval uses, so that
-    every setting takes many values).
+    every setting takes many values; the probes' items have many styles too, so that a probe learns
+    settings, not the identities of a few styles).
 
     A checkpoint without a settings decoder (trained for retrieval only) gets the probes and the mean
     only: what its embedding carries.
@@ -267,7 +281,7 @@ def evaluate_settings(path: str | Path, *, domains: list[str] | None = None, num
                                                         num_styles=num_styles, styles=styles, seed=seed))
         predictions = {"mean": np.tile(mean, (len(items.targets), 1))}
         if encoder.decodes_settings:
-            predictions["decoder"] = decoded(encoder, items.embeddings)
+            predictions["decoder"] = decoded(encoder, items.decoder_inputs)
         for reader, (probe, inputs) in probes.items():
             predictions[reader] = probe.predict(getattr(items, inputs))
         groups = {reader: group_scores(entry_scores(predictions[reader], items.targets, items.masks))

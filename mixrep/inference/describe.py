@@ -1,6 +1,6 @@
 """What an encoder's settings decoder says about a mix, in engineer's units: ``mixrep describe``.
 
-:func:`describe_embeddings` decodes the clip embeddings of one song
+:func:`describe_embeddings` decodes the clips of one song
 (:meth:`~mixrep.models.encoder.MixStyleEncoder.decode_settings`), averages the clips and returns a
 :class:`Description`: every entry of :mod:`mixrep.styles.settings_vector` back in physical units
 (dB, Hz, seconds, pan), presence as a probability, and the spread over the clips as the
@@ -12,7 +12,8 @@ mix engineer would name, processors whose presence is below one half left out, E
 1 dB of flat left out (``--all`` shows every entry).
 
 Shape:
-    clip embeddings ``(clips, embedding_dim)`` L2-normalised -> one :class:`Description`.
+    the clips' decoder inputs ``(clips, size)`` (:meth:`~mixrep.models.encoder.MixStyleEncoder.decoder_input`:
+    the encoder's representation or its embedding) -> one :class:`Description`.
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ def _physical(setting: Setting, values: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def describe_embeddings(model: MixStyleEncoder, clip_embeddings: np.ndarray) -> Description:
-    """Decode the clip embeddings ``(clips, embedding_dim)`` of one mix into a :class:`Description`.
+    """Decode the clips' decoder inputs ``(clips, size)`` of one mix into a :class:`Description`.
 
     Each clip is decoded and turned into physical units, then the clips are averaged (a presence:
     the mean probability).
@@ -199,7 +200,7 @@ def describe_embeddings(model: MixStyleEncoder, clip_embeddings: np.ndarray) -> 
 
 @torch.no_grad()
 def compare_embeddings(model: MixStyleEncoder, embeddings_a: np.ndarray, embeddings_b: np.ndarray) -> Comparison:
-    """What turns mix A into mix B, from their clip embeddings ``(clips_a, dim)`` and ``(clips_b, dim)``:
+    """What turns mix A into mix B, from their clips' decoder inputs ``(clips_a, size)`` and ``(clips_b, size)``:
     the relative decoder on every clip pair, averaged.
 
     Raises:

@@ -218,10 +218,23 @@ class StyleEncoder:
             stems: ``(batch, 4, 2, samples)`` in the order drums, bass, other, vocals, any length
             of at least 1 s -> ``(batch, embedding_dim)`` float32, L2-normalised.
         """
+        return self.model.embed(*self._model_inputs(stems, sample_rate)).float().cpu().numpy()
+
+    @torch.no_grad()
+    def decoder_inputs(self, stems: torch.Tensor | np.ndarray, sample_rate: int) -> np.ndarray:
+        """What the settings decoders read of separated stems (:meth:`MixStyleEncoder.decoder_input
+        <mixrep.models.encoder.MixStyleEncoder.decoder_input>`): the representation or the embedding.
+
+        Shape:
+            stems: ``(batch, 4, 2, samples)`` -> ``(batch, decoder input size)`` float32.
+        """
+        return self.model.decoder_input(*self._model_inputs(stems, sample_rate)).float().cpu().numpy()
+
+    def _model_inputs(self, stems: torch.Tensor | np.ndarray, sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
         mel, features = self.frontend(self._prepare_stems(stems, sample_rate))
         if mel.shape[-1] < self.model.min_frames:
             raise ValueError(f"clip too short for the encoder ({mel.shape[-1]} frames < {self.model.min_frames})")
-        return self.model.embed(mel, features).float().cpu().numpy()
+        return mel, features
 
     @torch.no_grad()
     def mix_features(self, stems: torch.Tensor | np.ndarray, sample_rate: int) -> np.ndarray:
@@ -269,6 +282,32 @@ class StyleEncoder:
             raise ValueError(f"{what} lasts {duration_seconds:.2f} s; at least {MIN_EMBED_SECONDS} s is needed")
         return self.clip_offsets(duration_seconds, max_clips), min(self.clip_seconds, duration_seconds)
 
+    def _stem_file_clips(self, stem_paths: Sequence[str | Path], max_clips: int) -> tuple[np.ndarray, np.ndarray]:
+        """Stems ``(clips, 4, 2, samples)`` at the encoder's rate of evenly spaced clips of one file
+        per stem (STEMS order), and the clip start times in seconds ``(clips,)``."""
+        if len(stem_paths) != len(STEMS):
+            raise ValueError(f"expected {len(STEMS)} stem files ({', '.join(STEMS)}), got {len(stem_paths)}")
+        offsets, seconds = self._clip_plan(min(audio_duration(p) for p in stem_paths), max_clips,
+                                           f"the stems {stem_paths[0]}...")
+        stems = np.stack([np.stack([read_segment(p, float(t), seconds, self.sample_rate) for p in stem_paths])
+                          for t in offsets])
+        return stems, offsets
+
+    @torch.no_grad()
+    def _separated_clips(self, path: str | Path, max_clips: int) -> tuple[torch.Tensor, np.ndarray]:
+        """Stems ``(clips, 4, 2, samples)`` at the separator's rate of evenly spaced clips of a mixture
+        (decoded at that rate, so the separator never sees band-limited audio), and the start times."""
+        offsets, seconds = self._clip_plan(audio_duration(path), max_clips, str(path))
+        separator = self.separator
+        mixes = np.stack([read_segment(path, float(t), seconds, separator.sample_rate) for t in offsets])
+        return separator.separate(torch.from_numpy(mixes)), offsets
+
+    def _clip_stems(self, path: Path, max_clips: int) -> tuple[torch.Tensor, int]:
+        """The clips' stems of a stem folder or a mixture (separated), and their sample rate."""
+        if path.is_dir():
+            return torch.from_numpy(self._stem_file_clips(require_stem_files(path), max_clips)[0]), self.sample_rate
+        return self._separated_clips(path, max_clips)[0], self.separator.sample_rate
+
     def embed_file_clips(self, path: str | Path, max_clips: int = 8) -> tuple[np.ndarray, np.ndarray]:
         """Embed several clips of one audio file (a mixture; separated with :attr:`separator`).
 
@@ -279,10 +318,8 @@ class StyleEncoder:
             ``(clips, embedding_dim)`` float32 L2-normalised embeddings and the clip start times
             in seconds ``(clips,)``.
         """
-        offsets, seconds = self._clip_plan(audio_duration(path), max_clips, str(path))
-        rate = self.separator.sample_rate
-        mixes = np.stack([read_segment(path, float(t), seconds, rate) for t in offsets])
-        return self.embed_audio(mixes, rate), offsets
+        stems, offsets = self._separated_clips(path, max_clips)
+        return self.embed_stems(stems, self.separator.sample_rate), offsets
 
     def embed_stems_clips(self, stem_paths: Sequence[str | Path], max_clips: int = 8) -> tuple[np.ndarray, np.ndarray]:
         """Embed several clips of a pre-separated track: one audio file per stem, STEMS order.
@@ -291,12 +328,7 @@ class StyleEncoder:
             ``(clips, embedding_dim)`` float32 L2-normalised embeddings and the clip start times
             in seconds ``(clips,)`` (no separation involved).
         """
-        if len(stem_paths) != len(STEMS):
-            raise ValueError(f"expected {len(STEMS)} stem files ({', '.join(STEMS)}), got {len(stem_paths)}")
-        offsets, seconds = self._clip_plan(min(audio_duration(p) for p in stem_paths), max_clips,
-                                           f"the stems {stem_paths[0]}...")
-        stems = np.stack([np.stack([read_segment(p, float(t), seconds, self.sample_rate) for p in stem_paths])
-                          for t in offsets])
+        stems, offsets = self._stem_file_clips(stem_paths, max_clips)
         return self.embed_stems(stems, self.sample_rate), offsets
 
     def embed_stem_folder(self, folder: str | Path, max_clips: int = 8) -> np.ndarray:
@@ -335,7 +367,7 @@ class StyleEncoder:
         stems = stems[None] if stems.ndim == 3 else stems
         if stems.ndim == 4 and not bool((stems.abs() > 0).any()):
             raise ValueError("the stems are silent (every sample is 0): a silent mix has no settings to read")
-        return describe_embeddings(self.model, self.embed_stems(stems, sample_rate))
+        return describe_embeddings(self.model, self.decoder_inputs(stems, sample_rate))
 
     def _checked_clips(self, path: str | Path, max_clips: int) -> np.ndarray:
         """Which clips of an audio file (a mixture) or a stem folder can be described: the mask
@@ -367,12 +399,10 @@ class StyleEncoder:
                              f"to describe")
         return audible
 
-    def _audible_embeddings(self, path: str | Path, audible: np.ndarray, max_clips: int) -> np.ndarray:
-        """The embeddings ``(clips, dim)`` of the clips :meth:`_checked_clips` found audible."""
-        path = Path(path)
-        embeddings, _ = (self.embed_stems_clips(require_stem_files(path), max_clips) if path.is_dir()
-                         else self.embed_file_clips(path, max_clips))
-        return embeddings[audible]
+    def _audible_decoder_inputs(self, path: str | Path, audible: np.ndarray, max_clips: int) -> np.ndarray:
+        """What the decoders read ``(clips, size)`` of the clips :meth:`_checked_clips` found audible."""
+        stems, rate = self._clip_stems(Path(path), max_clips)
+        return self.decoder_inputs(stems, rate)[audible]
 
     def describe_path(self, path: str | Path, max_clips: int = 8) -> Description:
         """:meth:`describe` of an audio file (a mixture, separated first) or a folder of the four stems,
@@ -386,7 +416,7 @@ class StyleEncoder:
         """
         self.require_decoder()
         audible = self._checked_clips(path, max_clips)
-        return describe_embeddings(self.model, self._audible_embeddings(path, audible, max_clips))
+        return describe_embeddings(self.model, self._audible_decoder_inputs(path, audible, max_clips))
 
     def compare_paths(self, path_a: str | Path, path_b: str | Path, max_clips: int = 8) -> Comparison:
         """What the relative decoder says turns mix ``path_a`` into mix ``path_b`` (files or stem folders).
@@ -398,8 +428,8 @@ class StyleEncoder:
         """
         self.require_decoder()
         audible_a, audible_b = self._checked_clips(path_a, max_clips), self._checked_clips(path_b, max_clips)
-        return compare_embeddings(self.model, self._audible_embeddings(path_a, audible_a, max_clips),
-                                  self._audible_embeddings(path_b, audible_b, max_clips))
+        return compare_embeddings(self.model, self._audible_decoder_inputs(path_a, audible_a, max_clips),
+                                  self._audible_decoder_inputs(path_b, audible_b, max_clips))
 
     def embed_file(self, path: str | Path, max_clips: int = 8) -> np.ndarray:
         """One embedding ``(embedding_dim,)`` for a whole file: the L2-normalised mean of the

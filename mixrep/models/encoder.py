@@ -14,9 +14,11 @@ Pipeline (every step is a plain ``nn.Module``; Lightning code lives in ``mixrep.
 5. optionally (``feature_branch_dim > 0``) a learned branch over the normalised mix features
    (:class:`~mixrep.models.feature_branch.FeatureBranch`), concatenated with the pooled vector;
 6. projection MLP to ``embedding_dim``;
-7. optionally (``settings_version > 0``) the settings decoders of :mod:`mixrep.models.decoder`
-   on the L2-normalised embedding: the mix's settings (:meth:`MixStyleEncoder.decode_settings`) and
-   the difference between two mixes' (:meth:`MixStyleEncoder.decode_relative`).
+7. optionally (``settings_version > 0``) the settings decoders of :mod:`mixrep.models.decoder`:
+   the mix's settings (:meth:`MixStyleEncoder.decode_settings`) and the difference between two
+   mixes' (:meth:`MixStyleEncoder.decode_relative`), read from :meth:`MixStyleEncoder.decoder_input`:
+   the *representation* (the pooled vector before the projection, step 5's output) or the
+   L2-normalised embedding (``decoder_input``).
 
 :meth:`MixStyleEncoder.forward` returns the un-normalised projection (the contrastive loss
 normalises it); :meth:`MixStyleEncoder.embed` returns L2-normalised embeddings for retrieval.
@@ -74,6 +76,11 @@ class EncoderConfig:
             (:data:`~mixrep.styles.settings_vector.SETTINGS_VERSION`); 0: no decoders (an encoder
             trained for retrieval only, as every checkpoint written before the decoders).
         decoder_hidden_dim: hidden width of the settings decoders.
+        decoder_input: what the decoders read: ``"representation"``, the pooled vector before the
+            projection (what a contrastive projection head is there to protect: the loss shapes the
+            projection, and the representation below it keeps more of the input; Chen et al., "A
+            Simple Framework for Contrastive Learning of Visual Representations", ICML 2020, sec. 4.2),
+            or ``"embedding"``, the L2-normalised embedding retrieval uses.
     """
 
     num_features: int
@@ -92,6 +99,7 @@ class EncoderConfig:
     feature_branch_dim: int = 0
     settings_version: int = 0
     decoder_hidden_dim: int = 256
+    decoder_input: Literal["embedding", "representation"] = "embedding"
 
     @property
     def uses_features(self) -> bool:
@@ -112,6 +120,8 @@ class EncoderConfig:
             raise ValueError(
                 f"channels must be two positive ints (first, second), got {self.channels}"
             )
+        if self.decoder_input not in ("embedding", "representation"):
+            raise ValueError(f"decoder_input must be 'embedding' or 'representation', got {self.decoder_input!r}")
         if self.settings_version not in (0, SETTINGS_VERSION):
             raise ValueError(f"settings_version {self.settings_version} is not a settings layout this mixrep knows "
                              f"(0 or {SETTINGS_VERSION}): upgrade mixrep to read this encoder's decoder")
@@ -191,10 +201,12 @@ class MixStyleEncoder(nn.Module):
             nn.Dropout(config.dropout),
             nn.Linear(config.embedding_dim, config.embedding_dim),
         )
+        self.representation_dim = frame_dim + config.feature_branch_dim
         self.settings_decoder = self.relative_decoder = None
         if config.settings_version:
-            self.settings_decoder = SettingsDecoder(config.embedding_dim, config.decoder_hidden_dim)
-            self.relative_decoder = RelativeDecoder(config.embedding_dim, config.decoder_hidden_dim)
+            width = self.representation_dim if config.decoder_input == "representation" else config.embedding_dim
+            self.settings_decoder = SettingsDecoder(width, config.decoder_hidden_dim)
+            self.relative_decoder = RelativeDecoder(width, config.decoder_hidden_dim)
 
     @property
     def decodes_settings(self) -> bool:
@@ -266,13 +278,28 @@ class MixStyleEncoder(nn.Module):
         """Pooling weight of every (pooled) frame, ``(batch, frames')``, summing to 1."""
         return self.pooling.weights(self.frame_features(mel, features))
 
-    def forward(self, mel: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
-        """Un-normalised embeddings ``(batch, embedding_dim)``."""
+    def representation(self, mel: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """The pooled vector before the projection (and the feature branch's output beside it),
+        ``(batch, representation_dim)``."""
         pooled = self.pooling(self.frame_features(mel, features))
         if self.feature_branch is not None:
             assert features is not None  # checked in frame_features
             pooled = torch.cat([pooled, self.feature_branch(features)], dim=-1)
-        return self.projection(pooled)
+        return pooled
+
+    def forward(self, mel: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """Un-normalised embeddings ``(batch, embedding_dim)``."""
+        return self.projection(self.representation(mel, features))
+
+    def decoder_input_of(self, representation: torch.Tensor, projection: torch.Tensor) -> torch.Tensor:
+        """What the decoders read, from a batch's representation and (un-normalised) projection:
+        one of the two per ``config.decoder_input`` (the embedding L2-normalised)."""
+        return representation if self.config.decoder_input == "representation" else F.normalize(projection, dim=-1)
+
+    def decoder_input(self, mel: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """What the decoders read of a batch of clips, ``(batch, decoder input size)``."""
+        representation = self.representation(mel, features)
+        return self.decoder_input_of(representation, self.projection(representation))
 
     def embed(self, mel: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
         """L2-normalised embeddings ``(batch, embedding_dim)`` (cosine similarity = dot product)."""
@@ -285,7 +312,7 @@ class MixStyleEncoder(nn.Module):
         return self.settings_decoder, self.relative_decoder
 
     def decode_settings(self, embedding: torch.Tensor) -> torch.Tensor:
-        """The settings vector of L2-normalised embeddings ``(batch, embedding_dim)``: normalised
+        """The settings vector of a batch of decoder inputs (:meth:`decoder_input`): normalised
         values, and logits for the presence entries, ``(batch, NUM_SETTINGS)``.
 
         Raises:
@@ -295,7 +322,7 @@ class MixStyleEncoder(nn.Module):
 
     def decode_relative(self, embedding_a: torch.Tensor, embedding_b: torch.Tensor) -> torch.Tensor:
         """The settings difference ``b - a`` (normalised values; presence columns 0) of two batches of
-        L2-normalised embeddings ``(batch, embedding_dim)`` -> ``(batch, NUM_SETTINGS)``.
+        decoder inputs (:meth:`decoder_input`) -> ``(batch, NUM_SETTINGS)``.
 
         Raises:
             ValueError: the encoder has no settings decoder.

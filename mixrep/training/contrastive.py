@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 
 from mixrep.constants import SAMPLE_RATE
 from mixrep.errors import CheckpointError
@@ -60,6 +59,8 @@ class ContrastiveStyleModule(L.LightningModule):
             (:func:`~mixrep.training.losses.relative_settings_loss`) on two pairs per triplet:
             anchor -> negative (the same song in two styles) and positive -> negative (two songs).
             Used only with ``settings_weight > 0``.
+        decoder_hidden_dim, decoder_input: the decoders' width and what they read (see
+            :class:`~mixrep.models.encoder.EncoderConfig`).
 
     Batches hold raw stems (``anchor_stems``...); each step first runs the front end on them on
     the training device (:func:`~mixrep.training.triplets.encode_triplets`), then the encoder.
@@ -72,7 +73,8 @@ class ContrastiveStyleModule(L.LightningModule):
                  warmup_steps: int = 500, min_lr_ratio: float = 0.01, gather_negatives: bool = True, sample_rate: int = SAMPLE_RATE,
                  n_fft: int = 2048, hop_length: int = 512, f_min: float = 20.0, log_floor: float = 1e-5,
                  features: tuple[str, ...] = FEATURE_GROUPS, clip_seconds: float = 4.0, seed: int = 0,
-                 settings_weight: float = 0.0, relative_weight: float = 0.5, decoder_hidden_dim: int = 256) -> None:
+                 settings_weight: float = 0.0, relative_weight: float = 0.5, decoder_hidden_dim: int = 256,
+                 decoder_input: str = "representation") -> None:
         super().__init__()
         self.save_hyperparameters()
         self.frontend_config = FrontEndConfig(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length,
@@ -83,7 +85,8 @@ class ContrastiveStyleModule(L.LightningModule):
             num_features=num_features(tuple(features)), n_mels=n_mels, band_size=band_size, band_overlap=band_overlap,
             channels=tuple(channels), embedding_dim=embedding_dim, use_film=use_film, band_split=band_split,
             pooling=pooling, dropout=dropout, feature_branch_dim=feature_branch_dim,
-            settings_version=SETTINGS_VERSION if settings_weight > 0 else 0, decoder_hidden_dim=decoder_hidden_dim)
+            settings_version=SETTINGS_VERSION if settings_weight > 0 else 0, decoder_hidden_dim=decoder_hidden_dim,
+            decoder_input=decoder_input)
         if settings_weight < 0 or relative_weight < 0:
             raise ValueError(f"settings_weight ({settings_weight}) and relative_weight ({relative_weight}) must be >= 0")
         self.encoder = MixStyleEncoder(self.encoder_config)
@@ -92,13 +95,16 @@ class ContrastiveStyleModule(L.LightningModule):
         """L2-normalised embeddings ``(batch, embedding_dim)`` of ``(batch, 8, n_mels, frames)`` mels."""
         return self.encoder.embed(mel, features)
 
-    def _embed_triplets(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    def _embed_triplets(self, batch: dict[str, torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        """Un-normalised embeddings of the three sides, and what the decoders read of them."""
         # The front end runs here, on the training device, on all three sides at once (stems in,
         # log-mel + features out); then one encoder pass, so BatchNorm sees the whole batch.
         batch = encode_triplets(batch, self.frontend)
         mel = torch.cat([batch[f"{s}_mel"] for s in SIDES])
         features = torch.cat([batch[f"{s}_features"] for s in SIDES])
-        return self.encoder(mel, features).chunk(3)
+        representation = self.encoder.representation(mel, features)
+        projection = self.encoder.projection(representation)
+        return projection.chunk(3), self.encoder.decoder_input_of(representation, projection).chunk(3)
 
     def _gather(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if not (self.hparams.gather_negatives and self.trainer.world_size > 1):
@@ -109,9 +115,10 @@ class ContrastiveStyleModule(L.LightningModule):
         # Dropout is a function of (seed, step): a resumed run continues identically.
         torch.manual_seed(self.hparams.seed * 1_000_003 + self.global_step)
 
-    def decoder_losses(self, batch: dict[str, torch.Tensor], embeddings: tuple[torch.Tensor, ...]
+    def decoder_losses(self, batch: dict[str, torch.Tensor], inputs: tuple[torch.Tensor, ...]
                        ) -> dict[str, torch.Tensor]:
-        """``settings`` and ``relative`` losses of a batch's three sides (empty without decoders).
+        """``settings`` and ``relative`` losses of a batch's three sides, from what the decoders read of
+        them (``inputs``; empty without decoders).
 
         Raises:
             ValueError: the encoder has decoders but the batch has no settings vectors (a style
@@ -121,7 +128,7 @@ class ContrastiveStyleModule(L.LightningModule):
             return {}
         if "anchor_settings" not in batch:
             raise ValueError(NO_SETTINGS_VECTORS)
-        unit = [F.normalize(e, dim=-1) for e in embeddings]
+        unit = list(inputs)
         targets = [(batch[f"{side}_settings"], batch[f"{side}_settings_mask"]) for side in SIDES]
         settings = sum(settings_loss(self.encoder.decode_settings(e), *t) for e, t in zip(unit, targets)) / 3
         anchor, positive, negative = unit
@@ -131,9 +138,9 @@ class ContrastiveStyleModule(L.LightningModule):
         return {"settings": settings, "relative": relative}
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        anchor, positive, negative = self._embed_triplets(batch)
+        (anchor, positive, negative), inputs = self._embed_triplets(batch)
         out = info_nce(*self._gather(anchor, positive, negative), temperature=self.hparams.temperature)
-        decoded = self.decoder_losses(batch, (anchor, positive, negative))
+        decoded = self.decoder_losses(batch, inputs)
         loss = out.loss
         if decoded:
             loss = loss + self.hparams.settings_weight * decoded["settings"] \
@@ -154,12 +161,12 @@ class ContrastiveStyleModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        anchor, positive, negative = self._embed_triplets(batch)
+        (anchor, positive, negative), inputs = self._embed_triplets(batch)
         out = info_nce(anchor, positive, negative, temperature=self.hparams.temperature)
         size = anchor.shape[0]
         self.log("val/loss", out.loss, sync_dist=True, batch_size=size)
         self.log("val/acc", out.accuracy, sync_dist=True, batch_size=size)
-        for name, value in self.decoder_losses(batch, (anchor, positive, negative)).items():
+        for name, value in self.decoder_losses(batch, inputs).items():
             self.log(f"val/{name}_loss", value, sync_dist=True, batch_size=size)
 
     def configure_optimizers(self):

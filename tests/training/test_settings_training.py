@@ -36,9 +36,10 @@ def test_a_fit_with_settings_weight_logs_the_decoder_losses_and_writes_a_decodin
     path = last_checkpoint_path(cli.trainer)
     encoder, _, _ = read_encoder(load_checkpoint(path), str(path))
     assert encoder.decodes_settings and encoder.config.settings_version == SETTINGS_VERSION
-    embedding = torch.nn.functional.normalize(torch.randn(2, encoder.config.embedding_dim), dim=-1)
+    assert encoder.config.decoder_input == "representation"  # the training default
+    representation = torch.randn(2, encoder.representation_dim)
     with torch.no_grad():
-        assert encoder.decode_settings(embedding).shape == (2, NUM_SETTINGS)
+        assert encoder.decode_settings(representation).shape == (2, NUM_SETTINGS)
 
 
 def test_retrieval_only_training_builds_no_decoder_and_has_no_decoder_losses():
