@@ -11,6 +11,7 @@ scored on the same held-out items, per settings group
 - ``embedding probe``: ridge regression per value entry and logistic regression per presence entry on
   the encoder's embedding, fitted on items of the checkpoint's *training* songs (other styles);
 - ``feature probe``: the same probes on the 116 handcrafted mix features of the four stems and the mix;
+- ``descriptor probe``: the same probes on the per-stem descriptor (:mod:`mixrep.retrieval.descriptor`);
 - ``mean``: every value predicted as its mean over the probes' training items (R^2 <= 0 by design,
   presence AUROC 0.5): the floor.
 
@@ -18,7 +19,8 @@ Scores: R^2 per value entry over the items where it is defined, averaged over a 
 AUROC per presence entry (true presence = at least half the stem's tracks use the processor),
 averaged over a group's entries that have both classes. The relative decoder is scored on pairs of
 items, two styles of the same song and two styles of two songs: R^2 of the predicted difference
-against the true one, per group, next to the difference of two absolute decodings.
+against the true one, per group, next to the difference of two absolute decodings and to ridge probes
+on each input's pair ``[x_b - x_a, x_a]`` (fitted on pairs of the probes' items).
 
 Shape:
     embeddings ``(items, dim)``, features ``(items, num_features)``, targets and masks
@@ -44,7 +46,9 @@ from mixrep.styles.spaces import make_style_space
 
 log = logging.getLogger(__name__)
 
-READERS = ("decoder", "embedding probe", "feature probe", "mean")
+READERS = ("decoder", "embedding probe", "feature probe", "descriptor probe", "mean")
+PROBE_INPUTS = {"embedding probe": "embeddings", "feature probe": "features", "descriptor probe": "descriptor"}
+"""Each probe reader and the :class:`SettingsItems` field it reads."""
 PRESENT = 0.5
 """A stem's processor counts as present when at least this share of its tracks use it."""
 
@@ -56,6 +60,7 @@ class SettingsItems:
     embeddings: np.ndarray
     decoder_inputs: np.ndarray
     features: np.ndarray
+    descriptor: np.ndarray
     targets: np.ndarray
     masks: np.ndarray
     song_ids: np.ndarray
@@ -74,7 +79,7 @@ def settings_items(encoder: StyleEncoder, style_set: StyleSet) -> SettingsItems:
     vectors = [settings_vector(styles[style], *style_set.clips[song])
                for song, style in zip(style_set.song_ids, style_set.style_ids)]
     return SettingsItems(embed_style_set(encoder.model, style_set), _decoder_inputs(encoder, style_set),
-                         style_set.features.numpy().astype(np.float64),
+                         style_set.features.numpy().astype(np.float64), np.asarray(style_set.descriptor, np.float64),
                          np.stack([v for v, _ in vectors]), np.stack([m for _, m in vectors]),
                          style_set.song_ids, style_set.style_ids)
 
@@ -216,22 +221,44 @@ def relative_pairs(items: SettingsItems, seed: int = 0) -> tuple[np.ndarray, np.
     return np.asarray(a), np.asarray(b), np.asarray(same)
 
 
-@torch.no_grad()
-def relative_scores(encoder: StyleEncoder, items: SettingsItems) -> dict[str, dict[str, dict[str, float]]]:
-    """R^2 per group of the relative decoder and of the difference of two absolute decodings, on
-    same-song and two-song pairs: ``{"same song" | "two songs": {reader: {group: r2}}}``."""
-    a, b, same = relative_pairs(items)
-    e = torch.as_tensor(items.decoder_inputs, device=encoder.device)
-    relative = encoder.model.decode_relative(e[a], e[b]).cpu().numpy()
-    absolute = decoded(encoder, items.decoder_inputs)
-    difference = absolute[b] - absolute[a]
-    truth = items.targets[b] - items.targets[a]
+def pair_data(items: SettingsItems, inputs: str, pairs: tuple[np.ndarray, np.ndarray]
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A probe's view of pairs ``(a, b)``: inputs ``[x_b - x_a, x_a]``, the true differences and where
+    they are defined (value entries defined in both)."""
+    a, b = pairs
+    x = getattr(items, inputs)
     masks = np.stack([relative_mask(items.masks[i], items.masks[j]) for i, j in zip(a, b)])
+    return np.concatenate([x[b] - x[a], x[a]], axis=1), items.targets[b] - items.targets[a], masks
+
+
+def fit_pair_probes(items: SettingsItems) -> dict[str, Probes]:
+    """Ridge probes of settings differences per input (:data:`PROBE_INPUTS`), on :func:`relative_pairs`
+    of ``items``."""
+    a, b, _ = relative_pairs(items)
+    return {reader: fit_probes(*pair_data(items, inputs, (a, b))) for reader, inputs in PROBE_INPUTS.items()}
+
+
+@torch.no_grad()
+def relative_scores(encoder: StyleEncoder, items: SettingsItems, pair_probes: dict[str, Probes]
+                    ) -> dict[str, dict[str, dict[str, float]]]:
+    """R^2 per group of the relative decoder, of the difference of two absolute decodings (encoders
+    with decoders) and of the pair probes, on same-song and two-song pairs:
+    ``{"same song" | "two songs": {reader: {group: r2}}}``."""
+    a, b, same = relative_pairs(items)
+    predictions = {}
+    if encoder.decodes_settings:
+        e = torch.as_tensor(items.decoder_inputs, device=encoder.device)
+        predictions["relative decoder"] = encoder.model.decode_relative(e[a], e[b]).cpu().numpy()
+        absolute = decoded(encoder, items.decoder_inputs)
+        predictions["absolute difference"] = absolute[b] - absolute[a]
+    for reader, probe in pair_probes.items():
+        predictions[reader] = probe.predict(pair_data(items, PROBE_INPUTS[reader], (a, b))[0])
+    _, truth, masks = pair_data(items, "features", (a, b))
     out = {}
     for label, rows in (("same song", same), ("two songs", ~same)):
         out[label] = {reader: {g: s["r2"] for g, s in group_scores(entry_scores(p[rows], truth[rows], masks[rows])).items()
                                if "r2" in s}
-                      for reader, p in (("relative decoder", relative), ("absolute difference", difference))}
+                      for reader, p in predictions.items()}
     return out
 
 
@@ -270,8 +297,9 @@ def evaluate_settings(path: str | Path, *, domains: list[str] | None = None, num
     train_set = build_style_set(training_source(checkpoint, encoder.sample_rate), encoder.frontend, split="train",
                                 num_songs=probe_songs, num_styles=probe_styles, styles=styles, seed=seed + 1)
     train = settings_items(encoder, train_set)
-    probes = {"embedding probe": (fit_probes(train.embeddings, train.targets, train.masks), "embeddings"),
-              "feature probe": (fit_probes(train.features, train.targets, train.masks), "features")}
+    probes = {reader: fit_probes(getattr(train, inputs), train.targets, train.masks)
+              for reader, inputs in PROBE_INPUTS.items()}
+    pair_probes = fit_pair_probes(train)
     mean = _masked_means(train.targets, train.masks)
     results = []
     for spec in domains or default_domains(checkpoint):
@@ -282,11 +310,11 @@ def evaluate_settings(path: str | Path, *, domains: list[str] | None = None, num
         predictions = {"mean": np.tile(mean, (len(items.targets), 1))}
         if encoder.decodes_settings:
             predictions["decoder"] = decoded(encoder, items.decoder_inputs)
-        for reader, (probe, inputs) in probes.items():
-            predictions[reader] = probe.predict(getattr(items, inputs))
+        for reader, probe in probes.items():
+            predictions[reader] = probe.predict(getattr(items, PROBE_INPUTS[reader]))
         groups = {reader: group_scores(entry_scores(predictions[reader], items.targets, items.masks))
                   for reader in READERS if reader in predictions}
-        relative = relative_scores(encoder, items) if encoder.decodes_settings else {}
+        relative = relative_scores(encoder, items, pair_probes)
         results.append(SettingsRecovery(spec, description, len(items.targets), groups, relative))
     return results
 
