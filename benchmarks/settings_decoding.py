@@ -7,9 +7,10 @@ on the same items:
 
 - style retrieval: mAP with same-song distractors and style>song of the encoder, next to the baselines
   of ``mixrep evaluate`` (the strongest of them named);
-- settings recovery per settings group (:mod:`mixrep.evaluation.settings`): the decoder, ridge /
-  logistic probes on the embedding and on the 116 mix features (fitted on the training songs), the
-  mean; and the relative decoder on same-song and two-song pairs.
+- settings recovery per settings group on the held-out soundfont (:mod:`mixrep.evaluation.settings`):
+  the decoder, ridge / logistic probes on the embedding, on the 116 mix features and on the per-stem
+  descriptor (fitted on the training songs), the mean; and the relative decoder on same-song and
+  two-song pairs next to ridge probes of the differences.
 
 Printed: mean +- standard deviation (ddof 0) over the seeds. Runs are resumable: a finished run
 (``<out>/<kind>-seed<S>/done``) is not trained again, a scored one (``retrieval.json``,
@@ -60,8 +61,9 @@ def score(run_dir: Path, args: argparse.Namespace, part: str) -> dict:
     path = run_dir / f"{part}.json"
     if path.is_file():
         return json.loads(path.read_text())
-    from mixrep.evaluation.encoder import domain_table_dict, evaluate_checkpoint
+    from mixrep.evaluation.encoder import default_domains, domain_table_dict, evaluate_checkpoint
     from mixrep.evaluation.settings import evaluate_settings
+    from mixrep.inference.style_encoder import load_checkpoint
     from mixrep.training.runs import read_best_record
 
     version = sorted((run_dir / "tensorboard").glob("version_*"))[-1]
@@ -70,7 +72,8 @@ def score(run_dir: Path, args: argparse.Namespace, part: str) -> dict:
     if part == "retrieval":
         scores = domain_table_dict(evaluate_checkpoint(best, corpus_dir=args.corpus_dir))
     else:
-        scores = [r.as_dict() for r in evaluate_settings(best, corpus_dir=args.corpus_dir)]
+        held_out = default_domains(load_checkpoint(best))[-1:]  # the held-out soundfont (settings: one domain)
+        scores = [r.as_dict() for r in evaluate_settings(best, domains=held_out, corpus_dir=args.corpus_dir)]
     result = {"checkpoint": str(best), part: scores, "seconds": time.perf_counter() - started}
     path.write_text(json.dumps(result, indent=1))
     return result

@@ -122,7 +122,7 @@ class Probes:
 
 def fit_probes(inputs: np.ndarray, targets: np.ndarray, masks: np.ndarray) -> Probes:
     """Ridge (value entries; alpha by leave-one-out over a log grid) and logistic regression (presence
-    entries, binarised at :data:`PRESENT`; C by 5-fold cross-validated AUROC) per entry, on z-scored ``inputs``
+    entries, binarised at :data:`PRESENT`; C by 3-fold cross-validated AUROC) per entry, on z-scored ``inputs``
     (clipped to +-5),
     each on the items where its target is defined. An entry with one class only (or under 10 items)
     keeps its mean."""
@@ -147,7 +147,7 @@ def fit_probes(inputs: np.ndarray, targets: np.ndarray, masks: np.ndarray) -> Pr
             labels = (y >= PRESENT).astype(int)
             if labels.min() == labels.max() or min(labels.sum(), len(labels) - labels.sum()) < 5:
                 continue
-            search = GridSearchCV(LogisticRegression(max_iter=2000), {"C": np.logspace(-3, 2, 6)}, cv=5,
+            search = GridSearchCV(LogisticRegression(max_iter=2000), {"C": np.logspace(-2, 1, 4)}, cv=3,
                                   scoring="roc_auc")
             model = scaled(search)
             probes.models[column] = model.fit(inputs[rows], labels)
@@ -277,8 +277,8 @@ class SettingsRecovery:
                 "relative": self.relative}
 
 
-def evaluate_settings(path: str | Path, *, domains: list[str] | None = None, num_songs: int = 16, num_styles: int = 32,
-                      probe_songs: int = 16, probe_styles: int = 48, seed: int = 1234, device: str | None = None,
+def evaluate_settings(path: str | Path, *, domains: list[str] | None = None, num_songs: int = 16, num_styles: int = 24,
+                      probe_songs: int = 12, probe_styles: int = 32, seed: int = 1234, device: str | None = None,
                       corpus_dir: str | Path = "outputs/corpora") -> list[SettingsRecovery]:
     """Score the readers of the module docstring on every domain (default: those of ``mixrep evaluate``).
 
