@@ -16,7 +16,7 @@ from mixrep.errors import CheckpointError
 from mixrep.files import digest, file_chunks
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "style-encoder.ckpt"
-SHIPPED_SHA256 = ""
+SHIPPED_SHA256 = "5cbb15d049d4433676fc52ea9e1f689db416846b7d688af1e015d05bb5199de3"
 """SHA-256 of :data:`SHIPPED_CHECKPOINT` (set when the file is replaced; see docs/pretrained.md)."""
 
 

@@ -349,8 +349,8 @@ class StyleEncoder:
     def require_decoder(self) -> None:
         if not self.decodes_settings:
             raise CheckpointError("this checkpoint's encoder was trained for retrieval only and has no settings "
-                                  "decoder, so it cannot describe a mix (it still embeds and searches): use a "
-                                  "checkpoint trained with model.settings_weight > 0, such as `make demo`'s")
+                                  "decoder, so it cannot describe a mix (it still embeds and searches): pass "
+                                  "--checkpoint with an encoder trained with --model.settings_weight > 0")
 
     def describe(self, stems: torch.Tensor | np.ndarray, sample_rate: int) -> Description:
         """The decoded settings of one mix's stems, in engineer's units (see :mod:`mixrep.inference.describe`).

@@ -255,7 +255,11 @@ def shipped_encoder() -> StyleEncoder:
 
     if not pretrained.SHIPPED_SHA256:
         pytest.skip("no checkpoint is shipped yet (mixrep.inference.pretrained.SHIPPED_SHA256 is empty)")
-    return StyleEncoder.from_checkpoint(pretrained.shipped_checkpoint(), device="cpu")  # a missing file fails
+    encoder = StyleEncoder.from_checkpoint(pretrained.shipped_checkpoint(), device="cpu")  # a missing file fails
+    if not encoder.decodes_settings:
+        pytest.skip("the shipped encoder has no settings decoder: no decoder trained so far reads a mix's settings "
+                    "(docs/results.md, Settings decoding), so the shipped checkpoint is retrieval only")
+    return encoder
 
 
 def held_out_songs(encoder: StyleEncoder) -> list:
@@ -317,8 +321,8 @@ def test_shipped_checkpoint_reads_a_10_db_bass_shelf_in_the_right_direction(ship
         down = rendered_clips(encoder, song, with_bass_shelf(style, -10.0))
         boosted.append(encoder.describe(up, encoder.sample_rate)["bass.eq_60hz_db"].value)
         cut.append(encoder.describe(down, encoder.sample_rate)["bass.eq_60hz_db"].value)
-        comparison = compare_embeddings(encoder.model, encoder.embed_stems(down, encoder.sample_rate),
-                                        encoder.embed_stems(up, encoder.sample_rate))
+        comparison = compare_embeddings(encoder.model, encoder.decoder_inputs(down, encoder.sample_rate),
+                                        encoder.decoder_inputs(up, encoder.sample_rate))
         changes.append(comparison.to_dict()["bass.eq_60hz_db"]["change"])
     print(f"bass 60 Hz EQ read: boosted {boosted}, cut {cut}; relative change cut -> boosted {changes}")
     assert np.mean(boosted) > np.mean(cut) + 2.0, (boosted, cut)
