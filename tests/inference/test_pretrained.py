@@ -37,17 +37,21 @@ def test_an_altered_shipped_checkpoint_is_refused_before_loading(tmp_path, monke
         pretrained.checkpoint_or_shipped(None)
 
 
-def test_embed_without_a_checkpoint_uses_the_shipped_encoder(tmp_path):
+def noise_stems(folder, sample_rate: int, seed: int):
+    """A folder of four 3 s stereo noise stems."""
     from mixrep.audio.io import write_audio
     from mixrep.constants import STEMS
 
-    encoder = StyleEncoder.from_checkpoint(pretrained.shipped_checkpoint(), device="cpu")
-    folder = tmp_path / "song"
     folder.mkdir()
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
     for stem in STEMS:
-        write_audio(folder / f"{stem}.wav", rng.normal(0, 0.1, (2, 3 * encoder.sample_rate)).astype(np.float32),
-                    encoder.sample_rate)
+        write_audio(folder / f"{stem}.wav", rng.normal(0, 0.1, (2, 3 * sample_rate)).astype(np.float32), sample_rate)
+    return folder
+
+
+def test_embed_without_a_checkpoint_uses_the_shipped_encoder(tmp_path):
+    encoder = StyleEncoder.from_checkpoint(pretrained.shipped_checkpoint(), device="cpu")
+    folder = noise_stems(tmp_path / "song", encoder.sample_rate, seed=1)
     out = tmp_path / "emb.npz"
     assert main(["embed", "--stems", str(folder), "--out", str(out)]) == 0
     saved = np.load(out)
@@ -56,16 +60,8 @@ def test_embed_without_a_checkpoint_uses_the_shipped_encoder(tmp_path):
 
 
 def test_describe_without_a_checkpoint_reads_with_the_shipped_decoder_or_says_it_has_none(tmp_path, capsys):
-    from mixrep.audio.io import write_audio
-    from mixrep.constants import STEMS
-
     encoder = StyleEncoder.from_checkpoint(pretrained.shipped_checkpoint(), device="cpu")
-    folder = tmp_path / "song"
-    folder.mkdir()
-    rng = np.random.default_rng(2)
-    for stem in STEMS:
-        write_audio(folder / f"{stem}.wav", rng.normal(0, 0.1, (2, 3 * encoder.sample_rate)).astype(np.float32),
-                    encoder.sample_rate)
+    folder = noise_stems(tmp_path / "song", encoder.sample_rate, seed=2)
     code = main(["describe", str(folder)])
     err = capsys.readouterr().err
     if encoder.decodes_settings:
