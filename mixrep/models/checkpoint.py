@@ -192,7 +192,11 @@ def read_encoder(checkpoint: dict, where: str) -> tuple[MixStyleEncoder, dict, s
     check_metadata(checkpoint, where)
     weights = checked_weights(checkpoint, WEIGHTS_PREFIX, meta.get("content_hash"), where, "the weights")
     encoder = ENCODER_CLASSES[class_name](config)
-    encoder.load_state_dict(weights)
+    try:
+        encoder.load_state_dict(weights)
+    except RuntimeError as e:  # weights of another architecture than the config describes
+        raise CheckpointError(f"{where}: its weights do not fit the encoder its config describes ({e}); use the "
+                              f"mixrep version that trained it") from e
     return encoder.eval(), dict(meta.get("frontend", {})), meta["content_hash"]
 
 

@@ -224,3 +224,19 @@ def test_a_few_hundred_steps_fit_a_decoder_to_settings_of_drawn_styles():
     after = settings_loss(decoder(embeddings), target, mask).item()
     # one track per stem class: presence targets are 0 or 1, so the loss can approach 0
     assert after < 0.05 * before, (before, after)
+
+
+def test_weights_that_do_not_fit_the_config_are_refused_with_a_checkpoint_error():
+    from mixrep.models.checkpoint import state_dict_hash
+    from mixrep.models.encoder import EncoderConfig
+
+    trained = MixStyleEncoder(EncoderConfig(num_features=8, n_mels=16, band_size=8, band_overlap=4, channels=(2, 4),
+                                            embedding_dim=8, settings_version=SETTINGS_VERSION))
+    state = {f"encoder.{k}": v for k, v in trained.state_dict().items()}
+    checkpoint = {"state_dict": state, "mixrep": encoder_section(trained, {}, state)}
+    # the config says "no decoder" while the weights hold one (hashes recomputed, as an editor could)
+    checkpoint["mixrep"]["encoder_config"]["settings_version"] = 0
+    checkpoint["mixrep"]["content_hash"] = state_dict_hash({k[8:]: v for k, v in state.items()})
+    seal(checkpoint)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        read_encoder(checkpoint, "edited.ckpt")
