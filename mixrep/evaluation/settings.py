@@ -41,7 +41,7 @@ from mixrep.inference.style_encoder import StyleEncoder, load_checkpoint
 from mixrep.models.decoder import SettingsDecoder
 from mixrep.retrieval.style_set import StyleSet, build_style_set, embed_style_set
 from mixrep.styles.mix_style import MixStyle
-from mixrep.styles.settings_vector import GROUPS, NUM_SETTINGS, SETTINGS, relative_mask, settings_vector
+from mixrep.styles.settings_vector import GROUPS, NUM_SETTINGS, PRESENT, SETTINGS, relative_mask, settings_vector
 from mixrep.styles.spaces import make_style_space
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,6 @@ log = logging.getLogger(__name__)
 READERS = ("decoder", "embedding probe", "feature probe", "descriptor probe", "mean")
 PROBE_INPUTS = {"embedding probe": "embeddings", "feature probe": "features", "descriptor probe": "descriptor"}
 """Each probe reader and the :class:`SettingsItems` field it reads."""
-PRESENT = 0.5
-"""A stem's processor counts as present when at least this share of its tracks use it."""
 
 
 @dataclass

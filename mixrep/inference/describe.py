@@ -34,13 +34,12 @@ from mixrep.styles.settings_vector import (
     EQ_FREQUENCIES_HZ,
     INDEX,
     MASTER_EQ_FREQUENCIES_HZ,
+    PRESENT,
     SETTINGS,
     Setting,
     denormalise,
 )
 
-PRESENT = 0.5
-"""A processor is reported when its decoded presence is at least this probability."""
 FLAT_EQ_DB = 1.0
 """EQ points closer than this to 0 dB are not reported."""
 

@@ -61,6 +61,8 @@ EQ_SAMPLE_RATE = 44100
 GROUPS: tuple[str, ...] = ("balance", "pan", "width", "filters", "eq", "dynamics", "saturation", "sends",
                            "master", "space")
 """Settings groups, in the order of the settings-recovery table."""
+PRESENT = 0.5
+"""A processor counts as used at or above this presence (a stem's share of tracks using it, or a decoded probability)."""
 SETTINGS_VERSION = 1
 """The layout :data:`SETTINGS` defines; a checkpoint's decoder records it (an unknown one is refused)."""
 
@@ -299,6 +301,6 @@ def relative_mask(mask_a: np.ndarray, mask_b: np.ndarray) -> np.ndarray:
     return mask_a * mask_b * values
 
 
-__all__ = ["EQ_FREQUENCIES_HZ", "MASTER_EQ_FREQUENCIES_HZ", "GROUPS", "INDEX", "NUM_SETTINGS", "SETTINGS", "SETTINGS_VERSION", "Setting",
+__all__ = ["EQ_FREQUENCIES_HZ", "MASTER_EQ_FREQUENCIES_HZ", "PRESENT", "GROUPS", "INDEX", "NUM_SETTINGS", "SETTINGS", "SETTINGS_VERSION", "Setting",
            "compressor_reduction_db", "denormalise", "eq_curve_db", "group_columns", "presence_columns",
            "relative_mask", "settings_vector", "value_columns"]
