@@ -49,7 +49,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mixrep.corpora",),
     ("mixrep.datasets",),
     ("mixrep.graphs",),
-    ("mixrep.plots",),
+    ("mixrep.plots", "mixrep.export", "mixrep.pages"),
     ("mixrep.inference",),
     ("mixrep.retrieval",),
     ("mixrep.training",),
