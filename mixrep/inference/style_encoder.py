@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import pickle
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,16 @@ def recorded_separator(checkpoint: dict, where: str) -> str:
                     "ignored: pass separator_weights= (--weights) to separate with it", where, data["weights_path"])
     name = data.get("separator", "htdemucs")
     return name if isinstance(name, str) else repr(name)
+
+
+@dataclass(frozen=True)
+class _Clips:
+    """Audible clips of one input, read once: ``audio`` ``(clips, 4, 2, samples)`` of a stem folder
+    (``are_stems``) or ``(clips, 1, 2, samples)`` of a mixture, at ``sample_rate``."""
+
+    audio: np.ndarray
+    sample_rate: int
+    are_stems: bool
 
 
 class StyleEncoder:
@@ -302,12 +313,6 @@ class StyleEncoder:
         mixes = np.stack([read_segment(path, float(t), seconds, separator.sample_rate) for t in offsets])
         return separator.separate(torch.from_numpy(mixes)), offsets
 
-    def _clip_stems(self, path: Path, max_clips: int) -> tuple[torch.Tensor, int]:
-        """The clips' stems of a stem folder or a mixture (separated), and their sample rate."""
-        if path.is_dir():
-            return torch.from_numpy(self._stem_file_clips(require_stem_files(path), max_clips)[0]), self.sample_rate
-        return self._separated_clips(path, max_clips)[0], self.separator.sample_rate
-
     def embed_file_clips(self, path: str | Path, max_clips: int = 8) -> tuple[np.ndarray, np.ndarray]:
         """Embed several clips of one audio file (a mixture; separated with :attr:`separator`).
 
@@ -369,11 +374,10 @@ class StyleEncoder:
             raise ValueError("the stems are silent (every sample is 0): a silent mix has no settings to read")
         return describe_embeddings(self.model, self.decoder_inputs(stems, sample_rate))
 
-    def _checked_clips(self, path: str | Path, max_clips: int) -> np.ndarray:
-        """Which clips of an audio file (a mixture) or a stem folder can be described: the mask
-        ``(clips,)`` bool of the audible ones among those :meth:`embed_file_clips` /
-        :meth:`embed_stems_clips` cut, after checking the input (headers and a read of the clips; no
-        separation, no encoder).
+    def _checked_clips(self, path: str | Path, max_clips: int) -> _Clips:
+        """The clips of an audio file (a mixture) or a stem folder that can be described, read once:
+        the clips :meth:`embed_file_clips` / :meth:`embed_stems_clips` cut, checked (headers, then
+        silence per clip; no separation, no encoder), with the mask of the audible ones.
 
         Raises:
             ValueError: a mono file, a file shorter than one clip, or silence in every clip.
@@ -390,19 +394,22 @@ class StyleEncoder:
             if duration_seconds < self.clip_seconds:
                 raise ValueError(f"{file} lasts {duration_seconds:.2f} s, shorter than the encoder's "
                                  f"{self.clip_seconds:g} s clip: describe a longer excerpt")
-        # Silence is checked on the clips the embedding will cut, before any separation runs.
+        # Stems are read at the encoder's rate, a mixture at the separator's (it is separated next).
+        rate = self.sample_rate if path.is_dir() else self.separator.sample_rate
         offsets, seconds = self._clip_plan(min(audio_duration(f) for f in files), max_clips, str(path))
-        audible = np.asarray([rms_db(np.stack([read_segment(f, float(t), seconds, self.sample_rate) for f in files]))
-                              > SILENCE_RMS_DB for t in offsets])
+        audio = np.stack([np.stack([read_segment(f, float(t), seconds, rate) for f in files]) for t in offsets])
+        audible = np.asarray([rms_db(clip) > SILENCE_RMS_DB for clip in audio])
         if not audible.any():
             raise ValueError(f"{path} is silent (below {SILENCE_RMS_DB:g} dBFS RMS in every clip): there is no mix "
                              f"to describe")
-        return audible
+        return _Clips(audio[audible], rate, are_stems=path.is_dir())
 
-    def _audible_decoder_inputs(self, path: str | Path, audible: np.ndarray, max_clips: int) -> np.ndarray:
-        """What the decoders read ``(clips, size)`` of the clips :meth:`_checked_clips` found audible."""
-        stems, rate = self._clip_stems(Path(path), max_clips)
-        return self.decoder_inputs(stems, rate)[audible]
+    @torch.no_grad()
+    def _clips_decoder_inputs(self, clips: _Clips) -> np.ndarray:
+        """What the decoders read ``(clips, size)`` of checked clips (a mixture's separated first)."""
+        audio = torch.from_numpy(clips.audio)
+        stems = audio if clips.are_stems else self.separator.separate(audio[:, 0])
+        return self.decoder_inputs(stems, clips.sample_rate)
 
     def describe_path(self, path: str | Path, max_clips: int = 8) -> Description:
         """:meth:`describe` of an audio file (a mixture, separated first) or a folder of the four stems,
@@ -415,8 +422,7 @@ class StyleEncoder:
             AudioReadError: an unreadable file.
         """
         self.require_decoder()
-        audible = self._checked_clips(path, max_clips)
-        return describe_embeddings(self.model, self._audible_decoder_inputs(path, audible, max_clips))
+        return describe_embeddings(self.model, self._clips_decoder_inputs(self._checked_clips(path, max_clips)))
 
     def compare_paths(self, path_a: str | Path, path_b: str | Path, max_clips: int = 8) -> Comparison:
         """What the relative decoder says turns mix ``path_a`` into mix ``path_b`` (files or stem folders).
@@ -427,9 +433,8 @@ class StyleEncoder:
             the errors of :meth:`describe_path`.
         """
         self.require_decoder()
-        audible_a, audible_b = self._checked_clips(path_a, max_clips), self._checked_clips(path_b, max_clips)
-        return compare_embeddings(self.model, self._audible_decoder_inputs(path_a, audible_a, max_clips),
-                                  self._audible_decoder_inputs(path_b, audible_b, max_clips))
+        clips_a, clips_b = self._checked_clips(path_a, max_clips), self._checked_clips(path_b, max_clips)
+        return compare_embeddings(self.model, self._clips_decoder_inputs(clips_a), self._clips_decoder_inputs(clips_b))
 
     def embed_file(self, path: str | Path, max_clips: int = 8) -> np.ndarray:
         """One embedding ``(embedding_dim,)`` for a whole file: the L2-normalised mean of the

@@ -213,7 +213,7 @@ def test_style_encoder_describes_stems_and_refuses_silence(decoding_encoder):
 
 
 def test_silent_clips_are_left_out_of_a_stem_folder_and_a_mixture(decoding_encoder, tiny_decoder_checkpoint, tmp_path):
-    from mixrep.audio.io import write_audio
+    from mixrep.audio.io import read_segment, write_audio
     from mixrep.separation.demucs import DemucsSeparator
     from tests.separation.conftest import tiny_htdemucs
 
@@ -226,6 +226,13 @@ def test_silent_clips_are_left_out_of_a_stem_folder_and_a_mixture(decoding_encod
         write_audio(folder / f"{stem}.wav", stem_audio, rate)
     assert decoding_encoder.describe_path(folder).clips == 2
     assert decoding_encoder.describe_path(folder, max_clips=1).clips == 1  # one clip, in the middle: audible
+    import mixrep.inference.style_encoder as style_encoder
+
+    reads = []
+    with pytest.MonkeyPatch.context() as patch:  # every clip of every stem is decoded once, not once per check
+        patch.setattr(style_encoder, "read_segment", lambda *a, **k: reads.append(a) or read_segment(*a, **k))
+        decoding_encoder.describe_path(folder)
+    assert len(reads) == len(STEMS) * 3
     mixture = write_audio(tmp_path / "mix.wav", audio.sum(axis=0), rate)
     separating = StyleEncoder.from_checkpoint(tiny_decoder_checkpoint, device="cpu",
                                               separator=DemucsSeparator(model=tiny_htdemucs(), device="cpu"))
