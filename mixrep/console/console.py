@@ -221,16 +221,21 @@ class MixingConsole(nn.Module):
 
         return self._render_chunks(stems, buses, chunk_seconds)
 
+    def chunk_spans(self, length: int, chunk_samples: int) -> list[tuple[int, int, int, int]]:
+        """How to render ``length`` samples exactly in chunks: ``(start, stop, context_start,
+        context_stop)`` per chunk, the context adding the graph's history before and lookahead after
+        (:func:`~mixrep.console.render.dependency_span`); chunks are at least that span long, so
+        the context at most doubles the work."""
+        history, lookahead = dependency_span(self.graph, dict(self.processors))
+        chunk_samples = max(1, chunk_samples, history + lookahead)
+        return [(start, min(length, start + chunk_samples), max(0, start - history),
+                 min(length, start + chunk_samples + lookahead)) for start in range(0, length, chunk_samples)]
+
     def _render_chunks(self, stems: Tensor, render, chunk_seconds: float) -> Tensor:
         self._check_stems(stems)
-        history, lookahead = dependency_span(self.graph, dict(self.processors))
-        chunk = max(1, int(chunk_seconds * self.sample_rate))
-        length = stems.shape[-1]
         pieces = []
-        for start in range(0, length, chunk):
-            a, b = max(0, start - history), min(length, start + chunk + lookahead)
-            out = render(stems[..., a:b])
-            pieces.append(out[..., start - a : start - a + min(chunk, length - start)])
+        for start, stop, a, b in self.chunk_spans(stems.shape[-1], int(chunk_seconds * self.sample_rate)):
+            pieces.append(render(stems[..., a:b])[..., start - a: stop - a])
         return torch.cat(pieces, -1)
 
     def _check_stems(self, stems: Tensor) -> None:

@@ -36,7 +36,6 @@ from torch import Tensor
 
 from mixrep.audio.meters import chunked_loudness, true_peak_db
 from mixrep.console import MixingConsole
-from mixrep.console.render import dependency_span
 from mixrep.console.spec import SILENT_RMS, TRACK_RMS_DB
 
 log = logging.getLogger(__name__)
@@ -100,14 +99,9 @@ def render_song(console: MixingConsole, tracks: np.ndarray | Tensor, gains: np.n
     """Render the whole song ``(tracks, 2, samples)`` (at ``console``'s rate, each track times its
     gain) into a new ``(2, samples)`` float32 array, in exact chunks (see
     :meth:`~mixrep.console.MixingConsole.render_long`), so memory is bounded by the chunk."""
-    history, lookahead = dependency_span(console.graph, dict(console.processors))
-    chunk_samples = max(chunk_samples, history + lookahead)  # context at most doubles the work
     device = next(iter(console.parameters())).device
-    length = tracks.shape[-1]
-    out = np.empty((2, length), dtype=np.float32)
-    for start in range(0, length, chunk_samples):
-        stop = min(length, start + chunk_samples)
-        a, b = max(0, start - history), min(length, stop + lookahead)
+    out = np.empty((2, tracks.shape[-1]), dtype=np.float32)
+    for start, stop, a, b in console.chunk_spans(tracks.shape[-1], chunk_samples):
         rendered = console.render(_aligned(tracks, gains, a, b).to(device))
         out[:, start:stop] = rendered[:, start - a: stop - a].cpu().numpy()
     return out
