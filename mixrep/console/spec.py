@@ -33,19 +33,23 @@ REFERENCE_LUFS = -14.0
 SILENT_RMS = 10.0 ** (-90.0 / 20.0)
 
 
+def level_gains(rms: np.ndarray, level_db: float = TRACK_RMS_DB) -> np.ndarray:
+    """Linear gains (same shape as ``rms``) that put tracks of RMS ``rms`` at ``level_db`` dBFS RMS
+    (1 for silent tracks, below -90 dBFS)."""
+    return np.where(rms > SILENT_RMS, 10.0 ** (level_db / 20.0) / np.maximum(rms, SILENT_RMS), 1.0)
+
+
 def align_track_levels(tracks: np.ndarray | Tensor, level_db: float = TRACK_RMS_DB) -> np.ndarray | Tensor:
-    """Scale each track to ``level_db`` dBFS RMS (silent tracks unchanged).
+    """Scale each track to ``level_db`` dBFS RMS (silent tracks unchanged; :func:`level_gains`).
 
     Shape:
         ``(..., tracks, 2, samples)`` -> same (NumPy in, NumPy out; tensor in, tensor out).
     """
-    target = 10.0 ** (level_db / 20.0)
     if isinstance(tracks, Tensor):
         rms = tracks.pow(2).mean((-1, -2), keepdim=True).sqrt()
-        return torch.where(rms > SILENT_RMS, tracks * (target / rms.clamp(min=SILENT_RMS)), tracks)
+        return torch.where(rms > SILENT_RMS, tracks * (10.0 ** (level_db / 20.0) / rms.clamp(min=SILENT_RMS)), tracks)
     rms = np.sqrt(np.mean(np.square(tracks, dtype=np.float64), axis=(-1, -2), keepdims=True))
-    scale = np.where(rms > SILENT_RMS, target / np.maximum(rms, SILENT_RMS), 1.0)
-    return (tracks * scale).astype(np.float32)
+    return (tracks * level_gains(rms, level_db)).astype(np.float32)
 
 
 def normalise_loudness(stems: np.ndarray, sample_rate: int, lufs: float = REFERENCE_LUFS) -> np.ndarray:

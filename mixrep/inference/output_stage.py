@@ -4,7 +4,7 @@ Only two arrays grow with the song: the tracks as read ``(tracks, 2, samples)`` 
 own rate (the input) and the mix ``(2, samples)`` float32 (the output). Everything else works on
 bounded pieces:
 
-* :func:`track_rms` / :func:`track_gains`: each track's gain to :data:`~mixrep.console.spec.TRACK_RMS_DB`
+* :func:`track_rms` (then :func:`~mixrep.console.spec.level_gains`): each track's gain to :data:`~mixrep.console.spec.TRACK_RMS_DB`
   dBFS RMS (the level alignment of training), from its energy summed chunk by chunk; the tracks are
   not copied.
 * :func:`analysis_excerpt`: the level-aligned middle :data:`ANALYSIS_SECONDS` of the song at the
@@ -36,7 +36,6 @@ from torch import Tensor
 
 from mixrep.audio.meters import chunked_loudness, true_peak_db
 from mixrep.console import MixingConsole
-from mixrep.console.spec import SILENT_RMS, TRACK_RMS_DB
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +65,6 @@ def track_rms(tracks: np.ndarray | Tensor) -> np.ndarray:
         chunk = np.asarray(tracks[..., start: start + CHUNK_SAMPLES], dtype=np.float64)
         energy += np.square(chunk).sum((-2, -1))
     return np.sqrt(energy / max(1, tracks.shape[-1] * tracks.shape[-2]))
-
-
-def track_gains(rms: np.ndarray, level_db: float = TRACK_RMS_DB) -> np.ndarray:
-    """Linear gains ``(tracks,)`` that put tracks of RMS ``rms`` at ``level_db`` dBFS RMS (1 for silent
-    tracks, below -90 dBFS), as :func:`~mixrep.console.spec.align_track_levels` does."""
-    return np.where(rms > SILENT_RMS, 10.0 ** (level_db / 20.0) / np.maximum(rms, SILENT_RMS), 1.0)
 
 
 def _aligned(tracks: np.ndarray | Tensor, gains: np.ndarray, start: int, stop: int) -> Tensor:

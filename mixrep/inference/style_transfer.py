@@ -49,14 +49,14 @@ from mixrep.console.audio_features import AudioFeatureLoss
 from mixrep.console.batch import strip_of_nodes
 from mixrep.console.rate import console_at_rate
 from mixrep.constants import MIN_EMBED_SECONDS, STEMS
-from mixrep.console.spec import REFERENCE_LUFS, SILENT_RMS, align_track_levels, normalise_loudness
+from mixrep.console.spec import REFERENCE_LUFS, SILENT_RMS, align_track_levels, level_gains, normalise_loudness
 from mixrep.devices import resolve_device
 from mixrep.errors import CheckpointError
 from mixrep.inference.balance import BalanceMoves, audible_stems, console_stems, match_balance
 from mixrep.models.checkpoint import HeadCheckpoint, read_head
 from mixrep.inference.output_stage import (
     CHUNK_SAMPLES, SILENT_REFERENCE_LUFS, TRUE_PEAK_CEILING_DB, OutputLevels, analysis_excerpt, finish_levels,
-    render_song, track_gains, track_rms,
+    render_song, track_rms,
 )
 from mixrep.inference.guard import (
     GuardConfig, GuardReport, apply_guard, blend_consoles, clamp_console, compare_mixes, spectral_distance_db,
@@ -569,12 +569,12 @@ class StyleTransfer:
 
     @staticmethod
     def _level_gains(tracks: np.ndarray, names: list[str]) -> np.ndarray:
-        """Level-alignment gains ``(K,)`` (:func:`~mixrep.inference.output_stage.track_gains`); warns of silent tracks."""
+        """Level-alignment gains ``(K,)`` (:func:`~mixrep.console.spec.level_gains`); warns of silent tracks."""
         rms = track_rms(tracks)
         silent = [n for n, r in zip(names, rms) if r <= SILENT_RMS]
         if silent:
             log.warning("silent tracks %s (below -90 dBFS RMS): their strips are predicted but change nothing", silent)
-        return track_gains(rms)
+        return level_gains(rms)
 
     def _checked_reference(self, reference_stems, reference_rate: int) -> Tensor:
         """Reference stems ``(4, 2, samples)`` float32 at the console's rate.

@@ -346,11 +346,12 @@ def test_the_song_is_rendered_chunk_by_chunk_and_the_head_sees_a_bounded_excerpt
 
     from mixrep.console.render import dependency_span
     from mixrep.inference import StyleTransfer
-    from mixrep.inference.output_stage import analysis_excerpt, render_song, track_gains, track_rms
+    from mixrep.console.spec import level_gains
+    from mixrep.inference.output_stage import analysis_excerpt, render_song, track_rms
 
     transfer = StyleTransfer.from_checkpoint(tiny_head)
     raw = np.stack([tone(12.0, 100, 0), tone(12.0, 200, 1)])
-    gains = track_gains(track_rms(raw))
+    gains = level_gains(track_rms(raw))
     excerpt = analysis_excerpt(raw, gains, SR, SR, seconds=4.0)
     assert excerpt.shape == (2, 2, 4 * SR)
     torch.testing.assert_close(excerpt, torch.from_numpy(raw[..., 4 * SR: 8 * SR]) * torch.from_numpy(
