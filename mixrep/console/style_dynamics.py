@@ -148,7 +148,8 @@ def _check_signal(audio: Tensor, what: str) -> None:
 
 
 def _broadcast(audio: Tensor, what: str, **settings: Tensor | float) -> tuple[Tensor, dict[str, Tensor]]:
-    """The signal expanded to the broadcast leading shape of it and the settings, the settings in float64."""
+    """The signal (checked) expanded to the broadcast leading shape of it and the settings, the settings in float64."""
+    _check_signal(audio, what)
     tensors = {name: torch.as_tensor(value, dtype=torch.float64, device=audio.device) for name, value in
                settings.items()}
     try:
@@ -166,6 +167,18 @@ def _broadcast(audio: Tensor, what: str, **settings: Tensor | float) -> tuple[Te
 def _require(condition: Tensor, what: str, message: str, value: Tensor) -> None:
     if not bool(condition.all()):
         raise ValueError(f"{what}: {message}; got {value.detach().cpu().tolist()}")
+
+
+def _compressor_settings(audio: Tensor, what: str, threshold_db: Tensor | float, ratio: Tensor | float,
+                         attack_ms: Tensor | float, release_ms: Tensor | float, makeup_db: Tensor | float
+                         ) -> tuple[Tensor, dict[str, Tensor]]:
+    """:func:`_broadcast` of a compressor's settings, checked (ratio >= 1, times > 0)."""
+    audio, s = _broadcast(audio, what, threshold_db=threshold_db, ratio=ratio, attack_ms=attack_ms,
+                          release_ms=release_ms, makeup_db=makeup_db)
+    _require(s["ratio"] >= 1.0, what, "ratio must be >= 1", s["ratio"])
+    for name in ("attack_ms", "release_ms"):
+        _require(s[name] > 0.0, what, f"{name} must be > 0", s[name])
+    return audio, s
 
 
 def _level_db(audio: Tensor) -> tuple[Tensor, Tensor]:
@@ -215,13 +228,7 @@ def channel_compressor(audio: Tensor, threshold_db: Tensor | float, ratio: Tenso
     Shape:
         ``(..., 2, samples)`` and settings ``(...)`` -> ``(..., 2, samples)`` (broadcast leading dims).
     """
-    what = "channel_compressor"
-    _check_signal(audio, what)
-    audio, s = _broadcast(audio, what, threshold_db=threshold_db, ratio=ratio, attack_ms=attack_ms,
-                          release_ms=release_ms, makeup_db=makeup_db)
-    _require(s["ratio"] >= 1.0, what, "ratio must be >= 1", s["ratio"])
-    for name in ("attack_ms", "release_ms"):
-        _require(s[name] > 0.0, what, f"{name} must be > 0", s[name])
+    audio, s = _compressor_settings(audio, "channel_compressor", threshold_db, ratio, attack_ms, release_ms, makeup_db)
     level_db, silent = _level_db(audio)
     threshold = _db_to_gain(level_db + s["threshold_db"])[..., None, None]
     signal = audio.to(torch.float64)
@@ -255,7 +262,6 @@ def saturation(audio: Tensor, drive_db: Tensor | float, level_db: Tensor | float
         ``(..., 2, samples)`` and settings ``(...)`` -> ``(..., 2, samples)`` (broadcast leading dims).
     """
     what = "saturation"
-    _check_signal(audio, what)
     audio, s = _broadcast(audio, what, drive_db=drive_db)
     if level_db is None:
         level, silent = _level_db(audio)
@@ -295,13 +301,7 @@ def bus_compressor_gain(mix: Tensor, threshold_db: Tensor | float, ratio: Tensor
     Shape:
         ``(..., 2, samples)`` and settings ``(...)`` -> ``(..., samples)``.
     """
-    what = "bus_compressor_gain"
-    _check_signal(mix, what)
-    mix, s = _broadcast(mix, what, threshold_db=threshold_db, ratio=ratio, attack_ms=attack_ms,
-                        release_ms=release_ms, makeup_db=makeup_db)
-    _require(s["ratio"] >= 1.0, what, "ratio must be >= 1", s["ratio"])
-    for name in ("attack_ms", "release_ms"):
-        _require(s[name] > 0.0, what, f"{name} must be > 0", s[name])
+    mix, s = _compressor_settings(mix, "bus_compressor_gain", threshold_db, ratio, attack_ms, release_ms, makeup_db)
     samples = mix.shape[-1]
     blocks = -(-samples // DETECTOR_BLOCK)
     level_db, silent = _level_db(mix)
@@ -338,7 +338,6 @@ def limiter_gain(mix: Tensor, ceiling_db: Tensor | float, release_ms: Tensor | f
         ``(..., 2, samples)`` and settings ``(...)`` -> ``(..., samples)`` (linear, <= 1).
     """
     what = "limiter_gain"
-    _check_signal(mix, what)
     mix, s = _broadcast(mix, what, ceiling_db=ceiling_db, release_ms=release_ms)
     _require(s["release_ms"] > 0.0, what, "release_ms must be > 0", s["release_ms"])
     if not lookahead_ms >= 0.0:
