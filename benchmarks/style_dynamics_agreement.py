@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> None:
             loudness.append(abs(loudness_lufs(torch.from_numpy(scale * mix), RATE).item()
                                 - mix_style.integrated_loudness(scale * mix, RATE)))
     strip_count = len(strips)
-    print(f"{args.songs} synthetic songs x {len(names)} tracks ({strip_count} not silent), {args.seconds:g} s at {RATE} Hz, settings drawn from "
-          "MixStyleConfig ranges with every dynamics processor on\n")
+    print(f"{args.songs} synthetic songs x {len(names)} tracks ({strip_count} not silent), {args.seconds:g} s at "
+          f"{RATE} Hz, settings drawn from MixStyleConfig ranges with every dynamics processor on\n")
     print("| processor (torch vs reference) | signals | max abs error | max dB error | mean dB error | notes |")
     print("|---|---|---|---|---|---|")
     row("channel compressor + make-up vs pedalboard", strip_count, strips)
@@ -125,8 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     times = []
     for attack_ms, release_ms in ((0.5, 30.0), (5.0, 100.0), (40.0, 400.0)):
         settings = (0.0, 4.0, attack_ms, release_ms, 0.0)
-        reference = pedalboard.Pedalboard([pedalboard.Compressor(threshold_db=rms_db(step), ratio=4.0,
-                                                                 attack_ms=attack_ms, release_ms=release_ms)])(step, RATE)
+        plugin = pedalboard.Compressor(threshold_db=rms_db(step), ratio=4.0, attack_ms=attack_ms,
+                                       release_ms=release_ms)
+        reference = plugin(step, RATE)
         model = channel_compressor(torch.from_numpy(step), *settings, RATE).numpy()
         for signal in (reference, model):
             gain_db = 20.0 * np.log10(signal[0] / step[0])

@@ -57,8 +57,9 @@ def _drums(seconds: float = 1.0) -> np.ndarray:
         out[:, start:stop] += kick[:stop - start]
         snare_start = start + beat // 2
         if snare_start < n:
-            stop = min(n, snare_start + len(t))
-            out[:, snare_start:stop] += 0.4 * rng.standard_normal((2, stop - snare_start)) * np.exp(-t[:stop - snare_start] / 0.05)
+            length = min(n, snare_start + len(t)) - snare_start
+            out[:, snare_start:snare_start + length] += (0.4 * rng.standard_normal((2, length))
+                                                         * np.exp(-t[:length] / 0.05))
     return out.astype(np.float32)
 
 
