@@ -43,7 +43,7 @@ def open_in_chromium(page: Path, tmp_path: Path) -> tuple[list[dict[str, str]], 
     Runs as root in CI, hence ``--no-sandbox``; its own profile folder, so runs side by side do not share one.
     """
     screenshot = tmp_path / "page.png"
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--mute-audio",
+    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--mute-audio", "--disable-dev-shm-usage",
                f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--window-size=1280,1800",
                f"--screenshot={screenshot}", "--dump-dom", page.resolve().as_uri()]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
