@@ -43,14 +43,15 @@ SCRIPT = """for (const audio of document.querySelectorAll("audio")) {
 }"""
 """Marks every player loaded (with its decoded duration) or failed; see the module docstring."""
 
-STYLE = """body { font: 15px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 72em; padding: 0 1em; color: #222; }
+STYLE = """body { font: 15px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 72em; padding: 0 1em; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ccc; }
 .players { display: flex; flex-wrap: wrap; gap: 1em; }
 figure.player { margin: 0; padding: .6em; border: 1px solid #ddd; border-radius: 6px; background: #fafafa; }
 figure.player figcaption { font-weight: 600; } figure.player audio { width: 20em; display: block; margin: .3em 0; }
 .note { color: #666; font-size: .85em; margin: .2em 0; word-break: break-all; }
 img.figure { max-width: 100%; border: 1px solid #ddd; }
-table { border-collapse: collapse; margin: .2em 0; } td, th { border: 1px solid #ddd; padding: .15em .5em; vertical-align: top; text-align: left; }
+table { border-collapse: collapse; margin: .2em 0; }
+td, th { border: 1px solid #ddd; padding: .15em .5em; vertical-align: top; text-align: left; }
 th { background: #f0f0f0; } td.number { text-align: right; font-variant-numeric: tabular-nums; }
 .warning { color: #a40; font-weight: 600; }"""
 

@@ -149,7 +149,8 @@ def check_image(path: Path, what: str = "figure") -> Path:
         raise OutputError(f"{what} {path}: a page shows {', '.join(IMAGE_TYPES)} figures, not "
                           f"{path.suffix or 'a file without an extension'}; write the figure as .png (--figure)")
     if not path.is_file():
-        raise OutputError(f"{what} {path} does not exist; pass the figure `mixrep mix` wrote (--figure)")
+        raise OutputError(f"{what} {path} does not exist; pass the figure `mixrep mix` wrote (--figure), or leave it "
+                          f"out (--no-figure)")
     return path
 
 

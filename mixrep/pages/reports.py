@@ -88,15 +88,15 @@ def check_page_options(path: Path, inputs: Sequence[Path], seconds: float, audio
     return path
 
 
-def read_json_file(path: Path, what: str) -> object:
-    """Parsed JSON of a file a command wrote, or an error naming it.
+def read_json_file(path: Path, what: str, hint: str = "") -> object:
+    """Parsed JSON of a file a command wrote, or an error naming it (and ``hint``: what else to do).
 
     Raises:
         MixrepError: missing, unreadable or not JSON.
     """
     path = Path(path)
     if not path.is_file():
-        raise MixrepError(f"{what} {path} does not exist; pass the file the command wrote")
+        raise MixrepError(f"{what} {path} does not exist; pass the file the command wrote{hint}")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -127,7 +127,8 @@ def mix_page(path: Path, specs: Sequence[PlayerSpec], settings: Path | None, fig
         OutputError, MixrepError, ValueError: an input or the page's path, before anything is decoded.
     """
     path = check_page_options(path, _inputs(specs, settings, figure), seconds, audio_format)
-    data = read_json_file(settings, "settings") if settings is not None else None
+    data = read_json_file(settings, "settings", " (--settings), or leave the table out (--no-settings)"
+                          ) if settings is not None else None
     if data is not None and not isinstance(data, Mapping):
         raise MixrepError(f"settings {settings} holds a JSON {type(data).__name__}, not the object `mixrep mix` writes")
     if figure is not None:

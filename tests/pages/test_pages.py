@@ -16,7 +16,7 @@ from mixrep.cli import main
 from mixrep.errors import AudioReadError, MixrepError, OutputError
 from mixrep.pages import describe_page, mix_page, player_spec, search_page, tracks_spec
 from mixrep.pages.html import format_number, nested_table, split_unit
-from tests.pages.conftest import HOSTILE, RATE, SECONDS, embedded_audio, mix_style_settings
+from tests.pages.conftest import HOSTILE, RATE, embedded_audio, mix_style_settings
 
 
 def mix_specs(run, render: bool = True):
@@ -152,5 +152,11 @@ def test_report_mix_command_writes_the_page_and_prints_player_sizes(tmp_path, mi
     code = main(["report", "mix", "--out", str(mix_run.out), "--tracks", str(tmp_path / "no-tracks"),
                  "--html", str(tmp_path / "never.html")])
     assert code == 2 and "no-tracks does not exist" in capsys.readouterr().err
+    mix_run.settings.unlink()
+    code = main(["report", "mix", "--out", str(mix_run.out), "--html", str(tmp_path / "never.html")])
+    assert code == 2 and "mix.json does not exist" in capsys.readouterr().err
+    assert main(["report", "mix", "--out", str(mix_run.out), "--no-settings", "--no-figure", "--excerpt-seconds", "1",
+                 "--html", str(tmp_path / "bare.html")]) == 0
+    bare = (tmp_path / "bare.html").read_text()
+    assert "<h2>Settings</h2>" not in bare and "<img" not in bare and bare.count("<audio ") == 1
     assert not (tmp_path / "never.html").exists()
-    assert SECONDS > 1
