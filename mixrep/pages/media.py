@@ -92,7 +92,7 @@ def audio_sources(path: Path, what: str) -> tuple[Path, ...]:
             (checked on the headers, nothing is decoded).
     """
     if not path.exists():
-        raise AudioReadError(f"{what} {path} does not exist; check the path (or leave that player out)")
+        raise AudioReadError(f"{what} {path} does not exist; check the path")
     files = tuple(find_stem_files(path).values()) if path.is_dir() else (path,)
     if not files:
         raise AudioReadError(f"{what} {path} is a folder without stems (drums, bass, other, vocals audio files); "

@@ -55,7 +55,7 @@ class Page:
         return len(self.html.encode("utf-8"))
 
     def summary(self) -> str:
-        """``wrote PAGE (1.9 MB): reference 30.0 s 481 KB, ...``: what the command prints."""
+        """``wrote PAGE (2.4 MB); players: reference 30.0 s 473 KB, ...``: what the command prints."""
         each = ", ".join(f"{p.clip.label} {p.clip.seconds:.1f} s {size_text(p.size_bytes)}" for p in self.players)
         return f"wrote {self.path} ({size_text(self.size_bytes)})" + (f"; players: {each}" if each else "")
 

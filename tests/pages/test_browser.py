@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mixrep.pages import mix_page, player_spec, tracks_spec
+from mixrep.pages import mix_page, player_spec, search_page, tracks_spec
 from mixrep.pages.html import document, players
 from mixrep.pages.media import encode_clip, read_clip
 
@@ -73,6 +73,15 @@ def test_mix_page_plays_in_chromium(tmp_path, mix_run):
     for element, expected in zip(audio, (2.0, 2.0, 2.0, 1.5)):  # the files are shorter than the excerpt
         assert element.get("data-state") == "loaded", f"{element['data-label']}: {element.get('data-state')}"
         assert abs(float(element["data-duration"]) - expected) < DURATION_TOLERANCE_SECONDS, element["data-duration"]
+    assert_drawn_png(screenshot)
+
+
+def test_search_page_plays_in_chromium(tmp_path, search_results):
+    page = search_page(tmp_path / "search.html", search_results, "search", seconds=1.0)
+    audio, screenshot = open_in_chromium(page.path, tmp_path)
+    assert [a["data-label"] for a in audio] == ["query", "hit 1", "hit 2", "hit 2"]
+    assert all(a.get("data-state") == "loaded" and abs(float(a["data-duration"]) - 1.0) < DURATION_TOLERANCE_SECONDS
+               for a in audio), audio
     assert_drawn_png(screenshot)
 
 
