@@ -1,6 +1,7 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
 # Each creates .venv (Python >= 3.10) and installs mixrep into it on first use, after the system
-# packages of the soundfont corpus (FluidSynth, GM soundfonts; apt-get as root, else a message).
+# packages of the soundfont corpus (FluidSynth, GM soundfonts) and the browser the listening-page test opens
+# (Chromium; apt-get as root, else a message).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
