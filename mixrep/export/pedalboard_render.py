@@ -38,6 +38,18 @@ def check_song_for_style(style_file: StyleFile | MixStyle, names: Sequence[str],
     return check_style(style, names, stems, sample_rate, where="for this song").style
 
 
+def check_outputs(out: str | os.PathLike, stems_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The files :func:`render_style_files` writes, once each can be written (before any work).
+
+    Raises:
+        OutputError, ValueError: a location that cannot be written, a format that cannot be written.
+    """
+    targets = [check_audio_extension(check_output_file(out, "mix"), "mix")]
+    if stems_dir is not None:
+        targets += [check_output_file(Path(stems_dir) / f"{stem}.wav", f"{stem} stem") for stem in STEMS]
+    return targets
+
+
 def render_style_files(style_file: StyleFile | MixStyle, tracks: np.ndarray, names: Sequence[str],
                        stems: Sequence[str | int], sample_rate: int, out: str | os.PathLike,
                        stems_dir: str | os.PathLike | None = None) -> list[Path]:
@@ -63,9 +75,7 @@ def render_style_files(style_file: StyleFile | MixStyle, tracks: np.ndarray, nam
         tracks ``(tracks, channels=2, samples)``; the mix ``(2, samples)``; stems ``(2, samples)`` each.
     """
     style = check_song_for_style(style_file, names, stems, sample_rate)
-    targets = [check_audio_extension(check_output_file(out, "mix"), "mix")]
-    if stems_dir is not None:
-        targets += [check_output_file(Path(stems_dir) / f"{stem}.wav", f"{stem} stem") for stem in STEMS]
+    targets = check_outputs(out, stems_dir)
     groups = [STEMS[stem_index(s)] for s in stems]
     rendered = render_mix(tracks, style, sample_rate, names, groups)
     audio = [rendered.sum(axis=0)] + (list(rendered) if stems_dir is not None else [])

@@ -20,8 +20,10 @@ class RppError(MixrepError):
 
 
 def clean_name(text: str) -> str:
-    """A label with every control character (line breaks, tabs...) replaced by a space."""
-    return "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in text)
+    """A label :func:`quote` can write: control characters (line breaks, tabs...) become spaces, and
+    backticks become ``'`` in a label holding all three quote characters (REAPER does the same)."""
+    text = "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in text)
+    return text.replace("`", "'") if all(mark in text for mark in "\"'`") else text
 
 
 def quote(text: str) -> str:

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mixrep.audio.stems import stem_index
 from mixrep.constants import STEMS
 from mixrep.errors import MixrepError
@@ -43,7 +45,9 @@ from mixrep.styles.mix_style import (
     LimiterSettings,
     MasterBus,
     MixStyle,
+    MixStyleConfig,
     ReverbBus,
+    sample_mix_style,
 )
 
 FORMAT = "mixrep.mix_style"
@@ -250,6 +254,15 @@ def fit_to_rate(style: MixStyle, sample_rate: int) -> MixStyle:
     strips = {name: dataclasses.replace(s, eq=bands(s.eq), highpass_hz=cut(s.highpass_hz), lowpass_hz=cut(s.lowpass_hz))
               for name, s in style.strips.items()}
     return dataclasses.replace(style, strips=strips, master=dataclasses.replace(style.master, eq=bands(style.master.eq)))
+
+
+def sample_style_for_song(names: Sequence[str], stems: Sequence[str | int], sample_rate: int, seed: int,
+                          config: MixStyleConfig | None = None) -> MixStyle:
+    """A random style for a song: a strip per track and per stem class (:func:`sample_mix_style`),
+    fitted to the rate (:func:`fit_to_rate`); the same seed gives the same style."""
+    rng = np.random.default_rng(seed)
+    style = sample_mix_style(config or MixStyleConfig(), rng, names=[*names, *(STEMS[stem_index(s)] for s in stems)])
+    return fit_to_rate(style, sample_rate)
 
 
 def check_style(style: MixStyle, names: Sequence[str], stems: Sequence[str | int], sample_rate: int,

@@ -1,0 +1,88 @@
+"""``mixrep export``: a settings file rendered with pedalboard, written as a REAPER project, or drawn at random."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    export = subparsers.add_parser(
+        "export", help="mixes leave mixrep: render a settings file with pedalboard, or write a REAPER project",
+        description="A settings file (JSON, physical units: docs/export.md) applied to a song folder. Track names "
+                    "come from the file names, stem classes from --groups, the folder's groups.json or the names; "
+                    "the tracks are read at the settings file's sample rate. Every input is checked before work "
+                    "and outputs are written all or none.")
+    commands = export.add_subparsers(dest="export_command", required=True, metavar="TARGET")
+
+    pedal = commands.add_parser("pedalboard", help="render the mix (and its stems) with real plugins")
+    _song_arguments(pedal)
+    pedal.add_argument("--out", type=Path, required=True, help="the mix (.wav keeps peaks above full scale)")
+    pedal.add_argument("--stems-out", type=Path, default=None,
+                       help="folder for drums.wav, bass.wav, other.wav, vocals.wav (they sum to the mix)")
+    pedal.set_defaults(func=run_pedalboard)
+
+    reaper = commands.add_parser("reaper", help="write a REAPER project (.rpp) of the raw tracks with the settings")
+    _song_arguments(reaper)
+    reaper.add_argument("--out", type=Path, required=True, help="the .rpp project")
+    reaper.add_argument("--absolute-paths", action="store_true",
+                        help="write the tracks' absolute paths (default: relative to the project's folder when the "
+                             "tracks lie under it)")
+    reaper.set_defaults(func=run_reaper)
+
+    settings = commands.add_parser("settings", help="draw a random settings file for a song folder (a first file "
+                                                    "to edit)")
+    settings.add_argument("--tracks", type=Path, required=True, help="folder of one song's track files")
+    settings.add_argument("--groups", type=Path, default=None, help="groups file (default: the folder's groups.json)")
+    settings.add_argument("--out", type=Path, required=True, help="the settings .json")
+    settings.add_argument("--seed", type=int, default=0, help="random seed (same seed, same settings)")
+    settings.set_defaults(func=run_settings)
+
+
+def _song_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--settings", type=Path, required=True, help="settings file (.json)")
+    parser.add_argument("--tracks", type=Path, required=True, help="folder of one song's track files")
+    parser.add_argument("--groups", type=Path, default=None, help="groups file (default: the folder's groups.json)")
+
+
+def run_pedalboard(args: argparse.Namespace) -> int:
+    from mixrep.datasets.song_folder import read_song
+    from mixrep.export.pedalboard_render import check_outputs, render_style_files
+    from mixrep.styles.style_file import read_style_json
+
+    settings = read_style_json(args.settings)
+    check_outputs(args.out, args.stems_out)
+    song = read_song(args.tracks, args.groups, sample_rate=settings.sample_rate, exclude=(args.out,))
+    written = render_style_files(settings, song.tracks, song.names, song.stems, song.sample_rate, args.out,
+                                 args.stems_out)
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def run_reaper(args: argparse.Namespace) -> int:
+    from mixrep.datasets.song_folder import read_song
+    from mixrep.export.reaper import write_reaper_project
+    from mixrep.files import check_output_file
+    from mixrep.styles.style_file import read_style_json
+
+    settings = read_style_json(args.settings)
+    check_output_file(args.out, "REAPER project")
+    song = read_song(args.tracks, args.groups, sample_rate=settings.sample_rate)
+    path = write_reaper_project(args.out, settings.style, song.files, song.names, song.stems, song.sample_rate,
+                                song.tracks, relative_paths=not args.absolute_paths)
+    print(f"wrote {path} ({len(song.names)} tracks)")
+    return 0
+
+
+def run_settings(args: argparse.Namespace) -> int:
+    from mixrep.datasets.song_folder import read_song
+    from mixrep.files import check_output_file
+    from mixrep.styles.style_file import sample_style_for_song, write_style_json
+
+    check_output_file(args.out, "settings file")
+    song = read_song(args.tracks, args.groups)
+    style = sample_style_for_song(song.names, song.stems, song.sample_rate, args.seed)
+    path = write_style_json(args.out, style, names=song.names, stems=song.stems, sample_rate=song.sample_rate,
+                            source=f"mixrep export settings --seed {args.seed}")
+    print(f"wrote {path} ({len(song.names)} tracks, seed {args.seed})")
+    return 0
