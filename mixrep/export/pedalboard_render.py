@@ -35,7 +35,7 @@ def check_song_for_style(style_file: StyleFile | MixStyle, names: Sequence[str],
         style = style_file.style
     else:
         style = style_file
-    return check_style(style, names, stems, sample_rate, where="for this song").style
+    return check_style(style, names, stems, sample_rate, where="mix style for this song").style
 
 
 def check_outputs(out: str | os.PathLike, stems_dir: str | os.PathLike | None = None) -> list[Path]:

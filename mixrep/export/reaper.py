@@ -193,7 +193,7 @@ def write_reaper_project(path: str | os.PathLike, style: MixStyle, track_files: 
         tracks ``(tracks, channels=2, samples)``.
     """
     path = check_output_file(path, "REAPER project")
-    checked = check_style(style, names, stems, sample_rate, where="for this song", labels=False)
+    checked = check_style(style, names, stems, sample_rate, where="mix style for this song", labels=False)
     style, names, classes = checked.style, list(checked.names), list(checked.stems)
     files = [Path(f) for f in track_files]
     if len(files) != len(names) or tracks.shape[0] != len(names):

@@ -100,7 +100,7 @@ class _Checker:
         self.nyquist = None if sample_rate is None else sample_rate / 2.0
 
     def fail(self, path: str, problem: str, fix: str) -> StyleFileError:
-        return StyleFileError(f"settings file {self.where}: {path} {problem}; {fix}")
+        return StyleFileError(f"{self.where}: {path} {problem}; {fix}")
 
     def mapping(self, value: Any, path: str, fields: Sequence[str], required: Sequence[str] = ()) -> dict:
         if not isinstance(value, dict):
@@ -266,7 +266,7 @@ def sample_style_for_song(names: Sequence[str], stems: Sequence[str | int], samp
 
 
 def check_style(style: MixStyle, names: Sequence[str], stems: Sequence[str | int], sample_rate: int,
-                where: str = "(in memory)", labels: bool = True) -> StyleFile:
+                where: str = "mix style", labels: bool = True) -> StyleFile:
     """Check a style for a song as :func:`read_style_json` checks a file; returns the checked :class:`StyleFile`.
 
     ``labels=False`` takes any track names (file names may hold anything; a writer escapes them).
@@ -312,7 +312,8 @@ def write_style_json(path: str | os.PathLike, style: MixStyle, *, names: Sequenc
     Raises:
         StyleFileError: a setting outside what the renderer takes (nothing is written).
     """
-    checked = dataclasses.replace(check_style(style, names, stems, sample_rate, where=str(path)), source=str(source))
+    checked = dataclasses.replace(check_style(style, names, stems, sample_rate, where=f"settings file {path}"),
+                                  source=str(source))
     return atomic_write_text(path, style_to_json(checked))
 
 
@@ -334,7 +335,7 @@ def read_style_json(path: str | os.PathLike) -> StyleFile:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise StyleFileError(f"settings file {path} cannot be read as JSON ({e}); pass a file that "
                              f"`mixrep export settings` or write_style_json wrote") from e
-    checker = _Checker(str(path), None)
+    checker = _Checker(f"settings file {path}", None)
     top = ("format", "version", "source", "sample_rate", "tracks", "style")
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         found = document.get("format") if isinstance(document, dict) else type(document).__name__
