@@ -8,7 +8,8 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     export = subparsers.add_parser(
-        "export", help="mixes leave mixrep: render a settings file with pedalboard, or write a REAPER project",
+        "export", help="mixes leave mixrep: render a settings file with pedalboard, write a REAPER or DAWproject "
+                       "project",
         description="A settings file (JSON, physical units: docs/export.md) applied to a song folder. Track names "
                     "come from the file names, stem classes from --groups, the folder's groups.json or the names; "
                     "the tracks are read at the settings file's sample rate. Every input is checked before work "
@@ -29,6 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="write the tracks' absolute paths (default: relative to the project's folder when the "
                              "tracks lie under it)")
     reaper.set_defaults(func=run_reaper)
+
+    daw = commands.add_parser("dawproject", help="write a DAWproject file (.dawproject: the open exchange format)")
+    _song_arguments(daw)
+    daw.add_argument("--out", type=Path, required=True, help="the .dawproject file")
+    daw.add_argument("--reference-audio", action="store_true",
+                     help="reference the track files by absolute path (default: copy them into the file)")
+    daw.set_defaults(func=run_dawproject)
 
     settings = commands.add_parser("settings", help="draw a random settings file for a song folder (a first file "
                                                     "to edit)")
@@ -70,6 +78,21 @@ def run_reaper(args: argparse.Namespace) -> int:
     song = read_song(args.tracks, args.groups, sample_rate=settings.sample_rate)
     path = write_reaper_project(args.out, settings.style, song.files, song.names, song.stems, song.sample_rate,
                                 song.tracks, relative_paths=not args.absolute_paths)
+    print(f"wrote {path} ({len(song.names)} tracks)")
+    return 0
+
+
+def run_dawproject(args: argparse.Namespace) -> int:
+    from mixrep.datasets.song_folder import read_song
+    from mixrep.export.dawproject import write_dawproject
+    from mixrep.files import check_output_file
+    from mixrep.styles.style_file import read_style_json
+
+    settings = read_style_json(args.settings)
+    check_output_file(args.out, "DAWproject file")
+    song = read_song(args.tracks, args.groups, sample_rate=settings.sample_rate)
+    path = write_dawproject(args.out, settings.style, song.files, song.names, song.stems, song.sample_rate,
+                            song.tracks, embed_audio=not args.reference_audio)
     print(f"wrote {path} ({len(song.names)} tracks)")
     return 0
 

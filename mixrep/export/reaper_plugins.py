@@ -170,13 +170,13 @@ class ReaCompSettings:
 
 
 def reacomp_data(c: ReaCompSettings) -> bytes:
-    raw = list(_REACOMP_DEFAULTS)
-    raw[0] = _db_to_linear(c.threshold_db)
-    raw[1] = (c.ratio - 1.0) / 99.0
-    raw[2] = c.attack_ms / 500.0
-    raw[3] = c.release_ms / 5000.0
-    raw[11] = _db_to_linear(c.makeup_db)
-    raw[13] = c.rms_ms / 100.0
+    raw = list(_REACOMP_DEFAULTS)  # each value within ReaComp's range (ratio 100 = its limit mode)
+    raw[0] = min(_db_to_linear(c.threshold_db), 2.0)
+    raw[1] = min((c.ratio - 1.0) / 99.0, 1.0)
+    raw[2] = min(c.attack_ms / 500.0, 1.0)
+    raw[3] = min(c.release_ms / 5000.0, 1.0)
+    raw[11] = min(_db_to_linear(c.makeup_db), 2.0)
+    raw[13] = min(c.rms_ms / 100.0, 1.0)
     return _DATA_MAGIC + struct.pack("<21f", *raw)
 
 

@@ -10,6 +10,7 @@ from mixrep.audio.io import audio_info, read_audio
 from mixrep.cli import main
 from mixrep.constants import STEMS
 from mixrep.datasets.song_folder import read_song
+from mixrep.export.dawproject import read_dawproject
 from mixrep.export.reaper import read_reaper_project
 from mixrep.styles.mix_style import render_mix
 from mixrep.styles.style_file import read_style_json
@@ -35,6 +36,11 @@ def test_settings_then_pedalboard_then_reaper(song_folder, tmp_path, capsys):
     project = read_reaper_project(rpp)
     assert sorted(t.items[0] for t in project.tracks if t.items) == sorted(f"{n}.wav" for n in NAMES)
     assert f"wrote {rpp}" in capsys.readouterr().out
+
+    daw = tmp_path / "song.dawproject"
+    assert main(["export", "dawproject", "--settings", str(settings), "--tracks", str(song_folder),
+                 "--out", str(daw)]) == 0
+    assert sorted(t.name for t in read_dawproject(daw) if t.role == "regular") == sorted(NAMES)
 
 
 def test_a_bad_settings_file_is_refused_before_reading_the_song(song_folder, tmp_path, capsys, monkeypatch):
