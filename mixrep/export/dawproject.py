@@ -37,6 +37,7 @@ from mixrep.constants import STEMS
 from mixrep.errors import MixrepError
 from mixrep.files import atomic_write, check_output_file
 from mixrep.styles.mix_style import ChannelStrip, CompressorSettings, EqBand, MixLevels, MixStyle, mix_levels
+from mixrep.export.reaper import unset_settings
 from mixrep.styles.style_file import check_style
 
 DAWPROJECT_VERSION = "1.0"
@@ -112,16 +113,7 @@ def _volume(channel: ET.Element, volume_db: float, ids: _Ids) -> None:
 
 
 def _unset(names: Sequence[str], strips: Sequence[ChannelStrip]) -> str:
-    rows = []
-    for name, strip in zip(names, strips):
-        unset = []
-        if strip.saturation_drive_db is not None:
-            unset.append(f"saturation {strip.saturation_drive_db:.1f} dB drive")
-        if strip.width is not None:
-            unset.append(f"stereo width {strip.width:.2f}")
-        if unset:
-            rows.append(f"{name}: {', '.join(unset)}")
-    return "mixrep export; not set as devices: " + ("; ".join(rows) if rows else "none")
+    return "mixrep export; not set as devices: " + ("; ".join(unset_settings(names, strips)) or "none")
 
 
 def project_xml(style: MixStyle, names: Sequence[str], stems: Sequence[str], media: Sequence[str],

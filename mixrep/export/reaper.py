@@ -148,9 +148,9 @@ def _media_path(file: Path, project_dir: Path, relative: bool) -> str:
     return str(file)
 
 
-def _notes(style: MixStyle, names: Sequence[str], strips: Sequence[ChannelStrip]) -> list[str]:
-    """What REAPER does not get (saturation, width), as the project's notes."""
-    rows = ["mixrep export: settings REAPER does not get from this project (docs/export.md):"]
+def unset_settings(names: Sequence[str], strips: Sequence[ChannelStrip]) -> list[str]:
+    """One line per track whose saturation or stereo width a DAW export does not set (``kick: stereo width 0.50``)."""
+    rows = []
     for name, strip in zip(names, strips):
         unset = []
         if strip.saturation_drive_db is not None:
@@ -158,9 +158,14 @@ def _notes(style: MixStyle, names: Sequence[str], strips: Sequence[ChannelStrip]
         if strip.width is not None:
             unset.append(f"stereo width {strip.width:.2f}")
         if unset:
-            rows.append(f"{clean_name(name)}: {', '.join(unset)}")
-    if len(rows) == 1:
-        rows.append("none")
+            rows.append(f"{name}: {', '.join(unset)}")
+    return rows
+
+
+def _notes(names: Sequence[str], strips: Sequence[ChannelStrip]) -> list[str]:
+    """What REAPER does not get (saturation, width), as the project's notes."""
+    rows = ["mixrep export: settings REAPER does not get from this project (docs/export.md):"]
+    rows += [clean_name(row) for row in unset_settings(names, strips)] or ["none"]
     return _block("NOTES", "0 2", [f"|{row}" for row in rows])
 
 
@@ -215,7 +220,7 @@ def project_text(style: MixStyle, names: Sequence[str], stems: Sequence[str], me
                  sample_rate: int, seconds: float, levels: MixLevels) -> str:
     """The ``.rpp`` text of :func:`write_reaper_project` (levels already measured)."""
     strips = [style.strip_for(n, s) for n, s in zip(names, stems)]
-    body: list[str] = [f"SAMPLERATE {int(sample_rate)} 1 0", *_notes(style, names, strips),
+    body: list[str] = [f"SAMPLERATE {int(sample_rate)} 1 0", *_notes(names, strips),
                        f"MASTER_VOLUME {_fmt(db_to_gain(levels.loudness_gain_db))} 0 -1 -1 1"]
     master_fx = _master_fx(style, levels)
     if master_fx:
