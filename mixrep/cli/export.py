@@ -59,8 +59,8 @@ def run_pedalboard(args: argparse.Namespace) -> int:
     from mixrep.styles.style_file import read_style_json
 
     settings = read_style_json(args.settings)
-    check_outputs(args.out, args.stems_out)
-    song = read_song(args.tracks, args.groups, sample_rate=settings.sample_rate, exclude=(args.out,))
+    check_outputs(args.out, args.stems_out, tracks_folder=args.tracks)
+    song = read_song(args.tracks, args.groups, sample_rate=settings.sample_rate)
     written = render_style_files(settings, song.tracks, song.names, song.stems, song.sample_rate, args.out,
                                  args.stems_out)
     print(f"wrote {', '.join(str(p) for p in written)}")

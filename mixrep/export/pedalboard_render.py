@@ -16,6 +16,7 @@ import numpy as np
 from mixrep.audio.io import check_audio_extension, write_audio
 from mixrep.audio.stems import stem_index
 from mixrep.constants import STEMS
+from mixrep.errors import OutputError
 from mixrep.files import StagedFiles, check_output_file
 from mixrep.styles.mix_style import MixStyle, render_mix
 from mixrep.styles.style_file import StyleFile, StyleFileError, check_style
@@ -38,15 +39,27 @@ def check_song_for_style(style_file: StyleFile | MixStyle, names: Sequence[str],
     return check_style(style, names, stems, sample_rate, where="mix style for this song").style
 
 
-def check_outputs(out: str | os.PathLike, stems_dir: str | os.PathLike | None = None) -> list[Path]:
+def check_outputs(out: str | os.PathLike, stems_dir: str | os.PathLike | None = None,
+                  tracks_folder: str | os.PathLike | None = None) -> list[Path]:
     """The files :func:`render_style_files` writes, once each can be written (before any work).
 
+    Args:
+        tracks_folder: the song folder read: no audio output may lie directly in it (a later run
+            would read it as a track).
+
     Raises:
-        OutputError, ValueError: a location that cannot be written, a format that cannot be written.
+        OutputError, ValueError: a location that cannot be written, a format that cannot be written,
+            an output inside the tracks folder.
     """
     targets = [check_audio_extension(check_output_file(out, "mix"), "mix")]
     if stems_dir is not None:
         targets += [check_output_file(Path(stems_dir) / f"{stem}.wav", f"{stem} stem") for stem in STEMS]
+    if tracks_folder is not None:
+        folder = Path(tracks_folder).resolve()
+        for path in targets:
+            if path.resolve().parent == folder:
+                raise OutputError(f"{path} lies inside the tracks folder {tracks_folder}: a later run would read it "
+                                  f"as a track; write elsewhere")
     return targets
 
 

@@ -80,3 +80,13 @@ def test_tracks_are_read_at_the_settings_files_rate(song_folder, tmp_path):
                  "--out", str(out)]) == 0
     seconds, rate, _ = audio_info(out)
     assert rate == 44_100 and abs(seconds - 1.0) < 1e-3  # resampled to the file's rate
+
+
+def test_audio_outputs_inside_the_tracks_folder_are_refused(song_folder, tmp_path, capsys):
+    settings = tmp_path / "s.json"
+    main(["export", "settings", "--tracks", str(song_folder), "--out", str(settings)])
+    for extra in (["--out", str(song_folder / "mix.wav")],
+                  ["--out", str(tmp_path / "mix.wav"), "--stems-out", str(song_folder)]):
+        code = main(["export", "pedalboard", "--settings", str(settings), "--tracks", str(song_folder), *extra])
+        assert code == 2 and "inside the tracks folder" in capsys.readouterr().err
+    assert sorted(p.name for p in song_folder.iterdir()) == sorted(f"{n}.wav" for n in NAMES)
