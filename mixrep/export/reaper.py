@@ -14,13 +14,12 @@
 Relative settings become absolute the way :func:`~mixrep.styles.mix_style.render_mix` applies
 them: :func:`~mixrep.styles.mix_style.mix_levels` renders the song once and returns the levels
 (each track's RMS after its EQ, the mix RMS at the master compressor, the peak at the limiter,
-the loudness gain). Saturation and stereo width are not set in REAPER (no stock plug-in whose
-project state could be checked here); each track's name-tagged FX list and the project notes
-say what they would be. ``docs/export.md`` has the mapping and what is approximate.
+the loudness gain). Each plug-in is renamed with its settings in physical units; saturation and
+stereo width are not set in REAPER (no stock plug-in whose project state could be checked here)
+and the project notes list them. ``docs/export.md`` has the mapping and what is approximate.
 
-:func:`read_reaper_project` parses a project (this writer's, or REAPER's own) back into tracks,
-sends and plug-in settings in physical units, for tests and for checking a project before
-opening it.
+:func:`read_reaper_project` parses a project this writer wrote back into tracks, sends and
+plug-in settings in physical units, for tests and for checking a project before opening it.
 """
 
 from __future__ import annotations
