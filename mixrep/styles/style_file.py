@@ -332,7 +332,7 @@ def read_style_json(path: str | os.PathLike) -> StyleFile:
     try:
         text = path.read_text(encoding="utf-8")
         document = json.loads(text, parse_constant=lambda c: float("nan"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise StyleFileError(f"settings file {path} cannot be read as JSON ({e}); pass a file that "
                              f"`mixrep export settings` or write_style_json wrote") from e
     checker = _Checker(f"settings file {path}", None)

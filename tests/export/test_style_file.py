@@ -94,7 +94,8 @@ def test_non_finite_numbers_are_refused(tmp_path):
         read_style_json(path)
 
 
-@pytest.mark.parametrize("text,problem", [("{not json", "cannot be read as JSON"), ("[1, 2]", "format")])
+@pytest.mark.parametrize("text,problem", [("{not json", "cannot be read as JSON"), ("[1, 2]", "format"),
+                                          ("[" * 200_000, "cannot be read as JSON")])
 def test_a_file_that_is_not_a_settings_file_is_refused(tmp_path, text, problem):
     path = tmp_path / "s.json"
     path.write_text(text)
