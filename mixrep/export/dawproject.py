@@ -276,6 +276,13 @@ def read_dawproject(path: str | os.PathLike) -> list[DawTrack]:
             root = ET.fromstring(archive.read("project.xml"))
     except (OSError, KeyError, zipfile.BadZipFile, ET.ParseError) as e:
         raise DawProjectError(f"cannot read the DAWproject {path}: {e}") from e
+    try:
+        return _tracks(root)
+    except (TypeError, ValueError) as e:
+        raise DawProjectError(f"{path}: a malformed value in project.xml ({e})") from e
+
+
+def _tracks(root: ET.Element) -> list[DawTrack]:
     channel_track: dict[str, str] = {}
     for track in root.iter("Track"):
         channel = track.find("Channel")

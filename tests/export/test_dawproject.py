@@ -81,3 +81,16 @@ def test_a_file_that_is_not_a_dawproject_is_named(tmp_path):
     path.write_text("not a zip")
     with pytest.raises(DawProjectError, match=f"cannot read the DAWproject {path}"):
         read_dawproject(path)
+
+
+def test_a_malformed_value_is_named(song_folder, tmp_path):
+    files = [song_folder / f"{n}.wav" for n in NAMES]
+    good = write_dawproject(tmp_path / "s.dawproject", full_style(), files, NAMES, STEM_CLASSES, RATE, song_audio(),
+                            embed_audio=False)
+    with zipfile.ZipFile(good) as archive:
+        xml = archive.read("project.xml").decode().replace('unit="hertz" value="40.0"', 'unit="hertz" value="loud"')
+    bad = tmp_path / "bad.dawproject"
+    with zipfile.ZipFile(bad, "w") as archive:
+        archive.writestr("project.xml", xml)
+    with pytest.raises(DawProjectError, match="malformed value"):
+        read_dawproject(bad)
