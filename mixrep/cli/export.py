@@ -67,15 +67,21 @@ def run_pedalboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_reaper(args: argparse.Namespace) -> int:
+def _settings_and_song(args: argparse.Namespace, what: str):
+    """The settings file, then the output checked, then the song read at the file's rate (cheap checks first)."""
     from mixrep.datasets.song_folder import read_song
-    from mixrep.export.reaper import write_reaper_project
     from mixrep.files import check_output_file
     from mixrep.styles.style_file import read_style_json
 
     settings = read_style_json(args.settings)
-    check_output_file(args.out, "REAPER project")
-    song = read_song(args.tracks, args.groups, sample_rate=settings.sample_rate)
+    check_output_file(args.out, what)
+    return settings, read_song(args.tracks, args.groups, sample_rate=settings.sample_rate)
+
+
+def run_reaper(args: argparse.Namespace) -> int:
+    from mixrep.export.reaper import write_reaper_project
+
+    settings, song = _settings_and_song(args, "REAPER project")
     path = write_reaper_project(args.out, settings.style, song.files, song.names, song.stems, song.sample_rate,
                                 song.tracks, relative_paths=not args.absolute_paths)
     print(f"wrote {path} ({len(song.names)} tracks)")
@@ -83,14 +89,9 @@ def run_reaper(args: argparse.Namespace) -> int:
 
 
 def run_dawproject(args: argparse.Namespace) -> int:
-    from mixrep.datasets.song_folder import read_song
     from mixrep.export.dawproject import write_dawproject
-    from mixrep.files import check_output_file
-    from mixrep.styles.style_file import read_style_json
 
-    settings = read_style_json(args.settings)
-    check_output_file(args.out, "DAWproject file")
-    song = read_song(args.tracks, args.groups, sample_rate=settings.sample_rate)
+    settings, song = _settings_and_song(args, "DAWproject file")
     path = write_dawproject(args.out, settings.style, song.files, song.names, song.stems, song.sample_rate,
                             song.tracks, embed_audio=not args.reference_audio)
     print(f"wrote {path} ({len(song.names)} tracks)")
