@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mixrep.cli.mix",
     "mixrep.cli.index",
     "mixrep.cli.describe",
+    "mixrep.cli.export",
     "mixrep.cli.report",
 )
 

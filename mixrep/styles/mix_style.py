@@ -500,15 +500,39 @@ def equalise(audio: np.ndarray, bands: tuple[EqBand, ...], sample_rate: int) -> 
     return pedalboard.Pedalboard(_eq_plugins(bands, sample_rate))(audio, sample_rate)
 
 
-def _render_strip(audio: np.ndarray, strip: ChannelStrip, sample_rate: int) -> np.ndarray:
+@dataclass
+class MixLevels:
+    """The absolute levels a style's relative settings met while rendering one song (:func:`mix_levels`).
+
+    Attributes:
+        strip_input_db: per track, the RMS (dBFS) after its filters and EQ, which its compressor
+            threshold and saturation trim refer to (``-inf`` for a silent track).
+        master_input_db: RMS (dBFS) of the mix entering the master compressor (after the master EQ);
+            ``None`` without a master compressor.
+        limiter_input_peak_db: peak (dBFS) of the mix entering the limiter's drive; ``None`` without a limiter.
+        loudness_gain_db: the gain that brought the mix to ``loudness_lufs`` (0 for a silent mix).
+    """
+
+    strip_input_db: list[float] = field(default_factory=list)
+    master_input_db: float | None = None
+    limiter_input_peak_db: float | None = None
+    loudness_gain_db: float = 0.0
+
+
+def _render_strip(audio: np.ndarray, strip: ChannelStrip, sample_rate: int, levels: MixLevels | None = None
+                  ) -> np.ndarray:
     """One channel strip up to the pan (sends are taken from its output). ``(2, n) -> (2, n)``."""
     if not audio.any():
+        if levels is not None:
+            levels.strip_input_db.append(float("-inf"))
         return audio
     audio = butterworth(audio, sample_rate, strip.highpass_hz, strip.lowpass_hz)
     if strip.eq:
         audio = equalise(audio, strip.eq, sample_rate)
     dynamics: list[pedalboard.Plugin] = []
     level_db = rms_db(audio)  # what the relative settings refer to; -inf (silence) bypasses them
+    if levels is not None:
+        levels.strip_input_db.append(level_db)
     if strip.compressor is not None and math.isfinite(level_db):
         c = strip.compressor
         dynamics += [pedalboard.Compressor(threshold_db=level_db + c.threshold_db, ratio=c.ratio,
@@ -630,15 +654,20 @@ def integrated_loudness(mix: np.ndarray, sample_rate: int) -> float:
     return float(pyloudnorm.Meter(sample_rate).integrated_loudness(mix.T.astype(np.float64)))
 
 
-def _render_master(stems: np.ndarray, master: MasterBus, loudness_lufs: float, sample_rate: int) -> np.ndarray:
+def _render_master(stems: np.ndarray, master: MasterBus, loudness_lufs: float, sample_rate: int,
+                   levels: MixLevels | None = None) -> np.ndarray:
     if master.eq:
         flat = stems.reshape(-1, stems.shape[-1])
         flat = equalise(flat, master.eq, sample_rate)
         stems = flat.reshape(stems.shape)
     if master.compressor is not None:
+        if levels is not None:
+            levels.master_input_db = rms_db(stems.sum(axis=0))
         stems = stems * compressor_gain(stems.sum(axis=0), master.compressor, sample_rate)
     if master.limiter is not None:
         peak = float(np.abs(stems.sum(axis=0)).max())
+        if levels is not None:
+            levels.limiter_input_peak_db = 20.0 * math.log10(peak) if peak > 0.0 else float("-inf")
         if peak > 0.0:
             drive = db_to_gain(master.limiter.ceiling_db + master.limiter.drive_db) / peak
             stems = stems * np.float32(drive)
@@ -647,6 +676,8 @@ def _render_master(stems: np.ndarray, master: MasterBus, loudness_lufs: float, s
     loudness = integrated_loudness(stems.sum(axis=0), sample_rate)
     if math.isfinite(loudness):
         stems = stems * np.float32(db_to_gain(loudness_lufs - loudness))
+        if levels is not None:
+            levels.loudness_gain_db = loudness_lufs - loudness
     return np.asarray(stems, dtype=np.float32)
 
 
@@ -672,6 +703,24 @@ def render_mix(tracks: np.ndarray, style: MixStyle, sample_rate: int, names: Seq
     Shape:
         ``(tracks, channels=2, samples)`` -> ``(stems=4, channels=2, samples)``.
     """
+    return _mix(tracks, style, sample_rate, names, stems, None)
+
+
+def mix_levels(tracks: np.ndarray, style: MixStyle, sample_rate: int, names: Sequence[str],
+               stems: Sequence[str | int]) -> MixLevels:
+    """Render like :func:`render_mix` and return the absolute levels the style's relative settings
+    met (to set a DAW's absolute thresholds and gains: :mod:`mixrep.export.reaper`).
+
+    Shape:
+        tracks ``(tracks, channels=2, samples)``.
+    """
+    levels = MixLevels()
+    _mix(tracks, style, sample_rate, names, stems, levels)
+    return levels
+
+
+def _mix(tracks: np.ndarray, style: MixStyle, sample_rate: int, names: Sequence[str], stems: Sequence[str | int],
+         levels: MixLevels | None) -> np.ndarray:
     sample_rate = check_sample_rate(sample_rate)
     tracks = np.asarray(tracks, dtype=np.float32)
     if tracks.ndim != 3 or tracks.shape[1] != CHANNELS or len(names) != tracks.shape[0] != len(stems):
@@ -681,7 +730,7 @@ def render_mix(tracks: np.ndarray, style: MixStyle, sample_rate: int, names: Seq
         raise ValueError("cannot mix non-finite tracks (NaN or inf); check the reader output")
     groups = [stem_index(s) for s in stems]
     strips = [style.strip_for(name, STEMS[g]) for name, g in zip(names, groups)]
-    processed = np.stack([_render_strip(track, strip, sample_rate) for track, strip in zip(tracks, strips)])
+    processed = np.stack([_render_strip(track, strip, sample_rate, levels) for track, strip in zip(tracks, strips)])
     out = sum_to_stems(processed, groups)
     for bus, key in ((style.delay, "delay_send_db"), (style.reverb, "reverb_send_db")):
         gains = [getattr(strip, key) for strip in strips]
@@ -690,7 +739,7 @@ def render_mix(tracks: np.ndarray, style: MixStyle, sample_rate: int, names: Seq
         sends = sum_to_stems(
             np.stack([p * np.float32(0.0 if g is None else db_to_gain(g)) for p, g in zip(processed, gains)]), groups)
         out += _bus_returns(sends, style, sample_rate, delay=key == "delay_send_db")
-    out = _render_master(out, style.master, style.loudness_lufs, sample_rate)
+    out = _render_master(out, style.master, style.loudness_lufs, sample_rate, levels)
     if not np.isfinite(out).all():
         raise MixrepError(f"mix style produced non-finite samples; style: {style.to_dict()}")
     return out
