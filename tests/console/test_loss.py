@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from mixrep.console.loss import MixLoss, a_weighting
@@ -60,3 +61,18 @@ def test_mid_side_terms_equal_the_losses_of_mid_and_side_signals():
     assert torch.allclose(terms["mid"], sum(r(mid(est), mid(ref)) for r in loss.resolutions), rtol=1e-10)
     assert torch.allclose(terms["side"], sum(r(side(est), side(ref)) for r in loss.resolutions), rtol=1e-10)
     assert torch.allclose(terms["lr"], sum(r(est, ref) for r in loss.resolutions), rtol=1e-10)
+
+
+def test_multi_resolution_stft_distance_is_zero_for_equal_renders_and_grows_with_the_difference():
+    from mixrep.console.loss import multi_resolution_stft_distance
+
+    torch.manual_seed(0)
+    target = torch.randn(2, 22050)
+    assert multi_resolution_stft_distance(target, target.clone()) == pytest.approx(0.0, abs=1e-6)
+    small = multi_resolution_stft_distance(target + 0.01 * torch.randn(2, 22050), target)
+    large = multi_resolution_stft_distance(target + 0.3 * torch.randn(2, 22050), target)
+    louder = multi_resolution_stft_distance(2.0 * target, target)  # 6 dB: log term log(2), convergence 1
+    assert 0 < small < large
+    assert louder == pytest.approx(1.0 + math.log(2.0), rel=1e-3)
+    with pytest.raises(ValueError, match="differ in shape"):
+        multi_resolution_stft_distance(target, target[:, :100])
