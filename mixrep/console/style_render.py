@@ -501,12 +501,8 @@ def render_strips(tracks: Tensor, t: StyleTensors, sample_rate: int, tail_db: fl
         audio, t.compressor_threshold_db, t.compressor_ratio, t.compressor_attack_ms, t.compressor_release_ms,
         t.compressor_makeup_db,
     )
-    # The reference trims the saturator's input from the RMS before the compressor; saturation()
-    # trims from its own input's RMS, so the drive is offset by the compressor's level change:
-    # saturation(x, drive + rms(x) - level) == gain(-drive - trim) distortion(drive)(gain(trim) x),
-    # trim = reference - level.
-    drive_db = t.saturation_drive_db + (_power_db(audio) - level_db)
-    audio = _where_rows(t.saturation_on & live, saturation, audio, drive_db)
+    # the saturator is gain-staged from the strip's level before the compressor, as the reference does
+    audio = _where_rows(t.saturation_on & live, saturation, audio, t.saturation_drive_db, level_db)
     audio = audio * _db_to_gain(t.fader_db)[..., None, None]
     width = torch.where(t.width_on, t.width, torch.ones_like(t.width))[..., None]
     mid = 0.5 * (audio[..., 0, :] + audio[..., 1, :])
