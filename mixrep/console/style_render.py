@@ -185,38 +185,16 @@ class StyleTensors:
         eq_kinds = _slot_kinds([strip.eq for song in strips for strip in song])
         master_eq_kinds = _slot_kinds([style.master.eq for style in styles])
         tracks = max(len(song) for song in strips)
-        rows: dict[str, list] = {}
-
-        def put(key: str, value, present: bool = True) -> None:
-            rows.setdefault(key, []).append(value if present and value is not None else _ABSENT[key])
-
         per_song: list[dict[str, list]] = []
         for style, song, song_stems in zip(styles, strips, stems):
-            rows = {}
+            rows: dict[str, list] = {}
             for k in range(tracks):
-                strip = song[k] if k < len(song) else ChannelStrip()
-                rows.setdefault("stem", []).append(stem_index(song_stems[k]) if k < len(song) else 0)
-                rows.setdefault("track_mask", []).append(k < len(song))
-                put("fader_db", strip.fader_db)
-                put("pan", strip.pan)
-                for key in ("width", "highpass_hz", "lowpass_hz"):
-                    put(key, getattr(strip, key))
-                    rows.setdefault(key.removesuffix("_hz") + "_on", []).append(getattr(strip, key) is not None)
-                c = strip.compressor
-                for key in COMPRESSOR_FIELDS:
-                    put(f"compressor_{key}", None if c is None else getattr(c, key))
-                rows.setdefault("compressor_on", []).append(c is not None)
-                put("saturation_drive_db", strip.saturation_drive_db)
-                rows.setdefault("saturation_on", []).append(strip.saturation_drive_db is not None)
-                for bus, key in ((style.delay, "delay_send"), (style.reverb, "reverb_send")):
-                    value = getattr(strip, f"{key}_db")
-                    put(f"{key}_db", value)
-                    rows.setdefault(f"{key}_on", []).append(value is not None and bus is not None)
-                for key, value in _eq_slots(strip.eq, eq_kinds).items():
+                real = k < len(song)
+                strip_rows = _strip_rows(song[k] if real else ChannelStrip(), style, eq_kinds)
+                strip_rows.update(stem=stem_index(song_stems[k]) if real else 0, track_mask=real)
+                for key, value in strip_rows.items():
                     rows.setdefault(key, []).append(value)
-            song_rows = {key: value for key, value in rows.items()}
-            song_rows.update(_bus_rows(style, master_eq_kinds))
-            per_song.append(song_rows)
+            per_song.append({**rows, **_bus_rows(style, master_eq_kinds)})
         bool_keys = {f.name for f in dataclasses.fields(cls) if f.name.endswith("_on")} | {"track_mask"}
         fields: dict = {"eq_kinds": eq_kinds, "master_eq_kinds": master_eq_kinds}
         for key in per_song[0]:
@@ -349,6 +327,27 @@ def _eq_slots(eq: tuple[EqBand, ...], kinds: tuple[str, ...], prefix: str = "eq"
 def _bands(kinds: tuple[str, ...], frequency_hz: list, gain_db: list, q: list, on: list) -> tuple[EqBand, ...]:
     return tuple(EqBand(kind, float(f), float(g), float(w))
                  for kind, f, g, w, present in zip(kinds, frequency_hz, gain_db, q, on) if present)
+
+
+def _strip_rows(strip: ChannelStrip, style: MixStyle, eq_kinds: tuple[str, ...]) -> dict:
+    """One strip's per-track fields (scalars; EQ lists) and presence masks."""
+    def value(key: str, setting) -> float:
+        return _ABSENT[key] if setting is None else float(setting)
+
+    c = strip.compressor
+    rows: dict = {"fader_db": float(strip.fader_db), "pan": float(strip.pan)}
+    for key in ("width", "highpass_hz", "lowpass_hz", "saturation_drive_db"):
+        rows[key] = value(key, getattr(strip, key))
+        rows[key.removesuffix("_hz").removesuffix("_drive_db") + "_on"] = getattr(strip, key) is not None
+    for key in COMPRESSOR_FIELDS:
+        rows[f"compressor_{key}"] = value(f"compressor_{key}", None if c is None else getattr(c, key))
+    rows["compressor_on"] = c is not None
+    for bus, key in ((style.delay, "delay_send"), (style.reverb, "reverb_send")):
+        setting = getattr(strip, f"{key}_db")
+        rows[f"{key}_db"] = value(f"{key}_db", setting)
+        rows[f"{key}_on"] = setting is not None and bus is not None  # a send without its bus is not rendered
+    rows.update(_eq_slots(strip.eq, eq_kinds))
+    return rows
 
 
 def _bus_rows(style: MixStyle, master_eq_kinds: tuple[str, ...]) -> dict:
