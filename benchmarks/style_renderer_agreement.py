@@ -24,7 +24,6 @@ Run: ``python benchmarks/style_renderer_agreement.py [--songs 4] [--styles 4] [-
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import tempfile
 import time
@@ -93,16 +92,12 @@ def compare(estimate: np.ndarray, target: np.ndarray, features: MixFeatures, sam
     }
 
 
-def every_effect_config() -> MixStyleConfig:
-    """Default ranges with every processor present (probabilities 1)."""
-    config = MixStyleConfig()
-    for group in ("pan", "eq", "compressor", "saturation", "width", "delay", "reverb"):
-        setattr(config, group, dataclasses.replace(getattr(config, group), prob=1.0))
-    config.filters = dataclasses.replace(config.filters, highpass_prob=1.0, lowpass_prob=1.0)
-    config.delay = dataclasses.replace(config.delay, send_prob=1.0)
-    config.reverb = dataclasses.replace(config.reverb, send_prob=1.0)
-    config.master = dataclasses.replace(config.master, eq_prob=1.0, compressor_prob=1.0, limiter_prob=1.0)
-    return config
+EVERY_EFFECT = MixStyleConfig.from_dict({
+    "filters": {"highpass_prob": 1.0, "lowpass_prob": 1.0}, "eq": {"prob": 1.0}, "compressor": {"prob": 1.0},
+    "saturation": {"prob": 1.0}, "width": {"prob": 1.0}, "delay": {"prob": 1.0, "send_prob": 1.0},
+    "reverb": {"prob": 1.0, "send_prob": 1.0}, "master": {"eq_prob": 1.0, "compressor_prob": 1.0, "limiter_prob": 1.0},
+})
+"""Default ranges with every processor present (the per-processor rows keep one of them)."""
 
 
 def _only_strip(keep: tuple[str, ...]):
@@ -194,13 +189,12 @@ def main(argv: list[str] | None = None) -> None:
             agree.append(compare(ours, reference, features, rate))
             scale.append(compare(other, reference, features, rate))
     cases["random styles (default ranges)"] = (agree, scale)
-    full = every_effect_config()
     for label, reduce in PROCESSORS.items():
         agree, scale = [], []
         for i in range(args.pairs_per_processor):
             tracks, names, stems = songs[i % len(songs)]
-            ours, reference = both(tracks, reduce(draw(full, names)), names, stems)
-            other = render_mix(tracks, reduce(draw(full, names)), rate, names, stems)
+            ours, reference = both(tracks, reduce(draw(EVERY_EFFECT, names)), names, stems)
+            other = render_mix(tracks, reduce(draw(EVERY_EFFECT, names)), rate, names, stems)
             agree.append(compare(ours, reference, features, rate))
             scale.append(compare(other, reference, features, rate))
         cases[f"only {label}"] = (agree, scale)
