@@ -473,7 +473,11 @@ def _where_rows(mask: Tensor, fn: Callable[..., Tensor], audio: Tensor, *setting
 
 
 def _power_db(audio: Tensor) -> Tensor:
-    """RMS in dB over ``(2, samples)`` (``rms_db``); 0 where silent (callers skip silent rows). ``(..., 2, n) -> (...)``."""
+    """RMS in dB over ``(2, samples)`` (``rms_db``); 0 where silent (callers skip silent rows).
+
+    Shape:
+        ``(..., 2, samples)`` -> ``(...)``.
+    """
     power = audio.square().mean(dim=(-2, -1))
     silent = power <= 0
     return torch.where(silent, torch.zeros_like(power), 10.0 * torch.log10(torch.where(silent, 1.0, power)))
