@@ -16,12 +16,12 @@ release coefficient while it falls.
   ``env[n] = |x[n]| + c (env[n-1] - |x[n]|)`` with ``c = exp(-2 pi 1000 / (fs * time_ms))``
   (``attack_ms`` while ``|x[n]| > env[n-1]``, else ``release_ms``; so the time constant is
   ``time_ms / (2 pi)``), and the gain is ``(env / threshold) ** (1/ratio - 1)`` where
-  ``env >= threshold``, else 1: Giannoulis et al.'s "smooth level detector" in the linear domain,
-  applied before the static curve (their return-to-zero peak detector). The rectifier of the JUCE
+  ``env >= threshold``, else 1: Giannoulis et al.'s smooth branching peak detector, run on the
+  linear level before the gain computer (they place it after, on the gain in dB). The rectifier of the JUCE
   build inside pedalboard is ``|x|`` (measured: a step of alternating sign compresses exactly as a
   positive step; the newest JUCE source half-wave rectifies, ``max(0, x)``, before the filter).
-* Bus compressor: :func:`mix_style.compressor_gain`, the smoothing after the static curve
-  ("smooth decoupled", in dB), on block peaks of 32 samples.
+* Bus compressor: :func:`mix_style.compressor_gain`, the smooth branching detector after the
+  gain computer, on the gain in dB, from block peaks of 32 samples.
 
 The attack / release recursions are sequential with a branch per sample. They run in a compiled
 (numba) loop inside a :class:`torch.autograd.Function`: the forward pass records which branch
@@ -111,6 +111,7 @@ class _Ballistics(torch.autograd.Function):
         taken = np.empty(v.shape, dtype=np.bool_)
         _ballistics_forward_kernel(v, a, r, rising, out, taken)
         ctx.arrays = (v, out, taken, a, r)
+        ctx.coefficient_like = attack_coef
         return torch.from_numpy(out).to(device=values.device, dtype=values.dtype)
 
     @staticmethod
@@ -121,10 +122,11 @@ class _Ballistics(torch.autograd.Function):
         grad_attack, grad_release = np.zeros_like(a), np.zeros_like(r)
         _ballistics_backward_kernel(_to_numpy(grad_out), v, out, taken, a, r, grad_values, grad_attack, grad_release)
 
-        def back(x: np.ndarray) -> Tensor:
-            return torch.from_numpy(x).to(device=grad_out.device, dtype=grad_out.dtype)
+        def back(x: np.ndarray, like: Tensor) -> Tensor:
+            return torch.from_numpy(x).to(device=like.device, dtype=like.dtype)
 
-        return back(grad_values), back(grad_attack), back(grad_release), None
+        like = ctx.coefficient_like
+        return back(grad_values, grad_out), back(grad_attack, like), back(grad_release, like), None
 
 
 def _ballistics(values: Tensor, attack_coef: Tensor, release_coef: Tensor, rising: bool) -> Tensor:
@@ -148,7 +150,8 @@ def _check_signal(audio: Tensor, what: str) -> None:
 
 
 def _broadcast(audio: Tensor, what: str, **settings: Tensor | float) -> tuple[Tensor, dict[str, Tensor]]:
-    """The signal expanded to the broadcast leading shape of it and the settings, the settings in float64."""
+    """The signal (checked) expanded to the broadcast leading shape of it and the settings, the settings in float64."""
+    _check_signal(audio, what)
     tensors = {name: torch.as_tensor(value, dtype=torch.float64, device=audio.device) for name, value in
                settings.items()}
     try:
@@ -166,6 +169,18 @@ def _broadcast(audio: Tensor, what: str, **settings: Tensor | float) -> tuple[Te
 def _require(condition: Tensor, what: str, message: str, value: Tensor) -> None:
     if not bool(condition.all()):
         raise ValueError(f"{what}: {message}; got {value.detach().cpu().tolist()}")
+
+
+def _compressor_settings(audio: Tensor, what: str, threshold_db: Tensor | float, ratio: Tensor | float,
+                         attack_ms: Tensor | float, release_ms: Tensor | float, makeup_db: Tensor | float
+                         ) -> tuple[Tensor, dict[str, Tensor]]:
+    """:func:`_broadcast` of a compressor's settings, checked (ratio >= 1, times > 0)."""
+    audio, s = _broadcast(audio, what, threshold_db=threshold_db, ratio=ratio, attack_ms=attack_ms,
+                          release_ms=release_ms, makeup_db=makeup_db)
+    _require(s["ratio"] >= 1.0, what, "ratio must be >= 1", s["ratio"])
+    for name in ("attack_ms", "release_ms"):
+        _require(s[name] > 0.0, what, f"{name} must be > 0", s[name])
+    return audio, s
 
 
 def _level_db(audio: Tensor) -> tuple[Tensor, Tensor]:
@@ -215,13 +230,7 @@ def channel_compressor(audio: Tensor, threshold_db: Tensor | float, ratio: Tenso
     Shape:
         ``(..., 2, samples)`` and settings ``(...)`` -> ``(..., 2, samples)`` (broadcast leading dims).
     """
-    what = "channel_compressor"
-    _check_signal(audio, what)
-    audio, s = _broadcast(audio, what, threshold_db=threshold_db, ratio=ratio, attack_ms=attack_ms,
-                          release_ms=release_ms, makeup_db=makeup_db)
-    _require(s["ratio"] >= 1.0, what, "ratio must be >= 1", s["ratio"])
-    for name in ("attack_ms", "release_ms"):
-        _require(s[name] > 0.0, what, f"{name} must be > 0", s[name])
+    audio, s = _compressor_settings(audio, "channel_compressor", threshold_db, ratio, attack_ms, release_ms, makeup_db)
     level_db, silent = _level_db(audio)
     threshold = _db_to_gain(level_db + s["threshold_db"])[..., None, None]
     signal = audio.to(torch.float64)
@@ -255,7 +264,6 @@ def saturation(audio: Tensor, drive_db: Tensor | float, level_db: Tensor | float
         ``(..., 2, samples)`` and settings ``(...)`` -> ``(..., 2, samples)`` (broadcast leading dims).
     """
     what = "saturation"
-    _check_signal(audio, what)
     audio, s = _broadcast(audio, what, drive_db=drive_db)
     if level_db is None:
         level, silent = _level_db(audio)
@@ -287,7 +295,7 @@ def bus_compressor_gain(mix: Tensor, threshold_db: Tensor | float, ratio: Tensor
     static curve removes ``1 - 1/ratio`` of the level above ``threshold_db`` (relative to the mix
     RMS); the gain in dB is smoothed one-pole (``exp(-1 / (time_ms 1e-3 fs / 32))``, attack while
     the gain falls, release while it recovers), linearly interpolated from block centres to samples
-    and raised by ``makeup_db`` (Giannoulis et al. 2012, "smooth decoupled" peak detector in dB).
+    and raised by ``makeup_db`` (Giannoulis et al. 2012, smooth branching detector on the gain in dB).
 
     Returns:
         Linear gain to multiply every stem with; all ones for a silent mix.
@@ -295,13 +303,7 @@ def bus_compressor_gain(mix: Tensor, threshold_db: Tensor | float, ratio: Tensor
     Shape:
         ``(..., 2, samples)`` and settings ``(...)`` -> ``(..., samples)``.
     """
-    what = "bus_compressor_gain"
-    _check_signal(mix, what)
-    mix, s = _broadcast(mix, what, threshold_db=threshold_db, ratio=ratio, attack_ms=attack_ms,
-                        release_ms=release_ms, makeup_db=makeup_db)
-    _require(s["ratio"] >= 1.0, what, "ratio must be >= 1", s["ratio"])
-    for name in ("attack_ms", "release_ms"):
-        _require(s[name] > 0.0, what, f"{name} must be > 0", s[name])
+    mix, s = _compressor_settings(mix, "bus_compressor_gain", threshold_db, ratio, attack_ms, release_ms, makeup_db)
     samples = mix.shape[-1]
     blocks = -(-samples // DETECTOR_BLOCK)
     level_db, silent = _level_db(mix)
@@ -338,7 +340,6 @@ def limiter_gain(mix: Tensor, ceiling_db: Tensor | float, release_ms: Tensor | f
         ``(..., 2, samples)`` and settings ``(...)`` -> ``(..., samples)`` (linear, <= 1).
     """
     what = "limiter_gain"
-    _check_signal(mix, what)
     mix, s = _broadcast(mix, what, ceiling_db=ceiling_db, release_ms=release_ms)
     _require(s["release_ms"] > 0.0, what, "release_ms must be > 0", s["release_ms"])
     if not lookahead_ms >= 0.0:

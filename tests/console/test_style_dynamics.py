@@ -57,8 +57,9 @@ def _drums(seconds: float = 1.0) -> np.ndarray:
         out[:, start:stop] += kick[:stop - start]
         snare_start = start + beat // 2
         if snare_start < n:
-            stop = min(n, snare_start + len(t))
-            out[:, snare_start:stop] += 0.4 * rng.standard_normal((2, stop - snare_start)) * np.exp(-t[:stop - snare_start] / 0.05)
+            length = min(n, snare_start + len(t)) - snare_start
+            out[:, snare_start:snare_start + length] += (0.4 * rng.standard_normal((2, length))
+                                                         * np.exp(-t[:length] / 0.05))
     return out.astype(np.float32)
 
 
@@ -151,18 +152,15 @@ def test_saturation_curve_matches_pedalboard(drive_db):
                                _reference_saturation(music, drive_db), atol=1e-6)
 
 
-def test_saturation_level_refers_to_the_given_level():
-    # in a strip the trim refers to the level before the compressor, not the saturator's own input
-    audio = _noise_bursts()
-    compressed = channel_compressor(torch.from_numpy(audio), -12.0, 8.0, 5.0, 100.0, 0.0, SAMPLE_RATE)
-    level = rms_db(audio)
-    trim_db = SATURATION_REFERENCE_DBFS - level
-    board = pedalboard.Pedalboard([pedalboard.Gain(gain_db=trim_db), pedalboard.Distortion(drive_db=18.0),
-                                   pedalboard.Gain(gain_db=-18.0 - trim_db)])
-    reference = board(compressed.numpy(), SAMPLE_RATE)
-    model = saturation(compressed, 18.0, level_db=torch.tensor(level)).numpy()
-    np.testing.assert_allclose(model, reference, atol=1e-6)
-    assert np.abs(saturation(compressed, 18.0).numpy() - reference).max() > 1e-3  # its own RMS differs
+def test_compressor_then_saturation_is_the_renderers_strip():
+    audio = _drums()
+    strip = mix_style.ChannelStrip(compressor=CompressorSettings(-9.0, 6.0, 2.0, 80.0, 4.0), saturation_drive_db=15.0)
+    reference = mix_style._render_strip(audio, strip, SAMPLE_RATE)
+    compressed = channel_compressor(torch.from_numpy(audio), -9.0, 6.0, 2.0, 80.0, 4.0, SAMPLE_RATE)
+    # the renderer trims the saturator from the level before the compressor, not from its own input
+    model = saturation(compressed, 15.0, level_db=rms_db(audio)).numpy()
+    np.testing.assert_allclose(model, reference, atol=1e-5)
+    assert np.abs(saturation(compressed, 15.0).numpy() - reference).max() > 1e-3
 
 
 BUS_SETTINGS = [(-6.0, 4.0, 5.0, 100.0, 0.0), (-3.0, 2.0, 50.0, 500.0, 2.0), (-10.0, 1.5, 20.0, 50.0, 0.0)]
