@@ -392,7 +392,8 @@ def _filter(audio: Tensor, response: Callable[[Tensor], Tensor], n_fft: int, sam
         ``(..., channels, samples)``; the response ``(..., bins)`` (one per leading index, shared by the channels).
     """
     frequencies = rfft_frequencies(n_fft, sample_rate, device=audio.device)
-    spectrum = torch.fft.rfft(audio, n=n_fft) * response(frequencies).to(torch.complex64).unsqueeze(-2)
+    spectrum = torch.fft.rfft(audio, n=n_fft)
+    spectrum = spectrum * response(frequencies).to(spectrum.dtype).unsqueeze(-2)
     return torch.fft.irfft(spectrum, n=n_fft)[..., : audio.shape[-1]]
 
 
@@ -549,7 +550,7 @@ def render_buses(sends_delay: Tensor, sends_reverb: Tensor, t: StyleTensors, sam
         response = freeverb_response(t.reverb_room_size.double(), t.reverb_damping.double(),
                                      t.reverb_width.double(), frequencies, sample_rate)[..., 0, :]  # (batch, out, bins)
         mono = torch.fft.rfft(sends_reverb.sum(dim=-2), n=n_fft)  # the reverb hears L + R
-        wet = torch.fft.irfft(mono.unsqueeze(-2) * response.to(torch.complex64).unsqueeze(1), n=n_fft)
+        wet = torch.fft.irfft(mono.unsqueeze(-2) * response.to(mono.dtype).unsqueeze(1), n=n_fft)
         out = out + wet[..., :samples] * t.reverb_on[:, None, None, None]
     return out
 
@@ -626,7 +627,7 @@ def render_style(tracks: Tensor, tensors: StyleTensors, sample_rate: int, tail_d
         raise ValueError("cannot mix non-finite tracks (NaN or inf); check the reader output")
     t = tensors if batched else tensors.map(lambda x: x.unsqueeze(0))
     audio = tracks if batched else tracks.unsqueeze(0)
-    processed = render_strips(audio.float(), t, sample_rate, tail_db)
+    processed = render_strips(audio if audio.is_floating_point() else audio.float(), t, sample_rate, tail_db)
     stems = _to_stems(processed, t)
 
     def send_gain(db: Tensor, on: Tensor) -> Tensor:
