@@ -30,11 +30,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pedalboard
 import torch
 
 from mixrep.audio.fluidsynth import installed_soundfonts
 from mixrep.console.audio_features import MixFeatures
-from mixrep.console.style_render import StyleTensors, render_style
+from mixrep.console.style_render import StyleTensors, bus_fft_lengths, render_buses, render_style
 from mixrep.constants import STEMS
 from mixrep.corpora.soundfont import SoundfontCorpusConfig, SoundfontSource, render_corpus
 from mixrep.styles.mix_style import (
@@ -42,6 +43,7 @@ from mixrep.styles.mix_style import (
     MasterBus,
     MixStyle,
     MixStyleConfig,
+    ReverbBus,
     integrated_loudness,
     render_mix,
     sample_mix_style,
@@ -144,6 +146,26 @@ def _songs(corpus: Path, count: int, seconds: float, sample_rate: int) -> list[t
     return songs
 
 
+def tail_truncation(tracks: np.ndarray, sample_rate: int, tails_db: tuple[float, ...]) -> list[tuple[float, int, float]]:
+    """The reverb bus at its longest (room size 0.95, damping 0.1) on a song's summed tracks, torch against
+    pedalboard, per ``tail_db``: ``(tail_db, FFT length, max |error| / peak in dB)``."""
+    send = tracks.sum(axis=0)
+    plugin = pedalboard.Reverb(room_size=0.95, damping=0.1, width=1.0, wet_level=1.0 / 3.0, dry_level=0.0)
+    reference = plugin(send, sample_rate)
+    style = MixStyle({stem: ChannelStrip(reverb_send_db=0.0) for stem in STEMS}, reverb=ReverbBus(0.95, 0.1, 1.0))
+    tensors = StyleTensors.from_style(style, ["drums"], ["drums"]).map(lambda x: x.unsqueeze(0))
+    sends = torch.zeros(1, len(STEMS), *send.shape)
+    sends[0, 0] = torch.from_numpy(send)
+    rows = []
+    for tail_db in tails_db:
+        with torch.no_grad():
+            ours = render_buses(torch.zeros_like(sends), sends, tensors, sample_rate, tail_db)[0, 0].numpy()
+        n_fft = bus_fft_lengths(tensors, send.shape[-1], sample_rate, tail_db)[1]
+        error = np.abs(ours - reference).max() / np.abs(reference).max()
+        rows.append((tail_db, n_fft, 20.0 * math.log10(max(error, 1e-12))))
+    return rows
+
+
 def _summary(rows: list[dict[str, float]], key: str) -> str:
     values = np.array([r[key] for r in rows])
     return f"{values.mean():.2g} ± {values.std():.1g}"
@@ -215,6 +237,12 @@ def main(argv: list[str] | None = None) -> None:
     calls = pairs + len(PROCESSORS) * args.pairs_per_processor
     print(f"\nrender time per call (one thread): pedalboard {timing['pedalboard'] / calls:.2f} s, "
           f"torch {timing['torch'] / calls:.2f} s")
+    print("\nThe reverb bus's FFT length against its tail (room size 0.95, damping 0.1, the longest tail; the "
+          f"first song's {args.seconds:g} s, summed tracks as the send): max |torch - pedalboard| / peak\n")
+    print("| tail_db | FFT length | max error dB re peak |")
+    print("|---|---|---|")
+    for tail_db, n_fft, error_db in tail_truncation(songs[0][0], rate, (20.0, 40.0, 60.0, 80.0, 100.0)):
+        print(f"| {tail_db:g} | {n_fft} | {error_db:.1f} |")
     if not math.isfinite(sum(r["mrstft"] for r in agree)):
         raise SystemExit("non-finite distance")
 

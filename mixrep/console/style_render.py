@@ -461,6 +461,13 @@ def _bus_tail_samples(t: StyleTensors, sample_rate: int, tail_db: float) -> tupl
     return delay, reverb
 
 
+def bus_fft_lengths(t: StyleTensors, samples: int, sample_rate: int, tail_db: float = TAIL_DB) -> tuple[int, int]:
+    """FFT lengths of the delay and reverb buses for a clip of ``samples``: a power of two covering
+    the clip plus the bus response's tail down to ``tail_db`` (the rest wraps onto the clip)."""
+    delay_tail, reverb_tail = _bus_tail_samples(t, sample_rate, tail_db)
+    return _fft_length(samples, delay_tail), _fft_length(samples, reverb_tail)
+
+
 def _where_rows(mask: Tensor, fn: Callable[..., Tensor], audio: Tensor, *settings: Tensor) -> Tensor:
     """``fn(audio[mask], *settings[mask])`` where ``mask``, ``audio`` elsewhere (only the masked rows are computed).
 
@@ -534,10 +541,10 @@ def render_buses(sends_delay: Tensor, sends_reverb: Tensor, t: StyleTensors, sam
         sends ``(batch, 4, 2, samples)`` each -> ``(batch, 4, 2, samples)``.
     """
     samples = sends_delay.shape[-1]
-    delay_tail, reverb_tail = _bus_tail_samples(t, sample_rate, tail_db)
+    delay_fft, reverb_fft = bus_fft_lengths(t, samples, sample_rate, tail_db)
     out = torch.zeros_like(sends_delay)
     if bool(t.delay_on.any()):
-        n_fft = _fft_length(samples, delay_tail)
+        n_fft = delay_fft
 
         def delay(f: Tensor) -> Tensor:
             response = feedback_delay_response(t.delay_seconds.double(), t.delay_feedback.double(), f, sample_rate)
@@ -545,7 +552,7 @@ def render_buses(sends_delay: Tensor, sends_reverb: Tensor, t: StyleTensors, sam
 
         out = out + _filter(sends_delay, delay, n_fft, sample_rate) * t.delay_on[:, None, None, None]
     if bool(t.reverb_on.any()):
-        n_fft = _fft_length(samples, reverb_tail)
+        n_fft = reverb_fft
         frequencies = rfft_frequencies(n_fft, sample_rate, device=sends_reverb.device)
         response = freeverb_response(t.reverb_room_size.double(), t.reverb_damping.double(),
                                      t.reverb_width.double(), frequencies, sample_rate)[..., 0, :]  # (batch, out, bins)
