@@ -5,15 +5,17 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pedalboard
 import pytest
 import torch
 
-from mixrep.console.style_render import StyleTensors, render_strips, render_style
+from mixrep.console.style_render import StyleTensors, bus_fft_lengths, render_buses, render_strips, render_style
 from mixrep.constants import STEMS
 from mixrep.styles.mix_style import (
     ChannelStrip,
     MixStyle,
     MixStyleConfig,
+    ReverbBus,
     _render_strip,
     render_mix,
     sample_mix_style,
@@ -69,6 +71,25 @@ def test_default_styles_match_render_mix(seed):
     reference = render_mix(tracks, style, SAMPLE_RATE, NAMES, GROUPS)
     out = render_style(torch.from_numpy(tracks), StyleTensors.from_style(style, NAMES, GROUPS), SAMPLE_RATE).numpy()
     assert np.abs(out - reference).max() < 2e-3 * np.abs(reference).max()
+
+
+def test_the_longest_reverb_tail_is_kept_up_to_tail_db():
+    # room size 0.95: the loop gain per pass is 0.966, 80 dB of decay take 10 s; the FFT must cover them
+    send = _tracks(seconds=1.0)[0]
+    reference = pedalboard.Reverb(room_size=0.95, damping=0.1, width=1.0, wet_level=1.0 / 3.0, dry_level=0.0)(
+        send, SAMPLE_RATE)
+    style = MixStyle({stem: ChannelStrip(reverb_send_db=0.0) for stem in STEMS}, reverb=ReverbBus(0.95, 0.1, 1.0))
+    tensors = StyleTensors.from_style(style, ["drums"], ["drums"]).map(lambda x: x.unsqueeze(0))
+    sends = torch.zeros(1, len(STEMS), *send.shape)
+    sends[0, 0] = torch.from_numpy(send)
+    errors = {}
+    for tail_db in (20.0, 80.0):
+        out = render_buses(torch.zeros_like(sends), sends, tensors, SAMPLE_RATE, tail_db)[0].numpy()
+        assert not out[1:].any()  # the other stems sent nothing
+        errors[tail_db] = np.abs(out[0] - reference).max() / np.abs(reference).max()
+    assert bus_fft_lengths(tensors, SAMPLE_RATE, SAMPLE_RATE, 80.0)[1] >= 11 * SAMPLE_RATE
+    assert errors[80.0] < 1e-4  # -80 dB
+    assert errors[20.0] > 10 * errors[80.0]  # a short FFT wraps the tail onto the clip
 
 
 @pytest.mark.parametrize("pan,width", [(-1.0, 0.0), (-0.3, 1.6), (0.0, 1.0), (0.7, 0.4), (1.0, 1.2)])
