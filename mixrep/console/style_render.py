@@ -599,6 +599,19 @@ def render_master(stems: Tensor, t: StyleTensors, sample_rate: int, tail_db: flo
     return stems * _db_to_gain(gain_db)[:, None, None, None]
 
 
+def _check_bus_ranges(t: StyleTensors) -> None:
+    """The buses' recursions are stable only in range: a clear error (a fit that left the range), not NaN."""
+    checks = (("delay_feedback", t.delay_on, 0.0, 1.0, False), ("reverb_room_size", t.reverb_on, 0.0, 1.0, True),
+              ("reverb_damping", t.reverb_on, 0.0, 1.0, True), ("reverb_width", t.reverb_on, 0.0, 1.0, True))
+    for name, on, low, high, closed in checks:
+        value = getattr(t, name).detach()[on]
+        inside = (value >= low) & ((value <= high) if closed else (value < high))
+        if not bool(inside.all()):
+            bound = "]" if closed else ")"
+            raise ValueError(f"style tensors: {name} must lie in [{low:g}, {high:g}{bound} where its bus is present, "
+                             f"got {value[~inside].tolist()} (clamp fitted settings into the space's ranges)")
+
+
 def render_style(tracks: Tensor, tensors: StyleTensors, sample_rate: int, tail_db: float = TAIL_DB) -> Tensor:
     """Mix tracks with a style in torch, as :func:`~mixrep.styles.mix_style.render_mix` does with pedalboard.
 
@@ -615,7 +628,8 @@ def render_style(tracks: Tensor, tensors: StyleTensors, sample_rate: int, tail_d
         Four stems summing to the styled mix at the loudness target (a silent input stays silent).
 
     Raises:
-        ValueError: shapes disagree with the tensors, non-finite input, clip under 0.4 s.
+        ValueError: shapes disagree with the tensors, non-finite input, clip under 0.4 s, a bus
+            setting out of its range (delay feedback in [0, 1), reverb settings in [0, 1]).
         MixrepError: the style produced non-finite samples.
 
     Shape:
@@ -632,6 +646,7 @@ def render_style(tracks: Tensor, tensors: StyleTensors, sample_rate: int, tail_d
         raise ValueError(f"loudness needs at least 0.4 s of audio, got {tracks.shape[-1] / sample_rate:.3f} s")
     if not bool(torch.isfinite(tracks).all()):
         raise ValueError("cannot mix non-finite tracks (NaN or inf); check the reader output")
+    _check_bus_ranges(tensors)
     t = tensors if batched else tensors.map(lambda x: x.unsqueeze(0))
     audio = tracks if batched else tracks.unsqueeze(0)
     processed = render_strips(audio if audio.is_floating_point() else audio.float(), t, sample_rate, tail_db)

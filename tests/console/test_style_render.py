@@ -13,6 +13,7 @@ from mixrep.console.style_render import StyleTensors, bus_fft_lengths, render_bu
 from mixrep.constants import STEMS
 from mixrep.styles.mix_style import (
     ChannelStrip,
+    DelayBus,
     MixStyle,
     MixStyleConfig,
     ReverbBus,
@@ -183,6 +184,10 @@ def test_clear_errors_for_bad_input():
         render_style(torch.full((5, 2, SAMPLE_RATE), float("nan")), tensors, SAMPLE_RATE)
     with pytest.raises(ValueError, match="at least 0.4 s"):
         render_style(torch.zeros(5, 2, 100), tensors, SAMPLE_RATE)
+    delay = MixStyle(strips={s: ChannelStrip(delay_send_db=-6.0) for s in STEMS}, delay=DelayBus(0.1, 0.5))
+    unstable = StyleTensors.from_style(delay, NAMES, GROUPS)
+    with pytest.raises(ValueError, match=r"delay_feedback must lie in \[0, 1\)"):
+        render_style(torch.zeros(5, 2, SAMPLE_RATE), unstable.replace(delay_feedback=torch.tensor(1.0)), SAMPLE_RATE)
     with pytest.raises(ValueError, match="no strip for track"):
         StyleTensors.from_style(MixStyle(strips={"drums": ChannelStrip()}), ["x"], ["bass"])
     with pytest.raises(ValueError, match="use select"):
