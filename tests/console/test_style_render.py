@@ -195,3 +195,28 @@ def test_clear_errors_for_bad_input():
     fitted = tensors.replace(fader_db=tensors.fader_db + torch.arange(5.0))
     with pytest.raises(ValueError, match="two tracks named 'a'"):
         fitted.to_mix_style(["a", "a", "b", "c", "d"])
+
+
+@pytest.mark.parametrize("name,index", [("fader_db", 1), ("pan", 2), ("width", 0), ("eq_gain_db", (3, 1)),
+                                        ("highpass_hz", 1), ("compressor_threshold_db", 0),
+                                        ("saturation_drive_db", 3), ("reverb_send_db", 2), ("reverb_room_size", ()),
+                                        ("reverb_damping", ()), ("delay_feedback", ()), ("master_eq_gain_db", 0),
+                                        ("limiter_drive_db", ()), ("loudness_lufs", ())])
+def test_gradients_equal_finite_differences(name, index):
+    style = sample_mix_style(_every_effect(), np.random.default_rng(10), names=NAMES + list(STEMS))
+    tensors = StyleTensors.from_style(style, NAMES, GROUPS, dtype=torch.float64)
+    tracks = torch.from_numpy(_tracks(seconds=0.5)).double()
+    weights = torch.randn(4, 2, tracks.shape[-1], generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+    def loss(value: torch.Tensor) -> torch.Tensor:
+        return (render_style(tracks, tensors.replace(**{name: value}), SAMPLE_RATE) * weights).sum()
+
+    value = getattr(tensors, name).clone().requires_grad_(True)
+    loss(value).backward()
+    # small steps: the hard knee, the limiter's minima and the loudness gates are kinks a wide step straddles
+    step = 1e-6 * max(1.0, abs(float(value.detach()[index])))
+    plus, minus = value.detach().clone(), value.detach().clone()
+    plus[index] += step
+    minus[index] -= step
+    numeric = (loss(plus) - loss(minus)) / (2 * step)
+    assert float(value.grad[index]) == pytest.approx(float(numeric), rel=1e-3, abs=1e-6)
