@@ -403,6 +403,8 @@ def _eq_response(kinds: tuple[str, ...], frequency_hz: Tensor, gain_db: Tensor, 
     response = torch.ones(frequency_hz.shape[:-1] + frequencies.shape, dtype=torch.complex128,
                           device=frequencies.device)
     for i, kind in enumerate(kinds):
+        if not bool(on[..., i].any()):
+            continue
         band = eq_band_response(kind, frequency_hz[..., i].double(), gain_db[..., i].double(), q[..., i].double(),
                                 frequencies, sample_rate)
         response = response * torch.where(on[..., i].unsqueeze(-1), band, torch.ones_like(band))
@@ -413,11 +415,13 @@ def _strip_filter_response(t: StyleTensors, frequencies: Tensor, sample_rate: in
     """Butterworth (HP, LP or the band-pass of both, as ``primitives.butterworth``) times the EQ.
     Shape ``(batch, tracks, bins)`` complex128."""
     hp, lp = t.highpass_hz.double(), t.lowpass_hz.double()
-    both = butterworth_response(hp, lp, frequencies, sample_rate, FILTER_ORDER)
-    high = butterworth_response(hp, None, frequencies, sample_rate, FILTER_ORDER)
-    low = butterworth_response(None, lp, frequencies, sample_rate, FILTER_ORDER)
     hp_on, lp_on = t.highpass_on.unsqueeze(-1), t.lowpass_on.unsqueeze(-1)
-    butter = torch.where(hp_on & lp_on, both, torch.where(hp_on, high, torch.where(lp_on, low, torch.ones_like(both))))
+    butter = torch.ones(hp.shape + frequencies.shape, dtype=torch.complex128, device=frequencies.device)
+    # the three designs primitives.butterworth chooses between, each computed only if a strip uses it
+    for use, highpass, lowpass in ((hp_on & lp_on, hp, lp), (hp_on & ~lp_on, hp, None), (~hp_on & lp_on, None, lp)):
+        if bool(use.any()):
+            butter = torch.where(use, butterworth_response(highpass, lowpass, frequencies, sample_rate, FILTER_ORDER),
+                                 butter)
     eq = _eq_response(t.eq_kinds, t.eq_frequency_hz, t.eq_gain_db, t.eq_q, t.eq_on, frequencies, sample_rate)
     return butter * eq
 
