@@ -17,6 +17,13 @@ Filters:
       or band-pass transform, bilinear transform), evaluated at ``s = j 2 fs tan(w / 2)``: the
       response of :func:`mixrep.audio.primitives.butterworth`, cut-off clamps included.
 
+Buses (exact, checked against the plugins' impulse responses):
+    * Delay: pedalboard's ``Delay(mix=1.0)``, ``z^-D / (1 - g z^-D)`` with pedalboard's whole-sample
+      ``D`` (:func:`feedback_delay_response`).
+    * Reverb: pedalboard's ``Reverb``, which is ``juce::Reverb`` (Jezar's Freeverb: 8 parallel
+      low-pass-feedback combs and 4 series all-passes per channel), linear and time-invariant for
+      fixed settings, as its rational 2 x 2 response (:func:`freeverb_response`).
+
 Shape:
     Settings broadcast together (e.g. ``(strips,)`` or ``(strips, bands)``); a response has the
     settings' shape plus ``(bins,)`` with ``bins = n_fft // 2 + 1``, complex.
@@ -241,7 +248,7 @@ def freeverb_response(room_size: Tensor, damping: Tensor, width: Tensor, frequen
 
     Shape:
         settings ``(...)`` (broadcast), ``frequencies_hz`` ``(bins,)`` ->
-        ``(..., out=2, in=2, bins)`` complex; both inputs columns are equal (the reverb hears L + R).
+        ``(..., out=2, in=2, bins)`` complex; both input columns are equal (the reverb hears L + R).
     """
     room_size, damping, width = torch.broadcast_tensors(room_size, damping, width)
     combs, allpasses = freeverb_lengths(sample_rate)
