@@ -17,6 +17,13 @@ Filters:
       or band-pass transform, bilinear transform), evaluated at ``s = j 2 fs tan(w / 2)``: the
       response of :func:`mixrep.audio.primitives.butterworth`, cut-off clamps included.
 
+Buses (exact, checked against the plugins' impulse responses):
+    * Delay: pedalboard's ``Delay(mix=1.0)``, ``z^-D / (1 - g z^-D)`` with pedalboard's whole-sample
+      ``D`` (:func:`feedback_delay_response`).
+    * Reverb: pedalboard's ``Reverb``, which is ``juce::Reverb`` (Jezar's Freeverb: 8 parallel
+      low-pass-feedback combs and 4 series all-passes per channel), linear and time-invariant for
+      fixed settings, as its rational 2 x 2 response (:func:`freeverb_response`).
+
 Shape:
     Settings broadcast together (e.g. ``(strips,)`` or ``(strips, bands)``); a response has the
     settings' shape plus ``(bins,)`` with ``bins = n_fft // 2 + 1``, complex.
@@ -158,3 +165,117 @@ def butterworth_response(highpass_hz: Tensor | None, lowpass_hz: Tensor | None, 
     for pole in poles:
         response = response * (-pole) / (normalised - pole)  # unity gain in the pass band
     return response
+
+
+def _delay_phasor(delay_samples: Tensor, frequencies_hz: Tensor, sample_rate: int) -> Tensor:
+    """``z ** -delay = exp(-j w delay)`` at each frequency. Shape ``(...)``, ``(bins,)`` -> ``(..., bins)`` complex."""
+    omega = 2.0 * math.pi * frequencies_hz / sample_rate
+    phase = -delay_samples.unsqueeze(-1).to(omega.dtype) * omega
+    return torch.polar(torch.ones_like(phase), phase)
+
+
+def delay_samples(delay_seconds: Tensor, sample_rate: int) -> Tensor:
+    """The delay in samples pedalboard's ``Delay`` applies: ``floor(float32(delay_seconds) * sample_rate)``.
+
+    The value is that whole number; the gradient is the continuous delay's, ``sample_rate`` per
+    second (a straight-through estimate: the whole-sample delay itself is piecewise constant).
+
+    Shape:
+        ``(...)`` -> ``(...)``, the dtype of ``delay_seconds``.
+    """
+    continuous = delay_seconds * sample_rate
+    whole = torch.floor(delay_seconds.detach().to(torch.float32).to(torch.float64) * sample_rate).to(continuous.dtype)
+    return continuous + (whole - continuous).detach()
+
+
+def feedback_delay_response(delay_seconds: Tensor, feedback: Tensor, frequencies_hz: Tensor, sample_rate: int,
+                            whole_samples: bool = True) -> Tensor:
+    """Complex response of pedalboard's ``Delay(delay_seconds, feedback, mix=1.0)``: ``z^-D / (1 - g z^-D)``.
+
+    pedalboard delays by whole samples, ``D = floor(float32(delay_seconds) * fs)`` (measured on
+    its impulse responses); ``whole_samples=True`` uses that ``D`` (exact) with the continuous
+    delay's gradient (:func:`delay_samples`); ``False`` uses the continuous ``D = delay_seconds * fs``,
+    a fractional delay that differs from pedalboard's by less than one sample (22.7 us at 44.1 kHz).
+
+    Shape:
+        settings ``(...)`` (broadcast), ``frequencies_hz`` ``(bins,)`` -> ``(..., bins)`` complex.
+    """
+    delay_seconds, feedback = torch.broadcast_tensors(delay_seconds, feedback)
+    delay = delay_samples(delay_seconds, sample_rate) if whole_samples else delay_seconds * sample_rate
+    phasor = _delay_phasor(delay, frequencies_hz, sample_rate)
+    return phasor / (1.0 - feedback.unsqueeze(-1).to(phasor.real.dtype) * phasor)
+
+
+FREEVERB_COMB_TUNINGS: tuple[int, ...] = (1116, 1188, 1277, 1356, 1422, 1491, 1557, 1617)
+"""Comb filter lengths in samples at 44.1 kHz (Jezar's Freeverb, as ``juce::Reverb`` uses them)."""
+
+FREEVERB_ALLPASS_TUNINGS: tuple[int, ...] = (556, 441, 341, 225)
+"""All-pass lengths in samples at 44.1 kHz."""
+
+FREEVERB_STEREO_SPREAD = 23
+"""The right channel's filters are this many samples (at 44.1 kHz) longer than the left's."""
+
+FREEVERB_INPUT_GAIN = 0.015
+"""``juce::Reverb`` feeds ``(left + right) * 0.015`` into every comb."""
+
+
+def freeverb_lengths(sample_rate: int) -> tuple[list[list[int]], list[list[int]]]:
+    """Comb and all-pass lengths per channel ``[left, right]`` as ``juce::Reverb::setSampleRate`` sets them
+    (``int(fs) * tuning // 44100``, integer arithmetic)."""
+    rate = int(sample_rate)
+
+    def scaled(tunings: tuple[int, ...]) -> list[list[int]]:
+        return [[rate * (t + spread) // 44100 for t in tunings] for spread in (0, FREEVERB_STEREO_SPREAD)]
+
+    return scaled(FREEVERB_COMB_TUNINGS), scaled(FREEVERB_ALLPASS_TUNINGS)
+
+
+def freeverb_response(room_size: Tensor, damping: Tensor, width: Tensor, frequencies_hz: Tensor, sample_rate: int
+                      ) -> Tensor:
+    """Complex response of the reverb bus: pedalboard's ``Reverb(room_size, damping, width,
+    wet_level=1/3, dry_level=0)``, which is ``juce::Reverb`` (Freeverb), as a 2 x 2 matrix.
+
+    ``juce::Reverb`` feeds ``g (L + R)``, ``g = 0.015``, into 8 parallel combs per channel, each a
+    delay of ``N`` samples in a loop with a one-pole low-pass (damping ``d = 0.4 damping``) and the
+    feedback ``f = 0.28 room_size + 0.7``:
+    ``C_N(z) = z^-N (1 - d z^-1) / (1 - d z^-1 - f (1 - d) z^-N)``; their sum goes through 4
+    series all-passes ``A_N(z) = (1.5 z^-N - 1) / (1 - 0.5 z^-N)`` (Freeverb's, which are not
+    exactly all-pass); the right channel's lengths are 23 samples (at 44.1 kHz) longer. The wet
+    gains are ``wet1 = 3 wet_level (1 + width) / 2``, ``wet2 = 3 wet_level (1 - width) / 2``:
+    ``out_L = wet1 P_L + wet2 P_R``, ``out_R = wet1 P_R + wet2 P_L`` (``P`` a channel's path).
+    With ``wet_level = 1/3`` the wet gain is 1. The filter is linear and time-invariant, so this
+    is its exact response (pedalboard's float32 arithmetic aside).
+
+    Shape:
+        settings ``(...)`` (broadcast), ``frequencies_hz`` ``(bins,)`` ->
+        ``(..., out=2, in=2, bins)`` complex; both input columns are equal (the reverb hears L + R).
+    """
+    room_size, damping, width = torch.broadcast_tensors(room_size, damping, width)
+    combs, allpasses = freeverb_lengths(sample_rate)
+    omega = 2.0 * math.pi * frequencies_hz / sample_rate
+    z1 = torch.polar(torch.ones_like(omega), -omega)
+    d = (0.4 * damping).unsqueeze(-1).to(omega.dtype)
+    f = (0.28 * room_size + 0.7).unsqueeze(-1).to(omega.dtype)
+    lowpass = 1.0 - d * z1
+    paths = []
+    for comb_lengths, allpass_lengths in zip(combs, allpasses):
+        path = torch.zeros(1, dtype=z1.dtype, device=z1.device)
+        for n in comb_lengths:
+            zn = _zpow(omega, n)
+            path = path + zn * lowpass / (lowpass - f * (1.0 - d) * zn)
+        for n in allpass_lengths:
+            zn = _zpow(omega, n)
+            path = path * (1.5 * zn - 1.0) / (1.0 - 0.5 * zn)
+        paths.append(FREEVERB_INPUT_GAIN * path)
+    left, right = paths
+    w = width.unsqueeze(-1).to(omega.dtype)
+    wet1, wet2 = 0.5 * (1.0 + w), 0.5 * (1.0 - w)
+    out_left, out_right = wet1 * left + wet2 * right, wet1 * right + wet2 * left
+    return torch.stack([torch.stack([out_left, out_left], dim=-2), torch.stack([out_right, out_right], dim=-2)],
+                       dim=-3)
+
+
+def _zpow(omega: Tensor, n: int) -> Tensor:
+    """``z ** -n`` for a whole ``n``. Shape ``(bins,)`` -> ``(bins,)`` complex."""
+    phase = -n * omega
+    return torch.polar(torch.ones_like(phase), phase)
