@@ -35,6 +35,7 @@ import torch
 
 from mixrep.audio.fluidsynth import installed_soundfonts
 from mixrep.console.audio_features import MixFeatures
+from mixrep.console.loss import multi_resolution_stft_distance
 from mixrep.console.style_render import StyleTensors, bus_fft_lengths, render_buses, render_style
 from mixrep.constants import STEMS
 from mixrep.corpora.soundfont import SoundfontCorpusConfig, SoundfontSource, render_corpus
@@ -48,30 +49,6 @@ from mixrep.styles.mix_style import (
     render_mix,
     sample_mix_style,
 )
-
-RESOLUTIONS = ((512, 50, 240), (1024, 120, 600), (2048, 240, 1200))  # (n_fft, hop, window)
-
-
-def multi_resolution_stft_distance(estimate: torch.Tensor, target: torch.Tensor) -> float:
-    """Spectral convergence plus log-magnitude L1, averaged over :data:`RESOLUTIONS`.
-
-    Shape:
-        ``(channels, samples)`` each.
-    """
-    total = 0.0
-    for n_fft, hop, window in RESOLUTIONS:
-        win = torch.hann_window(window, dtype=estimate.dtype)
-
-        def magnitude(x: torch.Tensor) -> torch.Tensor:
-            spec = torch.stft(x, n_fft, hop, window, window=win, return_complex=True)
-            return torch.sqrt(torch.clamp(spec.real.square() + spec.imag.square(), min=1e-7))
-
-        est, ref = magnitude(estimate), magnitude(target)
-        convergence = torch.linalg.norm(ref - est) / torch.linalg.norm(ref)
-        log_l1 = (torch.log(ref) - torch.log(est)).abs().mean()
-        total += float(convergence + log_l1)
-    return total / len(RESOLUTIONS)
-
 
 def _level_db(stems: np.ndarray) -> np.ndarray:
     return 10.0 * np.log10(np.square(stems.astype(np.float64)).mean(axis=(-2, -1)) + 1e-30)
@@ -94,11 +71,7 @@ def compare(estimate: np.ndarray, target: np.ndarray, features: MixFeatures, sam
     }
 
 
-EVERY_EFFECT = MixStyleConfig.from_dict({
-    "filters": {"highpass_prob": 1.0, "lowpass_prob": 1.0}, "eq": {"prob": 1.0}, "compressor": {"prob": 1.0},
-    "saturation": {"prob": 1.0}, "width": {"prob": 1.0}, "delay": {"prob": 1.0, "send_prob": 1.0},
-    "reverb": {"prob": 1.0, "send_prob": 1.0}, "master": {"eq_prob": 1.0, "compressor_prob": 1.0, "limiter_prob": 1.0},
-})
+EVERY_EFFECT = MixStyleConfig().every_processor()
 """Default ranges with every processor present (the per-processor rows keep one of them)."""
 
 

@@ -20,12 +20,6 @@ from mixrep.corpora.synthetic import TRACKS, SynthConfig, synthesize_song
 from mixrep.styles.chains import AugmentConfig, apply_chain, sample_chain
 from mixrep.styles.mix_style import MixStyleConfig, render_mix, render_stems, sample_mix_style
 
-EVERYTHING = {
-    "filters": {"highpass_prob": 1.0, "lowpass_prob": 1.0}, "eq": {"prob": 1.0}, "compressor": {"prob": 1.0},
-    "saturation": {"prob": 1.0}, "width": {"prob": 1.0}, "delay": {"prob": 1.0, "send_prob": 1.0},
-    "reverb": {"prob": 1.0, "send_prob": 1.0},
-    "master": {"eq_prob": 1.0, "compressor_prob": 1.0, "limiter_prob": 1.0},
-}
 
 
 def timed(fn, items: int) -> tuple[float, float]:
@@ -45,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     names = [name for name, _ in TRACKS]
     groups = [stem for _, stem in TRACKS]
-    default, full = MixStyleConfig(), MixStyleConfig.from_dict(EVERYTHING)
+    default, full = MixStyleConfig(), MixStyleConfig().every_processor()
     print(f"{args.seconds:g} s items, CPU seconds of one thread per item, median (p90) over {args.items} draws\n")
     print(f"| rate | {'renderer':<40} | {'median ms':>9} | {'p90 ms':>7} | x apply_chain |")
     print(f"|---|{'-' * 42}|---|---|---|")

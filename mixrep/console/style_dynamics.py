@@ -155,8 +155,9 @@ def _broadcast(audio: Tensor, what: str, **settings: Tensor | float) -> tuple[Te
     tensors = {name: torch.as_tensor(value, dtype=torch.float64, device=audio.device) for name, value in
                settings.items()}
     try:
-        lead = torch.broadcast_shapes(audio.shape[:-2], *(t.shape for t in tensors.values()))
-    except RuntimeError as error:
+        # numpy's, not torch.broadcast_shapes: that one imports torch.fx's symbolic shapes (seconds)
+        lead = np.broadcast_shapes(tuple(audio.shape[:-2]), *(tuple(t.shape) for t in tensors.values()))
+    except ValueError as error:
         shapes = {name: tuple(t.shape) for name, t in tensors.items()}
         raise ValueError(f"{what}: settings {shapes} do not broadcast against the signal's leading dims "
                          f"{tuple(audio.shape[:-2])} (signal (..., 2, samples), settings (...))") from error
@@ -273,7 +274,7 @@ def saturation(audio: Tensor, drive_db: Tensor | float, level_db: Tensor | float
             raise ValueError(f"{what}: level_db must not be NaN; got {level.detach().cpu().tolist()}")
         silent = ~torch.isfinite(level)
         level = torch.where(silent, torch.zeros_like(level), level)
-        lead = torch.broadcast_shapes(audio.shape[:-2], level.shape)
+        lead = np.broadcast_shapes(tuple(audio.shape[:-2]), tuple(level.shape))
         audio, level, silent = audio.expand(*lead, *audio.shape[-2:]), level.expand(lead), silent.expand(lead)
         s["drive_db"] = s["drive_db"].expand(lead)
     trim_db = SATURATION_REFERENCE_DBFS - level

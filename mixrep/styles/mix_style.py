@@ -242,6 +242,17 @@ class MixStyleConfig:
         """Plain nested dict of builtins (JSON-ready)."""
         return dataclasses.asdict(self)
 
+    def every_processor(self) -> MixStyleConfig:
+        """These ranges with every probability 1: every processor, bus and send present (and every
+        strip panned), for tests and agreement benchmarks that must exercise all of them."""
+        groups = {}
+        for group in dataclasses.fields(self):
+            value = getattr(self, group.name)
+            if dataclasses.is_dataclass(value):
+                groups[group.name] = dataclasses.replace(value, **{
+                    f.name: 1.0 for f in dataclasses.fields(value) if f.name == "prob" or f.name.endswith("_prob")})
+        return dataclasses.replace(self, **groups)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MixStyleConfig:
         """Inverse of :meth:`to_dict`; missing fields keep their defaults."""

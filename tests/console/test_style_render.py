@@ -29,13 +29,8 @@ GROUPS = ["drums", "bass", "other", "vocals", "other"]
 
 def _every_effect() -> MixStyleConfig:
     """Every processor present in every strip (probabilities 1)."""
-    config = MixStyleConfig()
-    for group in ("pan", "eq", "compressor", "saturation", "width", "delay", "reverb"):
-        setattr(config, group, dataclasses.replace(getattr(config, group), prob=1.0))
-    config.filters = dataclasses.replace(config.filters, highpass_prob=1.0, lowpass_prob=1.0)
-    config.delay = dataclasses.replace(config.delay, send_prob=1.0)
-    config.reverb = dataclasses.replace(config.reverb, send_prob=1.0, room_size_range=(0.1, 0.6))
-    config.master = dataclasses.replace(config.master, eq_prob=1.0, compressor_prob=1.0, limiter_prob=1.0)
+    config = MixStyleConfig().every_processor()
+    config.reverb = dataclasses.replace(config.reverb, room_size_range=(0.1, 0.6))
     return config
 
 

@@ -14,6 +14,7 @@ from mixrep.styles.mix_style import (
     CompressorSettings,
     DelayBus,
     EqBand,
+    EqRanges,
     MasterBus,
     MixStyle,
     MixStyleConfig,
@@ -310,3 +311,17 @@ def test_config_is_settable_from_yaml_through_jsonargparse(tmp_path):
     assert isinstance(config, MixStyleConfig)
     assert config.loudness_lufs == -16.0 and config.eq.peaks == 3 and config.eq.q_range == (1.0, 2.0)
     assert config.reverb == MixStyleConfig().reverb
+
+
+def test_every_processor_draws_every_processor_bus_and_send():
+    config = MixStyleConfig(eq=EqRanges(peaks=3)).every_processor()
+    assert config.eq.peaks == 3 and MixStyleConfig().eq.prob < 1.0  # other ranges kept; the default untouched
+    for seed in range(5):
+        style = sample_mix_style(config, np.random.default_rng(seed), names=STEMS)
+        assert style.delay is not None and style.reverb is not None
+        master = style.master
+        assert master.eq and master.compressor is not None and master.limiter is not None
+        for strip in style.strips.values():
+            assert None not in (strip.width, strip.highpass_hz, strip.lowpass_hz, strip.compressor,
+                                strip.saturation_drive_db, strip.delay_send_db, strip.reverb_send_db)
+            assert len(strip.eq) == 5
