@@ -788,6 +788,11 @@ def style_from_console(console: MixingConsole, names: Sequence[str] | None = Non
         return _style_from_console(console, names, tracks, peaks, fit_steps, report)
 
 
+def _device(console: MixingConsole) -> torch.device:
+    first = next(console.parameters(), None)
+    return torch.device("cpu") if first is None else first.device
+
+
 def _effective(console: MixingConsole) -> tuple[dict[str, dict[str, Tensor]], list[float]]:
     """Physical parameters per type (float64, clamped as rendered) and every node's effective dry/wet weight."""
     params = console.parameter_dict()
@@ -809,7 +814,7 @@ def _style_from_console(console: MixingConsole, names: list[str], tracks: Tensor
     bins = eq_proc.bins
     inputs = None
     if tracks is not None and any("compressor" in s for kind in (TRACK, GROUP) for s in nodes[kind]):
-        outputs = console.render_graph(tracks.to(next(console.parameters()).device), keep_nodes=True).node_outputs
+        outputs = console.render_graph(tracks.to(_device(console)), keep_nodes=True).node_outputs
         inputs = {v: sum(outputs[u] for u in preds[v]).cpu().numpy() for v in graph.nodes_of_type("compressor")}
 
     def read(kind: str, index: int, where: str) -> _Strip:
@@ -884,7 +889,7 @@ def _style_from_console(console: MixingConsole, names: list[str], tracks: Tensor
     reverb_bus = _shared_bus([t.reverb for t in tracks_read], names, "reverb", report)
     loudness = -14.0
     if tracks is not None:
-        mix = console.render(tracks.to(next(console.parameters()).device)).cpu().numpy()
+        mix = console.render(tracks.to(_device(console))).cpu().numpy()
         if mix.shape[-1] >= 0.4 * console.sample_rate and np.isfinite(integrated_loudness(mix, console.sample_rate)):
             loudness = integrated_loudness(mix, console.sample_rate)
     else:
