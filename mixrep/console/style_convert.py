@@ -751,7 +751,7 @@ def style_from_console(console: MixingConsole, names: Sequence[str] | None = Non
     """The nearest :class:`MixStyle` to a console's parameters (a full console or a pruned graph).
 
     Per track strip: gain/pan -> fader and pan (the exact inverse of :func:`console_from_style`,
-    the dry path of the delay and reverb and the EQ fit's broadband offset included); imager ->
+    the dry path of the delay and reverb included); imager ->
     width; the EQ's curve -> HP/LP + low shelf + ``peaks`` peaks + high shelf by
     :func:`fit_eq_curves` (RMS error per strip in the report); compressor -> ratio and threshold
     (relative to its input's RMS measured on ``tracks``, else to :data:`NOMINAL_INPUT_RMS_DBFS`),

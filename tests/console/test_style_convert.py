@@ -62,6 +62,7 @@ def _strip_curve_db(strip: ChannelStrip, grid: torch.Tensor) -> torch.Tensor:
     return _strip_eq_response_db(strip, grid, RATE).clamp(min=-40.0)
 
 
+@pytest.mark.slow
 def test_round_trip_recovers_faders_pans_widths_exactly_and_eq_curves_within_1_db():
     rng = np.random.default_rng(3)
     grid = eq_fit_grid(RATE)
