@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 import pedalboard
+import scipy.ndimage
 import torch
 from torch import Tensor
 
@@ -189,42 +190,63 @@ def _freeverb_ir(room_size: float, damping: float, width: float, sample_rate: in
     return plugin(impulse, sample_rate)
 
 
-def _fit_decay(ir: np.ndarray, reverb: Processor) -> tuple[Tensor, Tensor]:
-    """Per mid/side channel and STFT bin, the log-magnitude at frame 0 and the decay per frame
-    (least squares over the frames within 60 dB of each bin's peak, from the peak on) of ``ir``
-    ``(2, samples)``, both ``(2, bins)``, natural-log amplitude units."""
-    x = torch.from_numpy(np.asarray(ir, dtype=np.float64))
+def _mid_side_stft(ir: Tensor | np.ndarray, reverb: Processor) -> Tensor:
+    """STFT ``(2 [mid, side], bins, frames)`` of a stereo IR ``(2, samples)`` with the reverb's frames."""
+    x = torch.as_tensor(np.asarray(ir, dtype=np.float64))
     mid_side = torch.stack([(x[0] + x[1]) / 2.0, (x[0] - x[1]) / 2.0])
     window = torch.hann_window(reverb.n_fft, dtype=torch.float64)
-    spectrum = torch.stft(mid_side, reverb.n_fft, reverb.hop_length, window=window, return_complex=True)
-    log_mag = torch.log(spectrum.abs().clamp(min=1e-12))  # (2, bins, frames)
-    frames = torch.arange(log_mag.shape[-1], dtype=torch.float64)
-    peak = log_mag.max(-1, keepdim=True)
-    after = frames >= peak.indices.to(torch.float64)
-    weight = (after & (log_mag > peak.values - math.log(1000.0))).to(torch.float64)
+    return torch.stft(mid_side, reverb.n_fft, reverb.hop_length, window=window, return_complex=True)
+
+
+def _fit_decay(spectrum: Tensor) -> tuple[Tensor, Tensor]:
+    """Per mid/side channel and bin of ``spectrum`` (:func:`_mid_side_stft`): the decay per frame
+    (natural-log amplitude) read as a T20 reading of RT60 reads it, the least-squares slope of the
+    bin's Schroeder energy decay curve from -5 to -25 dB, halved, then the median over 9 neighbouring
+    bins; and the log-magnitude at frame 0
+    of the line with that slope through the frames in that range. Both ``(2, bins)``."""
+    energy = spectrum.abs().pow(2)  # (2, bins, frames)
+    tail = energy.flip(-1).cumsum(-1).flip(-1).clamp(min=1e-30)
+    edc_db = 10.0 * torch.log10(tail / tail[..., :1])
+    frames = torch.arange(energy.shape[-1], dtype=torch.float64)
+    weight = ((edc_db <= -5.0) & (edc_db >= -25.0)).to(torch.float64)
     count = weight.sum(-1).clamp(min=1.0)
     mean_t = (weight * frames).sum(-1) / count
-    mean_y = (weight * log_mag).sum(-1) / count
-    cov = (weight * (frames - mean_t[..., None]) * (log_mag - mean_y[..., None])).sum(-1)
+    log_edc = torch.log(tail)
+    mean_e = (weight * log_edc).sum(-1) / count
+    cov = (weight * (frames - mean_t[..., None]) * (log_edc - mean_e[..., None])).sum(-1)
     var = (weight * (frames - mean_t[..., None]) ** 2).sum(-1).clamp(min=1e-9)
-    slope = torch.where(count > 1.5, cov / var, torch.full_like(cov, -1.0))
+    slope = torch.where(count > 1.5, 0.5 * cov / var, torch.full_like(cov, -1.0))
+    # Freeverb's combs make the per-bin spectrum ragged: the median over 9 neighbouring bins
+    slope = torch.from_numpy(scipy.ndimage.median_filter(slope.numpy(), size=(1, 9), mode="nearest"))
+    log_mag = torch.log(spectrum.abs().clamp(min=1e-12))
+    mean_y = (weight * log_mag).sum(-1) / count
     return mean_y - slope * mean_t, slope
 
 
-def _noise_log_level(reverb: Processor) -> Tensor:
-    """Natural log of the RMS STFT magnitude of the reverb's fixed noise, ``(2, bins)``."""
-    return torch.log(reverb.noise_frames.abs().to(torch.float64).pow(2).mean(-2).sqrt().clamp(min=1e-12))
+def freeverb_reverb_parameters(reverb: Processor, room_size: float, damping: float, width: float,
+                               gain_db: float = 0.0) -> dict[str, Tensor]:
+    """Raw parameters ``(2, bins)`` of the console's filtered-noise reverb fitted to the style's
+    Freeverb bus (its wet path, raised by ``gain_db``).
 
-
-def _reverb_raw(reverb: Processor, intercept: Tensor, slope: Tensor, gain_db: float) -> dict[str, Tensor]:
-    """Raw reverb parameters ``(2, bins)`` whose IR has ``intercept``/``slope`` (see :func:`_fit_decay`)
-    raised by ``gain_db``, clamped into the processor's ranges."""
+    Per mid/side channel and STFT bin: the decay rate is read from Freeverb's Schroeder energy
+    decay curve as a T20 reading of RT60 does (:func:`_fit_decay`), and the initial level is set so that the
+    bin's energy over the impulse response equals Freeverb's (one calibration render), clamped
+    into the processor's ranges.
+    """
+    target = _mid_side_stft(_freeverb_ir(room_size, damping, width, reverb.sample_rate, reverb.ir_samples), reverb)
+    intercept, slope = _fit_decay(target)
     specs = reverb.parameter_specs()
-    init = intercept - _noise_log_level(reverb) + gain_db * Fn.LOG10_OVER_20
+    noise = torch.log(reverb.noise_frames.abs().to(torch.float64).clamp(min=1e-12)).mean(-2)
     decay = (-slope).clamp(min=1e-6)
-    delta = decay + torch.log(-torch.expm1(-decay))  # inverse softplus
+    delta = (decay + torch.log(-torch.expm1(-decay))).clamp(specs["delta_log_magnitude"].low,
+                                                            specs["delta_log_magnitude"].high)  # inverse softplus
+    init = (intercept - noise).clamp(specs["init_log_magnitude"].low, specs["init_log_magnitude"].high)
+    with torch.no_grad():
+        ours = _mid_side_stft(reverb.impulse_response(init[None].float(), delta[None].float())[0].double(), reverb)
+    ratio = target.abs().pow(2).sum(-1).clamp(min=1e-30) / ours.abs().pow(2).sum(-1).clamp(min=1e-30)
+    init = init + 0.5 * torch.log(ratio) + gain_db * Fn.LOG10_OVER_20
     return {"init_log_magnitude": init.clamp(specs["init_log_magnitude"].low, specs["init_log_magnitude"].high),
-            "delta_log_magnitude": delta.clamp(specs["delta_log_magnitude"].low, specs["delta_log_magnitude"].high)}
+            "delta_log_magnitude": delta}
 
 
 _ROOM_GRID = tuple(float(x) for x in np.linspace(0.1, 0.95, 9))
@@ -233,17 +255,18 @@ _DAMPING_GRID = tuple(float(x) for x in np.linspace(0.1, 0.9, 7))
 
 @lru_cache(maxsize=4)
 def _reverb_table(sample_rate: int, n_fft: int, hop_length: int, ir_samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """Freeverb (width 1) on a grid of room sizes x dampings, read as the console reverb reads it:
-    ``(settings, 2)`` room/damping and ``(settings, 2 channels, 2 [intercept, slope], bins)``."""
+    """:func:`freeverb_reverb_parameters` (width 1, 0 dB) on a grid of room sizes x dampings:
+    ``(settings, 2)`` room/damping and ``(settings, 2 [init, delta], 2 channels, bins)`` raw values
+    (with the default noise seed: another seed's calibration differs by its noise's level per bin)."""
     from mixrep.console.processors import Reverb
 
     reverb = Reverb(sample_rate, ir_seconds=ir_samples / sample_rate, n_fft=n_fft, hop_length=hop_length)
     settings, features = [], []
     for room in _ROOM_GRID:
         for damping in _DAMPING_GRID:
-            intercept, slope = _fit_decay(_freeverb_ir(room, damping, 1.0, sample_rate, ir_samples), reverb)
+            raw = freeverb_reverb_parameters(reverb, room, damping, 1.0)
             settings.append((room, damping))
-            features.append(torch.stack([intercept, slope], 1).numpy())
+            features.append(torch.stack([raw["init_log_magnitude"], raw["delta_log_magnitude"]]).numpy())
     return np.asarray(settings), np.stack(features)
 
 
@@ -483,9 +506,8 @@ def _set_delay(p: dict[str, Tensor], row: int, proc: Processor, bus: DelayBus, s
 
 def _set_reverb(p: dict[str, Tensor], row: int, proc: Processor, bus: ReverbBus, send_db: float, where: str,
                 report: ConversionReport) -> None:
-    ir = _freeverb_ir(bus.room_size, bus.damping, bus.width, proc.sample_rate, proc.ir_samples)
-    intercept, slope = _fit_decay(ir, proc)
-    raw = _reverb_raw(proc, intercept, slope, send_db)  # dry/wet 0.5 and +6 dB on the gain: wet gain 1
+    raw = freeverb_reverb_parameters(proc, bus.room_size, bus.damping, bus.width, send_db)
+    # dry/wet 0.5 and +6 dB on the gain/pan: the wet path at unity
     _set_row(p, row, **{k: v.float() for k, v in raw.items()}, **{DRY_WET: torch.tensor(0.0)})
     report.note(where, "approximate", "filtered-noise reverb fitted per STFT bin to Freeverb's level and decay "
                 "(channel-wise, not Freeverb's mono-summed input; it also hears the delay's echoes)")
@@ -979,15 +1001,13 @@ def _read_reverb(p: dict[str, Tensor], w: float, proc: Processor) -> tuple[float
     10 kHz, log RT60) against :func:`_reverb_table`, width and send from the levels."""
     settings, table = _reverb_table(proc.sample_rate, proc.n_fft, proc.hop_length, proc.ir_samples)
     raw = proc.from_physical({"initial_db": p["initial_db"], "rt60_seconds": p["rt60_seconds"]})
-    intercept = (raw["init_log_magnitude"] + _noise_log_level(proc)).numpy()  # (2, bins)
-    slope = Fn.reverb_decay(raw["delta_log_magnitude"]).numpy()
+    init, decay = raw["init_log_magnitude"].numpy(), np.log(-Fn.reverb_decay(raw["delta_log_magnitude"]).numpy())
+    table_decay = np.log(-Fn.reverb_decay(torch.from_numpy(table[:, 1])).numpy())  # (settings, 2, bins)
     freqs = proc.frequencies_hz().numpy()
     band = (freqs >= 100.0) & (freqs <= min(10000.0, 0.45 * proc.sample_rate))
-    distance = ((np.log(-table[:, 0, 1, band].clip(max=-1e-9)) - np.log(-slope[0, band].clip(max=-1e-9))) ** 2
-                ).mean(-1)
-    best = int(distance.argmin())
-    level_mid = float((intercept[0, band] - table[best, 0, 0, band]).mean())
-    level_side = float((intercept[1, band] - table[best, 1, 0, band]).mean())
+    best = int(((table_decay[:, 0, band] - decay[0, band]) ** 2).mean(-1).argmin())
+    level_mid = float((init[0, band] - table[best, 0, 0, band]).mean())
+    level_side = float((init[1, band] - table[best, 0, 1, band]).mean())
     width = float(np.clip(math.exp(level_side - level_mid), 0.0, 1.0))
     send_db = level_mid / Fn.LOG10_OVER_20 + _db(w / max(1.0 - w, 1e-12))
     return float(settings[best, 0]), float(settings[best, 1]), width, send_db
