@@ -78,10 +78,9 @@ EQ_FIT_POINTS = 192
 ACTIVE = 1e-3
 """A processor whose effect (dry/wet weight, slope, echo level) is below this is treated as bypassed."""
 ECHO_FLOOR_DB = -60.0
-"""Delay taps below this level relative to the dry path are not read as echoes."""
+"""Delay taps and reverb returns below this level relative to the dry path are not read as sends."""
 _MAX_LOGIT, _MIN_LOGIT = DRY_WET_RANGE[1], DRY_WET_RANGE[0]
 _W_MAX = float(torch.sigmoid(torch.tensor(_MAX_LOGIT, dtype=torch.float64)))
-_W_MIN = 1.0 - _W_MAX
 
 
 # ----------------------------------------------------------------------------- results
@@ -861,7 +860,8 @@ def _style_from_console(console: MixingConsole, names: list[str], tracks: Tensor
             elif t == "reverb":
                 strip.gains = strip.gains * (1.0 - w)
                 if w > ACTIVE:
-                    strip.reverb = _read_reverb(p, w, processors[t])
+                    reverb = _read_reverb(p, w, processors[t])
+                    strip.reverb = reverb if reverb[3] >= ECHO_FLOOR_DB else None  # inaudible: no send
         return strip
 
     tracks_read = [read(TRACK, k, f"strips.{n}") for k, n in enumerate(names)]

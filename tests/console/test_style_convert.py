@@ -201,6 +201,34 @@ def test_bus_strips_fold_into_their_tracks():
     assert back.style.master.eq == ()  # two buses: no master
 
 
+def test_bad_input_is_a_clear_error():
+    style = MixStyle({"drums": ChannelStrip()})
+    with pytest.raises(ValueError, match="no strip for track 'piano' nor its stem class 'other'"):
+        console_from_style(style, ["piano"], ["other"], sample_rate=RATE)
+    with pytest.raises(ValueError, match="1 track names but 2 stem classes"):
+        console_from_style(style, ["kick"], ["drums", "bass"], sample_rate=RATE)
+    with pytest.raises(ValueError, match=r"expected tracks \(1, 2, samples\)"):
+        console_from_style(style, ["kick"], ["drums"], torch.zeros(2, 2, 100), sample_rate=RATE)
+    console = MixingConsole.from_tracks(["a", "b"], chain="g", group_chain="g", sample_rate=RATE)
+    with pytest.raises(ValueError, match=r"track names \['b', 'a'\] are not the console's"):
+        style_from_console(console, ["b", "a"])
+    with pytest.raises(ValueError, match=r"expected tracks \(2, 2, samples\)"):
+        style_from_console(console, tracks=torch.zeros(2, 1, 100))
+
+
+def test_the_initial_console_reads_as_a_dry_strip_with_a_quiet_reverb():
+    """The console's initial delay (0.7 % wet, taps at -40 dB: echoes near -83 dB) reads as no send; its
+    reverb (0.7 % wet, mask at -40 dB) as a quiet one; the dry paths they leave (-0.058 dB each) as fader."""
+    console = MixingConsole.from_tracks(["a"], chain="gdr", group_chain="g", sample_rate=RATE,
+                                        processor_options=SHORT)
+    back = style_from_console(console)
+    strip = back.style.strips["a"]
+    assert back.style.delay is None and strip.delay_send_db is None
+    assert strip.reverb_send_db < -30.0 and back.style.reverb is not None
+    dry = 1.0 - float(torch.sigmoid(torch.tensor(-5.0)))
+    assert strip.fader_db == pytest.approx(2 * 20 * math.log10(dry), abs=1e-4)
+
+
 @pytest.fixture(scope="module")
 def case(tmp_path_factory):
     out = tmp_path_factory.mktemp("style") / "case"
