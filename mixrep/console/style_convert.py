@@ -335,6 +335,10 @@ def console_from_style(
     for k, (name, strip) in enumerate(zip(names, strips)):
         _set_strip(params, processors, strip, style, name, {t: row(TRACK, k, t) for t in processors}, report)
     _set_master(params, processors, style.master, {t: row(GROUP, 0, t) for t in processors}, report)
+    if style.master.eq or any(s.eq or s.highpass_hz is not None or s.lowpass_hz is not None for s in strips):
+        report.note("eq", "approximate", "the console's EQ holds each curve exactly at its bins but is zero-phase "
+                    "and renders through a Hann-windowed FIR, which smooths steep low-frequency slopes and narrow "
+                    "peaks (docs/results.md, 'Settings <-> console conversion')")
     for name, strip in zip(names, strips):
         if strip.saturation_drive_db is not None:
             report.note(f"strips.{name}.saturation_drive_db", "untranslated",
@@ -446,6 +450,9 @@ def _set_compressor(p: dict[str, Tensor], row: int, proc: Processor, c: Compress
     raw = proc.constrain({k: v.float() for k, v in raw.items()})
     raw["log_knee"] = torch.tensor([[proc.parameter_specs()["log_knee"].low]])
     _set_row(p, row, **{k: v[0] for k, v in raw.items()}, **{DRY_WET: torch.tensor(_MAX_LOGIT)})
+    largest = float(Fn.slope_to_ratio(torch.tensor(proc.parameter_specs()["slope"].high), False))
+    if c.ratio > largest:
+        report.note(f"{where}.ratio", "approximate", f"ratio {c.ratio:.1f} above the console's largest, {largest:.0f}")
     report.note(where, "approximate",
                 f"mid-channel energy detector with one time constant sqrt(attack x release) = {tau:.1f} ms and the "
                 f"smallest knee, for {detector} with attack {c.attack_ms:.1f} ms / release {c.release_ms:.1f} ms "
