@@ -101,8 +101,8 @@ class ConversionReport:
 
     Attributes:
         notes: untranslated and approximate settings, each with its reason.
-        eq_fit_error_db: RMS error in dB of each strip's fitted EQ curve on the log-frequency grid
-            (weighted points only), keyed by strip (track name, or ``master``); empty for
+        eq_fit_error_db: weighted RMS error in dB of each strip's fitted EQ curve on the log-frequency
+            grid (:func:`fit_eq_curves`), keyed by strip (track name, or ``master``); empty for
             :func:`console_from_style`, whose EQ is exact at the console's bins.
     """
 
@@ -586,7 +586,7 @@ class EqFit:
     Attributes:
         highpass_hz, lowpass_hz: the fitted cut-offs, ``None`` where the fit is better without.
         bands: low shelf, peaks, high shelf (bands under 0.05 dB left out).
-        error_db: RMS error in dB on the weighted points of the grid, of exactly these settings.
+        error_db: weighted RMS error in dB on the grid, of exactly these settings.
     """
 
     highpass_hz: list[float | None]
@@ -610,12 +610,16 @@ def _db_of(response: Tensor) -> Tensor:
 
 
 def fit_eq_curves(frequencies_hz: Tensor, curves_db: Tensor, sample_rate: int, peaks: int = 2,
-                  filters: bool = True, floor_db: float = -40.0, steps: int = 200) -> EqFit:
+                  filters: bool = True, floor_db: float = -40.0, steps: int = 200,
+                  spectra_db: Tensor | None = None) -> EqFit:
     """Nearest HP/LP + low shelf + ``peaks`` peaks + high shelf to each curve (no broadband gain:
     that stays in the fader).
 
     The curves are read on :func:`eq_fit_grid`; points within 6 dB of ``floor_db`` (where the
-    console's EQ clamps a filter's stop band) weigh 0.05, the rest 1. Every curve is fitted with
+    console's EQ clamps a filter's stop band) weigh 0.05, the rest 1; with ``spectra_db`` (the
+    level of the signal each curve filters, on the same frequencies), a point also weighs
+    ``1 + (level - peak level) / 60 dB`` (at least 0.05): the curve matters where there is signal.
+    The error is the weighted RMS in dB. Every curve is fitted with
     and without each Butterworth filter (order 2, as the style's renderer; all variants in one
     batch), each from a greedy start (filters at the -3 dB points, shelves from the ends, peaks at
     the largest residuals), by Adam then L-BFGS over log frequencies, gains and log Q; a curve
@@ -625,6 +629,7 @@ def fit_eq_curves(frequencies_hz: Tensor, curves_db: Tensor, sample_rate: int, p
         frequencies_hz: where the curves are sampled, ``(bins,)``.
         curves_db: ``(curves, bins)`` magnitudes in dB.
         filters: fit the HP/LP variants too (a master EQ has none).
+        spectra_db: ``(curves, bins)`` levels in dB of the signals the curves filter (optional).
 
     Returns:
         One fitted setting and its RMS error per curve.
@@ -634,7 +639,8 @@ def fit_eq_curves(frequencies_hz: Tensor, curves_db: Tensor, sample_rate: int, p
         count = curves_db.shape[0]
         return EqFit([None] * count, [None] * count, [()] * count, [0.0] * count)
     if bool(flat.any()):  # fit the others only
-        fit = fit_eq_curves(frequencies_hz, curves_db[~flat], sample_rate, peaks, filters, floor_db, steps)
+        fit = fit_eq_curves(frequencies_hz, curves_db[~flat], sample_rate, peaks, filters, floor_db, steps,
+                            None if spectra_db is None else spectra_db[~flat])
         out, it = EqFit([], [], [], []), iter(range(int((~flat).sum())))
         for is_flat in flat.tolist():
             i = None if is_flat else next(it)
@@ -653,6 +659,10 @@ def fit_eq_curves(frequencies_hz: Tensor, curves_db: Tensor, sample_rate: int, p
     hp_on = torch.tensor([a for a, _ in variants] * count)
     lp_on = torch.tensor([b for _, b in variants] * count)
     weight = torch.where(target > floor_db + 6.0, 1.0, 0.05).to(torch.float64)
+    if spectra_db is not None:
+        levels = torch.from_numpy(np.stack([np.interp(grid.numpy(), freqs, c) for c in
+                                            spectra_db.detach().double().cpu().numpy()])).repeat_interleave(v, 0)
+        weight = weight * (1.0 + (levels - levels.amax(-1, keepdim=True)) / 60.0).clamp(min=0.05)
     n, log_grid = target.shape[0], grid.log()
     top = 0.999 * EQ_TOP_FRACTION * sample_rate
     q_shelf = torch.tensor(0.7071, dtype=torch.float64)
@@ -751,11 +761,10 @@ def _eq_setting(s: dict[str, Tensor], hp_on: bool, lp_on: bool, sample_rate: int
 
 def _fit_error(strip: ChannelStrip, grid: Tensor, target: Tensor, weight: Tensor, sample_rate: int,
                floor_db: float) -> float:
-    """RMS dB error of ``strip``'s EQ as the style's renderer applies it (HP and LP as one band-pass
-    when both are set), on the fully weighted grid points, both sides floored at ``floor_db``."""
+    """Weighted RMS dB error of ``strip``'s EQ as the style's renderer applies it (HP and LP as one
+    band-pass when both are set), both sides floored at ``floor_db``."""
     fitted = _strip_eq_response_db(strip, grid, sample_rate).clamp(min=floor_db)
-    full = weight >= 1.0
-    return float(((fitted - target.clamp(min=floor_db))[full] ** 2).mean().sqrt()) if full.any() else 0.0
+    return float((((fitted - target.clamp(min=floor_db)) ** 2 * weight).sum() / weight.sum()).sqrt())
 
 
 # ----------------------------------------------------------------------------- console -> settings
@@ -898,11 +907,16 @@ def _style_from_console(console: MixingConsole, names: list[str], tracks: Tensor
                 t.width = bus.width * (1.0 if t.width is None else t.width)
     floor_db = eq_proc.parameter_specs()["log_magnitude"].low / Fn.LOG10_OVER_20
     curves = torch.stack([t.curve_db for t in tracks_read])
-    fit = fit_eq_curves(eq_proc.frequencies_hz(), curves, eq_proc.sample_rate, peaks, True, floor_db, fit_steps)
+    spectra = master_spectrum = None
+    if tracks is not None:  # the curves matter where the tracks (the mix, for the master) have energy
+        spectra = _level_db(tracks, eq_proc)
+        master_spectrum = _level_db(tracks.sum(0, keepdim=True), eq_proc)
+    fit = fit_eq_curves(eq_proc.frequencies_hz(), curves, eq_proc.sample_rate, peaks, True, floor_db, fit_steps,
+                        spectra)
     master_eq: tuple[EqBand, ...] = ()
     if master_curve is not None and float(master_curve.abs().max()) > 0.05:
         master_fit = fit_eq_curves(eq_proc.frequencies_hz(), master_curve[None], eq_proc.sample_rate, peaks, False,
-                                   floor_db, fit_steps)
+                                   floor_db, fit_steps, master_spectrum)
         master_eq = master_fit.bands[0]
         report.eq_fit_error_db[MASTER] = master_fit.error_db[0]
     strips = {}
@@ -927,6 +941,18 @@ def _style_from_console(console: MixingConsole, names: list[str], tracks: Tensor
                      None if reverb_bus is None else ReverbBus(*reverb_bus),
                      MasterBus(eq=master_eq, compressor=master_compressor), float(loudness))
     return StyleFromConsole(style, report)
+
+
+def _level_db(tracks: Tensor, eq: Processor) -> Tensor:
+    """Long-term level in dB of each track's mid channel at the EQ's bins (Welch average over Hann
+    frames of the FIR's length). Shape: ``(tracks, 2, samples)`` -> ``(tracks, bins)``."""
+    n_fft = 2 * eq.bins - 1
+    mid = tracks.detach().double().cpu().mean(1)
+    if mid.shape[-1] < n_fft:
+        mid = torch.nn.functional.pad(mid, (0, n_fft - mid.shape[-1]))
+    window = torch.hann_window(n_fft, dtype=torch.float64)
+    power = torch.stft(mid, n_fft, n_fft // 2, window=window, return_complex=True, center=False).abs().pow(2).mean(-1)
+    return 10.0 * torch.log10(power.clamp(min=1e-20))
 
 
 def _group_members(graph) -> list[list[int]]:
