@@ -12,6 +12,12 @@ impulse response with Freeverb's (send included) per octave band: RT60 (Schroede
 energy::
 
     python benchmarks/style_convert.py [--styles 12] [--sample-rate 44100] [--threads 1]
+
+With ``--graph parameters.json --stems DIR`` it instead reads that console (e.g. what ``mixrep
+console fit`` wrote) and prints its EQ fit error per track, without and with the tracks (the
+tracks weight the fit where they have energy)::
+
+    python benchmarks/style_convert.py --graph FIT/parameters.json --stems CASE/stems
 """
 
 from __future__ import annotations
@@ -19,10 +25,13 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from mixrep.audio.io import read_audio
+from mixrep.console import MixingConsole
 from mixrep.console import functional as Fn
 from mixrep.console.strips import strip_nodes
 from mixrep.console.style_convert import _strip_eq_response_db, console_from_style, eq_fit_grid, style_from_console
@@ -93,14 +102,38 @@ def _reverb_distance(console, style, sample_rate: int) -> list[tuple[float, floa
     return out
 
 
+def _convert_graph(graph: Path, stems_dir: Path | None) -> int:
+    console = MixingConsole.from_json(graph)
+    tracks = None
+    if stems_dir is not None:
+        tracks = torch.stack([torch.from_numpy(read_audio(stems_dir / f"{n}.wav", console.sample_rate))
+                              for n in console.track_names])
+    rows = {}
+    for label, given in (("without tracks", None), ("with the tracks", tracks)):
+        if label == "with the tracks" and tracks is None:
+            continue
+        start = time.perf_counter()
+        rows[label] = (style_from_console(console, tracks=given).report.eq_fit_error_db, time.perf_counter() - start)
+    names = list(next(iter(rows.values()))[0])
+    print("| EQ fit error (weighted dB RMS) | " + " | ".join(names) + " | seconds |")
+    print("|---|" + "---|" * (len(names) + 1))
+    for label, (errors, seconds) in rows.items():
+        print(f"| {label} | " + " | ".join(f"{errors[n]:.2f}" for n in names) + f" | {seconds:.1f} |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--styles", type=int, default=12)
     parser.add_argument("--sample-rate", type=int, default=44100)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--graph", type=Path, default=None, help="a console's graph JSON to convert instead")
+    parser.add_argument("--stems", type=Path, default=None, help="with --graph: its tracks' folder")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.graph is not None:
+        return _convert_graph(args.graph, args.stems)
     rng = np.random.default_rng(args.seed)
     fader, pan, width, send, strip_errors, master_errors, seconds = [], [], [], [], [], [], []
     rendered_errors, reverb_distances = [], []
