@@ -933,8 +933,12 @@ def _style_from_console(console: MixingConsole, names: list[str], tracks: Tensor
     loudness = -14.0
     if tracks is not None:
         mix = console.render(tracks.to(_device(console))).cpu().numpy()
-        if mix.shape[-1] >= 0.4 * console.sample_rate and np.isfinite(integrated_loudness(mix, console.sample_rate)):
-            loudness = integrated_loudness(mix, console.sample_rate)
+        measured = integrated_loudness(mix, console.sample_rate) if mix.shape[-1] >= 0.4 * console.sample_rate \
+            else float("-inf")
+        if math.isfinite(measured):
+            loudness = measured
+        else:
+            report.note("loudness_lufs", "approximate", "-14 LUFS (the tracks are silent or shorter than 0.4 s)")
     else:
         report.note("loudness_lufs", "approximate", "-14 LUFS (no tracks given to measure the console's mix)")
     style = MixStyle(strips, None if delay_bus is None else DelayBus(*delay_bus),
