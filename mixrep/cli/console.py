@@ -16,6 +16,7 @@ from mixrep.console.fit import check_finite_output, evaluate, fit
 from mixrep.console.graph import DEFAULT_CHAIN
 from mixrep.console.loss import MixLoss
 from mixrep.console.prior import MusicalPrior
+from mixrep.console.style_convert import style_json_path, write_style_json
 from mixrep.errors import DatasetError
 from mixrep.files import atomic_write_text
 from mixrep.graphs.cases import CASE_GROUPS, CASE_MIX, CASE_STEMS, make_case, synthetic_tracks, write_case
@@ -81,6 +82,7 @@ def run_fit(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     write_audio(args.out / "mix.wav", rendered.cpu().numpy(), args.sample_rate)
     console.save_json(args.out / "parameters.json")
+    write_style_json(style_json_path(args.out / "parameters.json"), console, stems)
     draw_graph(console.graph, args.out / "graph.png")
     with torch.no_grad():
         final = float(MixLoss(args.sample_rate).to(mix.device)(rendered, mix))
@@ -92,7 +94,7 @@ def run_fit(args: argparse.Namespace) -> int:
         report.update(compare_with_truth(console, args.true_parameters, names, stems))
     atomic_write_text(args.out / "losses.json", json.dumps(report))
     print(f"audio loss {initial:.4f} -> {final:.4f} ({final / initial:.3f} of the initial) in "
-          f"{len(result.losses)} steps; wrote {args.out}/mix.wav, parameters.json, "
+          f"{len(result.losses)} steps; wrote {args.out}/mix.wav, parameters.json, parameters.style.json, "
           "spectrogram_error.png, graph.png, losses.json")
     if args.true_parameters is not None:
         print("track      gain error dB   pan error")

@@ -12,6 +12,7 @@ import torch
 from mixrep.audio.io import write_audio
 from mixrep.cli.console_options import add_fit_arguments, fit_config_from_args, parse_active_probability
 from mixrep.console.fit import check_finite_output, evaluate, fit
+from mixrep.console.style_convert import style_json_path, write_style_json
 from mixrep.datasets.song_folder import read_song, read_song_and_mix
 from mixrep.errors import DatasetError
 from mixrep.files import atomic_write_text
@@ -128,6 +129,7 @@ def run_predict_graph(args: argparse.Namespace) -> int:
         check_finite_output(rendered, "the predicted graph's mix")
         write_audio(args.out / "mix.wav", rendered.cpu().numpy(), args.sample_rate)
     console.save_json(args.out / "graph.json")
+    write_style_json(style_json_path(args.out / "graph.json"), console, stems)
     draw_graph(console.graph, args.out / "graph.png",
                title=f"predicted graph: {report['kept']}/{report['processors']} processors "
                      f"(pruning ratio {report['pruning_ratio']:.2f})")
@@ -138,5 +140,5 @@ def run_predict_graph(args: argparse.Namespace) -> int:
     for t, r in report.get("recovery", {}).items():
         print(f"  {t:<11} true {r['true']:>2}  kept {r['kept']:>2}  precision {r['precision']:.2f}  "
               f"recall {r['recall']:.2f}")
-    print(f"wrote {args.out}/graph.json, graph.png, prediction.json" + (", mix.wav" if args.mix is not None else ""))
+    print(f"wrote {args.out}/graph.json, graph.style.json, graph.png, prediction.json" + (", mix.wav" if args.mix is not None else ""))
     return 0

@@ -26,6 +26,7 @@ from mixrep.audio.io import write_audio
 from mixrep.cli.console_options import add_fit_arguments, fit_config_from_args
 from mixrep.console.console import MixingConsole
 from mixrep.console.fit import check_finite_output
+from mixrep.console.style_convert import style_json_path, write_style_json
 from mixrep.errors import DatasetError, MixrepError
 from mixrep.files import atomic_write_text
 from mixrep.graphs.cases import CaseFolder, find_case_folders
@@ -115,6 +116,7 @@ def prune_song(song: CaseFolder, args: argparse.Namespace, out: Path) -> dict:
     check_finite_output(rendered, f"the pruned mix of {song.name}")
     write_audio(out / "mix.wav", rendered.cpu().numpy(), args.sample_rate)
     result.console.save_json(out / "graph.json")
+    write_style_json(style_json_path(out / "graph.json"), result.console, stems)
     draw_graph(result.console.graph, out / "graph.png", title=_title(song.name, result))
     plot_pruning(result, out / "pruning.png", title=_title(song.name, result))
     report = {"song": song.name, "tracks": len(names), "method": config.method,
@@ -148,7 +150,7 @@ def run_prune(args: argparse.Namespace) -> int:
     report = prune_song(CaseFolder(args.out.name or "song", args.tracks, args.mix, args.groups, truth, args.buses),
                         args, args.out)
     print(_format_table([report]))
-    print(f"wrote {args.out}/graph.json, graph.png, mix.wav, pruning.png, {RESULT_FILE} "
+    print(f"wrote {args.out}/graph.json, graph.style.json, graph.png, mix.wav, pruning.png, {RESULT_FILE} "
           f"({report['accepted_trials']} of {report['trials']} trials accepted)")
     return 0
 

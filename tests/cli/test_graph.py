@@ -59,6 +59,8 @@ def test_predict_graph_writes_the_graph_its_probabilities_and_recovery(case, pre
     console = MixingConsole.from_json(out / "graph.json")
     assert console.graph.num_processors() == report["kept"]
     assert (out / "graph.png").is_file()
+    style = json.loads((out / "graph.style.json").read_text())  # the predicted graph in the style's settings
+    assert sorted(style["style"]["strips"]) == sorted(console.track_names)
 
     fitted = tmp_path / "fitted"
     assert cli.main([*args[:-len(FIT) - 4], "--out", str(fitted), "--mix", str(case / "mix.wav"),

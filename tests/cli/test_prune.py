@@ -12,6 +12,7 @@ import torch
 from mixrep import cli
 from mixrep.audio.io import read_audio, write_audio
 from mixrep.console import MixingConsole
+from mixrep.styles.mix_style import MixStyle
 
 RATE = "8000"
 FAST = ["--sample-rate", RATE, "--chain", "eg", "--group-chain", "g", "--steps", "30", "--rounds", "1",
@@ -36,8 +37,11 @@ def test_prune_writes_graph_drawing_mix_and_history(case, tmp_path, capsys):
                      "--out", str(out), *FAST]) == 0
     table = capsys.readouterr().out
     assert "| L_full | L_pruned | rho | rho gain_pan |" in table and "recall eq" in table
-    for name in ("graph.json", "graph.png", "mix.wav", "pruning.png", "pruning.json", "state.pt"):
+    for name in ("graph.json", "graph.style.json", "graph.png", "mix.wav", "pruning.png", "pruning.json", "state.pt"):
         assert (out / name).is_file(), name
+    style = json.loads((out / "graph.style.json").read_text())  # the pruned graph in the style's settings
+    assert sorted(MixStyle.from_dict(style["style"]).strips) == sorted(p.stem for p in (case / "stems").iterdir())
+    assert set(style["conversion"]["eq_fit_error_db"]) <= set(style["style"]["strips"]) | {"master"}
     report = json.loads((out / "pruning.json").read_text())
     assert report["trials"] == len(report["history"]["trials"]) > 0
     assert set(report["recovery"]) == {"eq", "gain_pan"}
