@@ -16,7 +16,7 @@ from mixrep.console.fit import check_finite_output, evaluate, fit
 from mixrep.console.graph import DEFAULT_CHAIN
 from mixrep.console.loss import MixLoss
 from mixrep.console.prior import MusicalPrior
-from mixrep.console.style_convert import style_json_path, write_style_json
+from mixrep.console.style_convert import style_json_path, write_console_style
 from mixrep.errors import DatasetError
 from mixrep.files import atomic_write_text
 from mixrep.graphs.cases import CASE_GROUPS, CASE_MIX, CASE_STEMS, make_case, synthetic_tracks, write_case
@@ -70,9 +70,9 @@ def run_fit(args: argparse.Namespace) -> int:
     config = fit_config_from_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    names, console, stems, mix = song_console(args.stems, args.mix, args.groups, args.chain, args.group_chain,
-                                              args.sample_rate, args.crop_seconds, not args.no_match_check,
-                                              args.device)
+    names, console, stems, mix, classes = song_console(
+        args.stems, args.mix, args.groups, args.chain, args.group_chain, args.sample_rate, args.crop_seconds,
+        not args.no_match_check, args.device)
     log.info("console: %d tracks, %d processors, %d nodes", len(names),
              console.graph.num_processors(), console.graph.num_nodes)
     initial = evaluate(console, stems, mix)
@@ -82,7 +82,8 @@ def run_fit(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     write_audio(args.out / "mix.wav", rendered.cpu().numpy(), args.sample_rate)
     console.save_json(args.out / "parameters.json")
-    write_style_json(style_json_path(args.out / "parameters.json"), console, stems)
+    write_console_style(style_json_path(args.out / "parameters.json"), console, classes, stems,
+                        source="mixrep console fit")
     draw_graph(console.graph, args.out / "graph.png")
     with torch.no_grad():
         final = float(MixLoss(args.sample_rate).to(mix.device)(rendered, mix))

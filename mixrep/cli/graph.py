@@ -12,7 +12,7 @@ import torch
 from mixrep.audio.io import write_audio
 from mixrep.cli.console_options import add_fit_arguments, fit_config_from_args, parse_active_probability
 from mixrep.console.fit import check_finite_output, evaluate, fit
-from mixrep.console.style_convert import style_json_path, write_style_json
+from mixrep.console.style_convert import style_json_path, write_console_style
 from mixrep.datasets.song_folder import read_song, read_song_and_mix
 from mixrep.errors import DatasetError
 from mixrep.files import atomic_write_text
@@ -129,7 +129,8 @@ def run_predict_graph(args: argparse.Namespace) -> int:
         check_finite_output(rendered, "the predicted graph's mix")
         write_audio(args.out / "mix.wav", rendered.cpu().numpy(), args.sample_rate)
     console.save_json(args.out / "graph.json")
-    write_style_json(style_json_path(args.out / "graph.json"), console, stems)
+    write_console_style(style_json_path(args.out / "graph.json"), console, song.stems, stems,
+                        source="mixrep console predict-graph")
     draw_graph(console.graph, args.out / "graph.png",
                title=f"predicted graph: {report['kept']}/{report['processors']} processors "
                      f"(pruning ratio {report['pruning_ratio']:.2f})")

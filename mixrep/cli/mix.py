@@ -29,7 +29,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mix.add_argument("--out", type=Path, required=True,
                      help="the mix, written at the tracks' sample rate (.wav, .flac, .aiff, .ogg, .mp3); not "
                           "inside the tracks folder")
-    mix.add_argument("--params-out", type=Path, default=None, help="settings in physical units (JSON)")
+    mix.add_argument("--params-out", type=Path, default=None,
+                     help="the run's report: inputs, guard, levels, the console's settings and the mix-style "
+                          "settings (JSON; default: OUT with .json)")
+    mix.add_argument("--style-out", type=Path, default=None,
+                     help="the mix's settings in the one settings format, for `mixrep export` and DAWs "
+                          "(default: OUT with .style.json; docs/export.md)")
+    mix.add_argument("--export", default="",
+                     help="comma-separated: pedalboard (the settings rendered with real plugins, OUT with "
+                          ".pedalboard.wav, its distance to the mix reported), reaper (OUT with .rpp), dawproject "
+                          "(OUT with .dawproject)")
     mix.add_argument("--figure", type=Path, default=None, help="comparison figure (default: OUT with .png)")
     mix.add_argument("--refine-steps", type=int, default=0, help="inference-time refinement steps (default 0)")
     mix.add_argument("--refine-embedding-weight", type=float, default=0.0,
@@ -115,6 +124,7 @@ def keep_report(transfer, names: list[str], stems: list[str], keep_probability) 
 def run_mix(args: argparse.Namespace) -> int:
     from mixrep.inference.figure import transfer_profiles
     from mixrep.datasets.song_folder import read_song, song_files
+    from mixrep.inference.mix_exports import export_report, mix_export, parse_exports
     from mixrep.inference.outputs import mix_settings, plan_outputs, write_mix_outputs
     from mixrep.inference.guard import GuardConfig, format_guard_report
     from mixrep.inference.style_transfer import StyleTransfer
@@ -127,6 +137,7 @@ def run_mix(args: argparse.Namespace) -> int:
         raise ValueError(f"--true-peak-db must be between -60 and 0 dBTP, got {args.true_peak_db}")
     if args.clips < 0:
         raise ValueError(f"--clips must be >= 0, got {args.clips}")
+    exports = parse_exports(args.export)
     guard = GuardConfig(enabled=not args.no_guard, wide_ranges=args.wide_ranges, select=not args.keep_head)
     reference_files = reference_inputs(args)
     folders = {"tracks folder": args.tracks}
@@ -134,7 +145,8 @@ def run_mix(args: argparse.Namespace) -> int:
         folders["reference folder"] = args.reference_stems
     inputs = [*song_files(args.tracks), *reference_files, args.head,
               *(p for p in (args.encoder, args.weights, args.groups, args.tracks / "groups.json") if p is not None)]
-    outputs = plan_outputs(args.out, args.params_out, args.figure, args.sparse, inputs, folders, args.force)
+    outputs = plan_outputs(args.out, args.params_out, args.figure, args.sparse, inputs, folders, args.force,
+                           args.style_out, exports)
     song = read_song(args.tracks, args.groups)
     transfer = StyleTransfer.from_checkpoint(args.head, device=args.device, encoder_checkpoint=args.encoder,
                                              separator_weights=args.weights)
@@ -145,11 +157,13 @@ def run_mix(args: argparse.Namespace) -> int:
                           guard=guard, max_clips=args.clips, true_peak_db=args.true_peak_db)
     settings = mix_settings(result, args.head, song.names, song.stems, args.refine_steps, args.sparse,
                             keep_report(transfer, song.names, song.stems, result.keep_probability))
+    export = mix_export(result, song, exports)
+    settings.update(export_report(export, result, outputs.exports))
     profiles = transfer_profiles(result.console, song.tracks, result.track_gains, song.stems, result.sample_rate,
                                  reference, transfer.sample_rate)
     title = (f"{args.tracks.name} in the style of {(args.reference or args.reference_stems).name} "
              f"(mix at {result.sample_rate} Hz)")
-    write_mix_outputs(outputs, result, settings, profiles, title)
+    write_mix_outputs(outputs, result, settings, profiles, title, export)
     text = format_guard_report(result.guard) if args.report else "\n".join(f"WARNING: {w}" for w in result.guard.warnings)
     if text:
         print(text)
@@ -158,7 +172,14 @@ def run_mix(args: argparse.Namespace) -> int:
           f"{levels.lufs:.1f} LUFS, true peak {levels.true_peak_db:+.2f} dBTP"
           + (f", lowered {-levels.ceiling_gain_db:.2f} dB to the {levels.ceiling_db:g} dBTP ceiling"
              if levels.ceiling_gain_db < 0 else "")
-          + f"), settings {outputs.settings}, figure {outputs.figure}"
+          + f"), report {outputs.settings}, settings {outputs.style}, figure {outputs.figure}"
           + (f", graph {outputs.graph} ({result.console.graph.num_processors()} processors kept)"
              if outputs.graph else ""))
+    for target, path in outputs.exports.items():
+        line = f"wrote {path}"
+        if target == "pedalboard":
+            distance = settings["exports"]["pedalboard"]
+            line += (f" (multi-resolution STFT distance to the mix {distance['stft_distance_to_mix']:.3f}; the raw "
+                     f"sum's {distance['raw_sum_stft_distance_to_mix']:.3f})")
+        print(line)
     return 0

@@ -26,7 +26,7 @@ from mixrep.audio.io import write_audio
 from mixrep.cli.console_options import add_fit_arguments, fit_config_from_args
 from mixrep.console.console import MixingConsole
 from mixrep.console.fit import check_finite_output
-from mixrep.console.style_convert import style_json_path, write_style_json
+from mixrep.console.style_convert import style_json_path, write_console_style
 from mixrep.errors import DatasetError, MixrepError
 from mixrep.files import atomic_write_text
 from mixrep.graphs.cases import CaseFolder, find_case_folders
@@ -95,9 +95,9 @@ def prune_config_from_args(args: argparse.Namespace) -> PruneConfig:
 def prune_song(song: CaseFolder, args: argparse.Namespace, out: Path) -> dict:
     """Prune one song into ``out``; returns its summary row (also written as ``pruning.json``)."""
     config = prune_config_from_args(args)
-    names, console, stems, mix = song_console(song.tracks, song.mix, song.groups, args.chain, args.group_chain,
-                                              args.sample_rate, args.crop_seconds, not args.no_match_check,
-                                              args.device)
+    names, console, stems, mix, classes = song_console(
+        song.tracks, song.mix, song.groups, args.chain, args.group_chain, args.sample_rate, args.crop_seconds,
+        not args.no_match_check, args.device)
     truth = None
     if song.truth is not None:
         try:
@@ -116,7 +116,7 @@ def prune_song(song: CaseFolder, args: argparse.Namespace, out: Path) -> dict:
     check_finite_output(rendered, f"the pruned mix of {song.name}")
     write_audio(out / "mix.wav", rendered.cpu().numpy(), args.sample_rate)
     result.console.save_json(out / "graph.json")
-    write_style_json(style_json_path(out / "graph.json"), result.console, stems)
+    write_console_style(style_json_path(out / "graph.json"), result.console, classes, stems, source="mixrep console prune")
     draw_graph(result.console.graph, out / "graph.png", title=_title(song.name, result))
     plot_pruning(result, out / "pruning.png", title=_title(song.name, result))
     report = {"song": song.name, "tracks": len(names), "method": config.method,

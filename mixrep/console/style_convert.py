@@ -9,7 +9,7 @@ the differentiable console's parameters, both ways, so every tool reports in the
 * :func:`style_from_console`: a console -> the nearest settings: each EQ curve fitted by a short
   torch fit to high-pass / low-pass + low shelf + peaks + high shelf, gain/pan inverted exactly to
   fader and pan, delay taps read as a delay bus and send, the reverb matched to the nearest Freeverb
-  setting, bus (group) strips folded into their tracks. :func:`write_style_json` writes the result
+  setting, bus (group) strips folded into their tracks. :func:`write_console_style` writes the result
   beside a console's graph JSON.
 
 Both return the settings with a :class:`ConversionReport`: which settings did not convert and why,
@@ -36,7 +36,6 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -60,10 +59,10 @@ from mixrep.console.processors import DRY_WET, DRY_WET_RANGE, Processor, dry_wet
 from mixrep.console.strips import strip_nodes
 from mixrep.console.style_dsp import EQ_TOP_FRACTION, LOWPASS_TOP_FRACTION, butterworth_response, eq_band_response
 from mixrep.constants import SAMPLE_RATE, STEMS
-from mixrep.files import atomic_write_text
 from mixrep.styles.mix_style import (
     ChannelStrip, CompressorSettings, DelayBus, EqBand, MasterBus, MixStyle, ReverbBus, integrated_loudness,
 )
+from mixrep.styles.style_file import write_style_json
 
 NOMINAL_INPUT_RMS_DBFS = -20.0
 """Without the tracks, a style's relative compressor threshold is made absolute against an input
@@ -1066,12 +1065,19 @@ def _shared_bus(per_strip: list, names: list[str], what: str, report: Conversion
 # ----------------------------------------------------------------------------- writing
 
 
-def write_style_json(path: str | os.PathLike, console: MixingConsole, tracks: Tensor | np.ndarray | None = None
-                     ) -> StyleFromConsole:
-    """Write :func:`style_from_console`'s result as ``{"style": MixStyle.to_dict(), "conversion": ...}``
-    (atomically) to ``path``; returns it."""
+def write_console_style(path: str | os.PathLike, console: MixingConsole, stems: Sequence[str],
+                        tracks: Tensor | np.ndarray | None = None, source: str = "mixrep console") -> StyleFromConsole:
+    """Write :func:`style_from_console`'s result as a settings file (:mod:`mixrep.styles.style_file`,
+    with its conversion report), atomically; returns it.
+
+    Args:
+        stems: each of the console's tracks' stem class.
+        tracks: the dry tracks ``(tracks, 2, samples)`` (see :func:`style_from_console`).
+        source: what made the console (kept in the file).
+    """
     result = style_from_console(console, tracks=tracks)
-    atomic_write_text(path, json.dumps(result.to_dict(), indent=1, allow_nan=True))
+    write_style_json(path, result.style, names=console.track_names, stems=stems, sample_rate=console.sample_rate,
+                     source=source, conversion=result.report.to_dict())
     return result
 
 

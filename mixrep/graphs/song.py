@@ -10,6 +10,7 @@ Shape:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -67,11 +68,26 @@ def full_console(names: list[str], groups: dict[str, list[str]] | None, chain: s
         raise DatasetError(f"cannot build the console for {tracks}: {e}") from e
 
 
+class SongConsole(NamedTuple):
+    """A song and the full console for it (:func:`song_console`).
+
+    Attributes:
+        names: track names; stems: each track's stem class (the song reader's).
+        console: the full console; tracks: ``(tracks, 2, samples)``; mix: ``(2, samples)``.
+    """
+
+    names: list[str]
+    console: MixingConsole
+    tracks: torch.Tensor
+    mix: torch.Tensor
+    stems: list[str]
+
+
 def song_console(tracks: Path, mix_path: Path, groups: Path | None, chain: str, group_chain: str | None,
                  sample_rate: int, crop_seconds: float, match_check: bool = True, device: str = "cpu"
-                 ) -> tuple[list[str], MixingConsole, torch.Tensor, torch.Tensor]:
+                 ) -> SongConsole:
     """A song's tracks and mix (:func:`~mixrep.datasets.song_folder.read_song_and_mix`) and the full
-    console for them, all on ``device``: ``(names, console, (tracks, 2, samples), (2, samples))``.
+    console for them, all on ``device``.
 
     Args:
         tracks, mix_path, groups: the song folder, its mix and its groups file (``None``: the
@@ -90,7 +106,7 @@ def song_console(tracks: Path, mix_path: Path, groups: Path | None, chain: str, 
     require_crop(mix_path, mix.shape[-1], sample_rate, crop_seconds)
     if match_check:
         require_match(console, stems, mix, tracks, mix_path)
-    return song.names, console.to(torch.device(device)), stems.to(device), mix.to(device)
+    return SongConsole(song.names, console.to(torch.device(device)), stems.to(device), mix.to(device), song.stems)
 
 
 def read_buses(folder: Path, groups: list[str], sample_rate: int, samples: int) -> torch.Tensor:

@@ -10,15 +10,19 @@ track or stem) unless ``force``. :func:`write_mix_outputs` writes them through
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mixrep.audio.io import check_audio_extension, write_audio
 from mixrep.errors import OutputError
 from mixrep.files import StagedFiles, check_output_file
+from mixrep.inference.mix_exports import EXPORT_SUFFIXES, MixExport
 from mixrep.plots.console import draw_graph
 from mixrep.plots.transfer import plot_transfer
+from mixrep.styles.style_file import check_style, style_to_json
 
 FIGURE_FORMATS: tuple[str, ...] = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 """Extensions the comparison figure may have."""
@@ -30,17 +34,22 @@ class MixOutputs:
 
     Attributes:
         audio: the mix; settings: the settings JSON; figure: the comparison figure;
-        graph: the predicted graph's drawing (``--sparse`` only).
+        graph: the predicted graph's drawing (``--sparse`` only); style: the settings file in the
+        one settings format (:mod:`mixrep.styles.style_file`); exports: ``{target: file}`` of
+        ``--export`` (:data:`~mixrep.inference.mix_exports.EXPORT_SUFFIXES`).
     """
 
     audio: Path
     settings: Path
     figure: Path
     graph: Path | None = None
+    style: Path | None = None
+    exports: dict[str, Path] = field(default_factory=dict)
 
     @property
     def paths(self) -> list[Path]:
-        return [p for p in (self.audio, self.settings, self.figure, self.graph) if p is not None]
+        return [p for p in (self.audio, self.settings, self.figure, self.graph, self.style, *self.exports.values())
+                if p is not None]
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -49,12 +58,14 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def plan_outputs(out: Path, settings: Path | None = None, figure: Path | None = None, graph: bool = False,
                  input_files: list[Path] | tuple[Path, ...] = (), input_folders: dict[str, Path] | None = None,
-                 force: bool = False) -> MixOutputs:
+                 force: bool = False, style: Path | None = None, exports: Sequence[str] = ()) -> MixOutputs:
     """Every output path of ``mixrep mix``, checked (see the module docstring).
 
     Args:
         out: the mix; settings / figure: default ``out`` with ``.json`` / ``.png``; graph: also the
-            graph drawing (``out`` with ``.graph.png``).
+            graph drawing (``out`` with ``.graph.png``); style: the settings file, default ``out``
+            with ``.style.json``; exports: ``--export`` targets, each ``out`` with its
+            :data:`~mixrep.inference.mix_exports.EXPORT_SUFFIXES` suffix.
         input_files: files read (tracks, reference, groups, checkpoints): never overwritten.
         input_folders: ``{"tracks folder": path, ...}``: no output inside them unless ``force``.
 
@@ -67,11 +78,15 @@ def plan_outputs(out: Path, settings: Path | None = None, figure: Path | None = 
     except ValueError as e:
         raise OutputError(str(e)) from None
     outputs = MixOutputs(out, settings or out.with_suffix(".json"), figure or out.with_suffix(".png"),
-                         out.with_suffix(".graph.png") if graph else None)
+                         out.with_suffix(".graph.png") if graph else None, style or out.with_suffix(".style.json"),
+                         {target: out.with_suffix(EXPORT_SUFFIXES[target]) for target in exports})
+    if outputs.style.suffix.lower() != ".json":
+        raise OutputError(f"--style-out {outputs.style}: a settings file is JSON; give it a .json name")
     if outputs.figure.suffix.lower() not in FIGURE_FORMATS:
         raise OutputError(f"--figure {outputs.figure}: use one of {', '.join(FIGURE_FORMATS)}")
     names = {"--out": outputs.audio, "--params-out": outputs.settings, "--figure": outputs.figure,
-             "the graph drawing": outputs.graph}
+             "the graph drawing": outputs.graph, "--style-out": outputs.style,
+             **{f"the {target} export": path for target, path in outputs.exports.items()}}
     seen: dict[Path, str] = {}
     for what, path in names.items():
         if path is None:
@@ -104,17 +119,23 @@ def mix_settings(result, head: Path, names: list[str], stems: list[str], refine_
     }
 
 
-def write_mix_outputs(outputs: MixOutputs, result, settings: dict, profiles: dict, title: str) -> list[Path]:
-    """Write the mix, the settings, the figure (and the graph): all of them, or none.
+def write_mix_outputs(outputs: MixOutputs, result, settings: dict, profiles: dict, title: str,
+                      export: MixExport | None = None) -> list[Path]:
+    """Write the mix, the settings, the figure (the graph, the settings file and the exports): all of
+    them, or none.
 
     Raises:
         OutputError: a write or a rename failed (nothing was published, old files are kept).
+        StyleFileError: the converted settings are outside what the settings file takes (nothing written).
 
     Args:
         result: the :class:`~mixrep.inference.style_transfer.TransferResult`.
         settings: the settings JSON's content; profiles, title: the figure's
             (:func:`~mixrep.plots.transfer.plot_transfer`).
+        export: the settings file's and the exports' content (required when ``outputs`` has them).
     """
+    if (outputs.style is not None or outputs.exports) and export is None:
+        raise ValueError("the settings file and the exports need the mix's export content")
     try:
         with StagedFiles() as staged:
             with staged.file(outputs.audio) as tmp:
@@ -125,6 +146,17 @@ def write_mix_outputs(outputs: MixOutputs, result, settings: dict, profiles: dic
             if outputs.graph is not None:
                 with staged.file(outputs.graph) as tmp:
                     draw_graph(result.console.graph, tmp, title="predicted graph")
+            if outputs.style is not None:
+                checked = check_style(export.style, export.names, export.stems, export.sample_rate,
+                                      where="the mix's settings", labels=False)
+                staged.write_text(outputs.style, style_to_json(
+                    dataclasses.replace(checked, source="mixrep mix", conversion=export.conversion)))
+            for target, path in outputs.exports.items():
+                with staged.file(path) as tmp:
+                    if target == "pedalboard":
+                        write_audio(tmp, export.pedalboard, export.sample_rate)
+                    else:
+                        export.write_project(target, tmp)
             return staged.commit()
     except OSError as e:
         raise OutputError(f"writing the outputs failed ({e}); none of {', '.join(map(str, outputs.paths))} was "

@@ -78,6 +78,9 @@ class StyleFile:
         sample_rate: Hz the settings were made at (frequencies lie below its Nyquist).
         source: free text saying what wrote the file.
         version: the format version.
+        conversion: for settings converted from the differentiable console, what did not convert
+            or converted approximately (:class:`~mixrep.console.style_convert.ConversionReport`'s
+            ``to_dict``); kept as written, never interpreted.
     """
 
     style: MixStyle
@@ -86,6 +89,7 @@ class StyleFile:
     sample_rate: int
     source: str = ""
     version: int = VERSION
+    conversion: dict | None = None
 
 
 # ----------------------------------------------------------------------------- checks
@@ -294,11 +298,13 @@ def style_to_json(style_file: StyleFile) -> str:
         "tracks": [{"name": n, "stem": s} for n, s in zip(style_file.names, style_file.stems)],
         "style": style_file.style.to_dict(),
     }
+    if style_file.conversion is not None:
+        document["conversion"] = style_file.conversion
     return json.dumps(document, indent=2, allow_nan=False) + "\n"
 
 
 def write_style_json(path: str | os.PathLike, style: MixStyle, *, names: Sequence[str], stems: Sequence[str | int],
-                     sample_rate: int, source: str = "mixrep") -> Path:
+                     sample_rate: int, source: str = "mixrep", conversion: dict | None = None) -> Path:
     """Check ``style`` for the song and write it as a settings file, atomically.
 
     Args:
@@ -308,12 +314,13 @@ def write_style_json(path: str | os.PathLike, style: MixStyle, *, names: Sequenc
         stems: each track's stem class (name or index).
         sample_rate: Hz.
         source: what made the settings (free text, kept in the file).
+        conversion: the conversion report of settings converted from a console (JSON-able).
 
     Raises:
         StyleFileError: a setting outside what the renderer takes (nothing is written).
     """
     checked = dataclasses.replace(check_style(style, names, stems, sample_rate, where=f"settings file {path}"),
-                                  source=str(source))
+                                  source=str(source), conversion=conversion)
     return atomic_write_text(path, style_to_json(checked))
 
 
@@ -336,7 +343,7 @@ def read_style_json(path: str | os.PathLike) -> StyleFile:
         raise StyleFileError(f"settings file {path} cannot be read as JSON ({e}); pass a file that "
                              f"`mixrep export settings` or write_style_json wrote") from e
     checker = _Checker(f"settings file {path}", None)
-    top = ("format", "version", "source", "sample_rate", "tracks", "style")
+    top = ("format", "version", "source", "sample_rate", "tracks", "style", "conversion")
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         found = document.get("format") if isinstance(document, dict) else type(document).__name__
         raise checker.fail("format", f"is {found!r}, not {FORMAT!r}", "pass a mixrep settings file")
@@ -362,4 +369,7 @@ def read_style_json(path: str | os.PathLike) -> StyleFile:
             raise checker.fail(f"tracks[{i}].stem", f"is {row['stem']!r}", f"use one of {list(STEMS)}")
     style = checker.style(document["style"], "style")
     names, stems = checker.song(style, [r["name"] for r in rows], [r["stem"] for r in rows])
-    return StyleFile(style, names, stems, int(rate), source, version)
+    conversion = document.get("conversion")
+    if conversion is not None and not isinstance(conversion, dict):
+        raise checker.fail("conversion", f"is {type(conversion).__name__}", "write an object or leave it out")
+    return StyleFile(style, names, stems, int(rate), source, version, conversion)

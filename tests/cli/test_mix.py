@@ -369,3 +369,47 @@ def test_the_song_is_rendered_chunk_by_chunk_and_the_head_sees_a_bounded_excerpt
     whole = console.render_long(torch.from_numpy(raw) * torch.from_numpy(gains.astype(np.float32))[:, None, None],
                                 chunk_seconds=100.0)
     np.testing.assert_allclose(mixed, whole.numpy(), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- issue 29: one settings format, exports
+
+def test_mix_writes_its_settings_in_the_one_format_and_exports_them(tiny_head, tmp_path, capsys):
+    from mixrep.datasets.song_folder import read_song
+    from mixrep.export.dawproject import read_dawproject
+    from mixrep.export.reaper import read_reaper_project
+    from mixrep.styles.mix_style import render_mix
+    from mixrep.styles.style_file import read_style_json
+
+    tracks, reference = make_song(tmp_path)
+    out = tmp_path / "out" / "mix.wav"
+    assert mixrep_main(mix_args(tracks, reference, tiny_head, out, "--export", "pedalboard,reaper,dawproject")) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out.with_suffix('.pedalboard.wav')} (multi-resolution STFT distance to the mix" in printed
+    report = json.loads(out.with_suffix(".json").read_text())
+    settings = read_style_json(out.with_suffix(".style.json"))  # the one format, checked as untrusted input
+    assert settings.names == ("bass", "drums", "vox") and settings.sample_rate == SR
+    assert report["style"] == settings.style.to_dict()
+    assert isinstance(report["conversion"], dict)
+    # the pedalboard file is the settings file rendered on the raw tracks (a user can redo it)
+    song = read_song(tracks)
+    assert song.names == list(settings.names)
+    again = render_mix(song.tracks, settings.style, SR, song.names, song.stems).sum(axis=0)
+    written = read_audio(out.with_suffix(".pedalboard.wav"), SR)
+    np.testing.assert_allclose(written, again, atol=1e-4)
+    pedalboard = report["exports"]["pedalboard"]
+    assert 0 <= pedalboard["stft_distance_to_mix"] and 0 <= pedalboard["raw_sum_stft_distance_to_mix"]
+    project = read_reaper_project(out.with_suffix(".rpp"))
+    for name in settings.names:
+        strip = settings.style.strips[name]
+        track = project.track(name)
+        assert track.volume_db == pytest.approx(strip.fader_db, abs=0.01)
+        assert track.items and (out.parent / track.items[0]).resolve() == (tracks / f"{name}.wav").resolve()
+    assert {t.name for t in read_dawproject(out.with_suffix(".dawproject"))} >= set(settings.names)
+
+
+def test_an_unknown_export_is_refused_before_any_work(tmp_path, capsys):
+    tracks, reference = make_song(tmp_path)
+    assert mixrep_main(mix_args(tracks, reference, NO_HEAD, tmp_path / "mix.wav", "--export", "pedalboard,logic")) == 2
+    assert "--export 'pedalboard,logic': unknown logic; use a comma-separated list of pedalboard, reaper, dawproject" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "mix.wav").exists()

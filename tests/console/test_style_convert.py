@@ -24,6 +24,7 @@ from mixrep.styles.mix_style import (
     ChannelStrip, CompressorSettings, DelayBus, EqBand, LimiterSettings, MasterBus, MixStyle, MixStyleConfig,
     ReverbBus, _render_strip, sample_mix_style,
 )
+from mixrep.styles.style_file import read_style_json
 
 RATE = 16000
 NAMES = ["drums", "bass", "other", "vocals"]
@@ -245,7 +246,9 @@ def test_console_fit_writes_the_nearest_settings(case, tmp_path):
                      "--warmup-seconds", "0.25", "--no-progress", "--threads", "1", "--device", "cpu"]) == 0
     assert (out / "parameters.json").is_file()  # what it wrote before is still there
     data = json.loads(style_json_path(out / "parameters.json").read_text())
-    style = MixStyle.from_dict(data["style"])
+    settings = read_style_json(style_json_path(out / "parameters.json"))  # the one settings file, checked
+    style = settings.style
+    assert settings.source == "mixrep console fit" and settings.conversion == data["conversion"]
     console = MixingConsole.from_json(out / "parameters.json")
     assert sorted(style.strips) == sorted(console.track_names)
     assert set(data["conversion"]) == {"untranslated", "approximate", "eq_fit_error_db"}

@@ -38,7 +38,7 @@ def test_the_groups_make_case_writes_are_buses_for_the_console_and_name_classes_
     assert read.groups == {"rhythm": ["kick", "bass"], "music": ["gtr", "vox"]}  # file names become names
     assert read.stems == ["bass", "other", "drums", "vocals"]  # buses are not classes: classed by name
     write_audio(tmp_path / "mix.wav", read.tracks.sum(0), RATE)
-    names, console, _, _ = song_console(song, tmp_path / "mix.wav", groups, "g", None, RATE, crop_seconds=1.0)
+    names, console, _, _, _ = song_console(song, tmp_path / "mix.wav", groups, "g", None, RATE, crop_seconds=1.0)
     assert sorted(console.graph.node_names[v] for v in console.graph.nodes_of_type("mix")) == ["music", "rhythm"]
 
 
