@@ -21,14 +21,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                      "figure and the settings of a `mixrep mix` run")
     mix.add_argument("--out", type=Path, required=True, help="the mix `mixrep mix` wrote (its --out)")
     mix.add_argument("--settings", type=Path, default=None,
-                     help="its settings JSON (default: OUT with .json, where `mixrep mix` writes it)")
+                     help="the settings to tabulate (default: OUT with .style.json, the settings file `mixrep mix` "
+                          "writes; else OUT with .json, its report)")
     mix.add_argument("--figure", type=Path, default=None,
                      help="its comparison figure, .png/.svg/.jpg (default: OUT with .png)")
     mix.add_argument("--tracks", type=Path, default=None, help="the raw tracks folder: adds the raw-sum player")
     ref = mix.add_mutually_exclusive_group()
     ref.add_argument("--reference", type=Path, help="the reference mix: adds its player")
     ref.add_argument("--reference-stems", type=Path, help="the reference's stems folder: adds their sum's player")
-    mix.add_argument("--render", type=Path, default=None, help="the pedalboard render of the settings: adds its player")
+    mix.add_argument("--render", type=Path, default=None,
+                     help="the pedalboard render of the settings: adds its player (default: OUT with "
+                          ".pedalboard.wav when `mixrep mix --export pedalboard` wrote it)")
     mix.add_argument("--no-settings", action="store_true", help="leave the settings table out")
     mix.add_argument("--no-figure", action="store_true", help="leave the figure out")
     _add_page_args(mix)
@@ -62,6 +65,10 @@ def _page_options(args: argparse.Namespace) -> dict:
     return {"seconds": args.excerpt_seconds, "audio_format": args.audio_format}
 
 
+def _existing(path: Path) -> Path | None:
+    return path if path.is_file() else None
+
+
 def run_report_mix(args: argparse.Namespace) -> int:
     from mixrep.datasets.song_folder import song_files
     from mixrep.pages import mix_page, player_spec, tracks_spec
@@ -73,9 +80,12 @@ def run_report_mix(args: argparse.Namespace) -> int:
     if args.tracks is not None:
         specs.append(tracks_spec("raw sum", song_files(args.tracks), args.tracks))
     specs.append(player_spec("result", args.out, "--out"))
-    if args.render is not None:
-        specs.append(player_spec("pedalboard render", args.render, "--render"))
-    settings = None if args.no_settings else args.settings or args.out.with_suffix(".json")
+    render = args.render or _existing(args.out.with_suffix(".pedalboard.wav"))
+    if render is not None:
+        specs.append(player_spec("pedalboard render", render, "--render"))
+    settings = None
+    if not args.no_settings:
+        settings = args.settings or _existing(args.out.with_suffix(".style.json")) or args.out.with_suffix(".json")
     figure = None if args.no_figure else args.figure or args.out.with_suffix(".png")
     page = mix_page(args.html, specs, settings, figure, args.title or f"mixrep mix: {args.out.name}", **_page_options(args))
     print(page.summary())

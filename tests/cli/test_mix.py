@@ -405,6 +405,13 @@ def test_mix_writes_its_settings_in_the_one_format_and_exports_them(tiny_head, t
         assert track.volume_db == pytest.approx(strip.fader_db, abs=0.01)
         assert track.items and (out.parent / track.items[0]).resolve() == (tracks / f"{name}.wav").resolve()
     assert {t.name for t in read_dawproject(out.with_suffix(".dawproject"))} >= set(settings.names)
+    # the listening page finds the pedalboard render and the settings file beside the mix by default
+    page = tmp_path / "page.html"
+    assert mixrep_main(["report", "mix", "--out", str(out), "--tracks", str(tracks), "--reference-stems",
+                        str(reference), "--html", str(page)]) == 0
+    html = page.read_text()
+    assert html.count("<audio") == 4 and "pedalboard render" in html
+    assert str(out.with_suffix(".style.json")) in html and "mixrep.mix_style" in html
 
 
 def test_an_unknown_export_is_refused_before_any_work(tmp_path, capsys):

@@ -158,5 +158,7 @@ def test_report_mix_command_writes_the_page_and_prints_player_sizes(tmp_path, mi
     assert main(["report", "mix", "--out", str(mix_run.out), "--no-settings", "--no-figure", "--excerpt-seconds", "1",
                  "--html", str(tmp_path / "bare.html")]) == 0
     bare = (tmp_path / "bare.html").read_text()
-    assert "<h2>Settings</h2>" not in bare and "<img" not in bare and bare.count("<audio ") == 1
+    # the result and, found beside it (OUT.pedalboard.wav, where `mixrep mix --export pedalboard` writes), the render
+    assert "<h2>Settings</h2>" not in bare and "<img" not in bare and bare.count("<audio ") == 2
+    assert "pedalboard render" in bare
     assert not (tmp_path / "never.html").exists()
