@@ -15,7 +15,9 @@ energy::
 
 With ``--graph parameters.json --stems DIR`` it instead reads that console (e.g. what ``mixrep
 console fit`` wrote) and prints its EQ fit error per track, without and with the tracks (the
-tracks weight the fit where they have energy)::
+tracks weight the fit where they have energy), and the multi-resolution STFT distance between the
+console's render and the nearest settings rendered with pedalboard (what ``mixrep mix --export
+pedalboard`` writes), next to the loudness-matched plain sum's distance to the console's render::
 
     python benchmarks/style_convert.py --graph FIT/parameters.json --stems CASE/stems
 """
@@ -33,10 +35,11 @@ import torch
 from mixrep.audio.io import read_audio
 from mixrep.console import MixingConsole
 from mixrep.console import functional as Fn
+from mixrep.console.loss import multi_resolution_stft_distance
 from mixrep.console.strips import strip_nodes
 from mixrep.console.style_convert import _strip_eq_response_db, console_from_style, eq_fit_grid, style_from_console
 from mixrep.constants import STEMS
-from mixrep.styles.mix_style import MixStyleConfig, sample_mix_style
+from mixrep.styles.mix_style import MixStyleConfig, integrated_loudness, render_mix, sample_mix_style
 
 
 def _rendered_eq_errors(console, style, grid: torch.Tensor, sample_rate: int) -> list[float]:
@@ -119,7 +122,25 @@ def _convert_graph(graph: Path, stems_dir: Path | None) -> int:
     print("|---|" + "---|" * (len(names) + 1))
     for label, (errors, seconds) in rows.items():
         print(f"| {label} | " + " | ".join(f"{errors[n]:.2f}" for n in names) + f" | {seconds:.1f} |")
+    if tracks is not None:
+        _rendered_distance(console, tracks)
     return 0
+
+
+def _rendered_distance(console: MixingConsole, tracks: torch.Tensor) -> None:
+    """The console's render against the nearest settings rendered with pedalboard, and the plain sum's scale."""
+    rate = console.sample_rate
+    mix = console.render_long(tracks).numpy()
+    style = style_from_console(console, tracks=tracks).style  # loudness target: the console's mix
+    names = console.track_names
+    pedalboard = render_mix(tracks.numpy(), style, rate, names, ["other"] * len(names)).sum(axis=0)
+    plain = tracks.numpy().sum(axis=0)
+    plain = plain * np.float32(10.0 ** ((integrated_loudness(mix, rate) - integrated_loudness(plain, rate)) / 20.0))
+    print()
+    print("| render | multi-resolution STFT distance to the console's render |")
+    print("|---|---|")
+    for label, audio in (("nearest settings, pedalboard", pedalboard), ("plain sum, loudness-matched", plain)):
+        print(f"| {label} | {multi_resolution_stft_distance(torch.from_numpy(audio), torch.from_numpy(mix)):.3f} |")
 
 
 def main(argv: list[str] | None = None) -> int:

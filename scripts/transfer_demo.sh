@@ -2,7 +2,8 @@
 # Stage 2 on the embedded default: train the regression head (configs/regression.yaml) against the best style
 # encoder `make demo` recorded in outputs/demo/best.json (training one first with scripts/train.sh when there is
 # none), mix a held-out synthetic song's raw tracks in the style of another song with `mixrep mix` (--report: the
-# guard's confidence and the comparison with balance matching alone), score the head against the baselines with
+# guard's confidence and the comparison with balance matching alone; its settings file, the pedalboard render, REAPER
+# and DAWproject projects and a listening page), score the head against the baselines with
 # `mixrep evaluate-transfer`, and print the guard's table (benchmarks/transfer_guard.py: held-out songs of the
 # numpy synth, the held-out soundfont and effects outside the training vocabulary). Everything lands in outputs/.
 set -euo pipefail
@@ -45,7 +46,9 @@ for stem, audio in zip(STEMS, reference):
 print(f"wrote {out}/tracks (raw tracks of synth song 5) and {out}/reference (synth song 13 in a mix style)")
 PY
 "$PYTHON" -m mixrep.cli mix --tracks "$example/tracks" --reference-stems "$example/reference" --head "$head" \
-  --out "$example/mix.wav" --refine-steps 10 --report
+  --out "$example/mix.wav" --refine-steps 10 --report --export pedalboard,reaper,dawproject
+"$PYTHON" -m mixrep.cli report mix --out "$example/mix.wav" --tracks "$example/tracks" \
+  --reference-stems "$example/reference" --html "$example/mix.html"
 "$PYTHON" -m mixrep.cli mix --tracks "$example/tracks" --reference-stems "$example/reference" --head "$head" \
   --out "$example/mix_sparse.wav" --sparse
 echo
