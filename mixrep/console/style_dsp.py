@@ -36,8 +36,8 @@ import math
 import torch
 from torch import Tensor
 
-EQ_KINDS: tuple[str, ...] = ("low_shelf", "peak", "high_shelf")
-"""The EQ band kinds of :class:`~mixrep.styles.mix_style.EqBand`."""
+from mixrep.styles.mix_style import EQ_KINDS
+
 
 EQ_TOP_FRACTION = 0.45
 """EQ band frequencies above this fraction of the sample rate are moved down to it (as the renderer does)."""

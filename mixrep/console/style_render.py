@@ -39,7 +39,6 @@ from torch import Tensor
 
 from mixrep.audio.stems import stem_index
 from mixrep.console.style_dsp import (
-    EQ_KINDS,
     butterworth_response,
     eq_band_response,
     feedback_delay_response,
@@ -57,6 +56,7 @@ from mixrep.console.style_dynamics import (
 from mixrep.constants import CHANNELS, STEMS
 from mixrep.errors import MixrepError
 from mixrep.styles.mix_style import (
+    EQ_KINDS,
     ChannelStrip,
     CompressorSettings,
     DelayBus,

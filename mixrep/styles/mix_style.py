@@ -262,9 +262,13 @@ class MixStyleConfig:
 # ----------------------------------------------------------------------------- styles
 
 
+EQ_KINDS: tuple[str, ...] = ("low_shelf", "peak", "high_shelf")
+"""The kinds of :class:`EqBand`, in the order a strip's EQ lists them."""
+
+
 @dataclass(frozen=True)
 class EqBand:
-    """One EQ band: ``kind`` is ``low_shelf``, ``peak`` or ``high_shelf``."""
+    """One EQ band: ``kind`` is one of :data:`EQ_KINDS`."""
 
     kind: str
     frequency_hz: float

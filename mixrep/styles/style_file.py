@@ -38,6 +38,7 @@ from mixrep.constants import STEMS
 from mixrep.errors import MixrepError
 from mixrep.files import atomic_write_text
 from mixrep.styles.mix_style import (
+    EQ_KINDS,
     ChannelStrip,
     CompressorSettings,
     DelayBus,
@@ -56,8 +57,6 @@ FORMAT = "mixrep.mix_style"
 VERSION = 1
 """The settings-file version this code writes and reads."""
 
-EQ_KINDS: tuple[str, ...] = ("low_shelf", "peak", "high_shelf")
-"""The EQ band kinds the renderer knows."""
 
 MAX_GAIN_DB = 96.0
 """Largest gain magnitude (dB) a fader, EQ band, make-up, threshold or send may have."""
