@@ -56,7 +56,9 @@ def mix_style_of(console, raw_tracks: np.ndarray, track_gains: np.ndarray, names
     The console mixes level-aligned tracks (``raw * track_gains``): the conversion reads the
     aligned middle :data:`~mixrep.inference.output_stage.ANALYSIS_SECONDS` (the levels the relative
     compressor thresholds refer to), then every fader takes its track's alignment gain, so the
-    style applies to the raw tracks as they are on disk.
+    style applies to the raw tracks as they are on disk. The faders are then mean-centred, as the
+    mixing-style space draws them: the render is loudness-normalised and every level-dependent
+    setting is relative, so a common offset changes nothing but the numbers a DAW shows.
 
     Args:
         console: the result's final console (at ``sample_rate``).
@@ -67,10 +69,11 @@ def mix_style_of(console, raw_tracks: np.ndarray, track_gains: np.ndarray, names
     excerpt = analysis_excerpt(raw_tracks, track_gains, sample_rate, sample_rate)
     converted = style_from_console(console, names, tracks=excerpt)
     style = converted.style
-    strips = dict(style.strips)
-    for name, stem, gain in zip(names, stems, track_gains):
-        strip = style.strip_for(name, stem)
-        strips[name] = dataclasses.replace(strip, fader_db=strip.fader_db + _db(gain))
+    faders = {name: style.strip_for(name, stem).fader_db + _db(gain)
+              for name, stem, gain in zip(names, stems, track_gains)}
+    mean_db = float(np.mean(list(faders.values())))
+    strips = {**style.strips, **{name: dataclasses.replace(style.strip_for(name, stem), fader_db=faders[name] - mean_db)
+                                 for name, stem in zip(names, stems)}}
     style = dataclasses.replace(style, strips=strips,
                                 loudness_lufs=loudness_lufs if math.isfinite(loudness_lufs) else style.loudness_lufs)
     return StyleFromConsole(style, converted.report)

@@ -389,6 +389,7 @@ def test_mix_writes_its_settings_in_the_one_format_and_exports_them(tiny_head, t
     settings = read_style_json(out.with_suffix(".style.json"))  # the one format, checked as untrusted input
     assert settings.names == ("bass", "drums", "vox") and settings.sample_rate == SR
     assert report["style"] == json.loads(json.dumps(settings.style.to_dict()))  # tuples read back as lists
+    assert np.mean([settings.style.strips[n].fader_db for n in settings.names]) == pytest.approx(0.0, abs=1e-6)
     assert isinstance(report["conversion"], dict)
     # the pedalboard file is the settings file rendered on the raw tracks (a user can redo it)
     song = read_song(tracks)
