@@ -455,9 +455,13 @@ class StyleIndex:
                                   f"{index.embedding_dim}; {fix}")
         if isinstance(index._index, faiss.IndexIVF):
             lists = faiss.downcast_InvertedLists(index._index.invlists)
-            if isinstance(lists, faiss.OnDiskInvertedLists) and lists.filename:  # mixrep never writes these
-                raise CheckpointError(f"the FAISS index {vectors_path} keeps its lists in another file "
-                                      f"({lists.filename}), which mixrep does not read; {fix}")
+            if isinstance(lists, faiss.OnDiskInvertedLists):
+                if lists.filename:  # mixrep never writes these
+                    raise CheckpointError(f"the FAISS index {vectors_path} keeps its lists in another file "
+                                          f"({lists.filename}), which mixrep does not read; {fix}")
+                # FAISS would start 32 threads per search to pre-read the probed lists: 1-5 ms a query
+                # when the file is in the page cache (benchmarks/index.py --storage).
+                lists.prefetch_nthread = 0
             index._drop_direct_map()  # files saved before this mixrep carry one
         index._clip_counts = None  # counted on first use: a track-mode search never needs it
         return index

@@ -41,6 +41,7 @@ def test_a_memory_mapped_search_returns_the_true_neighbour_and_equals_the_in_ram
     lib, queries = vectors
     mapped, in_ram = StyleIndex.load(saved_ivf, mmap=True), StyleIndex.load(saved_ivf)
     assert mapped.memory_mapped and not in_ram.memory_mapped
+    assert faiss.downcast_InvertedLists(mapped._index.invlists).prefetch_nthread == 0  # no threads per query
     assert mapped.describe()["lists"] == "memory-mapped" and in_ram.describe()["lists"] == "in memory"
     noisy = lib[:50] + 0.01 * np.random.default_rng(0).standard_normal((50, DIM)).astype(np.float32)
     assert (mapped.search(noisy, 1).track_ids[:, 0] == np.arange(50) * 3).all()
