@@ -11,6 +11,7 @@ from mixrep.errors import CheckpointError
 from mixrep.retrieval.builder import build_library_index
 from mixrep.retrieval.faiss_index import IndexConfig, StyleIndex
 from mixrep.retrieval.library_index import LibraryIndex
+from mixrep.retrieval.store import STORE_NAME, MetadataStore
 from mixrep.retrieval.synthetic import clustered_unit_vectors
 
 DIM = 32
@@ -136,3 +137,17 @@ def test_a_search_opens_the_library_index_memory_mapped_and_a_writer_in_ram(tmp_
         assert reader.style_index.memory_mapped
         assert [[h.path for h in r.hits] for r in reader.search_ids([1, 2, 3], k=5)] == want
         assert reader.info()["lists"] == "memory-mapped"
+
+
+def test_a_search_reconciles_memory_mapped_lists_with_a_store_changed_since_the_save(tmp_path, library, embedder):
+    """A removal committed to the store but not yet saved to FAISS (a killed `index remove`): the
+    reader's mapped lists are copied into RAM and the removed track is left out."""
+    root, _ = library
+    build_library_index(embedder, root, tmp_path / "idx", config=IndexConfig(index_type="ivf", nlist=2),
+                        progress=False)
+    with MetadataStore(tmp_path / "idx" / STORE_NAME) as store:
+        assert store.remove([2]) == [2]
+    with LibraryIndex.open(tmp_path / "idx") as reader:
+        assert 2 not in reader.style_index and len(reader.style_index) == reader.store.counts()["tracks"]
+        hits = [h.track_id for r in reader.search_ids([1, 3], k=40) for h in r.hits]
+        assert hits and 2 not in hits
