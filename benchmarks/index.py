@@ -164,7 +164,7 @@ def main() -> None:
         n, dim = lib.shape
         truth = ground_truth(lib, queries, args.k)
         for index_type in args.types:
-            if index_type == "hnsw" and n > args.hnsw_max or (args.storage and index_type != "ivf"):
+            if (index_type == "hnsw" and n > args.hnsw_max) or (args.storage and index_type != "ivf"):
                 continue
             gc.collect()
             start = time.perf_counter()
