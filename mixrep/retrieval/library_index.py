@@ -6,6 +6,10 @@ Layout of ``INDEX_DIR``::
     manifest.json            index type, mode, encoder hash, store generation it was saved at
     vectors-<gen>.faiss      the FAISS structure named by the manifest
 
+A reader (``readonly=True``: ``mixrep search``, ``index info``) memory-maps the IVF inverted lists of
+the vectors file (:meth:`StyleIndex.load` with ``mmap=True``), so its RAM holds the quantiser and the
+lists its queries touch, not every vector; a writer reads them into RAM.
+
 Opening compares the store's generation with the one the manifest was saved at; when they differ
 (a build killed between a commit and a save, a crash during ``remove``) the FAISS index is
 reconciled with the store: vectors of tracks the store no longer has are removed, tracks the
@@ -300,7 +304,7 @@ def _load_derived(index_dir: Path, store: MetadataStore, readonly: bool) -> Styl
             log.warning("the FAISS index of %s has no %s; %s from the metadata store", index_dir, MANIFEST, then)
         return None
     try:
-        saved = StyleIndex.load(index_dir)
+        saved = StyleIndex.load(index_dir, mmap=readonly)
     except CheckpointError as e:
         log.warning("the FAISS index of %s is damaged (%s); %s from the metadata store", index_dir, e, then)
         return None
