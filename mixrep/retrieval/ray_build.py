@@ -247,12 +247,19 @@ class EmbedActor:
     """
 
     def __init__(self, make_embedder: Callable[[], Embedder], ledger) -> None:
-        self.embedder = make_embedder()
         self.ledger = ledger
+        self.embedder, self.error = None, None
+        try:
+            self.embedder = make_embedder()
+        except Exception as e:  # raised from __call__: an actor failing in its constructor is restarted forever
+            self.error = f"{type(e).__name__}: {e}"
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import ray
 
+        if self.error is not None:
+            raise MixrepError(f"an embedding actor on {socket.gethostname()} could not build the encoder: {self.error}"
+                              f" (is mixrep installed there, and the checkpoint at the same path on every node?)")
         n = len(batch["path"])
         out = {"embeddings": [b""] * n, "offsets": [b""] * n, "clips": [0] * n, "content_sha1": [""] * n}
         kinds, reasons = list(batch["skip_kind"]), list(batch["skip_reason"])
@@ -291,7 +298,7 @@ def _commit_blocks(blocks, todo: Sequence[LibraryItem], embedder: Embedder, stor
     by_path = {str(i.path): i for i in todo}
     failures = 0
     with tqdm(total=len(todo), unit="track", disable=not progress, desc=f"index {index_dir.name} (ray)") as bar:
-        for batch in blocks.iter_batches(batch_size=None, batch_format="numpy"):
+        for batch in _batches(blocks):
             done: list[TrackRecord] = []
             skips: list[SkippedFile] = []
             for row in range(len(batch["path"])):
@@ -310,3 +317,14 @@ def _commit_blocks(blocks, todo: Sequence[LibraryItem], embedder: Embedder, stor
                                         embeddings.copy(), offsets.copy(), str(batch["content_sha1"][row])))
             commit_block(store, done, skips, replace, report)
             bar.update(len(done) + len(skips))
+
+
+def _batches(blocks):
+    """The result blocks as they finish; a failure of the Ray job is one :class:`MixrepError`."""
+    import ray
+
+    try:
+        yield from blocks.iter_batches(batch_size=None, batch_format="numpy")
+    except ray.exceptions.RayError as e:
+        raise MixrepError(f"the Ray job failed (the blocks committed so far are kept; run the build again to "
+                          f"resume): {e}") from e

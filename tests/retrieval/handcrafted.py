@@ -152,3 +152,12 @@ class CrashingEmbedder(BandStereoEmbedder):
             self.marker.write_text("crashed")
             os._exit(1)
         return super().embed_file_clips(path)
+
+
+class DriverOnlyEmbedder(BandStereoEmbedder):
+    """Can be built only in the process ``driver_pid`` (a checkpoint missing on the worker nodes)."""
+
+    def __init__(self, driver_pid: int, **kwargs) -> None:
+        if os.getpid() != driver_pid:
+            raise FileNotFoundError("no checkpoint at /shared/model.ckpt on this node")
+        super().__init__(**kwargs)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from handcrafted import BandStereoEmbedder, CrashingEmbedder, RaisingEmbedder
+from handcrafted import BandStereoEmbedder, CrashingEmbedder, DriverOnlyEmbedder, RaisingEmbedder
 
 from mixrep.cli import index as cli
 from mixrep.errors import MixrepError
@@ -109,6 +109,13 @@ def test_killed_job_resumes_from_its_committed_blocks(library, local_build, tmp_
     report = build_library_index_ray(BandStereoEmbedder, library[0], tmp_path, block_tracks=8, progress=False)
     assert report.already_indexed == sum(commits) == 16 and report.embedded + len(report.skipped) == 16
     assert {p: row[1:] for p, row in rows(tmp_path).items()} == {p: row[1:] for p, row in rows(local_build).items()}
+
+
+@pytest.mark.timeout(120)
+def test_encoder_that_cannot_be_built_on_the_workers_fails_the_job_with_one_error(library, tmp_path):
+    make = functools.partial(DriverOnlyEmbedder, os.getpid())
+    with pytest.raises(MixrepError, match="could not build the encoder: FileNotFoundError: no checkpoint"):
+        build_library_index_ray(make, library[0], tmp_path, progress=False)
 
 
 def test_unreachable_cluster_is_one_clear_error_before_any_work(library, tmp_path, capsys):
