@@ -83,6 +83,7 @@ def test_worker_killed_mid_block_loses_and_duplicates_nothing(library, local_bui
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # without the crash ledger this loops: a failure, not a hang
 def test_file_that_always_kills_the_worker_is_a_skip_not_a_failed_job(library, local_build, tmp_path):
     make = functools.partial(CrashingEmbedder, "track0004.wav", str(tmp_path / "crashed"), always=True)
     report = build_library_index_ray(make, library[0], tmp_path / "idx", block_tracks=8, progress=False)
