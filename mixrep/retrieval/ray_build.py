@@ -155,9 +155,13 @@ def build_library_index_ray(
             single-machine build (another encoder's index, a separator that cannot load...).
     """
     started = time.monotonic()
+    if (actors is not None and actors < 1) or block_tracks < 1 or (num_gpus_per_actor or 0) < 0:
+        raise MixrepError(f"--actors ({actors}) and --batch-tracks ({block_tracks}) must be at least 1 and "
+                          f"--gpus-per-actor ({num_gpus_per_actor}) at least 0")
     started_ray = connect(address)
     ray = import_ray()
     try:
+        actors, num_gpus_per_actor = _actor_resources(ray, actors, num_gpus_per_actor)
         embedder = make_embedder()
         index_dir = Path(index_dir)
         listing = list_library(library)
@@ -176,15 +180,27 @@ def build_library_index_ray(
     return report
 
 
-def _pipeline(ray, make_embedder, todo: Sequence[LibraryItem], actors: int | None,
-              num_gpus_per_actor: float | None, block_tracks: int, min_seconds: float, include_silent: bool):
-    """The lazy Ray dataset of result rows, one per item of ``todo``."""
+def _actor_resources(ray, actors: int | None, num_gpus_per_actor: float | None) -> tuple[int, float]:
+    """``(actors, GPUs per actor)`` of the embedding pool, defaults filled from the cluster's resources.
+
+    Raises:
+        MixrepError: GPUs asked for that the cluster does not have (the actors would wait forever).
+    """
     resources = ray.cluster_resources()
     gpus = resources.get("GPU", 0.0)
     if num_gpus_per_actor is None:
         num_gpus_per_actor = 1.0 if gpus else 0.0
+    if num_gpus_per_actor > gpus:
+        raise MixrepError(f"--gpus-per-actor {num_gpus_per_actor:g} but the Ray cluster has {gpus:g} GPUs now; wait "
+                          f"for its GPU workers to join, or run CPU actors (--gpus-per-actor 0)")
     if actors is None:
         actors = max(1, int(gpus // num_gpus_per_actor) if num_gpus_per_actor else int(resources.get("CPU", 1)) - 1)
+    return actors, num_gpus_per_actor
+
+
+def _pipeline(ray, make_embedder, todo: Sequence[LibraryItem], actors: int, num_gpus_per_actor: float,
+              block_tracks: int, min_seconds: float, include_silent: bool):
+    """The lazy Ray dataset of result rows, one per item of ``todo``."""
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.execution_options.preserve_order = True  # blocks committed in listing order: the local build's ids

@@ -123,6 +123,11 @@ def test_unreachable_cluster_is_one_clear_error_before_any_work(library, tmp_pat
     with pytest.raises(MixrepError, match=r"cannot reach the Ray cluster at 127\.0\.0\.1:1 .*nothing was built"):
         build_library_index_ray(BandStereoEmbedder, library[0], tmp_path / "idx", address="127.0.0.1:1")
     assert not (tmp_path / "idx").exists()
+    with pytest.raises(MixrepError, match="has 0 GPUs now"):  # the actors would wait for a GPU forever
+        build_library_index_ray(BandStereoEmbedder, library[0], tmp_path / "gpu", num_gpus_per_actor=1)
+    assert not (tmp_path / "gpu").exists()
+    with pytest.raises(MixrepError, match="--actors"):
+        build_library_index_ray(BandStereoEmbedder, library[0], tmp_path / "idx", actors=0)
     with pytest.raises(MixrepError, match="is not HOST:PORT"):
         build_library_index_ray(BandStereoEmbedder, library[0], tmp_path / "idx", address="head:port")
     args = cli_args(library, tmp_path / "cli", "--address", "127.0.0.1:1")
