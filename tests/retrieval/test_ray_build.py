@@ -8,8 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from handcrafted import BandStereoEmbedder, CrashingEmbedder, DriverOnlyEmbedder, RaisingEmbedder
+from test_faults import write_stems
 
 from mixrep.cli import index as cli
+from mixrep.datasets.registry import open_source
+from mixrep.inference.style_encoder import StyleEncoder
 from mixrep.errors import MixrepError
 from mixrep.retrieval import ray_build
 from mixrep.retrieval.builder import build_library_index
@@ -60,6 +63,25 @@ def test_ray_build_equals_local_build_and_resumes_to_nothing(library, local_buil
     assert skips(tmp_path) == skips(local_build) == {"broken0.wav": "corrupt", "broken1.wav": "corrupt"}
     again = build_library_index_ray(BandStereoEmbedder, library[0], tmp_path, progress=False)
     assert (again.embedded, len(again.skipped), again.already_indexed) == (0, 0, 32)
+
+
+def test_trained_encoder_on_a_stems_library_same_bytes_as_a_one_thread_local_build(tiny_checkpoint, tmp_path):
+    """The torch encoder in a 1-CPU actor runs on 1 thread: bit-identical to a local build on 1 thread."""
+    torch = pytest.importorskip("torch")
+    for seed in range(4):
+        write_stems(tmp_path / "lib" / f"song{seed}", 2.0, seed, level=0.0 if seed == 3 else 0.1)
+    make = functools.partial(StyleEncoder.from_checkpoint, str(tiny_checkpoint), device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        build_library_index(make(), open_source("stems", tmp_path / "lib", min_seconds=1.0), tmp_path / "local",
+                            progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    report = build_library_index_ray(make, open_source("stems", tmp_path / "lib", min_seconds=1.0), tmp_path / "ray",
+                                     progress=False)
+    assert report.embedded == 3 and [s.kind for s in report.skipped] == ["silent"]
+    assert rows(tmp_path / "ray") == rows(tmp_path / "local")
 
 
 def test_separator_raising_on_one_file_is_a_recorded_skip(library, local_build, tmp_path):
