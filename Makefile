@@ -1,7 +1,8 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
 # Each creates .venv (Python >= 3.10) and installs mixrep into it on first use, after the system
 # packages of the soundfont corpus (FluidSynth, GM soundfonts) and the browser the listening-page test opens
-# (Chromium; apt-get as root, else a message).
+# (Chromium; apt-get as root, else a message). The optional Ray extra (index build --engine ray) is installed
+# where Ray has a wheel for this Python; where not, its tests skip, saying so.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -17,6 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ray]" || echo "mixrep[ray] could not be installed: the Ray tests will be skipped"
 	touch $@
 
 demo: install

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from dataclasses import asdict, replace
@@ -27,6 +28,12 @@ def load_embedder(checkpoint: str | None):
     return StyleEncoder.from_checkpoint(checkpoint_or_shipped(checkpoint))
 
 
+def embedder_factory(checkpoint: str | None):
+    """A picklable no-argument callable that loads the encoder (for Ray actors: resolved to an absolute path,
+    which must exist on every node)."""
+    return functools.partial(load_embedder, str(Path(checkpoint).resolve()) if checkpoint else None)
+
+
 def register(subparsers) -> None:
     index = subparsers.add_parser("index", help="build and manage a style index of a track library")
     sub = index.add_subparsers(dest="index_command", required=True, metavar="ACTION")
@@ -42,6 +49,15 @@ def register(subparsers) -> None:
     _add_config_args(build)
     build.add_argument("--batch-tracks", type=int, default=16, help="tracks per SQLite commit")
     build.add_argument("--save-every", type=float, default=60.0, help="seconds between index saves")
+    build.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="'local': this process; 'ray': a Ray Data pipeline on a Ray cluster (extra mixrep[ray]; "
+                            "docs/retrieval.md#building-on-a-ray-cluster)")
+    build.add_argument("--address", default=None,
+                       help="--engine ray: the cluster (HOST:6379, ray://HOST:10001 or auto; default: a local cluster)")
+    build.add_argument("--actors", type=int, default=None,
+                       help="--engine ray: embedding actors (default: one per GPU, else the cluster's CPUs - 1)")
+    build.add_argument("--gpus-per-actor", type=float, default=None,
+                       help="--engine ray: GPUs per embedding actor (default 1 where the cluster has GPUs, else 0)")
     _add_skip_args(build)
     build.set_defaults(func=_cmd_build)
 
@@ -151,10 +167,26 @@ def _skip_options(args) -> dict:
 
 def _cmd_build(args) -> int:
     index_dir = Path(args.index)
+    if args.engine == "ray":
+        return _cmd_build_ray(args, index_dir)
     report = build_library_index(load_embedder(args.checkpoint), _library(args), index_dir,
                                  shard=parse_shard(args.shard), config=_config(args, index_dir),
                                  batch_tracks=args.batch_tracks, save_every_seconds=args.save_every,
                                  **_skip_options(args))
+    _print_build(report, "songs" if args.source == "stems" else "files")
+    return 0
+
+
+def _cmd_build_ray(args, index_dir: Path) -> int:
+    from mixrep.retrieval.ray_build import build_library_index_ray
+
+    if args.shard != "0/1":
+        raise MixrepError(f"--shard {args.shard} is for --engine local; --engine ray spreads one build over the "
+                          f"cluster by itself")
+    report = build_library_index_ray(embedder_factory(args.checkpoint), _library(args), index_dir,
+                                     address=args.address, actors=args.actors,
+                                     num_gpus_per_actor=args.gpus_per_actor, config=_config(args, index_dir),
+                                     block_tracks=args.batch_tracks, **_skip_options(args))
     _print_build(report, "songs" if args.source == "stems" else "files")
     return 0
 

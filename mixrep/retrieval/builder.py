@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 from tqdm import tqdm
 
 from mixrep.constants import MIN_EMBED_SECONDS
@@ -36,7 +37,7 @@ from mixrep.errors import MixrepError
 from mixrep.files import digest, file_chunks
 from mixrep.retrieval.embedder import Embedder, check_clip_embeddings, load_separator
 from mixrep.retrieval.faiss_index import IndexConfig
-from mixrep.retrieval.library import LibraryItem, list_library, select_shard
+from mixrep.retrieval.library import LibraryItem, LibraryListing, list_library, select_shard
 from mixrep.retrieval.library_index import LibraryIndex, quarantine_unusable, write_lock
 from mixrep.retrieval.screening import RETRY_KINDS, classify_failure, screen_track
 from mixrep.retrieval.store import STORE_NAME, FileState, MetadataStore, SkippedFile, TrackRecord
@@ -126,20 +127,10 @@ def build_library_index(
     index_dir = Path(index_dir)
     listing = list_library(library)
     items = select_shard(listing.items, shard)
-    retry = set(RETRY_KINDS) | ({"silent"} if include_silent else set())
     with write_lock(index_dir):
         with MetadataStore(index_dir / STORE_NAME) as store:
-            store.bind_encoder(embedder.model_hash, embedder.embedding_dim)
-            store.set_meta({"shard": f"{shard[0]}/{shard[1]}"})
-            if config is not None:
-                store.set_meta({"index_config": json.dumps(asdict(config))})
-            if listing.from_source:
-                store.set_listing_skips(listing.dropped)
-            quarantine_unusable(store)  # damaged rows become retried skips: re-embedded below
-            todo, replace, retried = _plan(items, store.file_states(), retry, retry_skipped)
-            _check_embedder_ready(embedder, todo)
-            report = BuildReport(shard, len(items), len(items) - len(todo), 0, retried=retried,
-                                 dropped=listing.dropped)
+            todo, replace, report = start_build(store, embedder, listing, items, shard, config,
+                                                include_silent, retry_skipped)
             last_save = time.monotonic()
             index: LibraryIndex | None = None  # opened at the first periodic save
             done: list[TrackRecord] = []
@@ -150,19 +141,10 @@ def build_library_index(
                 record = _embed(embedder, item, new_skips, min_seconds, include_silent)
                 if record is not None:
                     done.append(record)
-                elif new_skips[-1].kind in ("separation", "failed") and report.embedded + len(done) == 0:
-                    failures += 1
-                    if failures >= MAX_FAILURES_BEFORE_FIRST_SUCCESS:
-                        raise MixrepError(
-                            f"the first {failures} files of {index_dir} all failed to embed, e.g. "
-                            f"{new_skips[-1].path}: {new_skips[-1].reason}. That is a problem of the encoder or its "
-                            f"setup, not of the files; fix it and run the build again (these files will be retried).")
+                else:
+                    failures = check_setup_failures(index_dir, report, len(done), new_skips[-1], failures)
                 if len(done) + len(new_skips) >= batch_tracks or n == len(todo):
-                    # A changed file is replaced whether it re-embedded or now fails (no stale vectors).
-                    changed = [r.path for r in done] + [str(s.path) for s in new_skips]
-                    store.commit(done, new_skips, [replace[p] for p in changed if p in replace])
-                    report.embedded += len(done)
-                    report.skipped += new_skips
+                    commit_block(store, done, new_skips, replace, report)
                     done, new_skips = [], []
                     if time.monotonic() - last_save >= save_every_seconds:
                         index = index or LibraryIndex.open(index_dir, readonly=False, config=config)
@@ -170,17 +152,79 @@ def build_library_index(
                         index.save()
                         last_save = time.monotonic()
             bar.close()
-        index = index or LibraryIndex.open(index_dir, readonly=False, config=config)
-        with index:
-            index.sync()
-            index.save()
-            report.tracks_in_index = len(index.style_index)
+        finish_build(index_dir, config, index, report, started)
+    return report
+
+
+def start_build(store: MetadataStore, embedder: Embedder, listing: LibraryListing, items: Sequence[LibraryItem],
+                shard: tuple[int, int], config: IndexConfig | None, include_silent: bool,
+                retry_skipped: bool) -> tuple[list[LibraryItem], dict[str, int], BuildReport]:
+    """Check the encoder against the store, record the build's settings and plan the work (before any file).
+
+    Returns:
+        ``(items to embed, path -> id of the stale track each replaces, the run's report so far)``.
+    """
+    retry = set(RETRY_KINDS) | ({"silent"} if include_silent else set())
+    store.bind_encoder(embedder.model_hash, embedder.embedding_dim)
+    store.set_meta({"shard": f"{shard[0]}/{shard[1]}"})
+    if config is not None:
+        store.set_meta({"index_config": json.dumps(asdict(config))})
+    if listing.from_source:
+        store.set_listing_skips(listing.dropped)
+    quarantine_unusable(store)  # damaged rows become retried skips: re-embedded below
+    todo, replace, retried = _plan(items, store.file_states(), retry, retry_skipped)
+    _check_embedder_ready(embedder, todo)
+    report = BuildReport(shard, len(items), len(items) - len(todo), 0, retried=retried, dropped=listing.dropped)
+    return todo, replace, report
+
+
+def check_setup_failures(index_dir: Path, report: BuildReport, pending: int, skip: SkippedFile,
+                         failures: int) -> int:
+    """Count a skip towards :data:`MAX_FAILURES_BEFORE_FIRST_SUCCESS` while nothing is embedded yet.
+
+    Args:
+        pending: tracks embedded but not yet committed.
+
+    Returns:
+        The updated count of failures not about the file.
+
+    Raises:
+        MixrepError: the count reached the maximum (a broken setup, not broken files).
+    """
+    if skip.kind not in ("separation", "failed") or report.embedded + pending > 0:
+        return failures
+    failures += 1
+    if failures >= MAX_FAILURES_BEFORE_FIRST_SUCCESS:
+        raise MixrepError(
+            f"the first {failures} files of {index_dir} all failed to embed, e.g. {skip.path}: {skip.reason}. "
+            f"That is a problem of the encoder or its setup, not of the files; fix it and run the build again "
+            f"(these files will be retried).")
+    return failures
+
+
+def commit_block(store: MetadataStore, done: list[TrackRecord], skips: list[SkippedFile],
+                 replace: dict[str, int], report: BuildReport) -> None:
+    """Commit one block of tracks and skips in one transaction and count them in ``report``."""
+    # A changed file is replaced whether it re-embedded or now fails (no stale vectors).
+    changed = [r.path for r in done] + [str(s.path) for s in skips]
+    store.commit(done, skips, [replace[p] for p in changed if p in replace])
+    report.embedded += len(done)
+    report.skipped += skips
+
+
+def finish_build(index_dir: Path, config: IndexConfig | None, index: LibraryIndex | None, report: BuildReport,
+                 started: float) -> None:
+    """Reconcile and save the FAISS index with the store (trained here when IVF), finish ``report``, log skips."""
+    index = index or LibraryIndex.open(index_dir, readonly=False, config=config)
+    with index:
+        index.sync()
+        index.save()
+        report.tracks_in_index = len(index.style_index)
     report.elapsed_seconds = time.monotonic() - started
     left_out = report.skipped + report.dropped
     if left_out:
         log.warning("%d tracks left out:\n%s", len(left_out),
                     "\n".join(f"  {s.path}: {s.kind}: {s.reason}" for s in left_out))
-    return report
 
 
 def _plan(items: Sequence[LibraryItem], states: dict[str, FileState], retry_kinds: set[str],
@@ -195,7 +239,7 @@ def _plan(items: Sequence[LibraryItem], states: dict[str, FileState], retry_kind
         skipped = state.track_id is None
         if skipped and (retry_all or state.kind in retry_kinds):
             retried += 1
-        elif (state.size_bytes, state.mtime_ns) == _stat(item):
+        elif (state.size_bytes, state.mtime_ns) == item_stat(item):
             continue
         elif not skipped:
             replace[str(item.path)] = state.track_id  # changed since embedded: re-embed
@@ -275,13 +319,49 @@ def _sync_and_save(index_dir: Path, config: IndexConfig | None) -> int:
         return len(index.style_index)
 
 
-def _stat(item: LibraryItem) -> tuple[int, int]:
+def item_stat(item: LibraryItem) -> tuple[int, int]:
     """``(size_bytes, mtime_ns)`` of a file, summed/maxed over the stems of a stem track."""
     try:
         stats = [os.stat(p) for p in (item.stem_paths or (item.path,))]
     except OSError:
         return -1, -1
     return sum(s.st_size for s in stats), max(s.st_mtime_ns for s in stats)
+
+
+def embed_item(embedder: Embedder, item: LibraryItem) -> tuple[np.ndarray, np.ndarray, str]:
+    """The embedder's clips of one screened item and its content SHA-1.
+
+    Returns:
+        ``(embeddings (clips, embedding_dim), offsets_seconds (clips,), content_sha1)``, unchecked.
+
+    Raises:
+        Exception: any failure of the file (the caller makes it a skip with :func:`skip_of`).
+    """
+    files = list(item.stem_paths or (item.path,))
+    embeddings, offsets = (embedder.embed_stems_clips(files) if item.stem_paths
+                           else embedder.embed_file_clips(item.path))
+    return embeddings, offsets, digest(file_chunks(files), "sha1")  # the store's content_sha1: keep SHA-1
+
+
+def skip_of(item: LibraryItem, error: Exception, size_bytes: int, mtime_ns: int) -> SkippedFile:
+    """The recorded skip of a per-file failure."""
+    kind, reason = classify_failure(error)
+    log.debug("skipping %s: %s: %s", item.path, kind, reason)
+    return SkippedFile(str(item.path), kind, reason, size_bytes, mtime_ns)
+
+
+def make_record(embedder: Embedder, item: LibraryItem, duration_seconds: float, size_bytes: int, mtime_ns: int,
+                embeddings: np.ndarray, offsets_seconds: np.ndarray, content_sha1: str) -> TrackRecord:
+    """The store row of an embedded item, after checking the embedder's output.
+
+    Raises:
+        ValueError: malformed output: a bug of the embedder, which stops the build (not a skip).
+    """
+    embeddings, offsets_seconds = check_clip_embeddings(embeddings, offsets_seconds, embedder.embedding_dim,
+                                                        item.path)
+    return TrackRecord(path=str(item.path), duration_seconds=duration_seconds, size_bytes=size_bytes,
+                       mtime_ns=mtime_ns, content_sha1=content_sha1, clip_offsets_seconds=offsets_seconds,
+                       embeddings=embeddings, model_hash=embedder.model_hash, tags=dict(item.tags))
 
 
 def _embed(embedder: Embedder, item: LibraryItem, skips: list[SkippedFile], min_seconds: float,
@@ -291,19 +371,11 @@ def _embed(embedder: Embedder, item: LibraryItem, skips: list[SkippedFile], min_
     The embedder's output is checked outside the per-file net: a malformed output is a bug of the
     embedder and stops the build.
     """
-    size, mtime = _stat(item)
-    files = list(item.stem_paths or (item.path,))
+    size, mtime = item_stat(item)
     try:
-        duration = screen_track(files, min_seconds, include_silent)
-        embeddings, offsets = (embedder.embed_stems_clips(files) if item.stem_paths
-                               else embedder.embed_file_clips(item.path))
-        sha1 = digest(file_chunks(files), "sha1")  # the store's content_sha1: keep SHA-1
+        duration = screen_track(list(item.stem_paths or (item.path,)), min_seconds, include_silent)
+        embeddings, offsets, sha1 = embed_item(embedder, item)
     except Exception as e:  # every per-file failure is a skip; KeyboardInterrupt & co. are not Exceptions
-        kind, reason = classify_failure(e)
-        skips.append(SkippedFile(str(item.path), kind, reason, size, mtime))
-        log.debug("skipping %s: %s: %s", item.path, kind, reason)
+        skips.append(skip_of(item, e, size, mtime))
         return None
-    embeddings, offsets = check_clip_embeddings(embeddings, offsets, embedder.embedding_dim, item.path)
-    return TrackRecord(path=str(item.path), duration_seconds=duration, size_bytes=size, mtime_ns=mtime,
-                       content_sha1=sha1, clip_offsets_seconds=offsets, embeddings=embeddings,
-                       model_hash=embedder.model_hash, tags=dict(item.tags))
+    return make_record(embedder, item, duration, size, mtime, embeddings, offsets, sha1)

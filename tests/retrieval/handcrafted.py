@@ -121,3 +121,43 @@ class FailingEmbedder(BandStereoEmbedder):
         if self.calls > self.fail_after:
             raise KeyboardInterrupt(f"simulated kill after {self.fail_after} files")
         return super().embed_file_clips(path)
+
+
+class RaisingEmbedder(BandStereoEmbedder):
+    """Raises ``SeparationError`` on the files named ``bad_name`` (a separator failing on one file)."""
+
+    def __init__(self, bad_name: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.bad_name = bad_name
+
+    def embed_file_clips(self, path):
+        from mixrep.errors import SeparationError
+
+        if Path(path).name == self.bad_name:
+            raise SeparationError(f"simulated separator failure on {path}")
+        return super().embed_file_clips(path)
+
+
+class CrashingEmbedder(BandStereoEmbedder):
+    """Kills its own process (``os._exit``) while embedding the file named ``crash_name``: the first time
+    only (a lost worker), or every time (``always``: a file that crashes the separator). ``marker`` is a
+    file path that records the first crash across processes."""
+
+    def __init__(self, crash_name: str, marker: str, always: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.crash_name, self.marker, self.always = crash_name, Path(marker), always
+
+    def embed_file_clips(self, path):
+        if Path(path).name == self.crash_name and (self.always or not self.marker.exists()):
+            self.marker.write_text("crashed")
+            os._exit(1)
+        return super().embed_file_clips(path)
+
+
+class DriverOnlyEmbedder(BandStereoEmbedder):
+    """Can be built only in the process ``driver_pid`` (a checkpoint missing on the worker nodes)."""
+
+    def __init__(self, driver_pid: int, **kwargs) -> None:
+        if os.getpid() != driver_pid:
+            raise FileNotFoundError("no checkpoint at /shared/model.ckpt on this node")
+        super().__init__(**kwargs)
