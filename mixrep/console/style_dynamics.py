@@ -184,7 +184,7 @@ def _compressor_settings(audio: Tensor, what: str, threshold_db: Tensor | float,
     return audio, s
 
 
-def _level_db(audio: Tensor) -> tuple[Tensor, Tensor]:
+def rms_level_db(audio: Tensor) -> tuple[Tensor, Tensor]:
     """RMS level in dBFS of each ``(2, samples)`` signal (``mixrep.audio.primitives.rms_db``) and
     whether it is silent; a silent signal gets a finite stand-in level (0 dB) so that the branch
     it bypasses stays finite, values and gradients. ``(..., 2, samples)`` -> ``(...)``, ``(...)``."""
@@ -193,7 +193,8 @@ def _level_db(audio: Tensor) -> tuple[Tensor, Tensor]:
     return 10.0 * torch.log10(torch.where(silent, torch.ones_like(energy), energy)), silent
 
 
-def _db_to_gain(gain_db: Tensor) -> Tensor:
+def db_to_gain(gain_db: Tensor) -> Tensor:
+    """Linear gain of a gain in dB, elementwise (:func:`mixrep.audio.primitives.db_to_gain` for tensors)."""
     return torch.pow(10.0, gain_db / 20.0)
 
 
@@ -232,8 +233,8 @@ def channel_compressor(audio: Tensor, threshold_db: Tensor | float, ratio: Tenso
         ``(..., 2, samples)`` and settings ``(...)`` -> ``(..., 2, samples)`` (broadcast leading dims).
     """
     audio, s = _compressor_settings(audio, "channel_compressor", threshold_db, ratio, attack_ms, release_ms, makeup_db)
-    level_db, silent = _level_db(audio)
-    threshold = _db_to_gain(level_db + s["threshold_db"])[..., None, None]
+    level_db, silent = rms_level_db(audio)
+    threshold = db_to_gain(level_db + s["threshold_db"])[..., None, None]
     signal = audio.to(torch.float64)
     attack = _juce_coefficient(s["attack_ms"], sample_rate)[..., None].expand(*silent.shape, 2)
     release = _juce_coefficient(s["release_ms"], sample_rate)[..., None].expand(*silent.shape, 2)
@@ -241,7 +242,7 @@ def channel_compressor(audio: Tensor, threshold_db: Tensor | float, ratio: Tenso
     # (env / threshold) ** (1/ratio - 1) above the threshold, 1 below: the clamp is the hard knee
     exponent = (1.0 / s["ratio"] - 1.0)[..., None, None]
     gain = torch.pow(torch.clamp(envelope / threshold, min=1.0), exponent)
-    out = signal * gain * _db_to_gain(s["makeup_db"])[..., None, None]
+    out = signal * gain * db_to_gain(s["makeup_db"])[..., None, None]
     return torch.where(silent[..., None, None], signal, out).to(audio.dtype)
 
 
@@ -267,7 +268,7 @@ def saturation(audio: Tensor, drive_db: Tensor | float, level_db: Tensor | float
     what = "saturation"
     audio, s = _broadcast(audio, what, drive_db=drive_db)
     if level_db is None:
-        level, silent = _level_db(audio)
+        level, silent = rms_level_db(audio)
     else:
         level = torch.as_tensor(level_db, dtype=torch.float64, device=audio.device)
         if torch.isnan(level).any():
@@ -278,8 +279,8 @@ def saturation(audio: Tensor, drive_db: Tensor | float, level_db: Tensor | float
         audio, level, silent = audio.expand(*lead, *audio.shape[-2:]), level.expand(lead), silent.expand(lead)
         s["drive_db"] = s["drive_db"].expand(lead)
     trim_db = SATURATION_REFERENCE_DBFS - level
-    pre = _db_to_gain(trim_db + s["drive_db"])[..., None, None]
-    post = _db_to_gain(-trim_db - s["drive_db"])[..., None, None]
+    pre = db_to_gain(trim_db + s["drive_db"])[..., None, None]
+    post = db_to_gain(-trim_db - s["drive_db"])[..., None, None]
     signal = audio.to(torch.float64)
     out = torch.tanh(signal * pre) * post
     return torch.where(silent[..., None, None], signal, out).to(audio.dtype)
@@ -307,7 +308,7 @@ def bus_compressor_gain(mix: Tensor, threshold_db: Tensor | float, ratio: Tensor
     mix, s = _compressor_settings(mix, "bus_compressor_gain", threshold_db, ratio, attack_ms, release_ms, makeup_db)
     samples = mix.shape[-1]
     blocks = -(-samples // DETECTOR_BLOCK)
-    level_db, silent = _level_db(mix)
+    level_db, silent = rms_level_db(mix)
     peak = F.pad(mix.to(torch.float64).abs().amax(dim=-2), (0, blocks * DETECTOR_BLOCK - samples))
     peak = peak.reshape(*peak.shape[:-1], blocks, DETECTOR_BLOCK).amax(dim=-1)
     peak_db = 20.0 * torch.log10(torch.clamp(peak, min=1e-9))
@@ -324,7 +325,7 @@ def bus_compressor_gain(mix: Tensor, threshold_db: Tensor | float, ratio: Tensor
     lower = lower.long()
     upper = torch.clamp(lower + 1, max=blocks - 1)
     curve_db = gain_db[..., lower] * (1.0 - weight) + gain_db[..., upper] * weight + s["makeup_db"][..., None]
-    gain = torch.where(silent[..., None], torch.ones_like(curve_db), _db_to_gain(curve_db))
+    gain = torch.where(silent[..., None], torch.ones_like(curve_db), db_to_gain(curve_db))
     return gain.to(mix.dtype)
 
 
@@ -347,7 +348,7 @@ def limiter_gain(mix: Tensor, ceiling_db: Tensor | float, release_ms: Tensor | f
         raise ValueError(f"{what}: lookahead_ms must be >= 0; got {lookahead_ms}")
     samples = mix.shape[-1]
     lead = mix.shape[:-2]
-    ceiling = _db_to_gain(s["ceiling_db"])[..., None]
+    ceiling = db_to_gain(s["ceiling_db"])[..., None]
     peak = mix.to(torch.float64).abs().amax(dim=-2)
     required = torch.clamp(ceiling / torch.clamp(peak, min=1e-12), max=1.0)
     window = max(1, int(round(lookahead_ms * 1e-3 * sample_rate)))
@@ -360,7 +361,7 @@ def limiter_gain(mix: Tensor, ceiling_db: Tensor | float, release_ms: Tensor | f
     slope = (6.0 / torch.clamp(s["release_ms"] * 1e-3 * sample_rate, min=1.0))[..., None]  # dB per sample
     index = torch.arange(samples, dtype=torch.float64, device=mix.device)
     released = torch.cummin(ramp_db - slope * index, dim=-1).values + slope * index
-    return _db_to_gain(torch.minimum(released, ramp_db)).to(mix.dtype)
+    return db_to_gain(torch.minimum(released, ramp_db)).to(mix.dtype)
 
 
 def _k_weighting(sample_rate: int) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -49,8 +49,10 @@ from mixrep.console.style_dsp import (
 from mixrep.console.style_dynamics import (
     bus_compressor_gain,
     channel_compressor,
+    db_to_gain,
     limiter_gain,
     loudness_lufs,
+    rms_level_db,
     saturation,
 )
 from mixrep.constants import CHANNELS, STEMS
@@ -484,21 +486,6 @@ def _where_rows(mask: Tensor, fn: Callable[..., Tensor], audio: Tensor, *setting
     return audio.index_put(index, fn(audio[index], *(s[index] for s in settings)))
 
 
-def _power_db(audio: Tensor) -> Tensor:
-    """RMS in dB over ``(2, samples)`` (``rms_db``); 0 where silent (callers skip silent rows).
-
-    Shape:
-        ``(..., 2, samples)`` -> ``(...)``.
-    """
-    power = audio.square().mean(dim=(-2, -1))
-    silent = power <= 0
-    return torch.where(silent, torch.zeros_like(power), 10.0 * torch.log10(torch.where(silent, 1.0, power)))
-
-
-def _db_to_gain(gain_db: Tensor) -> Tensor:
-    return torch.pow(10.0, gain_db / 20.0)
-
-
 def render_strips(tracks: Tensor, t: StyleTensors, sample_rate: int, tail_db: float = TAIL_DB) -> Tensor:
     """Every track's channel strip, up to and including the pan (the sends are taken from it).
 
@@ -508,7 +495,7 @@ def render_strips(tracks: Tensor, t: StyleTensors, sample_rate: int, tail_db: fl
     samples = tracks.shape[-1]
     n_fft = _fft_length(samples, _linear_tail_samples(t, sample_rate, tail_db))
     audio = _filter(tracks, lambda f: _strip_filter_response(t, f, sample_rate), n_fft, sample_rate)
-    level_db = _power_db(audio)  # the strip's RMS after the EQ: what the relative settings refer to
+    strip_db = rms_level_db(audio)[0]  # the strip's RMS after the EQ: what the relative settings refer to
     live = t.track_mask & (audio.detach().abs().amax(dim=(-2, -1)) > 0)
     audio = _where_rows(
         t.compressor_on & live,
@@ -517,8 +504,8 @@ def render_strips(tracks: Tensor, t: StyleTensors, sample_rate: int, tail_db: fl
         t.compressor_makeup_db,
     )
     # the saturator is gain-staged from the strip's level before the compressor, as the reference does
-    audio = _where_rows(t.saturation_on & live, saturation, audio, t.saturation_drive_db, level_db)
-    audio = audio * _db_to_gain(t.fader_db)[..., None, None]
+    audio = _where_rows(t.saturation_on & live, saturation, audio, t.saturation_drive_db, strip_db)
+    audio = audio * db_to_gain(t.fader_db)[..., None, None]
     width = torch.where(t.width_on, t.width, torch.ones_like(t.width))[..., None]
     mid = 0.5 * (audio[..., 0, :] + audio[..., 1, :])
     side = 0.5 * (audio[..., 0, :] - audio[..., 1, :]) * width
@@ -593,14 +580,14 @@ def render_master(stems: Tensor, t: StyleTensors, sample_rate: int, tail_db: flo
     limited = t.limiter_on & (peak.detach() > 0)
     if bool(limited.any()):
         index = limited.nonzero(as_tuple=True)
-        drive = _db_to_gain(t.limiter_ceiling_db[index] + t.limiter_drive_db[index]) / peak[index]
+        drive = db_to_gain(t.limiter_ceiling_db[index] + t.limiter_drive_db[index]) / peak[index]
         driven = stems[index] * drive[:, None, None, None]
         curve = limiter_gain(driven.sum(dim=1), t.limiter_ceiling_db[index], t.limiter_release_ms[index], sample_rate)
         stems = stems.index_put(index, driven * curve[:, None, None, :])
     loudness = loudness_lufs(stems.sum(dim=1), sample_rate)
     finite = torch.isfinite(loudness)
     gain_db = torch.where(finite, t.loudness_lufs - torch.where(finite, loudness, torch.zeros_like(loudness)), 0.0)
-    return stems * _db_to_gain(gain_db)[:, None, None, None]
+    return stems * db_to_gain(gain_db)[:, None, None, None]
 
 
 def _check_bus_ranges(t: StyleTensors) -> None:
@@ -657,7 +644,7 @@ def render_style(tracks: Tensor, tensors: StyleTensors, sample_rate: int, tail_d
     stems = _to_stems(processed, t)
 
     def send_gain(db: Tensor, on: Tensor) -> Tensor:
-        return torch.where(on, _db_to_gain(db), torch.zeros_like(db))
+        return torch.where(on, db_to_gain(db), torch.zeros_like(db))
 
     stems = stems + render_buses(_to_stems(processed, t, send_gain(t.delay_send_db, t.delay_send_on)),
                                  _to_stems(processed, t, send_gain(t.reverb_send_db, t.reverb_send_on)),
