@@ -36,6 +36,7 @@ from mixrep.audio.io import read_audio
 from mixrep.console import MixingConsole
 from mixrep.console import functional as Fn
 from mixrep.console.loss import multi_resolution_stft_distance
+from mixrep.console.spec import normalise_loudness
 from mixrep.console.strips import strip_nodes
 from mixrep.console.style_convert import _strip_eq_response_db, console_from_style, eq_fit_grid, style_from_console
 from mixrep.constants import STEMS
@@ -134,8 +135,7 @@ def _rendered_distance(console: MixingConsole, tracks: torch.Tensor) -> None:
     style = style_from_console(console, tracks=tracks).style  # loudness target: the console's mix
     names = console.track_names
     pedalboard = render_mix(tracks.numpy(), style, rate, names, ["other"] * len(names)).sum(axis=0)
-    plain = tracks.numpy().sum(axis=0)
-    plain = plain * np.float32(10.0 ** ((integrated_loudness(mix, rate) - integrated_loudness(plain, rate)) / 20.0))
+    plain = normalise_loudness(tracks.numpy().sum(axis=0)[None], rate, integrated_loudness(mix, rate))[0]
     print()
     print("| render | multi-resolution STFT distance to the console's render |")
     print("|---|---|")

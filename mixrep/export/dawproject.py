@@ -35,10 +35,9 @@ from mixrep.audio.primitives import db_to_gain
 from mixrep.audio.stems import stem_index
 from mixrep.constants import STEMS
 from mixrep.errors import MixrepError
+from mixrep.export.reaper import checked_project_song, unset_settings
 from mixrep.files import atomic_write, check_output_file
 from mixrep.styles.mix_style import ChannelStrip, CompressorSettings, EqBand, MixLevels, MixStyle, mix_levels
-from mixrep.export.reaper import unset_settings
-from mixrep.styles.style_file import check_style
 
 DAWPROJECT_VERSION = "1.0"
 
@@ -199,7 +198,7 @@ def project_xml(style: MixStyle, names: Sequence[str], stems: Sequence[str], med
 
 def write_dawproject(path: str | os.PathLike, style: MixStyle, track_files: Sequence[str | os.PathLike],
                      names: Sequence[str], stems: Sequence[str | int], sample_rate: int, tracks: np.ndarray,
-                     *, embed_audio: bool = True) -> Path:
+                     *, embed_audio: bool = True, levels: MixLevels | None = None) -> Path:
     """Write a ``.dawproject`` of a song's raw tracks mixed in ``style`` (see the module docstring).
 
     Args:
@@ -207,6 +206,7 @@ def write_dawproject(path: str | os.PathLike, style: MixStyle, track_files: Sequ
         style, track_files, names, stems, sample_rate, tracks: as :func:`~mixrep.export.reaper.write_reaper_project`.
         embed_audio: copy the track files into the zip (``audio/<n>_<file name>``, the file moves
             whole); ``False`` references them by absolute path.
+        levels: as :func:`~mixrep.export.reaper.write_reaper_project`.
 
     Raises:
         StyleFileError: a setting outside the renderer's ranges, a track without a strip.
@@ -216,14 +216,11 @@ def write_dawproject(path: str | os.PathLike, style: MixStyle, track_files: Sequ
         tracks ``(tracks, channels=2, samples)``.
     """
     path = check_output_file(path, "DAWproject file")
-    checked = check_style(style, names, stems, sample_rate, where="mix style for this song", labels=False)
-    files = [Path(f) for f in track_files]
-    if len(files) != len(checked.names) or tracks.shape[0] != len(checked.names):
-        raise ValueError(f"expected one file and one audio track per name: {len(files)} files, "
-                         f"{tracks.shape[0]} tracks, {len(checked.names)} names")
+    checked, files = checked_project_song(style, track_files, names, stems, sample_rate, tracks)
     media = ([f"audio/{i}_{f.name}" for i, f in enumerate(files)] if embed_audio
              else [str(f.resolve()) for f in files])
-    levels = mix_levels(tracks, checked.style, sample_rate, checked.names, checked.stems)
+    if levels is None:
+        levels = mix_levels(tracks, checked.style, sample_rate, checked.names, checked.stems)
     xml = project_xml(checked.style, checked.names, checked.stems, media, sample_rate,
                       tracks.shape[-1] / sample_rate, levels, external=not embed_audio)
     metadata = ET.tostring(ET.Element("MetaData"), encoding="utf-8", xml_declaration=True)

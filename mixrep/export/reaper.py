@@ -55,7 +55,7 @@ from mixrep.export.reaper_plugins import (
 from mixrep.export.rpp_text import Block, RppError, clean_name, parse, quote
 from mixrep.files import atomic_write_text, check_output_file
 from mixrep.styles.mix_style import ChannelStrip, CompressorSettings, EqBand, MixLevels, MixStyle, mix_levels
-from mixrep.styles.style_file import check_style
+from mixrep.styles.style_file import StyleFile, check_style
 
 BUTTERWORTH_Q = 1.0 / math.sqrt(2.0)
 """Q of the renderer's second-order Butterworth high- and low-pass (``BW = 1.90`` octaves in ReaEQ)."""
@@ -171,9 +171,26 @@ def _notes(names: Sequence[str], strips: Sequence[ChannelStrip]) -> list[str]:
 # ----------------------------------------------------------------------------- write
 
 
+def checked_project_song(style: MixStyle, track_files: Sequence[str | os.PathLike], names: Sequence[str],
+                         stems: Sequence[str | int], sample_rate: int, tracks: np.ndarray) -> tuple[StyleFile, list[Path]]:
+    """The style checked for the song (any track names: the writers escape them) and the track files,
+    once there is one file and one audio track per name (what both project writers check first).
+
+    Raises:
+        StyleFileError: a setting outside the renderer's ranges, a track without a strip.
+        ValueError: file, track and name counts that disagree.
+    """
+    checked = check_style(style, names, stems, sample_rate, where="mix style for this song", labels=False)
+    files = [Path(f) for f in track_files]
+    if len(files) != len(checked.names) or tracks.shape[0] != len(checked.names):
+        raise ValueError(f"expected one file and one audio track per name: {len(files)} files, "
+                         f"{tracks.shape[0]} tracks, {len(checked.names)} names")
+    return checked, files
+
+
 def write_reaper_project(path: str | os.PathLike, style: MixStyle, track_files: Sequence[str | os.PathLike],
                          names: Sequence[str], stems: Sequence[str | int], sample_rate: int, tracks: np.ndarray,
-                         *, relative_paths: bool = True) -> Path:
+                         *, relative_paths: bool = True, levels: MixLevels | None = None) -> Path:
     """Write a REAPER project of a song's raw tracks mixed in ``style`` (see the module docstring).
 
     Args:
@@ -186,6 +203,8 @@ def write_reaper_project(path: str | os.PathLike, style: MixStyle, track_files: 
             settings refer to and the items' length.
         relative_paths: write item paths relative to the project's folder where the file lies
             under it (a project folder that moves stays whole); absolute otherwise.
+        levels: :func:`~mixrep.styles.mix_style.mix_levels` of this style on ``tracks``, when the
+            caller has rendered it already (otherwise the style is rendered here to measure them).
 
     Raises:
         StyleFileError: a setting outside the renderer's ranges, a track without a strip.
@@ -197,12 +216,8 @@ def write_reaper_project(path: str | os.PathLike, style: MixStyle, track_files: 
         tracks ``(tracks, channels=2, samples)``.
     """
     path = check_output_file(path, "REAPER project")
-    checked = check_style(style, names, stems, sample_rate, where="mix style for this song", labels=False)
+    checked, files = checked_project_song(style, track_files, names, stems, sample_rate, tracks)
     style, names, classes = checked.style, list(checked.names), list(checked.stems)
-    files = [Path(f) for f in track_files]
-    if len(files) != len(names) or tracks.shape[0] != len(names):
-        raise ValueError(f"expected one file and one audio track per name: {len(files)} files, "
-                         f"{tracks.shape[0]} tracks, {len(names)} names")
     for file in files:
         if file.suffix.lower() not in SOURCE_TYPES:
             raise MixrepError(f"{file}: a REAPER project is written here for {', '.join(SOURCE_TYPES)} files; "
@@ -210,7 +225,8 @@ def write_reaper_project(path: str | os.PathLike, style: MixStyle, track_files: 
     media = [_media_path(f, path.parent, relative_paths) for f in files]
     for text in media:
         quote(text)  # refuse an unwritable path before the long work
-    levels = mix_levels(tracks, style, sample_rate, names, classes)
+    if levels is None:
+        levels = mix_levels(tracks, style, sample_rate, names, classes)
     text = project_text(style, names, classes, media, sample_rate, tracks.shape[-1] / sample_rate, levels)
     return atomic_write_text(path, text)
 

@@ -25,11 +25,12 @@ import numpy as np
 import torch
 
 from mixrep.console.loss import multi_resolution_stft_distance
+from mixrep.console.spec import normalise_loudness
 from mixrep.console.style_convert import StyleFromConsole, style_from_console
 from mixrep.export.dawproject import write_dawproject
 from mixrep.export.reaper import write_reaper_project
-from mixrep.inference.output_stage import ANALYSIS_SECONDS, analysis_excerpt
-from mixrep.styles.mix_style import MixStyle, integrated_loudness, render_mix
+from mixrep.inference.output_stage import ANALYSIS_SECONDS, analysis_excerpt, middle_span
+from mixrep.styles.mix_style import MixLevels, MixStyle, integrated_loudness, render_mix_levels
 
 EXPORT_SUFFIXES: dict[str, str] = {"pedalboard": ".pedalboard.wav", "reaper": ".rpp", "dawproject": ".dawproject"}
 """Every ``--export`` target and the suffix its file gets beside the mix."""
@@ -83,22 +84,14 @@ def _db(gain: float) -> float:
     return 20.0 * math.log10(max(float(gain), 1e-12))
 
 
-def pedalboard_mix(style: MixStyle, raw_tracks: np.ndarray, names: Sequence[str], stems: Sequence[str],
-                   sample_rate: int) -> np.ndarray:
-    """The settings rendered with pedalboard on the raw tracks. ``(tracks, 2, samples)`` -> ``(2, samples)``."""
-    return render_mix(raw_tracks, style, sample_rate, list(names), list(stems)).sum(axis=0)
-
-
 def render_distance(estimate: np.ndarray, target: np.ndarray, sample_rate: int,
                     seconds: float = ANALYSIS_SECONDS) -> float:
     """Multi-resolution STFT distance of two renders of one song over its middle ``seconds``
     (:func:`~mixrep.console.loss.multi_resolution_stft_distance`). ``(2, samples)`` each."""
-    length = min(estimate.shape[-1], target.shape[-1])
-    keep = min(length, int(round(seconds * sample_rate)))
-    start = (length - keep) // 2
+    start, stop = middle_span(min(estimate.shape[-1], target.shape[-1]), sample_rate, seconds)
 
     def middle(x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(x[..., start: start + keep], dtype=np.float32))
+        return torch.from_numpy(np.ascontiguousarray(x[..., start:stop], dtype=np.float32))
 
     return multi_resolution_stft_distance(middle(estimate), middle(target))
 
@@ -113,6 +106,8 @@ class MixExport:
         tracks: ``(tracks, 2, samples)`` raw, as read from ``files``; names, stems, files: per track.
         sample_rate: Hz of ``tracks``.
         pedalboard: the pedalboard render ``(2, samples)`` when it was asked for, else ``None``.
+        levels: the levels the settings' relative values met in that render (what the DAW projects
+            set their absolute thresholds from), when an export was asked for, else ``None``.
     """
 
     style: MixStyle
@@ -123,15 +118,18 @@ class MixExport:
     files: list[Path]
     sample_rate: int
     pedalboard: np.ndarray | None = None
+    levels: MixLevels | None = None
 
     def write_project(self, target: str, path: Path) -> None:
         """Write the ``reaper`` or ``dawproject`` project to ``path``."""
         writer = {"reaper": write_reaper_project, "dawproject": write_dawproject}[target]
-        writer(path, self.style, self.files, self.names, self.stems, self.sample_rate, self.tracks)
+        writer(path, self.style, self.files, self.names, self.stems, self.sample_rate, self.tracks, levels=self.levels)
 
 
 def mix_export(result, song, exports: Sequence[str]) -> MixExport:
-    """The settings (and, with ``pedalboard`` in ``exports``, the pedalboard render) of a ``mixrep mix`` result.
+    """The settings of a ``mixrep mix`` result and, when ``exports`` names any target, their one
+    pedalboard render on the raw tracks: the ``pedalboard`` export's audio and the levels the
+    projects' absolute settings come from.
 
     Args:
         result: the :class:`~mixrep.inference.style_transfer.TransferResult`.
@@ -139,19 +137,12 @@ def mix_export(result, song, exports: Sequence[str]) -> MixExport:
     """
     converted = mix_style_of(result.console, song.tracks, result.track_gains, song.names, song.stems,
                              result.sample_rate, result.levels.lufs)
-    rendered = None
-    if "pedalboard" in exports:
-        rendered = pedalboard_mix(converted.style, song.tracks, song.names, song.stems, song.sample_rate)
+    rendered = levels = None
+    if exports:
+        stems, levels = render_mix_levels(song.tracks, converted.style, song.sample_rate, song.names, song.stems)
+        rendered = stems.sum(axis=0) if "pedalboard" in exports else None
     return MixExport(converted.style, converted.report.to_dict(), song.tracks, list(song.names), list(song.stems),
-                     list(song.files), song.sample_rate, rendered)
-
-
-def _loudness_matched(audio: np.ndarray, target: np.ndarray, sample_rate: int) -> np.ndarray:
-    """``audio`` scaled to ``target``'s integrated loudness (unchanged when either is silent). ``(2, samples)``."""
-    loudness, goal = integrated_loudness(audio, sample_rate), integrated_loudness(target, sample_rate)
-    if not (math.isfinite(loudness) and math.isfinite(goal)):
-        return audio
-    return audio * np.float32(10.0 ** ((goal - loudness) / 20.0))
+                     list(song.files), song.sample_rate, rendered, levels)
 
 
 def export_report(export: MixExport, result, exports: dict[str, Path]) -> dict:
@@ -162,7 +153,10 @@ def export_report(export: MixExport, result, exports: dict[str, Path]) -> dict:
     raw sum's, which gives the distance a scale)."""
     written: dict[str, dict] = {target: {"path": str(path)} for target, path in exports.items()}
     if export.pedalboard is not None and "pedalboard" in written:
-        raw_sum = _loudness_matched(export.tracks.sum(axis=0), result.mix, export.sample_rate)
+        raw_sum = export.tracks.sum(axis=0)
+        goal_lufs = integrated_loudness(result.mix, export.sample_rate)
+        if math.isfinite(goal_lufs):
+            raw_sum = normalise_loudness(raw_sum[None], export.sample_rate, goal_lufs)[0]
         written["pedalboard"].update(
             stft_distance_to_mix=round(render_distance(export.pedalboard, result.mix, export.sample_rate), 4),
             raw_sum_stft_distance_to_mix=round(render_distance(raw_sum, result.mix, export.sample_rate), 4))

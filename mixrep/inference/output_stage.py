@@ -73,13 +73,17 @@ def _aligned(tracks: np.ndarray | Tensor, gains: np.ndarray, start: int, stop: i
     return piece * torch.from_numpy(gains.astype(np.float32))[:, None, None]
 
 
+def middle_span(length: int, sample_rate: int, seconds: float = ANALYSIS_SECONDS) -> tuple[int, int]:
+    """``(start, stop)`` samples of the middle ``seconds`` of ``length`` samples (all of them when shorter)."""
+    keep = min(length, int(round(seconds * sample_rate)))
+    start = (length - keep) // 2
+    return start, start + keep
+
+
 def analysis_excerpt(tracks: np.ndarray | Tensor, gains: np.ndarray, sample_rate: int, model_rate: int,
                      seconds: float = ANALYSIS_SECONDS) -> Tensor:
     """The level-aligned middle ``seconds`` of ``tracks`` at ``model_rate``: ``(tracks, 2, samples)``."""
-    length = tracks.shape[-1]
-    keep = min(length, int(round(seconds * sample_rate)))
-    start = (length - keep) // 2
-    excerpt = _aligned(tracks, gains, start, start + keep)
+    excerpt = _aligned(tracks, gains, *middle_span(tracks.shape[-1], sample_rate, seconds))
     if sample_rate == model_rate:
         return excerpt
     # track by track: torchaudio's polyphase resampler needs several times its input in scratch

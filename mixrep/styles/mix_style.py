@@ -721,17 +721,26 @@ def render_mix(tracks: np.ndarray, style: MixStyle, sample_rate: int, names: Seq
     return _mix(tracks, style, sample_rate, names, stems, None)
 
 
+def render_mix_levels(tracks: np.ndarray, style: MixStyle, sample_rate: int, names: Sequence[str],
+                      stems: Sequence[str | int]) -> tuple[np.ndarray, MixLevels]:
+    """:func:`render_mix`, and the absolute levels the style's relative settings met while rendering
+    (to set a DAW's absolute thresholds and gains: :mod:`mixrep.export.reaper`), from one render.
+
+    Shape:
+        tracks ``(tracks, channels=2, samples)`` -> stems ``(stems=4, channels=2, samples)``.
+    """
+    levels = MixLevels()
+    return _mix(tracks, style, sample_rate, names, stems, levels), levels
+
+
 def mix_levels(tracks: np.ndarray, style: MixStyle, sample_rate: int, names: Sequence[str],
                stems: Sequence[str | int]) -> MixLevels:
-    """Render like :func:`render_mix` and return the absolute levels the style's relative settings
-    met (to set a DAW's absolute thresholds and gains: :mod:`mixrep.export.reaper`).
+    """The levels of :func:`render_mix_levels` alone.
 
     Shape:
         tracks ``(tracks, channels=2, samples)``.
     """
-    levels = MixLevels()
-    _mix(tracks, style, sample_rate, names, stems, levels)
-    return levels
+    return render_mix_levels(tracks, style, sample_rate, names, stems)[1]
 
 
 def _mix(tracks: np.ndarray, style: MixStyle, sample_rate: int, names: Sequence[str], stems: Sequence[str | int],
