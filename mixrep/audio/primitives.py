@@ -28,6 +28,12 @@ def db_to_gain(gain_db: float) -> float:
     return math.pow(10.0, gain_db / 20.0)
 
 
+def gain_to_db(gain: float, floor: float = 1e-12) -> float:
+    """Gain in dB of a linear amplitude factor, the inverse of :func:`db_to_gain`; factors below
+    ``floor`` (0 included) count as ``floor`` (-240 dB by default), so the result stays finite."""
+    return 20.0 * math.log10(max(float(gain), floor))
+
+
 def rms_db(audio: np.ndarray) -> float:
     """RMS level in dBFS over every sample of ``audio``; ``-inf`` for digital silence."""
     flat = np.asarray(audio, dtype=np.float32).ravel()

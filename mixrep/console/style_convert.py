@@ -49,7 +49,7 @@ import scipy.ndimage
 import torch
 from torch import Tensor
 
-from mixrep.audio.primitives import rms_db
+from mixrep.audio.primitives import gain_to_db, rms_db
 from mixrep.audio.stems import stem_index
 from mixrep.console import functional as Fn
 from mixrep.console.batch import GROUP, TRACK, strip_of_nodes
@@ -151,9 +151,6 @@ class StyleFromConsole:
 def _logit(weight: float) -> float:
     return float(np.clip(math.log(weight / (1.0 - weight)), _MIN_LOGIT, _MAX_LOGIT))
 
-
-def _db(x) -> float:
-    return 20.0 * math.log10(max(float(x), 1e-12))
 
 
 def _strip_eq_response_db(strip: ChannelStrip | MasterBus, frequencies_hz: Tensor, sample_rate: int) -> Tensor:
@@ -430,7 +427,7 @@ def _set_strip(params, processors, strip: ChannelStrip, style: MixStyle, name: s
         return
     dry_db = 0.0
     if rows["reverb"] is not None:  # the reverb's dry path (1 - w), made up here
-        dry_db = _db(1.0 - float(dry_wet_weight(params["reverb"][DRY_WET][rows["reverb"]])))
+        dry_db = gain_to_db(1.0 - float(dry_wet_weight(params["reverb"][DRY_WET][rows["reverb"]])))
     target = torch.exp(Fn.pan_to_log_gain(torch.tensor(gain_db - dry_db, dtype=torch.float64),
                                           torch.tensor(float(np.clip(strip.pan, -1.0, 1.0)), dtype=torch.float64)))
     spec = processors["gain_pan"].parameter_specs()["log_gain"]
@@ -485,8 +482,8 @@ def _set_delay(p: dict[str, Tensor], row: int, proc: Processor, bus: DelayBus, s
     level_db[0] = 0.0
     dropped, k = [], 1
     while step > 0:
-        gain_db = send_db + (k - 1) * _db(bus.feedback) if bus.feedback > 0 else (send_db if k == 1 else -math.inf)
-        gain_db -= _db(_W_MAX)
+        gain_db = send_db + (k - 1) * gain_to_db(bus.feedback) if bus.feedback > 0 else (send_db if k == 1 else -math.inf)
+        gain_db -= gain_to_db(_W_MAX)
         if gain_db < floor_db:
             break
         slot = (k * step) // proc.slot_samples
@@ -1019,7 +1016,7 @@ def _read_delay(p: dict[str, Tensor], w: float, sample_rate: int, where: str, re
         report.note(f"{where}.delay", "approximate",
                     f"{len(echoes)} echoes read as one delay ({first_ms:.1f} ms) with feedback from the first two; "
                     f"echoes at {[round(d, 1) for d in unexplained]} ms do not follow it")
-    return dry, (first_ms / 1000.0, feedback, _db(first))
+    return dry, (first_ms / 1000.0, feedback, gain_to_db(first))
 
 
 def _explained(delay_ms: float, amplitude: float, first_ms: float, first: float, feedback: float,
@@ -1029,7 +1026,7 @@ def _explained(delay_ms: float, amplitude: float, first_ms: float, first: float,
     k = round(delay_ms / first_ms)
     if k < 1 or abs(delay_ms - k * first_ms) > k * tolerance_ms or feedback <= 0.0:
         return False
-    return abs(_db(amplitude) - _db(first * feedback ** (k - 1))) <= 0.5
+    return abs(gain_to_db(amplitude) - gain_to_db(first * feedback ** (k - 1))) <= 0.5
 
 
 def _read_reverb(p: dict[str, Tensor], w: float, proc: Processor) -> tuple[float, float, float, float]:
@@ -1045,7 +1042,7 @@ def _read_reverb(p: dict[str, Tensor], w: float, proc: Processor) -> tuple[float
     level_mid = float((init[0, band] - table[best, 0, 0, band]).mean())
     level_side = float((init[1, band] - table[best, 0, 1, band]).mean())
     width = float(np.clip(math.exp(level_side - level_mid), 0.0, 1.0))
-    send_db = level_mid / Fn.LOG10_OVER_20 + _db(w / max(1.0 - w, 1e-12))
+    send_db = level_mid / Fn.LOG10_OVER_20 + gain_to_db(w / max(1.0 - w, 1e-12))
     return float(settings[best, 0]), float(settings[best, 1]), width, send_db
 
 

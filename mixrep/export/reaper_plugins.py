@@ -36,6 +36,7 @@ import math
 import struct
 from dataclasses import dataclass
 
+from mixrep.audio.primitives import db_to_gain
 from mixrep.export.rpp_text import RppError
 
 
@@ -100,10 +101,6 @@ def state_data(plugin: CockosPlugin, lines: list[str]) -> bytes:
     return data[:size]
 
 
-def _db_to_linear(gain_db: float) -> float:
-    return math.pow(10.0, gain_db / 20.0)
-
-
 def _linear_to_db(gain: float) -> float:
     return 20.0 * math.log10(gain) if gain > 0.0 else float("-inf")
 
@@ -138,7 +135,7 @@ class ReaEqBand:
 def reaeq_data(bands: list[ReaEqBand]) -> bytes:
     out = struct.pack("<II", 33, len(bands))
     for b in bands:
-        out += struct.pack("<IIdddB", REAEQ_TYPES[b.kind], 1, b.frequency_hz, _db_to_linear(b.gain_db), b.octaves, 1)
+        out += struct.pack("<IIdddB", REAEQ_TYPES[b.kind], 1, b.frequency_hz, db_to_gain(b.gain_db), b.octaves, 1)
     return out + struct.pack("<IId4I", 1, 1, 1.0, 0x18000000, 644, 406, 2)
 
 
@@ -171,11 +168,11 @@ class ReaCompSettings:
 
 def reacomp_data(c: ReaCompSettings) -> bytes:
     raw = list(_REACOMP_DEFAULTS)  # each value within ReaComp's range (ratio 100 = its limit mode)
-    raw[0] = min(_db_to_linear(c.threshold_db), 2.0)
+    raw[0] = min(db_to_gain(c.threshold_db), 2.0)
     raw[1] = min((c.ratio - 1.0) / 99.0, 1.0)
     raw[2] = min(c.attack_ms / 500.0, 1.0)
     raw[3] = min(c.release_ms / 5000.0, 1.0)
-    raw[11] = min(_db_to_linear(c.makeup_db), 2.0)
+    raw[11] = min(db_to_gain(c.makeup_db), 2.0)
     raw[13] = min(c.rms_ms / 100.0, 1.0)
     return _DATA_MAGIC + struct.pack("<21f", *raw)
 
@@ -197,8 +194,8 @@ class ReaDelaySettings:
 
 
 def readelay_data(d: ReaDelaySettings) -> bytes:
-    dry = 0.0 if not math.isfinite(d.dry_db) else _db_to_linear(d.dry_db)
-    head = bytes(8) + struct.pack("<IIIIff", 1, 44, 2, 0, _db_to_linear(d.wet_db), dry)
+    dry = 0.0 if not math.isfinite(d.dry_db) else db_to_gain(d.dry_db)
+    head = bytes(8) + struct.pack("<IIIIff", 1, 44, 2, 0, db_to_gain(d.wet_db), dry)
     tap = struct.pack("<11f", 0.0, 1.0, d.length_ms / 10_000.0, 0.0, d.feedback, 1.0, 0.0, 1.0, 1.0, 1.0, 0.5)
     return head + tap
 
@@ -223,8 +220,8 @@ class ReaVerbateSettings:
 
 
 def reaverbate_data(r: ReaVerbateSettings) -> bytes:
-    dry = 0.0 if not math.isfinite(r.dry_db) else _db_to_linear(r.dry_db)
-    return _DATA_MAGIC + struct.pack("<8f", _db_to_linear(r.wet_db), dry, r.room_size, r.damping,
+    dry = 0.0 if not math.isfinite(r.dry_db) else db_to_gain(r.dry_db)
+    return _DATA_MAGIC + struct.pack("<8f", db_to_gain(r.wet_db), dry, r.room_size, r.damping,
                                      (r.width + 1.0) / 2.0, 0.0, 1.0, 0.0)
 
 

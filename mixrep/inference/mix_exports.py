@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mixrep.audio.primitives import gain_to_db
 from mixrep.console.loss import multi_resolution_stft_distance
 from mixrep.console.spec import normalise_loudness
 from mixrep.console.style_convert import StyleFromConsole, style_from_console
@@ -70,7 +71,7 @@ def mix_style_of(console, raw_tracks: np.ndarray, track_gains: np.ndarray, names
     excerpt = analysis_excerpt(raw_tracks, track_gains, sample_rate, sample_rate)
     converted = style_from_console(console, names, tracks=excerpt)
     style = converted.style
-    faders = {name: style.strip_for(name, stem).fader_db + _db(gain)
+    faders = {name: style.strip_for(name, stem).fader_db + gain_to_db(gain)
               for name, stem, gain in zip(names, stems, track_gains)}
     mean_db = float(np.mean(list(faders.values())))
     strips = {**style.strips, **{name: dataclasses.replace(style.strip_for(name, stem), fader_db=faders[name] - mean_db)
@@ -79,9 +80,6 @@ def mix_style_of(console, raw_tracks: np.ndarray, track_gains: np.ndarray, names
                                 loudness_lufs=loudness_lufs if math.isfinite(loudness_lufs) else style.loudness_lufs)
     return StyleFromConsole(style, converted.report)
 
-
-def _db(gain: float) -> float:
-    return 20.0 * math.log10(max(float(gain), 1e-12))
 
 
 def render_distance(estimate: np.ndarray, target: np.ndarray, sample_rate: int,
